@@ -1,0 +1,164 @@
+// The command-line definition. This file is also `include!`d by build.rs to generate man pages
+// and shell completions, so it may use only `clap` and `std`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Create, open and repair TrueCrypt and VeraCrypt volumes.
+#[derive(Parser, Debug)]
+#[command(
+    name = "tcvault",
+    version,
+    about = "Open and read TrueCrypt and VeraCrypt volumes",
+    long_about = "tcvault opens TrueCrypt- and VeraCrypt-format encrypted volumes (file containers, \
+                  block devices and header backup files) with its own userspace cipher engine. \
+                  Passwords are read from a terminal prompt or a file, never from the command \
+                  line or the environment."
+)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Show what a volume's header says (format, cipher, PRF, sizes, offsets).
+    Info(InfoArgs),
+    /// Write a volume's decrypted data area to a file or to standard output.
+    Decrypt(DecryptArgs),
+}
+
+/// Options that say how to unlock a volume; shared by every command that opens one.
+#[derive(Args, Debug, Clone, Default)]
+pub struct UnlockArgs {
+    /// Read the password from FILE ('-' for standard input); one trailing newline is removed.
+    /// Without it the password is asked for on the terminal.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Use a keyfile (or every file of a directory); repeat for several keyfiles.
+    #[arg(short = 'k', long = "keyfile", value_name = "PATH")]
+    pub keyfiles: Vec<PathBuf>,
+    /// Personal Iterations Multiplier (0 or absent: the default iteration count).
+    #[arg(long, value_name = "N")]
+    pub pim: Option<u32>,
+    /// Try only this key derivation function instead of all of them.
+    #[arg(long, value_enum, ignore_case = true, value_name = "PRF")]
+    pub prf: Option<PrfArg>,
+    /// Try only this cipher chain instead of all of them.
+    #[arg(long, value_enum, ignore_case = true, value_name = "CHAIN")]
+    pub cipher: Option<ChainArg>,
+    /// Treat the volume as a TrueCrypt volume only (TrueCrypt iteration counts, magic TRUE).
+    #[arg(long, conflicts_with = "veracrypt")]
+    pub truecrypt: bool,
+    /// Treat the volume as a VeraCrypt volume only.
+    #[arg(long)]
+    pub veracrypt: bool,
+    /// Open the hidden volume's header only (by default the normal one, then the hidden one).
+    #[arg(long)]
+    pub hidden: bool,
+    /// Use the backup headers embedded at the end of the volume instead of the primary ones.
+    #[arg(long)]
+    pub backup_header: bool,
+    /// Open a system-encryption header (sector 62 of a drive or drive image).
+    #[arg(long, conflicts_with_all = ["hidden", "backup_header"])]
+    pub system: bool,
+}
+
+/// Key derivation functions, as named on the command line.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrfArg {
+    /// PBKDF2-HMAC-SHA-512
+    #[value(alias = "sha-512")]
+    Sha512,
+    /// PBKDF2-HMAC-SHA-256
+    #[value(alias = "sha-256")]
+    Sha256,
+    /// PBKDF2-HMAC-BLAKE2s-256
+    #[value(alias = "blake2s-256")]
+    Blake2s,
+    /// PBKDF2-HMAC-Whirlpool
+    Whirlpool,
+    /// PBKDF2-HMAC-Streebog-512
+    Streebog,
+    /// PBKDF2-HMAC-RIPEMD-160 (TrueCrypt, VeraCrypt up to 1.25.9)
+    #[value(alias = "ripemd-160")]
+    Ripemd160,
+    /// PBKDF2-HMAC-SHA-1 (TrueCrypt before 5.0)
+    #[value(alias = "sha-1")]
+    Sha1,
+    /// Argon2id (VeraCrypt 1.26.27 and later)
+    Argon2id,
+}
+
+/// Cipher chains, as named on the command line (VeraCrypt's names, case-insensitive).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChainArg {
+    /// AES
+    Aes,
+    /// Serpent
+    Serpent,
+    /// Twofish
+    Twofish,
+    /// Camellia
+    Camellia,
+    /// Kuznyechik
+    Kuznyechik,
+    /// AES-Twofish
+    AesTwofish,
+    /// AES-Twofish-Serpent
+    AesTwofishSerpent,
+    /// Serpent-AES
+    SerpentAes,
+    /// Serpent-Twofish-AES
+    SerpentTwofishAes,
+    /// Twofish-Serpent
+    TwofishSerpent,
+    /// Camellia-Kuznyechik
+    CamelliaKuznyechik,
+    /// Camellia-Serpent
+    CamelliaSerpent,
+    /// Kuznyechik-AES
+    KuznyechikAes,
+    /// Kuznyechik-Serpent-Camellia
+    KuznyechikSerpentCamellia,
+    /// Kuznyechik-Twofish
+    KuznyechikTwofish,
+}
+
+/// `tcvault info`.
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// The volume: a file container, a block device, or a header backup file.
+    #[arg(value_name = "VOLUME")]
+    pub volume: PathBuf,
+    /// How to unlock it.
+    #[command(flatten)]
+    pub unlock: UnlockArgs,
+    /// Print one JSON object (snake_case keys) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also print the master keys in hex. Anyone who sees them can decrypt the volume for as
+    /// long as it exists, whatever its password becomes.
+    #[arg(long)]
+    pub show_keys: bool,
+}
+
+/// `tcvault decrypt`.
+#[derive(Args, Debug)]
+pub struct DecryptArgs {
+    /// The volume: a file container or a block device.
+    #[arg(value_name = "VOLUME")]
+    pub volume: PathBuf,
+    /// How to unlock it.
+    #[command(flatten)]
+    pub unlock: UnlockArgs,
+    /// Write to FILE instead of standard output ('-' also means standard output).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Overwrite FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
+}

@@ -1,0 +1,29 @@
+//! Layer 5 (binary only): arguments, password prompts, commands, error rendering, exit codes.
+
+pub mod args;
+mod decrypt;
+mod exit;
+mod info;
+mod unlock;
+
+use std::process::ExitCode;
+
+pub use args::Cli;
+use args::Command;
+pub use exit::CliError;
+
+/// Runs a parsed command line and turns its outcome into an exit code, printing errors as a
+/// cause chain and a hint on standard error.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Info(a) => info::run(&a),
+        Command::Decrypt(a) => decrypt::run(&a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            e.report();
+            ExitCode::from(e.code())
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Layer 1: cryptographic primitives, no I/O.
+//!
+//! Ciphers work on slices of blocks ([`cipher::BlockCipher`]), XTS on whole buffers of 512-byte
+//! data units ([`xts`]), chains stack complete XTS passes ([`chain::XtsChain`]), and key
+//! derivation is PBKDF2 block by block or Argon2id ([`prf`]). The keyfile pool lives in
+//! [`keyfile`].
+
+pub mod chain;
+pub mod cipher;
+pub mod keyfile;
+pub mod prf;
+pub mod serpent;
+pub mod twofish;
+pub mod xts;

@@ -1,0 +1,146 @@
+//! Where headers and data live in a host (file or device) and in header backup files.
+//! Every constant cites format.md, the project's summary of the on-disk facts.
+
+use std::fmt;
+
+/// Size of one header (format.md §1).
+pub const HEADER_SIZE: usize = 512;
+/// The clear salt at the start of a header (format.md §1).
+pub const SALT_LEN: usize = 64;
+/// Size of one header slot in the current layout (format.md §1, §2).
+pub const HEADER_SLOT_SIZE: u64 = 65_536;
+/// Hidden-volume header offset (format.md §2).
+pub const HIDDEN_HEADER_OFFSET: u64 = 65_536;
+/// The embedded backup of the normal header sits this far before the end (format.md §2).
+pub const BACKUP_NORMAL_FROM_END: u64 = 131_072;
+/// The embedded backup of the hidden header sits this far before the end (format.md §2).
+pub const BACKUP_HIDDEN_FROM_END: u64 = 65_536;
+/// Start of the normal data area in the current layout (format.md §2).
+pub const DATA_AREA_OFFSET: u64 = 131_072;
+/// System-encryption header: sector 62 of the drive (format.md §2).
+pub const SYSTEM_HEADER_OFFSET: u64 = 31_744;
+/// Legacy layout: the hidden header sits this far before the end (format.md §2).
+pub const LEGACY_HIDDEN_FROM_END: u64 = 1_536;
+/// Smallest volume of the current layout (format.md §2).
+pub const MIN_VOLUME_SIZE: u64 = 292 * 1024;
+/// A current-format header backup file: two 64 KiB slots (format.md §3).
+pub const BACKUP_FILE_SIZE: u64 = 131_072;
+/// A legacy header backup file: two 512-byte headers (format.md §3).
+pub const LEGACY_BACKUP_FILE_SIZE: u64 = 1_024;
+
+/// What a host is, told apart by its size: a volume or one of the two backup-file formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostKind {
+    /// A volume (file container or block device).
+    Volume,
+    /// A 131,072-byte header backup file.
+    BackupFile,
+    /// A 1,024-byte legacy header backup file.
+    LegacyBackupFile,
+}
+
+impl HostKind {
+    /// Classifies a host of `size` bytes.
+    pub fn of_size(size: u64) -> HostKind {
+        match size {
+            BACKUP_FILE_SIZE => HostKind::BackupFile,
+            LEGACY_BACKUP_FILE_SIZE => HostKind::LegacyBackupFile,
+            _ => HostKind::Volume,
+        }
+    }
+}
+
+/// A place a header can be read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Slot {
+    /// The normal (outer) header at offset 0.
+    Normal,
+    /// The hidden-volume header at 64 KiB.
+    Hidden,
+    /// The embedded backup of the normal header.
+    BackupNormal,
+    /// The embedded backup of the hidden header.
+    BackupHidden,
+    /// The system-encryption header in sector 62.
+    System,
+    /// The hidden header of the legacy (TrueCrypt < 6.0) layout.
+    LegacyHidden,
+}
+
+impl Slot {
+    /// Byte offset of this slot in a host of `host_size` bytes of kind `kind`, if it has one.
+    pub fn offset(self, kind: HostKind, host_size: u64) -> Option<u64> {
+        let off = match (kind, self) {
+            (HostKind::Volume, Slot::Normal) => 0,
+            (HostKind::Volume, Slot::Hidden) => HIDDEN_HEADER_OFFSET,
+            (HostKind::Volume, Slot::BackupNormal) => host_size.checked_sub(BACKUP_NORMAL_FROM_END)?,
+            (HostKind::Volume, Slot::BackupHidden) => host_size.checked_sub(BACKUP_HIDDEN_FROM_END)?,
+            (HostKind::Volume, Slot::System) => SYSTEM_HEADER_OFFSET,
+            (HostKind::Volume, Slot::LegacyHidden) => host_size.checked_sub(LEGACY_HIDDEN_FROM_END)?,
+            (HostKind::BackupFile, Slot::Normal) => 0,
+            (HostKind::BackupFile, Slot::Hidden) => HEADER_SLOT_SIZE,
+            (HostKind::LegacyBackupFile, Slot::Normal) => 0,
+            (HostKind::LegacyBackupFile, Slot::Hidden) => HEADER_SIZE as u64,
+            _ => return None,
+        };
+        (off.checked_add(HEADER_SIZE as u64)? <= host_size).then_some(off)
+    }
+
+    /// Whether this slot holds a hidden volume's header.
+    pub fn is_hidden(self) -> bool {
+        matches!(self, Slot::Hidden | Slot::BackupHidden | Slot::LegacyHidden)
+    }
+
+    /// Short lower-case name for JSON and messages.
+    pub fn id(self) -> &'static str {
+        match self {
+            Slot::Normal => "normal",
+            Slot::Hidden => "hidden",
+            Slot::BackupNormal => "backup-normal",
+            Slot::BackupHidden => "backup-hidden",
+            Slot::System => "system",
+            Slot::LegacyHidden => "legacy-hidden",
+        }
+    }
+}
+
+impl fmt::Display for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Slot::Normal => "primary header",
+            Slot::Hidden => "hidden-volume header",
+            Slot::BackupNormal => "embedded backup header",
+            Slot::BackupHidden => "embedded backup of the hidden-volume header",
+            Slot::System => "system-encryption header (sector 62)",
+            Slot::LegacyHidden => "legacy hidden-volume header",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_offsets() {
+        let size = 1_048_576;
+        assert_eq!(Slot::Normal.offset(HostKind::Volume, size), Some(0));
+        assert_eq!(Slot::Hidden.offset(HostKind::Volume, size), Some(65_536));
+        assert_eq!(Slot::BackupNormal.offset(HostKind::Volume, size), Some(917_504));
+        assert_eq!(Slot::BackupHidden.offset(HostKind::Volume, size), Some(983_040));
+        assert_eq!(Slot::LegacyHidden.offset(HostKind::Volume, size), Some(1_047_040));
+        assert_eq!(Slot::Hidden.offset(HostKind::BackupFile, BACKUP_FILE_SIZE), Some(65_536));
+        assert_eq!(Slot::Hidden.offset(HostKind::LegacyBackupFile, 1024), Some(512));
+        assert_eq!(Slot::System.offset(HostKind::BackupFile, BACKUP_FILE_SIZE), None);
+        // A host too small for a slot has no such slot.
+        assert_eq!(Slot::Hidden.offset(HostKind::Volume, 1000), None);
+        assert_eq!(Slot::BackupNormal.offset(HostKind::Volume, 1000), None);
+    }
+
+    #[test]
+    fn host_kinds() {
+        assert_eq!(HostKind::of_size(131_072), HostKind::BackupFile);
+        assert_eq!(HostKind::of_size(1_024), HostKind::LegacyBackupFile);
+        assert_eq!(HostKind::of_size(299_008), HostKind::Volume);
+    }
+}

@@ -1,0 +1,423 @@
+//! Trial decryption: find which (slot, family, PRF, chain) opens a header.
+//!
+//! The format stores no hint of its PRF or cipher, so every combination the options allow is
+//! tried. The work is organised as *jobs* of one PBKDF2 output block each, run on every core:
+//! single-cipher chains need only the first 64 derived bytes, two-cipher chains 128, three-cipher
+//! chains 192, so the jobs for the first 64 bytes of every PRF and slot come first, and a trial's
+//! chains are tested as soon as the bytes they need are complete. The moment one header decrypts,
+//! a shared flag stops every running derivation.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use super::format::Header;
+use super::kdf::{Family, Kdf};
+use super::layout::{HEADER_SIZE, SALT_LEN, Slot};
+use crate::crypto::chain::{ChainId, XtsChain};
+use crate::crypto::keyfile::{KeyfileError, KeyfilePool};
+use crate::crypto::prf::{Prf, argon2id, pbkdf2_block};
+use crate::secret::{Password, SecretBytes};
+
+/// Bytes derived from the password: enough for the largest key (3 ciphers × 2 × 32).
+pub const DERIVED_KEY_LEN: usize = 192;
+
+/// A header as read from its slot, still encrypted.
+#[derive(Clone)]
+pub struct Candidate {
+    /// Where it was read from.
+    pub slot: Slot,
+    /// The 512 raw bytes.
+    pub bytes: [u8; HEADER_SIZE],
+}
+
+impl std::fmt::Debug for Candidate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Candidate {{ slot: {:?} }}", self.slot)
+    }
+}
+
+/// The password (and keyfiles) as PBKDF2 input for each family.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    veracrypt: SecretBytes,
+    /// `None` when the password is too long to be a TrueCrypt one.
+    truecrypt: Option<SecretBytes>,
+    pim: u32,
+}
+
+/// Why credentials could not be formed.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    /// Neither a password nor a keyfile.
+    #[error("an empty password is allowed only together with keyfiles")]
+    EmptyPassword,
+    /// A keyfile could not be mixed in.
+    #[error("keyfile {index}")]
+    Keyfile {
+        /// 0-based position in the list given.
+        index: usize,
+        /// What went wrong.
+        #[source]
+        source: KeyfileError,
+    },
+}
+
+impl Credentials {
+    /// Builds the PBKDF2 passwords from `password`, the contents of `keyfiles` (each already cut
+    /// to its first MiB or not: only the first MiB counts) and the PIM (0 = default).
+    ///
+    /// # Errors
+    /// [`CredentialsError::EmptyPassword`] without password and keyfiles; a keyfile error
+    /// (empty keyfile) with its position.
+    pub fn new(
+        password: &Password,
+        keyfiles: &[SecretBytes],
+        pim: u32,
+    ) -> Result<Credentials, CredentialsError> {
+        let pw = password.expose();
+        if pw.is_empty() && keyfiles.is_empty() {
+            return Err(CredentialsError::EmptyPassword);
+        }
+        let tc_ok = pw.len() <= Family::TrueCrypt.max_password_len();
+        if keyfiles.is_empty() {
+            return Ok(Credentials {
+                veracrypt: SecretBytes::from_slice(pw),
+                truecrypt: tc_ok.then(|| SecretBytes::from_slice(pw)),
+                pim,
+            });
+        }
+        let mix = |truecrypt: bool| -> Result<SecretBytes, CredentialsError> {
+            let mut pool = KeyfilePool::new(pw, KeyfilePool::size_for(pw.len(), truecrypt));
+            for (index, k) in keyfiles.iter().enumerate() {
+                pool.add(k.expose())
+                    .map_err(|source| CredentialsError::Keyfile { index, source })?;
+            }
+            Ok(pool.into_secret())
+        };
+        Ok(Credentials {
+            veracrypt: mix(false)?,
+            truecrypt: if tc_ok { Some(mix(true)?) } else { None },
+            pim,
+        })
+    }
+
+    fn for_family(&self, family: Family) -> Option<&SecretBytes> {
+        match family {
+            Family::VeraCrypt => Some(&self.veracrypt),
+            Family::TrueCrypt => self.truecrypt.as_ref(),
+        }
+    }
+}
+
+/// What to try; `None` means "every one".
+#[derive(Debug, Clone, Default)]
+pub struct UnlockOptions {
+    /// Only this family.
+    pub family: Option<Family>,
+    /// Only this PRF.
+    pub prf: Option<Prf>,
+    /// Only this chain.
+    pub chain: Option<ChainId>,
+    /// System-encryption iteration counts.
+    pub system: bool,
+    /// Worker threads; 0 = one per core.
+    pub threads: usize,
+}
+
+/// A header that decrypted: everything needed to read the volume and to rewrite the header.
+pub struct UnlockedHeader {
+    /// The decrypted header fields and master keys.
+    pub header: Header,
+    /// The slot it came from.
+    pub slot: Slot,
+    /// The key derivation that opened it.
+    pub kdf: Kdf,
+    /// The cipher chain.
+    pub chain: ChainId,
+    /// Its salt.
+    pub salt: [u8; SALT_LEN],
+    data_cipher: XtsChain,
+}
+
+impl UnlockedHeader {
+    /// The chain keyed with the master keys, for the data area.
+    pub fn data_cipher(&self) -> &XtsChain {
+        &self.data_cipher
+    }
+
+    /// The family (told by the magic, which matched the iteration counts).
+    pub fn family(&self) -> Family {
+        self.header.family
+    }
+}
+
+impl std::fmt::Debug for UnlockedHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnlockedHeader")
+            .field("slot", &self.slot)
+            .field("kdf", &self.kdf)
+            .field("chain", &self.chain)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why no header opened.
+#[derive(Debug, thiserror::Error)]
+pub enum UnlockError {
+    /// The one deliberately vague answer: the format cannot tell these apart.
+    #[error("wrong password, wrong keyfiles, wrong PIM, or not a TrueCrypt/VeraCrypt volume")]
+    NoMatch,
+    /// The options exclude every combination (e.g. `--truecrypt --prf sha256`).
+    #[error("no key derivation matches the options given ({0})")]
+    NothingToTry(String),
+}
+
+/// One (candidate, family, KDF) combination under trial.
+struct Trial {
+    cand: usize,
+    family: Family,
+    kdf: Kdf,
+    /// Chains to test, ordered by their number of ciphers.
+    chains: Vec<ChainId>,
+    /// Highest number of ciphers among `chains`.
+    max_stage: usize,
+    state: Mutex<TrialState>,
+}
+
+struct TrialState {
+    key: SecretBytes,
+    /// Which PBKDF2 blocks are in `key`.
+    have: Vec<bool>,
+    /// Stages (number of ciphers) already tested.
+    tested: usize,
+}
+
+#[derive(Clone, Copy)]
+struct Job {
+    trial: usize,
+    /// 1-based PBKDF2 block index; 0 = the whole Argon2id output.
+    block: u32,
+}
+
+fn blocks_for(prf: Prf, bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(prf.block_len())).unwrap_or(u32::MAX)
+}
+
+/// Finds the first candidate header that `creds` open under `opts`.
+///
+/// # Errors
+/// [`UnlockError::NoMatch`] when none opens; [`UnlockError::NothingToTry`] when the options
+/// rule out every key derivation.
+pub fn unlock(
+    candidates: &[Candidate],
+    creds: &Credentials,
+    opts: &UnlockOptions,
+) -> Result<UnlockedHeader, UnlockError> {
+    let trials = plan_trials(candidates, creds, opts)?;
+    let jobs = plan_jobs(&trials);
+    let stop = AtomicBool::new(false);
+    let next = AtomicUsize::new(0);
+    let found: Mutex<Option<UnlockedHeader>> = Mutex::new(None);
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        opts.threads
+    }
+    .min(jobs.len().max(1));
+
+    let work = || {
+        while !stop.load(Ordering::Relaxed) {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&job) = jobs.get(i) else { break };
+            if let Some(h) = run_job(job, &trials, candidates, creds, &stop) {
+                stop.store(true, Ordering::Relaxed);
+                let mut slot = found.lock().unwrap_or_else(PoisonError::into_inner);
+                if slot.is_none() {
+                    *slot = Some(h);
+                }
+            }
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 1..threads {
+            s.spawn(work);
+        }
+        work();
+    });
+    found
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+        .ok_or(UnlockError::NoMatch)
+}
+
+fn plan_trials(
+    candidates: &[Candidate],
+    creds: &Credentials,
+    opts: &UnlockOptions,
+) -> Result<Vec<Trial>, UnlockError> {
+    let mut trials = Vec::new();
+    for family in [Family::TrueCrypt, Family::VeraCrypt] {
+        if opts.family.is_some_and(|f| f != family) || creds.for_family(family).is_none() {
+            continue;
+        }
+        let mut chains: Vec<ChainId> = ChainId::ALL
+            .into_iter()
+            .filter(|c| family == Family::VeraCrypt || c.in_truecrypt())
+            .filter(|c| opts.chain.is_none_or(|o| o == *c))
+            .collect();
+        chains.sort_by_key(|c| c.ciphers().len());
+        let Some(max_stage) = chains.iter().map(|c| c.ciphers().len()).max() else {
+            continue;
+        };
+        for prf in Prf::ALL {
+            if opts.prf.is_some_and(|p| p != prf) {
+                continue;
+            }
+            let Some(kdf) = Kdf::for_header(family, prf, creds.pim, opts.system) else {
+                continue;
+            };
+            for cand in 0..candidates.len() {
+                let blocks = match kdf {
+                    Kdf::Argon2id(_) => 1,
+                    Kdf::Pbkdf2 { prf, .. } => blocks_for(prf, DERIVED_KEY_LEN) as usize,
+                };
+                trials.push(Trial {
+                    cand,
+                    family,
+                    kdf,
+                    chains: chains.clone(),
+                    max_stage,
+                    state: Mutex::new(TrialState {
+                        key: SecretBytes::zeroed(DERIVED_KEY_LEN),
+                        have: vec![false; blocks],
+                        tested: 0,
+                    }),
+                });
+            }
+        }
+    }
+    if trials.is_empty() {
+        let what = format!(
+            "family {}, PRF {}, PIM {}",
+            opts.family.map_or("any", |f| f.id()),
+            opts.prf.map_or("any", |p| p.id()),
+            creds.pim
+        );
+        return Err(UnlockError::NothingToTry(what));
+    }
+    Ok(trials)
+}
+
+/// Orders the work: cheap TrueCrypt derivations first, then for each stage (bytes for 1, 2, 3
+/// ciphers) the blocks every VeraCrypt PRF needs, normal slot before hidden, common PRFs first;
+/// Argon2id last, as it costs hundreds of MiB and seconds.
+fn plan_jobs(trials: &[Trial]) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    let mut ordered: Vec<usize> = (0..trials.len()).collect();
+    ordered.sort_by_key(|&t| (trials[t].family == Family::VeraCrypt, trials[t].cand));
+    for stage in 1..=3usize {
+        for &t in &ordered {
+            let trial = &trials[t];
+            let Kdf::Pbkdf2 { prf, .. } = trial.kdf else {
+                continue;
+            };
+            if stage > trial.max_stage {
+                continue;
+            }
+            let from = if stage == 1 {
+                1
+            } else {
+                blocks_for(prf, 64 * (stage - 1)) + 1
+            };
+            for block in from..=blocks_for(prf, 64 * stage) {
+                jobs.push(Job { trial: t, block });
+            }
+        }
+    }
+    jobs.sort_by_key(|j| trials[j.trial].family == Family::VeraCrypt);
+    for &t in &ordered {
+        if matches!(trials[t].kdf, Kdf::Argon2id(_)) {
+            jobs.push(Job { trial: t, block: 0 });
+        }
+    }
+    jobs
+}
+
+fn run_job(
+    job: Job,
+    trials: &[Trial],
+    candidates: &[Candidate],
+    creds: &Credentials,
+    stop: &AtomicBool,
+) -> Option<UnlockedHeader> {
+    let trial = &trials[job.trial];
+    let cand = &candidates[trial.cand];
+    let password = creds.for_family(trial.family)?;
+    let salt = &cand.bytes[..SALT_LEN];
+    let mut out = SecretBytes::zeroed(DERIVED_KEY_LEN);
+    let range = match trial.kdf {
+        Kdf::Pbkdf2 { prf, iterations } => {
+            let len = prf.block_len();
+            let start = (job.block as usize - 1) * len;
+            let end = (start + len).min(DERIVED_KEY_LEN);
+            pbkdf2_block(
+                prf,
+                password.expose(),
+                salt,
+                iterations,
+                job.block,
+                &mut out.expose_mut()[start..end],
+                stop,
+            )
+            .ok()?;
+            start..end
+        }
+        Kdf::Argon2id(params) => {
+            argon2id(password.expose(), salt, params, out.expose_mut()).ok()?;
+            0..DERIVED_KEY_LEN
+        }
+    };
+    let mut st = trial.state.lock().unwrap_or_else(PoisonError::into_inner);
+    st.key.expose_mut()[range.clone()].copy_from_slice(&out.expose()[range]);
+    let idx = job.block.saturating_sub(1) as usize;
+    st.have[idx] = true;
+    while st.tested < trial.max_stage {
+        let stage = st.tested + 1;
+        let needed = match trial.kdf {
+            Kdf::Pbkdf2 { prf, .. } => blocks_for(prf, 64 * stage) as usize,
+            Kdf::Argon2id(_) => 1,
+        };
+        if !st.have[..needed].iter().all(|&h| h) {
+            break;
+        }
+        st.tested = stage;
+        for &chain in trial.chains.iter().filter(|c| c.ciphers().len() == stage) {
+            if let Some(h) = try_chain(cand, chain, st.key.expose(), trial) {
+                return Some(h);
+            }
+        }
+    }
+    None
+}
+
+fn try_chain(cand: &Candidate, chain: ChainId, key: &[u8], trial: &Trial) -> Option<UnlockedHeader> {
+    let header_cipher = XtsChain::new(chain, key).ok()?;
+    let mut plain = SecretBytes::from_slice(&cand.bytes);
+    header_cipher.decrypt(&mut plain.expose_mut()[SALT_LEN..], 0);
+    let bytes: &[u8; HEADER_SIZE] = plain.expose().try_into().ok()?;
+    let header = Header::parse(bytes).ok()?;
+    if header.family != trial.family {
+        return None;
+    }
+    let data_cipher = XtsChain::new(chain, header.key_area.expose()).ok()?;
+    let mut salt = [0u8; SALT_LEN];
+    salt.copy_from_slice(&cand.bytes[..SALT_LEN]);
+    Some(UnlockedHeader {
+        header,
+        slot: cand.slot,
+        kdf: trial.kdf,
+        chain,
+        salt,
+        data_cipher,
+    })
+}

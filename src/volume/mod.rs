@@ -1,0 +1,320 @@
+//! Layer 3: volumes on files and block devices.
+//!
+//! [`Host`] is the file or device holding a volume (or a header backup file); [`Volume`] is a
+//! host whose header a password opened, with sector I/O over its decrypted data area.
+//! [`keyfiles`] reads keyfiles (and keyfile directories) from disk.
+
+pub mod keyfiles;
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::{FileExt, FileTypeExt};
+use std::path::{Path, PathBuf};
+
+use crate::crypto::xts::DATA_UNIT;
+use crate::header::layout::{HEADER_SIZE, HostKind, MIN_VOLUME_SIZE, Slot};
+use crate::header::unlock::{
+    Candidate, Credentials, UnlockError, UnlockOptions, UnlockedHeader, unlock,
+};
+
+/// Why a volume could not be opened or read.
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    /// The path does not exist.
+    #[error("{path}: no such file or device")]
+    NotFound {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The path is a directory.
+    #[error("{path}: is a directory, not a volume")]
+    IsDirectory {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// No permission to read.
+    #[error("{path}: permission denied")]
+    PermissionDenied {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// Smaller than any volume or backup file.
+    #[error(
+        "{path}: {size} bytes is too small for a volume (at least {min} bytes) or a header backup \
+         (131072 or 1024 bytes)"
+    )]
+    TooSmall {
+        /// The path given.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// The smallest volume.
+        min: u64,
+    },
+    /// Not a regular file or block device.
+    #[error("{path}: not a regular file or block device")]
+    NotAFileOrDevice {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// An I/O error on the host.
+    #[error("{path}: {what}")]
+    Io {
+        /// The path given.
+        path: PathBuf,
+        /// What was being done.
+        what: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// No header opened.
+    #[error(transparent)]
+    Unlock(#[from] UnlockError),
+    /// The requested header slots do not exist in this host.
+    #[error("{path}: has no {what} header slot")]
+    NoSuchSlot {
+        /// The path given.
+        path: PathBuf,
+        /// Which slot kind was asked for.
+        what: &'static str,
+    },
+    /// The header places the data area beyond the end of the host.
+    #[error(
+        "{path}: the header says the data area ends at byte {end}, but the host has only {size} \
+         bytes (truncated volume?)"
+    )]
+    Truncated {
+        /// The path given.
+        path: PathBuf,
+        /// End of the data area according to the header.
+        end: u64,
+        /// Actual host size.
+        size: u64,
+    },
+    /// A header backup file has headers but no data.
+    #[error("{path}: is a header backup file; it holds no data")]
+    NoDataArea {
+        /// The path given.
+        path: PathBuf,
+    },
+}
+
+/// A file or block device that holds a volume or a header backup, opened for reading.
+#[derive(Debug)]
+pub struct Host {
+    file: File,
+    path: PathBuf,
+    size: u64,
+    kind: HostKind,
+    block_device: bool,
+}
+
+impl Host {
+    /// Opens `path` read-only and classifies it by size.
+    ///
+    /// # Errors
+    /// Missing path, a directory, no permission, something that is neither a regular file nor a
+    /// block device, or a host too small for any volume or backup file.
+    pub fn open(path: &Path) -> Result<Host, VolumeError> {
+        let p = path.to_path_buf();
+        let file = File::open(path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => VolumeError::NotFound { path: p.clone() },
+            io::ErrorKind::PermissionDenied => VolumeError::PermissionDenied { path: p.clone() },
+            _ => VolumeError::Io { path: p.clone(), what: "cannot open", source: e },
+        })?;
+        let meta = file.metadata().map_err(|e| VolumeError::Io {
+            path: p.clone(),
+            what: "cannot stat",
+            source: e,
+        })?;
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            return Err(VolumeError::IsDirectory { path: p });
+        }
+        let block_device = ft.is_block_device();
+        if !ft.is_file() && !block_device {
+            return Err(VolumeError::NotAFileOrDevice { path: p });
+        }
+        let size = if block_device {
+            device_size(&file).map_err(|e| VolumeError::Io {
+                path: p.clone(),
+                what: "cannot read the device size",
+                source: e,
+            })?
+        } else {
+            meta.len()
+        };
+        let kind = HostKind::of_size(size);
+        if kind == HostKind::Volume && size < MIN_VOLUME_SIZE {
+            return Err(VolumeError::TooSmall { path: p, size, min: MIN_VOLUME_SIZE });
+        }
+        Ok(Host { file, path: p, size, kind, block_device })
+    }
+
+    /// The path it was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Volume or backup file.
+    pub fn kind(&self) -> HostKind {
+        self.kind
+    }
+
+    /// Whether it is a block device.
+    pub fn is_block_device(&self) -> bool {
+        self.block_device
+    }
+
+    /// Reads exactly `buf.len()` bytes at `offset`.
+    ///
+    /// # Errors
+    /// An I/O error, or a short read (unexpected end of file).
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), VolumeError> {
+        self.file
+            .read_exact_at(buf, offset)
+            .map_err(|e| VolumeError::Io { path: self.path.clone(), what: "read failed", source: e })
+    }
+
+    /// Reads the headers of `slots` that exist in this host.
+    ///
+    /// # Errors
+    /// An I/O error; [`VolumeError::NoSuchSlot`] when none of `slots` exists here.
+    pub fn candidates(&self, slots: &[Slot]) -> Result<Vec<Candidate>, VolumeError> {
+        let mut out = Vec::new();
+        for &slot in slots {
+            if let Some(off) = slot.offset(self.kind, self.size) {
+                let mut bytes = [0u8; HEADER_SIZE];
+                self.read_at(off, &mut bytes)?;
+                out.push(Candidate { slot, bytes });
+            }
+        }
+        if out.is_empty() {
+            return Err(VolumeError::NoSuchSlot {
+                path: self.path.clone(),
+                what: slots.first().map_or("any", |s| s.id()),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The size of a block device: seeking to its end is the portable way that needs no ioctl.
+fn device_size(file: &File) -> io::Result<u64> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = file.try_clone()?;
+    f.seek(SeekFrom::End(0))
+}
+
+/// Which header slots to try.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SlotChoice {
+    /// Only the hidden-volume slot(s).
+    pub hidden: bool,
+    /// The embedded backup headers instead of the primary ones.
+    pub backup: bool,
+    /// The system-encryption header (sector 62).
+    pub system: bool,
+}
+
+impl SlotChoice {
+    /// The slots to read, in the order they are tried.
+    pub fn slots(self) -> Vec<Slot> {
+        match (self.system, self.backup, self.hidden) {
+            (true, _, _) => vec![Slot::System],
+            (false, true, true) => vec![Slot::BackupHidden],
+            (false, true, false) => vec![Slot::BackupNormal, Slot::BackupHidden],
+            (false, false, true) => vec![Slot::Hidden],
+            (false, false, false) => vec![Slot::Normal, Slot::Hidden],
+        }
+    }
+}
+
+/// A volume whose header has been opened: reads decrypted data.
+#[derive(Debug)]
+pub struct Volume {
+    host: Host,
+    unlocked: UnlockedHeader,
+}
+
+impl Volume {
+    /// Opens the volume or backup file at `path` with `creds`.
+    ///
+    /// # Errors
+    /// Any [`Host::open`] error, [`VolumeError::Unlock`] when no header opens, and
+    /// [`VolumeError::Truncated`] when the header's data area does not fit in the host.
+    pub fn open(
+        path: &Path,
+        creds: &Credentials,
+        slots: SlotChoice,
+        opts: &UnlockOptions,
+    ) -> Result<Volume, VolumeError> {
+        let host = Host::open(path)?;
+        let mut opts = opts.clone();
+        opts.system |= slots.system;
+        let candidates = host.candidates(&slots.slots())?;
+        let unlocked = unlock(&candidates, creds, &opts)?;
+        if host.kind == HostKind::Volume {
+            let h = &unlocked.header;
+            let end = h.encrypted_area_start.checked_add(h.encrypted_area_length);
+            if end.is_none_or(|e| e > host.size) {
+                return Err(VolumeError::Truncated {
+                    path: host.path.clone(),
+                    end: end.unwrap_or(u64::MAX),
+                    size: host.size,
+                });
+            }
+        }
+        Ok(Volume { host, unlocked })
+    }
+
+    /// The host.
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    /// The opened header.
+    pub fn unlocked(&self) -> &UnlockedHeader {
+        &self.unlocked
+    }
+
+    /// Length of the decrypted data area in bytes (0 for a header backup file).
+    pub fn data_len(&self) -> u64 {
+        match self.host.kind {
+            HostKind::Volume => self.unlocked.header.encrypted_area_length,
+            _ => 0,
+        }
+    }
+
+    /// Reads and decrypts `buf.len()` bytes of the data area starting at `offset`; both must be
+    /// multiples of 512 and the range must lie inside the data area.
+    ///
+    /// # Errors
+    /// [`VolumeError::NoDataArea`] on a header backup file, an I/O error, or
+    /// [`VolumeError::Truncated`] for a range beyond the data area.
+    pub fn read_data(&self, offset: u64, buf: &mut [u8]) -> Result<(), VolumeError> {
+        if self.host.kind != HostKind::Volume {
+            return Err(VolumeError::NoDataArea { path: self.host.path.clone() });
+        }
+        let unit = DATA_UNIT as u64;
+        let len = buf.len() as u64;
+        let end = offset.checked_add(len);
+        if offset % unit != 0 || len % unit != 0 || end.is_none_or(|e| e > self.data_len()) {
+            return Err(VolumeError::Truncated {
+                path: self.host.path.clone(),
+                end: end.unwrap_or(u64::MAX),
+                size: self.data_len(),
+            });
+        }
+        let host_offset = self.unlocked.header.encrypted_area_start + offset;
+        self.host.read_at(host_offset, buf)?;
+        self.unlocked.data_cipher().decrypt(buf, host_offset / unit);
+        Ok(())
+    }
+}
