@@ -1,1 +1,90 @@
-fn main(){}
+//! Generates man pages (one for `tcvault`, one per subcommand) from the clap definitions,
+//! merged with the hand-written sections in `man/`, and shell completions.
+//!
+//! Output goes to `target/<profile>/man/` and `target/<profile>/completions/`, beside the
+//! binary, so that `install` steps and tests find them without knowing cargo's hashed OUT_DIR.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use clap::CommandFactory;
+
+#[allow(dead_code)]
+mod args {
+    include!("src/cli/args.rs");
+}
+
+fn main() -> io::Result<()> {
+    println!("cargo:rerun-if-changed=src/cli/args.rs");
+    println!("cargo:rerun-if-changed=man");
+    let out = profile_dir()?;
+    let man_dir = out.join("man");
+    let comp_dir = out.join("completions");
+    fs::create_dir_all(&man_dir)?;
+    fs::create_dir_all(&comp_dir)?;
+
+    let mut cmd = args::Cli::command();
+    cmd.build();
+    write_man(&cmd, "tcvault", &man_dir)?;
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        let name = format!("tcvault-{}", sub.get_name());
+        // clap wants a static name; a build script may leak a few bytes.
+        let sub = sub
+            .clone()
+            .name(&*Box::leak(name.clone().into_boxed_str()))
+            .version(env!("CARGO_PKG_VERSION"));
+        write_man(&sub, &name, &man_dir)?;
+    }
+    for shell in [
+        clap_complete::Shell::Bash,
+        clap_complete::Shell::Zsh,
+        clap_complete::Shell::Fish,
+    ] {
+        clap_complete::generate_to(shell, &mut cmd, "tcvault", &comp_dir)?;
+    }
+    Ok(())
+}
+
+/// `target/<profile>`: three levels above OUT_DIR (`target/<profile>/build/<pkg>-<hash>/out`).
+fn profile_dir() -> io::Result<PathBuf> {
+    let out = PathBuf::from(
+        std::env::var_os("OUT_DIR").ok_or_else(|| io::Error::other("OUT_DIR unset"))?,
+    );
+    out.ancestors()
+        .nth(3)
+        .map(Path::to_path_buf)
+        .ok_or_else(|| io::Error::other("unexpected OUT_DIR layout"))
+}
+
+/// Renders the generated sections, then the hand-written `man/<name>.roff` (EXIT STATUS,
+/// EXAMPLES, SECURITY … in roff), then the version.
+fn write_man(cmd: &clap::Command, name: &str, dir: &Path) -> io::Result<()> {
+    let man = clap_mangen::Man::new(cmd.clone())
+        .title(name.to_uppercase())
+        .section("1")
+        .manual("tcvault manual")
+        .source(format!("tcvault {}", env!("CARGO_PKG_VERSION")));
+    let mut buf: Vec<u8> = Vec::new();
+    man.render_title(&mut buf)?;
+    man.render_name_section(&mut buf)?;
+    man.render_synopsis_section(&mut buf)?;
+    man.render_description_section(&mut buf)?;
+    man.render_options_section(&mut buf)?;
+    if cmd.has_subcommands() {
+        man.render_subcommands_section(&mut buf)?;
+    }
+    let hand = Path::new("man").join(format!("{name}.roff"));
+    if hand.exists() {
+        buf.write_all(&fs::read(&hand)?)?;
+        if !buf.ends_with(b"\n") {
+            buf.push(b'\n');
+        }
+    }
+    let common = Path::new("man").join("common.roff");
+    if common.exists() {
+        buf.write_all(&fs::read(&common)?)?;
+    }
+    man.render_version_section(&mut buf)?;
+    fs::write(dir.join(format!("{name}.1")), buf)
+}

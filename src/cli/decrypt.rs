@@ -19,26 +19,37 @@ const CHUNK: usize = 4 * 1024 * 1024;
 pub fn run(a: &DecryptArgs) -> Result<(), CliError> {
     let to_stdout = a.output.as_ref().is_none_or(|p| p.as_os_str() == "-");
     if to_stdout && io::stdout().is_terminal() {
-        return Err(CliError::msg("refusing to write decrypted binary data to a terminal", BAD_INPUT)
-            .hint("use -o FILE, or redirect standard output"));
+        return Err(CliError::msg(
+            "refusing to write decrypted binary data to a terminal",
+            BAD_INPUT,
+        )
+        .hint("use -o FILE, or redirect standard output"));
     }
     if let Some(p) = a.output.as_ref().filter(|_| !to_stdout) {
         if p.exists() && !a.force && !is_block_device(p) {
-            return Err(CliError::msg(format!("{}: already exists", p.display()), BAD_INPUT)
-                .hint("add --force to overwrite it"));
+            return Err(
+                CliError::msg(format!("{}: already exists", p.display()), BAD_INPUT)
+                    .hint("add --force to overwrite it"),
+            );
         }
     }
     let vol = open_volume(&a.volume, &a.unlock)?;
     if vol.host().kind() != HostKind::Volume {
         return Err(CliError::msg(
-            format!("{}: is a header backup file; it holds no data", a.volume.display()),
+            format!(
+                "{}: is a header backup file; it holds no data",
+                a.volume.display()
+            ),
             BAD_INPUT,
         ));
     }
     match a.output.as_ref().filter(|_| !to_stdout) {
         None => stream(&vol, &mut io::stdout().lock()),
         Some(path) if is_block_device(path) => {
-            let mut f = OpenOptions::new().write(true).open(path).map_err(|e| out_err(path, e))?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| out_err(path, e))?;
             stream(&vol, &mut f)?;
             f.sync_all().map_err(|e| out_err(path, e))
         }
@@ -61,7 +72,9 @@ fn write_file(vol: &Volume, path: &Path) -> Result<(), CliError> {
 }
 
 fn partial_name(path: &Path) -> PathBuf {
-    let name = path.file_name().map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());
+    let name = path
+        .file_name()
+        .map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());
     path.with_file_name(format!(".{name}.tcvault-partial"))
 }
 
@@ -69,9 +82,9 @@ fn stream(vol: &Volume, out: &mut dyn Write) -> Result<(), CliError> {
     let total = vol.data_len();
     let bar = if io::stderr().is_terminal() {
         let b = ProgressBar::new(total);
-        if let Ok(style) = ProgressStyle::with_template(
-            "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        ) {
+        if let Ok(style) =
+            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+        {
             b.set_style(style);
         }
         b

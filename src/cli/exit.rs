@@ -32,7 +32,11 @@ pub struct CliError {
 impl CliError {
     /// A new error with `code`.
     pub fn new(error: impl Into<Box<dyn StdError + Send + Sync>>, code: u8) -> Self {
-        CliError { error: error.into(), hint: None, code }
+        CliError {
+            error: error.into(),
+            hint: None,
+            code,
+        }
     }
 
     /// A plain message.
@@ -83,11 +87,16 @@ impl From<VolumeError> for CliError {
                 Some("TrueCrypt volumes use only sha512, whirlpool, ripemd160 or sha1, and no PIM"),
             ),
             VolumeError::NotFound { .. } => (BAD_INPUT, None),
-            VolumeError::IsDirectory { .. } => (BAD_INPUT, Some("give the container file inside it")),
-            VolumeError::PermissionDenied { .. } => {
-                (BAD_INPUT, Some("block devices usually need root (sudo) or the disk group"))
+            VolumeError::IsDirectory { .. } => {
+                (BAD_INPUT, Some("give the container file inside it"))
             }
-            VolumeError::TooSmall { .. } | VolumeError::NotAFileOrDevice { .. } => (BAD_INPUT, None),
+            VolumeError::PermissionDenied { .. } => (
+                BAD_INPUT,
+                Some("block devices usually need root (sudo) or the disk group"),
+            ),
+            VolumeError::TooSmall { .. } | VolumeError::NotAFileOrDevice { .. } => {
+                (BAD_INPUT, None)
+            }
             VolumeError::NoSuchSlot { .. } => (BAD_INPUT, None),
             VolumeError::NoDataArea { .. } => (
                 BAD_INPUT,

@@ -3,8 +3,8 @@
 use std::io::{self, Write};
 
 use serde_json::json;
-use tcvault::header::{HostKind, Kdf};
 use tcvault::header::format::{FLAG_IN_PLACE, FLAG_SYSTEM};
+use tcvault::header::{HostKind, Kdf};
 use tcvault::volume::Volume;
 
 use super::args::InfoArgs;
@@ -19,7 +19,11 @@ pub fn run(a: &InfoArgs) -> Result<(), CliError> {
              exists, whatever its password becomes; do not store or share them"
         );
     }
-    let out = if a.json { json_report(&vol, a.show_keys) } else { text_report(&vol, a.show_keys) };
+    let out = if a.json {
+        json_report(&vol, a.show_keys)
+    } else {
+        text_report(&vol, a.show_keys)
+    };
     let mut stdout = io::stdout().lock();
     stdout
         .write_all(out.as_bytes())
@@ -119,23 +123,39 @@ fn text_report(vol: &Volume, show_keys: bool) -> String {
     let flags = flag_names(h.flags);
     let mut rows: Vec<(&str, String)> = vec![
         ("Volume", vol.host().path().display().to_string()),
-        ("Host", format!("{} ({})", host_kind(vol), size(vol.host().size()))),
+        (
+            "Host",
+            format!("{} ({})", host_kind(vol), size(vol.host().size())),
+        ),
         ("Format", u.family().to_string()),
         ("Type", volume_type(vol).to_string()),
         ("Header slot", u.slot.to_string()),
-        ("PRF", format!("{} ({})", u.kdf.prf().display_name(), u.kdf.cost_summary())),
+        (
+            "PRF",
+            format!("{} ({})", u.kdf.prf().display_name(), u.kdf.cost_summary()),
+        ),
         ("Cipher", u.chain.name()),
         ("Mode", "XTS".to_string()),
         ("Header version", h.version.to_string()),
-        ("Min. program version", format!("{:#06x}", h.min_program_version)),
+        (
+            "Min. program version",
+            format!("{:#06x}", h.min_program_version),
+        ),
         ("Sector size", format!("{} bytes", h.sector_size)),
         ("Volume size", size(h.volume_size)),
         ("Hidden volume size", size(h.hidden_volume_size)),
-        ("Encrypted area start", format!("byte {}", h.encrypted_area_start)),
+        (
+            "Encrypted area start",
+            format!("byte {}", h.encrypted_area_start),
+        ),
         ("Encrypted area length", size(h.encrypted_area_length)),
         (
             "Flags",
-            if flags.is_empty() { "none".to_string() } else { flags.join(", ") },
+            if flags.is_empty() {
+                "none".to_string()
+            } else {
+                flags.join(", ")
+            },
         ),
     ];
     if show_keys {
@@ -144,7 +164,9 @@ fn text_report(vol: &Volume, show_keys: bool) -> String {
         rows.push(("Master key (XTS tweak)", s));
     }
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-    rows.iter().map(|(k, v)| format!("{:<width$}  {v}\n", format!("{k}:"), width = width + 1)).collect()
+    rows.iter()
+        .map(|(k, v)| format!("{:<width$}  {v}\n", format!("{k}:"), width = width + 1))
+        .collect()
 }
 
 /// `786432 bytes (768 KiB)`.

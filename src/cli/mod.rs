@@ -10,7 +10,6 @@ use std::process::ExitCode;
 
 pub use args::Cli;
 use args::Command;
-pub use exit::CliError;
 
 /// Runs a parsed command line and turns its outcome into an exit code, printing errors as a
 /// cause chain and a hint on standard error.

@@ -40,14 +40,19 @@ pub fn open_volume(path: &Path, a: &UnlockArgs) -> Result<Volume, CliError> {
         system: a.system,
         threads: 0,
     };
-    let slots = SlotChoice { hidden: a.hidden, backup: a.backup_header, system: a.system };
+    let slots = SlotChoice {
+        hidden: a.hidden,
+        backup: a.backup_header,
+        system: a.system,
+    };
     Ok(Volume::open(path, &creds, slots, &opts)?)
 }
 
 fn read_password(a: &UnlockArgs, volume: &Path, have_keyfiles: bool) -> Result<Password, CliError> {
     let raw = match &a.password_file {
-        Some(p) if p.as_os_str() == "-" => read_secret(io::stdin().lock())
-            .map_err(|e| CliError::new(e, BAD_INPUT).hint("could not read the password from standard input"))?,
+        Some(p) if p.as_os_str() == "-" => read_secret(io::stdin().lock()).map_err(|e| {
+            CliError::new(e, BAD_INPUT).hint("could not read the password from standard input")
+        })?,
         Some(p) => {
             let f = File::open(p).map_err(|e| {
                 CliError::msg(format!("password file {}: {e}", p.display()), BAD_INPUT)
@@ -58,8 +63,11 @@ fn read_password(a: &UnlockArgs, volume: &Path, have_keyfiles: bool) -> Result<P
         }
         None => {
             if !io::stdin().is_terminal() {
-                return Err(CliError::msg("no terminal to ask for the password", BAD_INPUT)
-                    .hint("use --password-file FILE, or --password-file - to read standard input"));
+                return Err(
+                    CliError::msg("no terminal to ask for the password", BAD_INPUT).hint(
+                        "use --password-file FILE, or --password-file - to read standard input",
+                    ),
+                );
             }
             let prompt = if have_keyfiles {
                 format!("Password for {} (Enter for none): ", volume.display())
@@ -98,7 +106,10 @@ fn read_secret(r: impl Read) -> io::Result<SecretBytes> {
         }
     }
     if n > LIMIT {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "longer than any password"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "longer than any password",
+        ));
     }
     Ok(SecretBytes::from_slice(&buf.expose()[..n]))
 }

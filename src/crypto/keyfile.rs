@@ -23,7 +23,11 @@ const CRC_TABLE: [u32; 256] = {
         let mut c = i as u32;
         let mut k = 0;
         while k < 8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
             k += 1;
         }
         table[i] = c;
@@ -55,7 +59,10 @@ impl KeyfilePool {
     /// # Panics
     /// If the password does not fit (callers size the pool from the password length).
     pub fn new(password: &[u8], size: usize) -> Self {
-        assert!(password.len() <= size, "pool sized from the password length");
+        assert!(
+            password.len() <= size,
+            "pool sized from the password length"
+        );
         let mut pool = SecretBytes::zeroed(size);
         pool.expose_mut()[..password.len()].copy_from_slice(password);
         KeyfilePool { pool }

@@ -136,15 +136,15 @@ pub fn pbkdf2_block(
     match prf {
         Prf::Sha512 => block::<Hmac<sha2::Sha512>>(password, salt, iterations, index, out, stop),
         Prf::Sha256 => block::<Hmac<sha2::Sha256>>(password, salt, iterations, index, out, stop),
-        Prf::Blake2s => block::<SimpleHmac<blake2::Blake2s256>>(
-            password, salt, iterations, index, out, stop,
-        ),
+        Prf::Blake2s => {
+            block::<SimpleHmac<blake2::Blake2s256>>(password, salt, iterations, index, out, stop)
+        }
         Prf::Whirlpool => {
             block::<Hmac<whirlpool::Whirlpool>>(password, salt, iterations, index, out, stop)
         }
-        Prf::Streebog => block::<SimpleHmac<streebog::Streebog512>>(
-            password, salt, iterations, index, out, stop,
-        ),
+        Prf::Streebog => {
+            block::<SimpleHmac<streebog::Streebog512>>(password, salt, iterations, index, out, stop)
+        }
         Prf::Ripemd160 => {
             block::<Hmac<ripemd::Ripemd160>>(password, salt, iterations, index, out, stop)
         }

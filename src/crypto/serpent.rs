@@ -12,10 +12,12 @@ impl Serpent {
 }
 impl BlockCipher for Serpent {
     fn encrypt_blocks(&self, b: &mut [Block]) {
-        self.0.encrypt_blocks(Array::<u8, U16>::cast_slice_from_core_mut(b));
+        self.0
+            .encrypt_blocks(Array::<u8, U16>::cast_slice_from_core_mut(b));
     }
     fn decrypt_blocks(&self, b: &mut [Block]) {
-        self.0.decrypt_blocks(Array::<u8, U16>::cast_slice_from_core_mut(b));
+        self.0
+            .decrypt_blocks(Array::<u8, U16>::cast_slice_from_core_mut(b));
     }
 }
 impl std::fmt::Debug for Serpent {

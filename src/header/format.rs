@@ -176,7 +176,8 @@ impl Header {
                 .copy_from_slice(&self.sector_size.to_be_bytes());
         }
         let key_len = self.key_area.len().min(KEY_AREA_LEN);
-        b[off::KEY_AREA..off::KEY_AREA + key_len].copy_from_slice(&self.key_area.expose()[..key_len]);
+        b[off::KEY_AREA..off::KEY_AREA + key_len]
+            .copy_from_slice(&self.key_area.expose()[..key_len]);
         let key_crc = crc32(&b[off::KEY_AREA..]);
         b[off::KEY_AREA_CRC..off::KEY_AREA_CRC + 4].copy_from_slice(&key_crc.to_be_bytes());
         if self.version >= 4 {
@@ -246,9 +247,21 @@ mod tests {
     fn round_trip() {
         for h in [
             sample(),
-            Header { family: Family::TrueCrypt, min_program_version: 0x0700, ..sample() },
-            Header { sector_size: 4096, hidden_volume_size: 65536, ..sample() },
-            Header { version: 4, legacy_times: [9; 16], ..sample() },
+            Header {
+                family: Family::TrueCrypt,
+                min_program_version: 0x0700,
+                ..sample()
+            },
+            Header {
+                sector_size: 4096,
+                hidden_volume_size: 65536,
+                ..sample()
+            },
+            Header {
+                version: 4,
+                legacy_times: [9; 16],
+                ..sample()
+            },
         ] {
             let b = bytes(&h);
             assert_eq!(&b[..SALT_LEN], &[7u8; SALT_LEN]);
@@ -273,15 +286,30 @@ mod tests {
         let mut b = good;
         b[300] ^= 1;
         assert_eq!(Header::parse(&b), Err(HeaderError::KeyAreaCrc));
-        let h = Header { sector_size: 1000, ..sample() };
-        assert_eq!(Header::parse(&bytes(&h)), Err(HeaderError::SectorSize(1000)));
-        let h = Header { min_program_version: 0x0200, ..sample() };
-        assert_eq!(Header::parse(&bytes(&h)), Err(HeaderError::ProgramVersion(0x0200)));
+        let h = Header {
+            sector_size: 1000,
+            ..sample()
+        };
+        assert_eq!(
+            Header::parse(&bytes(&h)),
+            Err(HeaderError::SectorSize(1000))
+        );
+        let h = Header {
+            min_program_version: 0x0200,
+            ..sample()
+        };
+        assert_eq!(
+            Header::parse(&bytes(&h)),
+            Err(HeaderError::ProgramVersion(0x0200))
+        );
     }
 
     #[test]
     fn old_versions_skip_header_crc_and_sector_size() {
-        let mut b = bytes(&Header { version: 3, ..sample() });
+        let mut b = bytes(&Header {
+            version: 3,
+            ..sample()
+        });
         // Version 3 has no header CRC: a wrong value there does not matter.
         b[252] ^= 0xFF;
         b[128] = 0xFF;

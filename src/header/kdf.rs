@@ -137,7 +137,11 @@ fn pbkdf2_count(pim: u32, default: u32, base: u32, per_pim: u32) -> u32 {
 pub fn argon2_params(pim: u32) -> Argon2Params {
     let n = if pim == 0 { 12 } else { pim };
     let memory_mib = (64 + 32 * (n.min(32) - 1)).min(1024);
-    let passes = if n <= 31 { 3 + (n - 1) / 3 } else { 13 + (n - 31) };
+    let passes = if n <= 31 {
+        3 + (n - 1) / 3
+    } else {
+        13 + (n - 31)
+    };
     Argon2Params {
         memory_kib: memory_mib * 1024,
         passes,
@@ -159,7 +163,13 @@ mod tests {
     #[test]
     fn veracrypt_counts() {
         use Family::VeraCrypt as V;
-        for p in [Prf::Sha512, Prf::Whirlpool, Prf::Sha256, Prf::Blake2s, Prf::Streebog] {
+        for p in [
+            Prf::Sha512,
+            Prf::Whirlpool,
+            Prf::Sha256,
+            Prf::Blake2s,
+            Prf::Streebog,
+        ] {
             assert_eq!(iters(V, p, 0, false), Some(500_000));
             assert_eq!(iters(V, p, 3, false), Some(18_000));
         }
@@ -182,14 +192,22 @@ mod tests {
         assert_eq!(iters(T, Prf::Ripemd160, 0, true), Some(1_000));
         assert_eq!(iters(T, Prf::Sha1, 0, false), Some(2_000));
         assert_eq!(iters(T, Prf::Sha256, 0, false), None);
-        assert_eq!(iters(T, Prf::Sha512, 5, false), None, "TrueCrypt takes no PIM");
+        assert_eq!(
+            iters(T, Prf::Sha512, 5, false),
+            None,
+            "TrueCrypt takes no PIM"
+        );
     }
 
     #[test]
     fn argon2_costs() {
         assert_eq!(
             argon2_params(0),
-            Argon2Params { memory_kib: 416 * 1024, passes: 6, parallelism: 1 }
+            Argon2Params {
+                memory_kib: 416 * 1024,
+                passes: 6,
+                parallelism: 1
+            }
         );
         assert_eq!(argon2_params(1).memory_kib, 64 * 1024);
         assert_eq!(argon2_params(1).passes, 3);

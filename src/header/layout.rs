@@ -73,10 +73,16 @@ impl Slot {
         let off = match (kind, self) {
             (HostKind::Volume, Slot::Normal) => 0,
             (HostKind::Volume, Slot::Hidden) => HIDDEN_HEADER_OFFSET,
-            (HostKind::Volume, Slot::BackupNormal) => host_size.checked_sub(BACKUP_NORMAL_FROM_END)?,
-            (HostKind::Volume, Slot::BackupHidden) => host_size.checked_sub(BACKUP_HIDDEN_FROM_END)?,
+            (HostKind::Volume, Slot::BackupNormal) => {
+                host_size.checked_sub(BACKUP_NORMAL_FROM_END)?
+            }
+            (HostKind::Volume, Slot::BackupHidden) => {
+                host_size.checked_sub(BACKUP_HIDDEN_FROM_END)?
+            }
             (HostKind::Volume, Slot::System) => SYSTEM_HEADER_OFFSET,
-            (HostKind::Volume, Slot::LegacyHidden) => host_size.checked_sub(LEGACY_HIDDEN_FROM_END)?,
+            (HostKind::Volume, Slot::LegacyHidden) => {
+                host_size.checked_sub(LEGACY_HIDDEN_FROM_END)?
+            }
             (HostKind::BackupFile, Slot::Normal) => 0,
             (HostKind::BackupFile, Slot::Hidden) => HEADER_SLOT_SIZE,
             (HostKind::LegacyBackupFile, Slot::Normal) => 0,
@@ -126,12 +132,30 @@ mod tests {
         let size = 1_048_576;
         assert_eq!(Slot::Normal.offset(HostKind::Volume, size), Some(0));
         assert_eq!(Slot::Hidden.offset(HostKind::Volume, size), Some(65_536));
-        assert_eq!(Slot::BackupNormal.offset(HostKind::Volume, size), Some(917_504));
-        assert_eq!(Slot::BackupHidden.offset(HostKind::Volume, size), Some(983_040));
-        assert_eq!(Slot::LegacyHidden.offset(HostKind::Volume, size), Some(1_047_040));
-        assert_eq!(Slot::Hidden.offset(HostKind::BackupFile, BACKUP_FILE_SIZE), Some(65_536));
-        assert_eq!(Slot::Hidden.offset(HostKind::LegacyBackupFile, 1024), Some(512));
-        assert_eq!(Slot::System.offset(HostKind::BackupFile, BACKUP_FILE_SIZE), None);
+        assert_eq!(
+            Slot::BackupNormal.offset(HostKind::Volume, size),
+            Some(917_504)
+        );
+        assert_eq!(
+            Slot::BackupHidden.offset(HostKind::Volume, size),
+            Some(983_040)
+        );
+        assert_eq!(
+            Slot::LegacyHidden.offset(HostKind::Volume, size),
+            Some(1_047_040)
+        );
+        assert_eq!(
+            Slot::Hidden.offset(HostKind::BackupFile, BACKUP_FILE_SIZE),
+            Some(65_536)
+        );
+        assert_eq!(
+            Slot::Hidden.offset(HostKind::LegacyBackupFile, 1024),
+            Some(512)
+        );
+        assert_eq!(
+            Slot::System.offset(HostKind::BackupFile, BACKUP_FILE_SIZE),
+            None
+        );
         // A host too small for a slot has no such slot.
         assert_eq!(Slot::Hidden.offset(HostKind::Volume, 1000), None);
         assert_eq!(Slot::BackupNormal.offset(HostKind::Volume, 1000), None);

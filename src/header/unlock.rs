@@ -400,7 +400,12 @@ fn run_job(
     None
 }
 
-fn try_chain(cand: &Candidate, chain: ChainId, key: &[u8], trial: &Trial) -> Option<UnlockedHeader> {
+fn try_chain(
+    cand: &Candidate,
+    chain: ChainId,
+    key: &[u8],
+    trial: &Trial,
+) -> Option<UnlockedHeader> {
     let header_cipher = XtsChain::new(chain, key).ok()?;
     let mut plain = SecretBytes::from_slice(&cand.bytes);
     header_cipher.decrypt(&mut plain.expose_mut()[SALT_LEN..], 0);

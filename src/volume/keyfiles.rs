@@ -84,15 +84,22 @@ fn read_one(path: &Path) -> Result<SecretBytes, KeyfileReadError> {
         }
     }
     if filled == 0 {
-        return Err(KeyfileReadError::Empty { path: path.to_path_buf() });
+        return Err(KeyfileReadError::Empty {
+            path: path.to_path_buf(),
+        });
     }
     Ok(SecretBytes::from_slice(&buf.expose()[..filled]))
 }
 
 fn io_err(path: &Path, e: io::Error) -> KeyfileReadError {
     if e.kind() == io::ErrorKind::NotFound {
-        KeyfileReadError::NotFound { path: path.to_path_buf() }
+        KeyfileReadError::NotFound {
+            path: path.to_path_buf(),
+        }
     } else {
-        KeyfileReadError::Io { path: path.to_path_buf(), source: e }
+        KeyfileReadError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }
     }
 }

@@ -121,7 +121,11 @@ impl Host {
         let file = File::open(path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => VolumeError::NotFound { path: p.clone() },
             io::ErrorKind::PermissionDenied => VolumeError::PermissionDenied { path: p.clone() },
-            _ => VolumeError::Io { path: p.clone(), what: "cannot open", source: e },
+            _ => VolumeError::Io {
+                path: p.clone(),
+                what: "cannot open",
+                source: e,
+            },
         })?;
         let meta = file.metadata().map_err(|e| VolumeError::Io {
             path: p.clone(),
@@ -147,9 +151,19 @@ impl Host {
         };
         let kind = HostKind::of_size(size);
         if kind == HostKind::Volume && size < MIN_VOLUME_SIZE {
-            return Err(VolumeError::TooSmall { path: p, size, min: MIN_VOLUME_SIZE });
+            return Err(VolumeError::TooSmall {
+                path: p,
+                size,
+                min: MIN_VOLUME_SIZE,
+            });
         }
-        Ok(Host { file, path: p, size, kind, block_device })
+        Ok(Host {
+            file,
+            path: p,
+            size,
+            kind,
+            block_device,
+        })
     }
 
     /// The path it was opened from.
@@ -179,7 +193,11 @@ impl Host {
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), VolumeError> {
         self.file
             .read_exact_at(buf, offset)
-            .map_err(|e| VolumeError::Io { path: self.path.clone(), what: "read failed", source: e })
+            .map_err(|e| VolumeError::Io {
+                path: self.path.clone(),
+                what: "read failed",
+                source: e,
+            })
     }
 
     /// Reads the headers of `slots` that exist in this host.
@@ -300,7 +318,9 @@ impl Volume {
     /// [`VolumeError::Truncated`] for a range beyond the data area.
     pub fn read_data(&self, offset: u64, buf: &mut [u8]) -> Result<(), VolumeError> {
         if self.host.kind != HostKind::Volume {
-            return Err(VolumeError::NoDataArea { path: self.host.path.clone() });
+            return Err(VolumeError::NoDataArea {
+                path: self.host.path.clone(),
+            });
         }
         let unit = DATA_UNIT as u64;
         let len = buf.len() as u64;
