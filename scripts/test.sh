@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite, installing what it needs first. This is the README's test command and
+# what CI runs. Safe to run again: installs are skipped when already present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# System packages: python3 and pip for the independent cross-check of the format.
+need_apt=()
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+
+# Python's `cryptography` (AES-XTS) for tests/independent_check.py, which shares no code with
+# tcvault. Debian's python3-cryptography is used when pip cannot install into the interpreter.
+if ! python3 -c 'import cryptography' 2>/dev/null; then
+    python3 -m pip install --quiet cryptography 2>/dev/null \
+        || python3 -m pip install --quiet --break-system-packages cryptography 2>/dev/null \
+        || { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-cryptography; }
+fi
+
+# The test profile is optimised (Cargo.toml): PBKDF2 with real iteration counts is 10-30x
+# slower unoptimised.
+cargo test --locked --all-targets "$@"
+cargo test --locked --doc
