@@ -613,6 +613,17 @@ fn chains_match_layered_xts_mode() {
 }
 
 #[test]
+fn chains_match_layered_xts_mode_on_large_buffers() {
+    // Large buffers may be split across threads; each part must keep its own unit numbers.
+    // 512 units is 256 KiB; 1,025 units plus a short tail does not split evenly.
+    let mut rng = Rng::new(9);
+    for id in ChainId::ALL {
+        check_chain_against_oracle(id, &mut rng, 512 * DATA_UNIT, 256);
+        check_chain_against_oracle(id, &mut rng, 1025 * DATA_UNIT + 448, (1 << 32) - 300);
+    }
+}
+
+#[test]
 fn chain_key_material_length() {
     let mut rng = Rng::new(6);
     for id in ChainId::ALL {

@@ -83,10 +83,10 @@ fn read_password(a: &UnlockArgs, volume: &Path, have_keyfiles: bool) -> Result<P
         }
     };
     let mut bytes = raw.expose();
-    if a.password_file.is_some() {
-        if let Some(stripped) = bytes.strip_suffix(b"\n") {
-            bytes = stripped.strip_suffix(b"\r").unwrap_or(stripped);
-        }
+    if a.password_file.is_some()
+        && let Some(stripped) = bytes.strip_suffix(b"\n")
+    {
+        bytes = stripped.strip_suffix(b"\r").unwrap_or(stripped);
     }
     Password::new(bytes).map_err(|e| CliError::new(e, BAD_INPUT))
 }

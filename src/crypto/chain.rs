@@ -6,6 +6,7 @@
 //! reversed.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use super::cipher::{BlockCipher, CipherId};
 use super::xts::{DATA_UNIT, Direction, xts};
@@ -130,6 +131,16 @@ pub struct XtsChain {
 /// multi-cipher chain works on data still in L2 cache.
 const SLICE: usize = 64 * 1024;
 
+/// Buffers at least this large are split across cores; below it, starting threads costs more
+/// than it saves.
+const PARALLEL_MIN: usize = 256 * 1024;
+
+/// Worker count for large buffers: the cores the process may use, looked up once.
+fn parallelism() -> usize {
+    static N: OnceLock<usize> = OnceLock::new();
+    *N.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 impl XtsChain {
     /// Keys `id` from `key_material`: all primary keys (internal order), then all tweak keys.
     ///
@@ -177,7 +188,29 @@ impl XtsChain {
         self.run(buf, first_unit, Direction::Decrypt);
     }
 
+    /// Splits large buffers across cores (XTS data units are independent), then runs every
+    /// layer slice by slice.
     fn run(&self, buf: &mut [u8], first_unit: u64, dir: Direction) {
+        let threads = parallelism();
+        if threads < 2 || buf.len() < PARALLEL_MIN {
+            return self.run_on_this_thread(buf, first_unit, dir);
+        }
+        let units = buf.len().div_ceil(DATA_UNIT);
+        let per_thread = units.div_ceil(threads) * DATA_UNIT;
+        std::thread::scope(|s| {
+            let mut parts = buf.chunks_mut(per_thread).enumerate();
+            let first = parts.next();
+            for (i, part) in parts {
+                let unit = first_unit.wrapping_add((i * per_thread / DATA_UNIT) as u64);
+                s.spawn(move || self.run_on_this_thread(part, unit, dir));
+            }
+            if let Some((_, part)) = first {
+                self.run_on_this_thread(part, first_unit, dir);
+            }
+        });
+    }
+
+    fn run_on_this_thread(&self, buf: &mut [u8], first_unit: u64, dir: Direction) {
         let mut unit = first_unit;
         for slice in buf.chunks_mut(SLICE) {
             match dir {

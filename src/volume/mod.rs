@@ -325,7 +325,10 @@ impl Volume {
         let unit = DATA_UNIT as u64;
         let len = buf.len() as u64;
         let end = offset.checked_add(len);
-        if offset % unit != 0 || len % unit != 0 || end.is_none_or(|e| e > self.data_len()) {
+        if !offset.is_multiple_of(unit)
+            || !len.is_multiple_of(unit)
+            || end.is_none_or(|e| e > self.data_len())
+        {
             return Err(VolumeError::Truncated {
                 path: self.host.path.clone(),
                 end: end.unwrap_or(u64::MAX),

@@ -81,10 +81,10 @@ pub fn keyfiles(entry: &Value) -> Vec<String> {
 /// The password bytes of an entry's `field` (`password` or `hidden_password`): its UTF-8 bytes,
 /// or `password_utf8_hex` when the manifest gives them explicitly.
 pub fn password_bytes(entry: &Value, field: &str) -> Vec<u8> {
-    if field == "password" {
-        if let Some(h) = entry["password_utf8_hex"].as_str() {
-            return hex::decode(h).expect("password_utf8_hex is hex");
-        }
+    if field == "password"
+        && let Some(h) = entry["password_utf8_hex"].as_str()
+    {
+        return hex::decode(h).expect("password_utf8_hex is hex");
     }
     str_field(entry, field).as_bytes().to_vec()
 }
