@@ -1,8 +1,8 @@
 //! `tcvault decrypt`: stream the decrypted data area out, in large chunks, constant memory.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use tcvault::header::HostKind;
@@ -25,13 +25,9 @@ pub fn run(a: &DecryptArgs) -> Result<(), CliError> {
         )
         .hint("use -o FILE, or redirect standard output"));
     }
-    if let Some(p) = a.output.as_ref().filter(|_| !to_stdout) {
-        if p.exists() && !a.force && !is_block_device(p) {
-            return Err(
-                CliError::msg(format!("{}: already exists", p.display()), BAD_INPUT)
-                    .hint("add --force to overwrite it"),
-            );
-        }
+    let out_path = a.output.as_deref().filter(|_| !to_stdout);
+    if let Some(p) = out_path {
+        check_output(p, &a.volume, a.force)?;
     }
     let vol = open_volume(&a.volume, &a.unlock)?;
     if vol.host().kind() != HostKind::Volume {
@@ -43,39 +39,72 @@ pub fn run(a: &DecryptArgs) -> Result<(), CliError> {
             BAD_INPUT,
         ));
     }
-    match a.output.as_ref().filter(|_| !to_stdout) {
+    match out_path {
         None => stream(&vol, &mut io::stdout().lock()),
-        Some(path) if is_block_device(path) => {
+        Some(path) if is_special(path) => {
+            // Devices and FIFOs are written in place, never replaced.
             let mut f = OpenOptions::new()
                 .write(true)
                 .open(path)
                 .map_err(|e| out_err(path, e))?;
             stream(&vol, &mut f)?;
-            f.sync_all().map_err(|e| out_err(path, e))
+            match f.sync_all() {
+                // FIFOs and character devices cannot be synced; that is not an error.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
+                r => r.map_err(|e| out_err(path, e)),
+            }
         }
         Some(path) => write_file(&vol, path),
     }
 }
 
-/// Writes into a temporary file beside `path` and renames it into place only when complete, so
-/// an interrupted or failed run never leaves a half-written file under the requested name.
-fn write_file(vol: &Volume, path: &Path) -> Result<(), CliError> {
-    let tmp = partial_name(path);
-    let mut f = File::create(&tmp).map_err(|e| out_err(&tmp, e))?;
-    let result = stream(vol, &mut f)
-        .and_then(|()| f.sync_all().map_err(|e| out_err(path, e)))
-        .and_then(|()| fs::rename(&tmp, path).map_err(|e| out_err(path, e)));
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+/// Refuses an output that already exists (unless `force`) and, always, one that is the volume
+/// itself (the same device and inode, whatever the path says).
+fn check_output(out: &Path, volume: &Path, force: bool) -> Result<(), CliError> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(o) = fs::metadata(out) else {
+        return Ok(());
+    };
+    let same = fs::metadata(volume).is_ok_and(|v| {
+        (v.dev() == o.dev() && v.ino() == o.ino())
+            || (is_block(&v) && is_block(&o) && v.rdev() == o.rdev())
+    });
+    if same {
+        return Err(CliError::msg(
+            format!(
+                "{}: is the volume being decrypted; refusing to overwrite it",
+                out.display()
+            ),
+            BAD_INPUT,
+        ));
     }
-    result
+    if !force && o.file_type().is_file() {
+        return Err(
+            CliError::msg(format!("{}: already exists", out.display()), BAD_INPUT)
+                .hint("add --force to overwrite it"),
+        );
+    }
+    Ok(())
 }
 
-fn partial_name(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());
-    path.with_file_name(format!(".{name}.tcvault-partial"))
+/// Writes into a fresh temporary file beside `path` (random name, created exclusively with
+/// mode 0600, never through a symlink) and renames it into place only when complete, so an
+/// interrupted or failed run never leaves a half-written file under the requested name and the
+/// plaintext is never readable by other users.
+fn write_file(vol: &Volume, path: &Path) -> Result<(), CliError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tcvault-partial-")
+        .tempfile_in(dir)
+        .map_err(|e| out_err(dir, e))?;
+    stream(vol, tmp.as_file_mut())?;
+    tmp.as_file().sync_all().map_err(|e| out_err(path, e))?;
+    // On failure the temporary file is removed when `tmp` drops.
+    tmp.persist(path).map_err(|e| out_err(path, e.error))?;
+    Ok(())
 }
 
 fn stream(vol: &Volume, out: &mut dyn Write) -> Result<(), CliError> {
@@ -91,7 +120,11 @@ fn stream(vol: &Volume, out: &mut dyn Write) -> Result<(), CliError> {
     } else {
         ProgressBar::hidden()
     };
-    let mut buf = vec![0u8; CHUNK.min(usize::try_from(total).unwrap_or(CHUNK))];
+    // The buffer holds plaintext: `Zeroizing` wipes it on every path out of here.
+    let mut buf = zeroize::Zeroizing::new(vec![
+        0u8;
+        CHUNK.min(usize::try_from(total).unwrap_or(CHUNK))
+    ]);
     let mut pos = 0u64;
     while pos < total {
         let n = usize::try_from((total - pos).min(buf.len() as u64)).unwrap_or(buf.len());
@@ -101,15 +134,19 @@ fn stream(vol: &Volume, out: &mut dyn Write) -> Result<(), CliError> {
         bar.set_position(pos);
     }
     out.flush().map_err(write_err)?;
-    // The buffer held plaintext: wipe it before it goes back to the allocator.
-    zeroize::Zeroize::zeroize(&mut buf);
     bar.finish_and_clear();
     Ok(())
 }
 
-fn is_block_device(p: &Path) -> bool {
+fn is_block(m: &fs::Metadata) -> bool {
     use std::os::unix::fs::FileTypeExt;
-    fs::metadata(p).is_ok_and(|m| m.file_type().is_block_device())
+    m.file_type().is_block_device()
+}
+
+/// An existing output that is not a regular file or directory: a block or character device,
+/// a FIFO or a socket.
+fn is_special(p: &Path) -> bool {
+    fs::metadata(p).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 
 fn write_err(e: io::Error) -> CliError {
