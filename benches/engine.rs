@@ -1,1 +1,115 @@
-fn main() {}
+//! Engine throughput per cipher chain and unlock time, each beside a baseline measured in the
+//! same run: the `xts-mode` crate over `aes` for XTS, the `pbkdf2` crate for PBKDF2.
+//!
+//! `cargo bench` runs everything; `cargo bench -- xts/AES` narrows it.
+
+use std::hint::black_box;
+use std::path::Path;
+
+use cipher::KeyInit;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use tcvault::crypto::chain::{ChainId, XtsChain};
+use tcvault::crypto::prf::Prf;
+use tcvault::header::{Credentials, UnlockOptions};
+use tcvault::secret::Password;
+use tcvault::volume::{SlotChoice, Volume};
+
+/// Below the engine's threading threshold: one core.
+const ONE_THREAD: usize = 128 * 1024;
+/// Large enough to be split across every core.
+const ALL_THREADS: usize = 8 * 1024 * 1024;
+
+fn key_material() -> Vec<u8> {
+    (0..192u32)
+        .map(|i| (i.wrapping_mul(37) ^ 0x5c) as u8)
+        .collect()
+}
+
+fn xts(c: &mut Criterion) {
+    let key = key_material();
+    let mut g = c.benchmark_group("xts");
+    g.sample_size(10);
+    for size in [ONE_THREAD, ALL_THREADS] {
+        let label = if size == ONE_THREAD {
+            "1-thread"
+        } else {
+            "all-threads"
+        };
+        g.throughput(Throughput::Bytes(size as u64));
+        let mut buf = vec![0x42u8; size];
+        for chain in ChainId::ALL {
+            let x = XtsChain::new(chain, &key).expect("192 bytes cover every chain");
+            g.bench_with_input(
+                BenchmarkId::new(format!("{chain}/encrypt"), label),
+                &size,
+                |b, _| {
+                    b.iter(|| x.encrypt(black_box(&mut buf), 256));
+                },
+            );
+            if chain == ChainId::Aes {
+                g.bench_with_input(BenchmarkId::new("AES/decrypt", label), &size, |b, _| {
+                    b.iter(|| x.decrypt(black_box(&mut buf), 256));
+                });
+            }
+        }
+        if size == ONE_THREAD {
+            // Baseline: the xts-mode crate (one block per call) over the same AES.
+            let k1 = aes::Aes256::new_from_slice(&key[..32]).expect("32-byte key");
+            let k2 = aes::Aes256::new_from_slice(&key[32..64]).expect("32-byte key");
+            let x = xts_mode::Xts128::new(k1, k2);
+            g.bench_with_input(
+                BenchmarkId::new("baseline-xts-mode-AES/encrypt", label),
+                &size,
+                |b, _| {
+                    b.iter(|| {
+                        x.encrypt_area(black_box(&mut buf), 512, 256, xts_mode::get_tweak_default)
+                    });
+                },
+            );
+        }
+    }
+    g.finish();
+}
+
+fn unlock(c: &mut Criterion) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testvolumes/aes_sha512.hc");
+    let pw = Password::new(b"DevSet-vc-Passw0rd-2026").expect("short password");
+    let creds = Credentials::new(&pw, &[], 0).expect("credentials");
+    let mut g = c.benchmark_group("unlock");
+    g.sample_size(10);
+    g.bench_function("aes_sha512.hc/auto-detect", |b| {
+        b.iter(|| {
+            Volume::open(
+                &path,
+                &creds,
+                SlotChoice::default(),
+                &UnlockOptions::default(),
+            )
+            .expect("opens")
+        });
+    });
+    let sha512 = UnlockOptions {
+        prf: Some(Prf::Sha512),
+        ..UnlockOptions::default()
+    };
+    g.bench_function("aes_sha512.hc/--prf-sha512", |b| {
+        b.iter(|| Volume::open(&path, &creds, SlotChoice::default(), &sha512).expect("opens"));
+    });
+    // Baseline: what a plain PBKDF2 of the whole 192-byte key costs (VeraCrypt's way).
+    g.bench_function("baseline-pbkdf2-crate-sha512-500000-192B", |b| {
+        b.iter(|| {
+            let mut out = [0u8; 192];
+            pbkdf2::pbkdf2_hmac::<sha2::Sha512>(
+                b"DevSet-vc-Passw0rd-2026",
+                &[7u8; 64],
+                500_000,
+                &mut out,
+            );
+            out
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, xts, unlock);
+criterion_main!(benches);
