@@ -16,7 +16,7 @@ mod args {
 }
 
 fn main() -> io::Result<()> {
-    println!("cargo:rerun-if-changed=src/cli/args.rs");
+    println!("cargo:rerun-if-changed=src/cli");
     println!("cargo:rerun-if-changed=man");
     let out = profile_dir()?;
     let man_dir = out.join("man");

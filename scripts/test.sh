@@ -22,6 +22,14 @@ if ! python3 -c 'import cryptography' 2>/dev/null; then
         || { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-cryptography; }
 fi
 
+# Each subsystem's own setup (system packages, throwaway servers), one file each; sourced so
+# that they can export the variables the tests read.
+for setup in scripts/setup.d/*.sh; do
+    [ -e "$setup" ] || continue
+    # shellcheck source=/dev/null
+    . "$setup"
+done
+
 # The test profile is optimised (Cargo.toml): PBKDF2 with real iteration counts is 10-30x
 # slower unoptimised.
 cargo test --locked --all-targets "$@"

@@ -162,3 +162,7 @@ pub struct DecryptArgs {
     #[arg(long)]
     pub force: bool,
 }
+
+// The arguments of some commands live in files of their own beside this one, included here so
+// that build.rs sees them too. The same rule holds there: only `clap` and `std`.
+include!("args_write.rs");

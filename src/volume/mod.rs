@@ -100,7 +100,8 @@ pub enum VolumeError {
     },
 }
 
-/// A file or block device that holds a volume or a header backup, opened for reading.
+/// A file or block device that holds a volume or a header backup, opened for reading (and for
+/// writing when asked).
 #[derive(Debug)]
 pub struct Host {
     file: File,
@@ -117,8 +118,25 @@ impl Host {
     /// Missing path, a directory, no permission, something that is neither a regular file nor a
     /// block device, or a host too small for any volume or backup file.
     pub fn open(path: &Path) -> Result<Host, VolumeError> {
+        Self::open_mode(path, false)
+    }
+
+    /// Opens `path` for reading and writing; otherwise as [`Host::open`].
+    ///
+    /// # Errors
+    /// As [`Host::open`]; a read-only file or file system is [`VolumeError::PermissionDenied`]
+    /// or an I/O error.
+    pub fn open_writable(path: &Path) -> Result<Host, VolumeError> {
+        Self::open_mode(path, true)
+    }
+
+    fn open_mode(path: &Path, writable: bool) -> Result<Host, VolumeError> {
         let p = path.to_path_buf();
-        let file = File::open(path).map_err(|e| match e.kind() {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(writable)
+            .open(path);
+        let file = file.map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => VolumeError::NotFound { path: p.clone() },
             io::ErrorKind::PermissionDenied => VolumeError::PermissionDenied { path: p.clone() },
             _ => VolumeError::Io {
@@ -200,6 +218,38 @@ impl Host {
             })
     }
 
+    /// Writes all of `buf` at `offset` (not synced: see [`Host::sync`]).
+    ///
+    /// # Errors
+    /// An I/O error (a host opened read-only, a full disk, a failing device).
+    pub fn write_at(&self, offset: u64, buf: &[u8]) -> Result<(), VolumeError> {
+        use std::os::unix::fs::FileExt;
+        self.file
+            .write_all_at(buf, offset)
+            .map_err(|e| VolumeError::Io {
+                path: self.path.clone(),
+                what: "write failed",
+                source: e,
+            })
+    }
+
+    /// Flushes written data to the device (`fsync`).
+    ///
+    /// # Errors
+    /// An I/O error reported by the file system or device.
+    pub fn sync(&self) -> Result<(), VolumeError> {
+        self.file.sync_all().map_err(|e| VolumeError::Io {
+            path: self.path.clone(),
+            what: "sync failed",
+            source: e,
+        })
+    }
+
+    /// The open file, for callers that need its descriptor (direct I/O, `ioctl`s).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
     /// Reads the headers of `slots` that exist in this host.
     ///
     /// # Errors
@@ -273,7 +323,19 @@ impl Volume {
         slots: SlotChoice,
         opts: &UnlockOptions,
     ) -> Result<Volume, VolumeError> {
-        let host = Host::open(path)?;
+        Self::open_on(Host::open(path)?, creds, slots, opts)
+    }
+
+    /// As [`Volume::open`], on a host already opened (read-only or writable).
+    ///
+    /// # Errors
+    /// As [`Volume::open`].
+    pub fn open_on(
+        host: Host,
+        creds: &Credentials,
+        slots: SlotChoice,
+        opts: &UnlockOptions,
+    ) -> Result<Volume, VolumeError> {
         let mut opts = opts.clone();
         opts.system |= slots.system;
         let candidates = host.candidates(&slots.slots())?;
@@ -317,13 +379,37 @@ impl Volume {
     /// [`VolumeError::NoDataArea`] on a header backup file, an I/O error, or
     /// [`VolumeError::Truncated`] for a range beyond the data area.
     pub fn read_data(&self, offset: u64, buf: &mut [u8]) -> Result<(), VolumeError> {
+        let host_offset = self.data_range_check(offset, buf.len())?;
+        self.host.read_at(host_offset, buf)?;
+        self.unlocked
+            .data_cipher()
+            .decrypt(buf, host_offset / DATA_UNIT as u64);
+        Ok(())
+    }
+
+    /// Encrypts `buf` (whole data units) in place and writes it at `offset` of the data area.
+    /// `buf` holds ciphertext afterwards. The host must have been opened writable.
+    ///
+    /// # Errors
+    /// As [`Volume::read_data`], plus write errors.
+    pub fn write_data(&self, offset: u64, buf: &mut [u8]) -> Result<(), VolumeError> {
+        let host_offset = self.data_range_check(offset, buf.len())?;
+        self.unlocked
+            .data_cipher()
+            .encrypt(buf, host_offset / DATA_UNIT as u64);
+        self.host.write_at(host_offset, buf)
+    }
+
+    /// Checks that `offset..offset+len` is whole data units inside the data area and returns
+    /// the host offset where it starts.
+    fn data_range_check(&self, offset: u64, len: usize) -> Result<u64, VolumeError> {
         if self.host.kind != HostKind::Volume {
             return Err(VolumeError::NoDataArea {
                 path: self.host.path.clone(),
             });
         }
         let unit = DATA_UNIT as u64;
-        let len = buf.len() as u64;
+        let len = len as u64;
         let end = offset.checked_add(len);
         if !offset.is_multiple_of(unit)
             || !len.is_multiple_of(unit)
@@ -335,9 +421,6 @@ impl Volume {
                 size: self.data_len(),
             });
         }
-        let host_offset = self.unlocked.header.encrypted_area_start + offset;
-        self.host.read_at(host_offset, buf)?;
-        self.unlocked.data_cipher().decrypt(buf, host_offset / unit);
-        Ok(())
+        Ok(self.unlocked.header.encrypted_area_start + offset)
     }
 }
