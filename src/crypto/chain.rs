@@ -8,8 +8,8 @@
 use std::fmt;
 use std::sync::OnceLock;
 
-use super::cipher::{BlockCipher, CipherId};
-use super::xts::{DATA_UNIT, Direction, xts};
+use super::cipher::CipherId;
+use super::xts::{DATA_UNIT, Direction, XtsCipher};
 
 use CipherId::{Aes, Camellia, Kuznyechik, Serpent, Twofish};
 
@@ -124,7 +124,7 @@ impl fmt::Display for ChainId {
 /// A chain keyed for XTS: for each cipher of the chain, its primary and its tweak cipher.
 pub struct XtsChain {
     id: ChainId,
-    layers: Vec<(Box<dyn BlockCipher>, Box<dyn BlockCipher>)>,
+    layers: Vec<Box<dyn XtsCipher>>,
 }
 
 /// Bytes per slice in which all layers of a chain are applied before moving on, so that a
@@ -161,7 +161,7 @@ impl XtsChain {
             .map(|(i, c)| {
                 let primary = as_key(&key_material[32 * i..]);
                 let tweak = as_key(&key_material[half + 32 * i..]);
-                (c.keyed(primary), c.keyed(tweak))
+                c.keyed_xts(primary, tweak)
             })
             .collect();
         Ok(XtsChain { id, layers })
@@ -188,10 +188,30 @@ impl XtsChain {
         self.run(buf, first_unit, Direction::Decrypt);
     }
 
+    /// Runs one direction over `buf` on at most `threads` threads (0 = one per core); buffers
+    /// below the threading threshold always run on the calling thread. For benchmarks that
+    /// compare one thread with all.
+    ///
+    /// # Panics
+    /// If `buf.len()` is not a multiple of 16 (see [`xts`](super::xts::xts)).
+    pub fn run_with_threads(
+        &self,
+        dir: Direction,
+        buf: &mut [u8],
+        first_unit: u64,
+        threads: usize,
+    ) {
+        let threads = if threads == 0 { parallelism() } else { threads };
+        self.run_threads(buf, first_unit, dir, threads);
+    }
+
     /// Splits large buffers across cores (XTS data units are independent), then runs every
     /// layer slice by slice.
     fn run(&self, buf: &mut [u8], first_unit: u64, dir: Direction) {
-        let threads = parallelism();
+        self.run_threads(buf, first_unit, dir, parallelism());
+    }
+
+    fn run_threads(&self, buf: &mut [u8], first_unit: u64, dir: Direction, threads: usize) {
         if threads < 2 || buf.len() < PARALLEL_MIN {
             return self.run_on_this_thread(buf, first_unit, dir);
         }
@@ -215,13 +235,13 @@ impl XtsChain {
         for slice in buf.chunks_mut(SLICE) {
             match dir {
                 Direction::Encrypt => {
-                    for (p, t) in &self.layers {
-                        xts(p.as_ref(), t.as_ref(), dir, slice, unit);
+                    for layer in &self.layers {
+                        layer.xts(dir, slice, unit);
                     }
                 }
                 Direction::Decrypt => {
-                    for (p, t) in self.layers.iter().rev() {
-                        xts(p.as_ref(), t.as_ref(), dir, slice, unit);
+                    for layer in self.layers.iter().rev() {
+                        layer.xts(dir, slice, unit);
                     }
                 }
             }

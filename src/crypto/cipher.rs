@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use super::xts::{GenericXts, XtsCipher};
 use cipher::{Array, BlockCipherDecrypt, BlockCipherEncrypt, KeyInit, consts::U16};
 
 /// One 16-byte cipher block.
@@ -65,6 +66,17 @@ impl CipherId {
             CipherId::Twofish => Box::new(super::twofish::Twofish::new(key)),
             CipherId::Camellia => Box::new(RustCrypto::<camellia::Camellia256>::new(key)),
             CipherId::Kuznyechik => Box::new(RustCrypto::<kuznyechik::Kuznyechik>::new(key)),
+        }
+    }
+}
+
+impl CipherId {
+    /// This cipher keyed for XTS with its fastest kernel: the fused AES-XTS kernel for AES, the
+    /// batched XTS loop over [`CipherId::keyed`] for the others.
+    pub fn keyed_xts(self, primary: &[u8; 32], tweak: &[u8; 32]) -> Box<dyn XtsCipher> {
+        match self {
+            CipherId::Aes => Box::new(super::aes_xts::AesXts::new(primary, tweak)),
+            _ => Box::new(GenericXts::new(self.keyed(primary), self.keyed(tweak))),
         }
     }
 }

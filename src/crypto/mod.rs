@@ -5,10 +5,13 @@
 //! derivation is PBKDF2 block by block or Argon2id ([`prf`]). The keyfile pool lives in
 //! [`keyfile`].
 
+#[allow(unsafe_code)]
+pub mod aes_xts;
 pub mod chain;
 pub mod cipher;
 pub mod keyfile;
 pub mod prf;
+#[allow(unsafe_code)]
 pub mod serpent;
 pub mod twofish;
 pub mod xts;
