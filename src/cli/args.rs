@@ -29,6 +29,8 @@ pub enum Command {
     Info(InfoArgs),
     /// Write a volume's decrypted data area to a file or to standard output.
     Decrypt(DecryptArgs),
+    /// Measure cipher, key-derivation and device throughput on this machine.
+    Benchmark(BenchmarkArgs),
 }
 
 /// Options that say how to unlock a volume; shared by every command that opens one.
@@ -166,3 +168,4 @@ pub struct DecryptArgs {
 // The arguments of some commands live in files of their own beside this one, included here so
 // that build.rs sees them too. The same rule holds there: only `clap` and `std`.
 include!("args_write.rs");
+include!("args_benchmark.rs");

@@ -1,6 +1,7 @@
 //! Layer 5 (binary only): arguments, password prompts, commands, error rendering, exit codes.
 
 pub mod args;
+mod benchmark;
 mod decrypt;
 mod exit;
 mod info;
@@ -17,6 +18,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Info(a) => info::run(&a),
         Command::Decrypt(a) => decrypt::run(&a),
+        Command::Benchmark(a) => benchmark::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
