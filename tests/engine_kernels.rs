@@ -104,11 +104,10 @@ fn aes_xts_backends_match_xts_mode() {
             } else {
                 units * DATA_UNIT
             };
-            let unit = if round < UNIT_STARTS.len() {
-                UNIT_STARTS[round]
-            } else {
-                rng.next()
-            };
+            let unit = UNIT_STARTS
+                .get(round)
+                .copied()
+                .unwrap_or_else(|| rng.next());
             let mut plain = vec![0u8; len];
             rng.fill(&mut plain);
             let mut ours = plain.clone();
@@ -261,11 +260,10 @@ fn serpent_default_xts_matches_xts_mode() {
         } else {
             units * DATA_UNIT - 64
         };
-        let unit = if round < UNIT_STARTS.len() {
-            UNIT_STARTS[round]
-        } else {
-            rng.next()
-        };
+        let unit = UNIT_STARTS
+            .get(round)
+            .copied()
+            .unwrap_or_else(|| rng.next());
         let mut plain = vec![0u8; len];
         rng.fill(&mut plain);
         let mut ours = plain.clone();
