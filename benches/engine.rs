@@ -111,5 +111,47 @@ fn unlock(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, xts, unlock);
+/// Each AES-XTS and Serpent kernel this CPU runs, one thread, 16 KiB (the size `openssl speed`
+/// reports), so the kernels can be compared with each other and with OpenSSL.
+fn kernels(c: &mut Criterion) {
+    use tcvault::crypto::aes_xts::{AesBackend, AesXts};
+    use tcvault::crypto::cipher::BlockCipher;
+    use tcvault::crypto::serpent::{Serpent, SerpentBackend};
+    use tcvault::crypto::xts::{Direction, GenericXts, XtsCipher};
+
+    const LEN: usize = 16 * 1024;
+    let key = key_material();
+    let k1: &[u8; 32] = key[..32].try_into().expect("32 bytes");
+    let k2: &[u8; 32] = key[32..64].try_into().expect("32 bytes");
+    let mut g = c.benchmark_group("kernels");
+    g.sample_size(20);
+    g.throughput(Throughput::Bytes(LEN as u64));
+    let mut buf = vec![0x42u8; LEN];
+    for b in AesBackend::ALL {
+        let Some(x) = AesXts::with_backend(k1, k2, b) else {
+            continue;
+        };
+        for (dir, name) in [
+            (Direction::Encrypt, "encrypt"),
+            (Direction::Decrypt, "decrypt"),
+        ] {
+            g.bench_function(format!("aes-xts-{}/{name}", b.name()), |bch| {
+                bch.iter(|| x.xts(dir, black_box(&mut buf), 1));
+            });
+        }
+    }
+    for b in SerpentBackend::ALL {
+        let (Some(p), Some(t)) = (Serpent::with_backend(k1, b), Serpent::with_backend(k2, b))
+        else {
+            continue;
+        };
+        let x = GenericXts::new(Box::new(p) as Box<dyn BlockCipher>, Box::new(t));
+        g.bench_function(format!("serpent-xts-{}/encrypt", b.name()), |bch| {
+            bch.iter(|| x.xts(Direction::Encrypt, black_box(&mut buf), 1));
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, kernels, xts, unlock);
 criterion_main!(benches);
