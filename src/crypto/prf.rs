@@ -9,8 +9,10 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use digest::Digest;
+use digest::block_api::{Block as HashBlock, BlockSizeUser, CoreProxy, UpdateCore};
 use digest::{KeyInit, Mac};
-use hmac::{Hmac, SimpleHmac};
+use hmac::Hmac;
 
 /// A key-derivation function of the format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -137,13 +139,13 @@ pub fn pbkdf2_block(
         Prf::Sha512 => block::<Hmac<sha2::Sha512>>(password, salt, iterations, index, out, stop),
         Prf::Sha256 => block::<Hmac<sha2::Sha256>>(password, salt, iterations, index, out, stop),
         Prf::Blake2s => {
-            block::<SimpleHmac<blake2::Blake2s256>>(password, salt, iterations, index, out, stop)
+            block_precomputed::<blake2::Blake2s256>(password, salt, iterations, index, out, stop)
         }
         Prf::Whirlpool => {
             block::<Hmac<whirlpool::Whirlpool>>(password, salt, iterations, index, out, stop)
         }
         Prf::Streebog => {
-            block::<SimpleHmac<streebog::Streebog512>>(password, salt, iterations, index, out, stop)
+            block_precomputed::<streebog::Streebog512>(password, salt, iterations, index, out, stop)
         }
         Prf::Ripemd160 => {
             block::<Hmac<ripemd::Ripemd160>>(password, salt, iterations, index, out, stop)
@@ -179,6 +181,78 @@ fn block<M: Mac + KeyInit + Clone>(
         let mut h = keyed.clone();
         h.update(&u);
         u = h.finalize().into_bytes();
+        for (a, b) in acc.iter_mut().zip(u.iter()) {
+            *a ^= b;
+        }
+    }
+    let n = out.len().min(acc.len());
+    out[..n].copy_from_slice(&acc[..n]);
+    zeroize::Zeroize::zeroize(acc.as_mut_slice());
+    zeroize::Zeroize::zeroize(u.as_mut_slice());
+    Ok(())
+}
+
+/// PBKDF2 over HMAC for hashes without an eager block core (BLAKE2s, Streebog), which the
+/// `hmac` crate only offers as `SimpleHmac`: that one hashes the outer key block again on every
+/// call, and BLAKE2's lazy buffer defers the inner key block too, so each iteration paid one or
+/// two extra compressions. Here both key blocks are compressed once into hash cores, and each
+/// iteration resumes from clones of them (RFC 2104 with the key block pre-hashed).
+fn block_precomputed<D>(
+    password: &[u8],
+    salt: &[u8],
+    iterations: u32,
+    index: u32,
+    out: &mut [u8],
+    stop: &AtomicBool,
+) -> Result<(), Stopped>
+where
+    D: Digest + CoreProxy,
+    D::Core: UpdateCore + BlockSizeUser + Clone,
+{
+    let block_len = <D::Core as BlockSizeUser>::block_size();
+    let mut key = HashBlock::<D::Core>::default();
+    if password.len() > block_len {
+        let mut h = D::digest(password);
+        key[..h.len()].copy_from_slice(&h);
+        zeroize::Zeroize::zeroize(h.as_mut_slice());
+    } else {
+        key[..password.len()].copy_from_slice(password);
+    }
+    let keyed = |pad: u8| -> D::Core {
+        let mut blk = key.clone();
+        for b in blk.iter_mut() {
+            *b ^= pad;
+        }
+        let (mut core, _) = D::new().decompose();
+        core.update_blocks(std::slice::from_ref(&blk));
+        zeroize::Zeroize::zeroize(blk.as_mut_slice());
+        core
+    };
+    let inner = keyed(0x36);
+    let outer = keyed(0x5c);
+    zeroize::Zeroize::zeroize(key.as_mut_slice());
+    let mac = |parts: &[&[u8]]| {
+        let mut h = D::compose(inner.clone(), Default::default());
+        for p in parts {
+            Digest::update(&mut h, p);
+        }
+        let mut ih = h.finalize();
+        let mut o = D::compose(outer.clone(), Default::default());
+        Digest::update(&mut o, &ih);
+        zeroize::Zeroize::zeroize(ih.as_mut_slice());
+        o.finalize()
+    };
+    let mut u = mac(&[salt, &index.to_be_bytes()]);
+    let mut acc = u.clone();
+    for i in 1..iterations {
+        if i % STOP_CHECK_EVERY == 0 && stop.load(Ordering::Relaxed) {
+            zeroize::Zeroize::zeroize(acc.as_mut_slice());
+            zeroize::Zeroize::zeroize(u.as_mut_slice());
+            return Err(Stopped);
+        }
+        let next = mac(&[&u]);
+        zeroize::Zeroize::zeroize(u.as_mut_slice());
+        u = next;
         for (a, b) in acc.iter_mut().zip(u.iter()) {
             *a ^= b;
         }
