@@ -136,7 +136,7 @@ pub fn pbkdf2_block(
 ) -> Result<(), Stopped> {
     assert!(iterations > 0, "PBKDF2 needs at least one iteration");
     match prf {
-        Prf::Sha512 => block::<Hmac<sha2::Sha512>>(password, salt, iterations, index, out, stop),
+        Prf::Sha512 => block_sha512(password, salt, iterations, index, out, stop),
         Prf::Sha256 => block::<Hmac<sha2::Sha256>>(password, salt, iterations, index, out, stop),
         Prf::Blake2s => {
             block_precomputed::<blake2::Blake2s256>(password, salt, iterations, index, out, stop)
@@ -189,6 +189,110 @@ fn block<M: Mac + KeyInit + Clone>(
     out[..n].copy_from_slice(&acc[..n]);
     zeroize::Zeroize::zeroize(acc.as_mut_slice());
     zeroize::Zeroize::zeroize(u.as_mut_slice());
+    Ok(())
+}
+
+/// PBKDF2-HMAC-SHA-512, the PRF of most volumes, as a loop over the bare compression function.
+///
+/// Every iteration hashes a 64-byte message with the inner key state and the 64-byte inner
+/// digest with the outer one, so both are exactly one padded 128-byte block whose padding and
+/// length never change. They are laid out once and only their first 64 bytes are rewritten per
+/// iteration: two compressions and no hasher bookkeeping (buffers, counters, clones) at all.
+fn block_sha512(
+    password: &[u8],
+    salt: &[u8],
+    iterations: u32,
+    index: u32,
+    out: &mut [u8],
+    stop: &AtomicBool,
+) -> Result<(), Stopped> {
+    use sha2::block_api::compress512;
+    const IV: [u64; 8] = [
+        0x6a09_e667_f3bc_c908,
+        0xbb67_ae85_84ca_a73b,
+        0x3c6e_f372_fe94_f82b,
+        0xa54f_f53a_5f1d_36f1,
+        0x510e_527f_ade6_82d1,
+        0x9b05_688c_2b3e_6c1f,
+        0x1f83_d9ab_fb41_bd6b,
+        0x5be0_cd19_137e_2179,
+    ];
+    // The first iteration hashes the salt, of any length: the generic HMAC does it.
+    let keyed = match <Hmac<sha2::Sha512> as KeyInit>::new_from_slice(password) {
+        Ok(m) => m,
+        Err(_) => unreachable!("HMAC accepts keys of any length"),
+    };
+    let mut h = keyed;
+    h.update(salt);
+    h.update(&index.to_be_bytes());
+    let mut first = h.finalize().into_bytes();
+
+    let mut key = [0u8; 128];
+    if password.len() > 128 {
+        let mut d = <sha2::Sha512 as Digest>::digest(password);
+        key[..64].copy_from_slice(&d);
+        zeroize::Zeroize::zeroize(d.as_mut_slice());
+    } else {
+        key[..password.len()].copy_from_slice(password);
+    }
+    let pad_state = |pad: u8| {
+        let mut blk = [0u8; 128];
+        for (b, k) in blk.iter_mut().zip(key.iter()) {
+            *b = k ^ pad;
+        }
+        let mut st = IV;
+        compress512(&mut st, std::slice::from_ref(&blk));
+        zeroize::Zeroize::zeroize(&mut blk);
+        st
+    };
+    let inner = pad_state(0x36);
+    let outer = pad_state(0x5c);
+    zeroize::Zeroize::zeroize(&mut key);
+
+    // One 128-byte block: 64 message bytes, the 0x80 marker, zeros, and the bit length of
+    // key block plus message (128 + 64 bytes) in the last 16 bytes.
+    let mut blk = [0u8; 128];
+    blk[64] = 0x80;
+    blk[120..].copy_from_slice(&((128u64 + 64) * 8).to_be_bytes());
+    blk[..64].copy_from_slice(&first);
+    let mut acc = [0u64; 8];
+    for (a, c) in acc.iter_mut().zip(first.chunks_exact(8)) {
+        *a = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+    }
+    zeroize::Zeroize::zeroize(first.as_mut_slice());
+    let put = |blk: &mut [u8; 128], st: &[u64; 8]| {
+        for (c, w) in blk[..64].chunks_exact_mut(8).zip(st) {
+            c.copy_from_slice(&w.to_be_bytes());
+        }
+    };
+    let mut st = [0u64; 8];
+    for i in 1..iterations {
+        if i % STOP_CHECK_EVERY == 0 && stop.load(Ordering::Relaxed) {
+            zeroize::Zeroize::zeroize(&mut acc);
+            zeroize::Zeroize::zeroize(&mut st);
+            zeroize::Zeroize::zeroize(&mut blk);
+            return Err(Stopped);
+        }
+        st = inner;
+        compress512(&mut st, std::slice::from_ref(&blk));
+        put(&mut blk, &st);
+        st = outer;
+        compress512(&mut st, std::slice::from_ref(&blk));
+        put(&mut blk, &st);
+        for (a, w) in acc.iter_mut().zip(&st) {
+            *a ^= w;
+        }
+    }
+    let mut bytes = [0u8; 64];
+    for (c, w) in bytes.chunks_exact_mut(8).zip(&acc) {
+        c.copy_from_slice(&w.to_be_bytes());
+    }
+    let n = out.len().min(64);
+    out[..n].copy_from_slice(&bytes[..n]);
+    zeroize::Zeroize::zeroize(&mut bytes);
+    zeroize::Zeroize::zeroize(&mut acc);
+    zeroize::Zeroize::zeroize(&mut st);
+    zeroize::Zeroize::zeroize(&mut blk);
     Ok(())
 }
 
