@@ -27,7 +27,10 @@ fn main() -> io::Result<()> {
     let mut cmd = args::Cli::command();
     cmd.build();
     write_man(&cmd, "tcvault", &man_dir)?;
-    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+    for sub in cmd
+        .get_subcommands()
+        .filter(|s| s.get_name() != "help" && !s.is_hide_set())
+    {
         let name = format!("tcvault-{}", sub.get_name());
         // clap wants a static name; a build script may leak a few bytes.
         let sub = sub

@@ -38,6 +38,7 @@
 
 pub mod crypto;
 pub mod header;
+pub mod mount;
 #[allow(unsafe_code)]
 pub mod secret;
 pub mod volume;

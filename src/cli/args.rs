@@ -29,6 +29,17 @@ pub enum Command {
     Info(InfoArgs),
     /// Write a volume's decrypted data area to a file or to standard output.
     Decrypt(DecryptArgs),
+    /// Mount a volume: unlock it, serve its decrypted data in the background and mount its
+    /// filesystem (or only set up the decrypted block device).
+    Mount(MountArgs),
+    /// Unmount volumes mounted by tcvault: filesystem, device, service and keys.
+    #[command(visible_alias = "umount")]
+    Unmount(UnmountArgs),
+    /// List the volumes tcvault has mounted.
+    List(ListArgs),
+    /// The background service of `mount` (internal).
+    #[command(name = "__mount-service", hide = true)]
+    MountService(MountServiceArgs),
     /// Measure cipher, key-derivation and device throughput on this machine.
     Benchmark(BenchmarkArgs),
 }
@@ -168,4 +179,5 @@ pub struct DecryptArgs {
 // The arguments of some commands live in files of their own beside this one, included here so
 // that build.rs sees them too. The same rule holds there: only `clap` and `std`.
 include!("args_write.rs");
+include!("args_mount.rs");
 include!("args_benchmark.rs");

@@ -5,6 +5,7 @@ mod benchmark;
 mod decrypt;
 mod exit;
 mod info;
+mod mount;
 mod unlock;
 
 use std::process::ExitCode;
@@ -18,6 +19,10 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Info(a) => info::run(&a),
         Command::Decrypt(a) => decrypt::run(&a),
+        Command::Mount(a) => mount::mount(&a),
+        Command::Unmount(a) => mount::unmount(&a),
+        Command::List(a) => mount::list(&a),
+        Command::MountService(_) => return mount::service(),
         Command::Benchmark(a) => benchmark::run(&a),
     };
     match result {

@@ -1,0 +1,23 @@
+# Sourced by scripts/test.sh: what `tcvault mount` and tests/mount.rs need on the machine.
+# FUSE (fusermount3), loop/blkid/mount (util-linux), the mkfs tools for `--filesystem`, and the
+# userspace FAT/exFAT/NTFS drivers used when the kernel has no driver for them. Idempotent.
+mount_setup_pkgs=()
+for pair in fusermount3:fuse3 blkid:util-linux losetup:mount mkfs.ext4:e2fsprogs \
+    mkfs.fat:dosfstools fusefat:fusefat mount.exfat-fuse:exfat-fuse mkfs.exfat:exfatprogs \
+    ntfs-3g:ntfs-3g mkfs.ntfs:ntfs-3g mkfs.xfs:xfsprogs; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "${pair%%:*}" >/dev/null 2>&1 \
+        || mount_setup_pkgs+=("${pair#*:}")
+done
+if [ ${#mount_setup_pkgs[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            "${mount_setup_pkgs[@]}" >/dev/null
+    else
+        echo "scripts/setup.d/mount.sh: not root, cannot install ${mount_setup_pkgs[*]}" >&2
+    fi
+fi
+unset mount_setup_pkgs pair
+# The loop driver may be a module on other kernels; harmless when built in.
+[ -e /dev/loop-control ] || modprobe loop 2>/dev/null || true
+[ -e /dev/fuse ] || modprobe fuse 2>/dev/null || true

@@ -1,0 +1,288 @@
+//! `tcvault mount`, `unmount` and `list`, and the hidden service subcommand.
+
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::ExitCode;
+
+use serde_json::json;
+use tcvault::mount::state::Entry;
+use tcvault::mount::{self as m, MountError, MountRequest};
+
+use super::args::{ListArgs, MountArgs, UnlockArgs, UnmountArgs};
+use super::exit::{BAD_INPUT, CliError, FAILED, USAGE};
+use super::unlock::open_volume;
+
+fn cli_err(e: MountError) -> CliError {
+    match e {
+        MountError::Volume(v) => CliError::from(v),
+        MountError::Usage(_) => CliError::new(e, USAGE),
+        MountError::Busy { .. } => CliError::new(e, FAILED).hint(
+            "close the files and leave the directory (cd elsewhere), or use --force: processes \
+             still using it then get I/O errors",
+        ),
+        MountError::NoDriver { .. } | MountError::ServiceNoDriver(_) | MountError::NoFilesystem => {
+            CliError::new(e, FAILED)
+                .hint("--no-filesystem gives the decrypted block device without mounting it")
+        }
+        MountError::MissingProgram { .. } => {
+            CliError::new(e, FAILED).hint("scripts/setup.d/mount.sh installs what mount needs")
+        }
+        MountError::AlreadyMounted { .. } => {
+            CliError::new(e, BAD_INPUT).hint("`tcvault list` shows what is mounted")
+        }
+        MountError::NotMounted(_) => {
+            CliError::new(e, BAD_INPUT).hint("`tcvault list` shows what is mounted")
+        }
+        e => CliError::new(e, FAILED),
+    }
+}
+
+fn need_root(what: &str) -> Result<(), CliError> {
+    let euid = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0);
+    if euid != 0 {
+        return Err(CliError::msg(
+            format!("{what} needs root (loop devices and mount)"),
+            BAD_INPUT,
+        )
+        .hint("run it with sudo"));
+    }
+    Ok(())
+}
+
+fn sudo_id(var: &str) -> Option<u32> {
+    std::env::var(var).ok()?.parse().ok().filter(|&n| n != 0)
+}
+
+pub fn mount(a: &MountArgs) -> Result<(), CliError> {
+    need_root("mount")?;
+    if !Path::new("/dev/fuse").exists() {
+        return Err(
+            CliError::msg("/dev/fuse is missing: this kernel has no FUSE", FAILED)
+                .hint("load it with `modprobe fuse`"),
+        );
+    }
+    if let Some(e) = m::state::find_volume(&a.volume) {
+        return Err(cli_err(MountError::AlreadyMounted {
+            volume: a.volume.clone(),
+            slot: e.slot,
+            mountpoint: e.state.and_then(|s| s.mountpoint),
+        }));
+    }
+    let vol = open_volume(&a.volume, &a.unlock)?;
+    let mut req = MountRequest {
+        mountpoint: a.mountpoint.clone(),
+        read_only: a.read_only,
+        no_filesystem: a.no_filesystem,
+        mount_options: a.mount_options.clone(),
+        uid: a.uid,
+        gid: a.gid,
+        umask: a.umask,
+        slot: a.slot,
+        protect: None,
+        default_owner: false,
+    };
+    if req.uid.is_none() && req.gid.is_none() && !a.no_filesystem {
+        req.uid = sudo_id("SUDO_UID");
+        req.gid = sudo_id("SUDO_GID");
+        req.default_owner = true;
+    }
+    if a.protect_hidden {
+        if vol.unlocked().slot.is_hidden() {
+            return Err(CliError::msg(
+                "the password given opens the hidden volume itself; --protect-hidden takes the \
+                 outer volume's password first, then the hidden volume's",
+                USAGE,
+            ));
+        }
+        let hidden_args = UnlockArgs {
+            password_file: a.hidden_password_file.clone(),
+            keyfiles: a.hidden_keyfiles.clone(),
+            pim: a.hidden_pim,
+            hidden: true,
+            prf: None,
+            cipher: None,
+            ..a.unlock.clone()
+        };
+        eprintln!("tcvault: now the hidden volume's password, for its protection");
+        let hidden = open_volume(&a.volume, &hidden_args).map_err(|e| {
+            e.hint(
+                "--protect-hidden needs the hidden volume's own password (and keyfiles/PIM: \
+                 --hidden-password-file, --hidden-keyfile, --hidden-pim)",
+            )
+        })?;
+        let h = &hidden.unlocked().header;
+        let end = h
+            .encrypted_area_start
+            .saturating_add(h.encrypted_area_length);
+        req.protect = Some(h.encrypted_area_start..end);
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::msg(format!("cannot find the tcvault program: {e}"), FAILED))?;
+    let st = m::start(&vol, &req, &exe).map_err(cli_err)?;
+    drop(vol);
+    let dev = st
+        .device
+        .as_deref()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    let mut out = io::stdout().lock();
+    let r = match &st.mountpoint {
+        Some(mp) => writeln!(
+            out,
+            "{} mounted at {} (slot {}, {} via {}, {}{}{})",
+            st.volume.display(),
+            mp.display(),
+            st.slot,
+            st.filesystem.as_deref().unwrap_or("?"),
+            st.driver.as_deref().unwrap_or("?"),
+            dev,
+            if st.read_only { ", read-only" } else { "" },
+            if st.protect_hidden {
+                ", hidden volume protected"
+            } else {
+                ""
+            },
+        ),
+        None => writeln!(out, "{dev}"),
+    };
+    r.map_err(|e| CliError::msg(format!("cannot write to standard output: {e}"), FAILED))
+}
+
+fn describe(e: &Entry) -> String {
+    e.state
+        .as_ref()
+        .and_then(|s| s.mountpoint.as_ref().or(s.device.as_ref()))
+        .map_or_else(|| format!("slot {}", e.slot), |p| p.display().to_string())
+}
+
+pub fn unmount(a: &UnmountArgs) -> Result<(), CliError> {
+    need_root("unmount")?;
+    let entries: Vec<Entry> = if a.all {
+        m::list()
+    } else {
+        let mut v = Vec::new();
+        for t in &a.targets {
+            v.push(m::service::find(t).ok_or_else(|| cli_err(MountError::NotMounted(t.clone())))?);
+        }
+        v
+    };
+    let mut first_err = None;
+    for e in &entries {
+        match m::unmount(e, a.force) {
+            Ok(o) => {
+                let what = describe(e);
+                if o.was_stale {
+                    println!("cleaned up {what} (its service had stopped)");
+                } else {
+                    println!("unmounted {what}");
+                }
+            }
+            Err(err) => {
+                let c = cli_err(err);
+                if a.all {
+                    c.report();
+                }
+                first_err.get_or_insert(c);
+            }
+        }
+    }
+    match first_err {
+        Some(e) if !a.all || entries.len() == 1 => Err(e),
+        Some(_) => Err(CliError::msg("some volumes could not be unmounted", FAILED)),
+        None => Ok(()),
+    }
+}
+
+pub fn list(a: &ListArgs) -> Result<(), CliError> {
+    let entries = m::list();
+    let mut out = String::new();
+    if a.json {
+        let arr: Vec<_> = entries
+            .iter()
+            .map(|e| match &e.state {
+                Some(s) => {
+                    let mut v = serde_json::to_value(s).unwrap_or_else(|_| json!({}));
+                    if let Some(o) = v.as_object_mut() {
+                        o.insert("alive".into(), json!(e.alive));
+                    }
+                    v
+                }
+                None => json!({"slot": e.slot, "alive": e.alive, "phase": "unknown"}),
+            })
+            .collect();
+        out = serde_json::to_string_pretty(&arr).unwrap_or_else(|_| "[]".into());
+        out.push('\n');
+    } else if !entries.is_empty() {
+        out.push_str("SLOT  VOLUME  MOUNTPOINT  DEVICE  FS  CHAIN  PRF  TYPE  MODE  PROTECTION\n");
+        for e in &entries {
+            let Some(s) = &e.state else {
+                out.push_str(&format!("{}  ?  (starting or crashed)\n", e.slot));
+                continue;
+            };
+            let protection = match (s.protect_hidden, s.protection_tripped) {
+                (false, _) => "-",
+                (true, false) => "on",
+                (true, true) => "on, write refused (read-only)",
+            };
+            out.push_str(&format!(
+                "{}  {}  {}  {}  {}  {}  {}  {}  {}  {}{}\n",
+                s.slot,
+                s.volume.display(),
+                s.mountpoint
+                    .as_ref()
+                    .map_or("-".into(), |p| p.display().to_string()),
+                s.device
+                    .as_ref()
+                    .map_or("-".into(), |p| p.display().to_string()),
+                s.filesystem.as_deref().unwrap_or("-"),
+                s.chain,
+                s.prf,
+                s.kind,
+                if s.read_only || s.protection_tripped {
+                    "ro"
+                } else {
+                    "rw"
+                },
+                protection,
+                if e.alive {
+                    ""
+                } else {
+                    "  [service gone: `tcvault unmount` cleans up]"
+                },
+            ));
+        }
+    }
+    let mut stdout = io::stdout().lock();
+    stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| CliError::msg(format!("cannot write to standard output: {e}"), FAILED))
+}
+
+/// The hidden `__mount-service` subcommand: standard input must be the socket `mount` passes.
+pub fn service() -> ExitCode {
+    let sock = io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .ok()
+        .filter(|fd| {
+            std::fs::metadata(format!(
+                "/proc/self/fd/{}",
+                std::os::fd::AsRawFd::as_raw_fd(fd)
+            ))
+            .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+        })
+        .map(UnixStream::from);
+    match sock {
+        Some(s) => ExitCode::from(u8::try_from(m::service::serve(s)).unwrap_or(1)),
+        None => {
+            eprintln!("tcvault: this internal command is started by `tcvault mount`");
+            ExitCode::from(USAGE)
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! The decrypted data area of an unlocked volume as something to read and write at byte
+//! offsets, from many threads at once, without allocating per request.
+//!
+//! Each I/O thread owns one page-aligned buffer (grown only when a request is larger than any
+//! before it), reads ciphertext into it with direct I/O when the host allows, and decrypts in
+//! place. Writes copy the caller's plaintext into that buffer and encrypt there. Hidden-volume
+//! protection refuses, and from then on every write is refused, as soon as a write would touch
+//! the protected host range.
+
+use std::cell::RefCell;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::ops::Range;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use zeroize::Zeroize;
+
+use crate::crypto::chain::{ChainId, XtsChain};
+use crate::crypto::xts::DATA_UNIT;
+use crate::volume::Volume;
+
+use super::MountError;
+
+const UNIT: u64 = DATA_UNIT as u64;
+/// Alignment of I/O buffers: enough for direct I/O on any logical block size up to a page.
+const ALIGN: usize = 4096;
+
+/// Where the data area lives and how it is keyed; everything the service needs, nothing more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AreaSpec {
+    /// The host (file or block device) holding the volume.
+    pub host: PathBuf,
+    /// Host byte offset of the data area.
+    pub start: u64,
+    /// Length of the data area in bytes.
+    pub len: u64,
+    /// The cipher chain.
+    pub chain: ChainId,
+    /// Open the host read-only and refuse every write.
+    pub read_only: bool,
+    /// Host byte range that writes must not touch (the hidden volume), if protection is on.
+    pub protect: Option<Range<u64>>,
+    /// Use direct I/O to the host where the host accepts it.
+    pub direct_io: bool,
+}
+
+impl AreaSpec {
+    /// The spec of `volume`'s data area.
+    pub fn of(volume: &Volume, read_only: bool) -> AreaSpec {
+        let h = &volume.unlocked().header;
+        AreaSpec {
+            host: volume.host().path().to_path_buf(),
+            start: h.encrypted_area_start,
+            len: volume.data_len(),
+            chain: volume.unlocked().chain,
+            read_only,
+            protect: None,
+            direct_io: true,
+        }
+    }
+}
+
+/// An open, keyed data area.
+pub struct DataArea {
+    spec: AreaSpec,
+    buffered: File,
+    direct: Option<File>,
+    /// Set once the host refused an unaligned direct request; the buffered file is used after.
+    direct_failed: AtomicBool,
+    cipher: XtsChain,
+    tripped: AtomicBool,
+}
+
+impl std::fmt::Debug for DataArea {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataArea")
+            .field("spec", &self.spec)
+            .field("direct", &self.direct.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+thread_local! {
+    static BUF: RefCell<AlignedBuf> = const { RefCell::new(AlignedBuf::new()) };
+}
+
+/// A heap buffer with a page-aligned window; wiped when it grows or the thread ends.
+struct AlignedBuf {
+    raw: Vec<u8>,
+}
+
+impl AlignedBuf {
+    const fn new() -> Self {
+        AlignedBuf { raw: Vec::new() }
+    }
+
+    /// A page-aligned slice of exactly `len` bytes.
+    fn get(&mut self, len: usize) -> &mut [u8] {
+        if self.raw.len() < len + ALIGN {
+            self.raw.zeroize();
+            self.raw = vec![0u8; len.max(1 << 20) + ALIGN];
+        }
+        let off = self.raw.as_ptr().align_offset(ALIGN);
+        &mut self.raw[off..off + len]
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        self.raw.zeroize();
+    }
+}
+
+impl DataArea {
+    /// Opens the host named in `spec` and keys the chain with `key_material` (the header's
+    /// key area: primary keys, then tweak keys).
+    ///
+    /// # Errors
+    /// The host cannot be opened, or the key material is too short for the chain.
+    pub fn open(spec: AreaSpec, key_material: &[u8]) -> Result<DataArea, MountError> {
+        let cipher = XtsChain::new(spec.chain, key_material).map_err(|need| {
+            MountError::Protocol(format!("key material shorter than {need} bytes"))
+        })?;
+        let open = |direct: bool| {
+            let mut o = OpenOptions::new();
+            o.read(true).write(!spec.read_only);
+            if direct {
+                o.custom_flags(libc::O_DIRECT);
+            }
+            o.open(&spec.host)
+        };
+        let buffered = open(false).map_err(|e| MountError::io(&spec.host, "cannot open", e))?;
+        let direct = if spec.direct_io {
+            open(true).ok()
+        } else {
+            None
+        };
+        Ok(DataArea {
+            spec,
+            buffered,
+            direct,
+            direct_failed: AtomicBool::new(false),
+            cipher,
+            tripped: AtomicBool::new(false),
+        })
+    }
+
+    /// Opens `volume`'s data area through a file of its own (so that direct I/O and writes do
+    /// not depend on how the volume was opened).
+    ///
+    /// # Errors
+    /// As [`DataArea::open`].
+    pub fn of_volume(volume: &Volume, read_only: bool) -> Result<DataArea, MountError> {
+        DataArea::open(
+            AreaSpec::of(volume, read_only),
+            volume.unlocked().header.key_area.expose(),
+        )
+    }
+
+    /// What this area is.
+    pub fn spec(&self) -> &AreaSpec {
+        &self.spec
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> u64 {
+        self.spec.len
+    }
+
+    /// Whether the area is empty (never for a real volume).
+    pub fn is_empty(&self) -> bool {
+        self.spec.len == 0
+    }
+
+    /// Whether a write was refused by hidden-volume protection (the area is read-only since).
+    pub fn protection_tripped(&self) -> bool {
+        self.tripped.load(Ordering::Relaxed)
+    }
+
+    /// Whether writes are refused (read-only, or protection tripped).
+    pub fn is_read_only(&self) -> bool {
+        self.spec.read_only || self.protection_tripped()
+    }
+
+    fn host_read(&self, buf: &mut [u8], at: u64) -> io::Result<()> {
+        if let Some(d) = &self.direct
+            && !self.direct_failed.load(Ordering::Relaxed)
+        {
+            match d.read_exact_at(buf, at) {
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    self.direct_failed.store(true, Ordering::Relaxed);
+                }
+                r => return r,
+            }
+        }
+        self.buffered.read_exact_at(buf, at)
+    }
+
+    fn host_write(&self, buf: &[u8], at: u64) -> io::Result<()> {
+        if let Some(d) = &self.direct
+            && !self.direct_failed.load(Ordering::Relaxed)
+        {
+            match d.write_all_at(buf, at) {
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    self.direct_failed.store(true, Ordering::Relaxed);
+                }
+                r => return r,
+            }
+        }
+        self.buffered.write_all_at(buf, at)
+    }
+
+    /// The aligned unit range covering `offset..offset+len`, clamped to the area.
+    fn cover(&self, offset: u64, len: usize) -> Option<(u64, u64)> {
+        if offset >= self.spec.len {
+            return None;
+        }
+        let end = offset.saturating_add(len as u64).min(self.spec.len);
+        let a = offset - offset % UNIT;
+        let b = end.div_ceil(UNIT) * UNIT;
+        Some((a, b.min(self.spec.len)))
+    }
+
+    /// Reads up to `len` bytes at `offset` (fewer at the end of the area) and hands the
+    /// plaintext to `f` without copying it.
+    ///
+    /// # Errors
+    /// Host I/O errors.
+    pub fn read_with<R>(
+        &self,
+        offset: u64,
+        len: usize,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> io::Result<R> {
+        let Some((a, b)) = self.cover(offset, len) else {
+            return Ok(f(&[]));
+        };
+        let n = usize::try_from(b - a).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        BUF.with_borrow_mut(|buf| {
+            let buf = buf.get(n);
+            let host = self.spec.start + a;
+            self.host_read(buf, host)?;
+            self.cipher.decrypt(buf, host / UNIT);
+            let skip = (offset - a) as usize;
+            let want = len.min((self.spec.len - offset) as usize);
+            Ok(f(&buf[skip..skip + want]))
+        })
+    }
+
+    /// Reads exactly `out.len()` bytes at `offset` into `out`.
+    ///
+    /// # Errors
+    /// Host I/O errors; reading past the end of the area is `UnexpectedEof`.
+    pub fn read_into(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        let got = self.read_with(offset, out.len(), |p| {
+            out[..p.len()].copy_from_slice(p);
+            p.len()
+        })?;
+        if got != out.len() {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(())
+    }
+
+    /// Encrypts and writes `data` at `offset`. Unaligned edges are read, merged and rewritten.
+    ///
+    /// # Errors
+    /// `EROFS` when read-only or after protection tripped, `EPERM` for the write that trips it,
+    /// `ENOSPC` past the end of the area, or host I/O errors.
+    pub fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        if self.is_read_only() {
+            return Err(io::Error::from_raw_os_error(libc::EROFS));
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        let end = offset
+            .checked_add(data.len() as u64)
+            .filter(|&e| e <= self.spec.len)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOSPC))?;
+        let a = offset - offset % UNIT;
+        let b = end.div_ceil(UNIT) * UNIT;
+        if let Some(p) = &self.spec.protect {
+            let (ha, hb) = (self.spec.start + a, self.spec.start + b);
+            if ha < p.end && p.start < hb {
+                self.tripped.store(true, Ordering::SeqCst);
+                return Err(io::Error::from_raw_os_error(libc::EPERM));
+            }
+        }
+        let n = usize::try_from(b - a).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        BUF.with_borrow_mut(|buf| {
+            let buf = buf.get(n);
+            let host = self.spec.start + a;
+            let head = (offset - a) as usize;
+            let tail_start = head + data.len();
+            if head != 0 {
+                self.host_read(&mut buf[..DATA_UNIT], host)?;
+                self.cipher.decrypt(&mut buf[..DATA_UNIT], host / UNIT);
+            }
+            if tail_start != n && (head == 0 || n > DATA_UNIT) {
+                let last = n - DATA_UNIT;
+                let lh = host + last as u64;
+                self.host_read(&mut buf[last..], lh)?;
+                self.cipher.decrypt(&mut buf[last..], lh / UNIT);
+            }
+            buf[head..tail_start].copy_from_slice(data);
+            self.cipher.encrypt(buf, host / UNIT);
+            self.host_write(buf, host)
+        })
+    }
+
+    /// Flushes written data to the host's storage.
+    ///
+    /// # Errors
+    /// The host's `fdatasync` failed.
+    pub fn sync(&self) -> io::Result<()> {
+        if self.spec.read_only {
+            return Ok(());
+        }
+        self.buffered.sync_data()
+    }
+
+    /// The host path.
+    pub fn host_path(&self) -> &Path {
+        &self.spec.host
+    }
+}

@@ -1,0 +1,190 @@
+//! Loop devices: attach a file (the FUSE file of the decrypted area) as a block device with
+//! direct I/O and auto-clear, detach it, and tell who still uses one.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::MountError;
+use super::sys;
+
+/// Logical block size of our loop devices: 512 bytes suits every filesystem a volume can hold
+/// (FAT with 512-byte sectors included) and is the XTS data-unit size.
+pub const BLOCK_SIZE: u32 = 512;
+
+/// An attached loop device; detached on [`LoopDevice::detach`] (or by the kernel when its last
+/// user closes it, since auto-clear is set).
+#[derive(Debug)]
+pub struct LoopDevice {
+    file: File,
+    path: PathBuf,
+    number: u32,
+    direct_io: bool,
+}
+
+impl LoopDevice {
+    /// Attaches `backing` to a free loop device.
+    ///
+    /// # Errors
+    /// No loop support, no free device, or the kernel refused the backing file.
+    pub fn attach(
+        backing: &Path,
+        read_only: bool,
+        direct_io: bool,
+        label: &str,
+    ) -> Result<LoopDevice, MountError> {
+        let control = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/loop-control")
+            .map_err(|e| MountError::io(Path::new("/dev/loop-control"), "cannot open", e))?;
+        let back = OpenOptions::new()
+            .read(true)
+            .write(!read_only)
+            .open(backing)
+            .map_err(|e| MountError::io(backing, "cannot open", e))?;
+        let mut flags = sys::LO_FLAGS_AUTOCLEAR;
+        if read_only {
+            flags |= sys::LO_FLAGS_READ_ONLY;
+        }
+        let name = label.as_bytes();
+        let mut last = None;
+        // Another process may take the free device between GET_FREE and CONFIGURE: retry.
+        for _ in 0..16 {
+            let n = sys::loop_ctl_get_free(&control).map_err(|e| {
+                MountError::io(Path::new("/dev/loop-control"), "no free loop device", e)
+            })?;
+            let path = PathBuf::from(format!("/dev/loop{n}"));
+            let dev = match open_dev(&path, read_only) {
+                Ok(d) => d,
+                Err(e) => {
+                    last = Some(MountError::io(&path, "cannot open", e));
+                    continue;
+                }
+            };
+            let want_dio = if direct_io {
+                sys::LO_FLAGS_DIRECT_IO
+            } else {
+                0
+            };
+            let r = match sys::loop_configure(&dev, &back, flags | want_dio, BLOCK_SIZE, name) {
+                Err(e) if direct_io && e.raw_os_error() == Some(libc::EINVAL) => {
+                    sys::loop_configure(&dev, &back, flags, BLOCK_SIZE, name)
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ENOTTY) => {
+                    // Kernel before 5.8: the four-step way.
+                    sys::loop_set_fd_status(&dev, &back, flags, name).map(|()| {
+                        let _ = sys::loop_set_block_size(&dev, BLOCK_SIZE);
+                        if direct_io {
+                            let _ = sys::loop_set_direct_io(&dev, true);
+                        }
+                    })
+                }
+                r => r,
+            };
+            match r {
+                Ok(()) => {
+                    let dio = read_sys(n, "dio").is_some_and(|s| s == "1");
+                    return Ok(LoopDevice {
+                        file: dev,
+                        path,
+                        number: n,
+                        direct_io: dio,
+                    });
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    last = Some(MountError::io(&path, "busy", e));
+                }
+                Err(e) => {
+                    return Err(MountError::io(
+                        &path,
+                        "cannot attach the decrypted file to",
+                        e,
+                    ));
+                }
+            }
+        }
+        Err(last.unwrap_or(MountError::Protocol("no free loop device".into())))
+    }
+
+    /// `/dev/loopN`.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the kernel reads the backing file with direct I/O.
+    pub fn direct_io(&self) -> bool {
+        self.direct_io
+    }
+
+    /// Detaches the device (the kernel finishes once every other user has closed it) and
+    /// waits up to 10 s for that.
+    ///
+    /// # Errors
+    /// The kernel refused `LOOP_CLR_FD`.
+    pub fn detach(self) -> Result<(), MountError> {
+        // Write back what a driver left in the device's page cache first: once LOOP_CLR_FD has
+        // put the device into rundown (we are its last opener), the kernel's own write-back
+        // at close would fail.
+        let _ = self.file.sync_all();
+        let r = sys::loop_clr_fd(&self.file);
+        let n = self.number;
+        drop(self.file);
+        match r {
+            Ok(()) => {}
+            // Already detached (auto-clear won the race).
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {}
+            Err(e) => return Err(MountError::io(&self.path, "cannot detach", e)),
+        }
+        wait_detached(n, Duration::from_secs(10));
+        Ok(())
+    }
+}
+
+fn open_dev(path: &Path, read_only: bool) -> io::Result<File> {
+    OpenOptions::new().read(true).write(!read_only).open(path)
+}
+
+fn read_sys(n: u32, what: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/sys/block/loop{n}/loop/{what}"))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// The number of `/dev/loopN`, if `dev` names one.
+pub fn loop_number(dev: &Path) -> Option<u32> {
+    dev.to_str()?.strip_prefix("/dev/loop")?.parse().ok()
+}
+
+/// The backing file of loop device `n`, if attached.
+pub fn backing_file(n: u32) -> Option<PathBuf> {
+    read_sys(n, "backing_file").map(PathBuf::from)
+}
+
+/// Waits until loop device `n` has no backing file, up to `limit`.
+pub fn wait_detached(n: u32, limit: Duration) -> bool {
+    let until = Instant::now() + limit;
+    loop {
+        if backing_file(n).is_none() {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Detaches `/dev/loopN` whatever holds it (used to clean up after a dead service).
+///
+/// # Errors
+/// The device cannot be opened or refused `LOOP_CLR_FD`.
+pub fn force_detach(dev: &Path) -> Result<(), MountError> {
+    let f = open_dev(dev, true).map_err(|e| MountError::io(dev, "cannot open", e))?;
+    match sys::loop_clr_fd(&f) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => Ok(()),
+        Err(e) => Err(MountError::io(dev, "cannot detach", e)),
+    }
+}

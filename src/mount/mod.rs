@@ -1,0 +1,191 @@
+//! Layer 4a: unlocked volumes as block devices and mounted filesystems.
+//!
+//! A [`Backend`] turns a volume's decrypted data area ([`area::DataArea`]) into a block device;
+//! the one backend today is [`fuse::FuseBackend`] (a private FUSE file with a loop device on
+//! it; this kernel has no device-mapper). [`service`] runs that in a background process that
+//! outlives the command, keeps its state under `/run/tcvault/` ([`state`]), mounts the
+//! filesystem found on the device ([`fs`]), and tears everything down on unmount or SIGTERM.
+//! [`format_volume`] uses the same path in-process to make a filesystem on a new volume.
+
+pub mod area;
+pub mod fs;
+pub mod fuse;
+pub mod loopdev;
+pub mod service;
+pub mod state;
+#[allow(unsafe_code)]
+mod sys;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use area::{AreaSpec, DataArea};
+pub use fs::FsKind;
+pub use service::{MountRequest, UnmountOutcome, list, start, unmount};
+pub use state::MountState;
+
+use crate::volume::{Volume, VolumeError};
+
+/// Why mounting, unmounting or formatting failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    /// An I/O error on a named path.
+    #[error("{path}: {what}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// What was being done.
+        what: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Opening the volume failed.
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
+    /// A program the operation needs is not installed.
+    #[error("{program} is not installed (Debian package {package})")]
+    MissingProgram {
+        /// The program.
+        program: String,
+        /// Where to get it.
+        package: String,
+    },
+    /// Neither the kernel nor an installed FUSE driver can mount this filesystem.
+    #[error("no driver for the {fstype} filesystem: the kernel has none{}",
+        install.as_ref().map(|p| format!(" and the FUSE driver is not installed (Debian package {p})")).unwrap_or_default())]
+    NoDriver {
+        /// blkid's name of the filesystem.
+        fstype: String,
+        /// A package that would provide a driver.
+        install: Option<String>,
+    },
+    /// blkid found no filesystem on the decrypted device.
+    #[error("no filesystem found on the decrypted volume")]
+    NoFilesystem,
+    /// An external program failed.
+    #[error("{program} failed (exit status {status}): {message}")]
+    ToolFailed {
+        /// The program.
+        program: String,
+        /// Its exit status.
+        status: i32,
+        /// What it printed.
+        message: String,
+    },
+    /// The volume is already mounted.
+    #[error("{volume} is already mounted (slot {slot}{})",
+        mountpoint.as_ref().map(|m| format!(", at {}", m.display())).unwrap_or_default())]
+    AlreadyMounted {
+        /// The volume.
+        volume: PathBuf,
+        /// Its slot.
+        slot: u32,
+        /// Where.
+        mountpoint: Option<PathBuf>,
+    },
+    /// The requested slot is taken.
+    #[error("slot {slot} is in use")]
+    SlotInUse {
+        /// The slot.
+        slot: u32,
+    },
+    /// Files are open on the mount (or the device is in use).
+    #[error("{target} is busy: {}", users.join(", "))]
+    Busy {
+        /// The mount point or device.
+        target: PathBuf,
+        /// "PID (command, how)" for each user found; may be empty when the kernel says busy
+        /// but no process could be named.
+        users: Vec<String>,
+    },
+    /// Nothing mounted matches.
+    #[error("{0}: not mounted by tcvault")]
+    NotMounted(PathBuf),
+    /// Options that do not fit together.
+    #[error("{0}")]
+    Usage(String),
+    /// The mount service reported an error or went away.
+    #[error("mount service: {0}")]
+    Service(String),
+    /// The mount service found no driver for the filesystem (its message says which).
+    #[error("mount service: {0}")]
+    ServiceNoDriver(String),
+    /// A malformed message between the command and the service, or another internal problem.
+    #[error("{0}")]
+    Protocol(String),
+}
+
+impl MountError {
+    pub(crate) fn io(path: &Path, what: &'static str, source: io::Error) -> MountError {
+        MountError::Io {
+            path: path.to_path_buf(),
+            what,
+            source,
+        }
+    }
+}
+
+/// Something that exposes a data area as a block device.
+pub trait Backend {
+    /// Short name for messages.
+    fn name(&self) -> &'static str;
+    /// Exposes `area` as a block device, keeping private files under `work_dir`; `label`
+    /// names it in mount tables.
+    ///
+    /// # Errors
+    /// The device cannot be set up.
+    fn attach(
+        &self,
+        area: Arc<DataArea>,
+        work_dir: &Path,
+        label: &str,
+    ) -> Result<Box<dyn Attached>, MountError>;
+}
+
+/// A block device a [`Backend`] set up.
+pub trait Attached: Send + std::fmt::Debug {
+    /// The block device.
+    fn device(&self) -> &Path;
+    /// Whether the device does direct I/O to what is below it.
+    fn direct_io(&self) -> bool;
+    /// Removes the device and stops serving it.
+    ///
+    /// # Errors
+    /// The device could not be removed cleanly (it is still removed as far as possible).
+    fn detach(self: Box<Self>) -> Result<(), MountError>;
+}
+
+/// Makes filesystem `fs` (with `label`) on `volume`'s data area, through the same FUSE + loop
+/// path as `mount`, then tears the path down and syncs the host. The volume's host is reopened
+/// for writing by path; `volume` itself may have been opened read-only.
+///
+/// Needs root, `/dev/fuse`, `/dev/loop-control` and the mkfs program (see
+/// [`FsKind::mkfs_program`]).
+///
+/// # Errors
+/// [`MountError::MissingProgram`] when mkfs is not installed, [`MountError::ToolFailed`] when
+/// it fails, and I/O errors from setting up the device.
+pub fn format_volume(volume: Volume, fs: FsKind, label: Option<&str>) -> Result<(), MountError> {
+    let (prog, pkg) = fs.mkfs_program();
+    if fs::find_program(prog).is_none() {
+        return Err(MountError::MissingProgram {
+            program: prog.into(),
+            package: pkg.into(),
+        });
+    }
+    let area = Arc::new(DataArea::of_volume(&volume, false)?);
+    drop(volume);
+    let work = tempfile::Builder::new()
+        .prefix("tcvault-format-")
+        .tempdir()
+        .map_err(|e| MountError::io(Path::new("/tmp"), "cannot create a directory in", e))?;
+    let attached = fuse::FuseBackend::default().attach(Arc::clone(&area), work.path(), "format")?;
+    let made = fs::mkfs(fs, attached.device(), label);
+    let detached = attached.detach();
+    let synced = area
+        .sync()
+        .map_err(|e| MountError::io(area.host_path(), "cannot sync", e));
+    made.and(detached).and(synced)
+}
