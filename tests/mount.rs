@@ -76,6 +76,11 @@ const TEST_PIM: u32 = 1;
 /// password and PIM, from the format facts: header fields, CRCs, PBKDF2, XTS over bytes 64..512,
 /// and the embedded backup header.
 fn make_volume(path: &Path, size: u64) {
+    make_volume_with(path, size, ChainId::Aes);
+}
+
+/// As [`make_volume`] with another cipher chain.
+fn make_volume_with(path: &Path, size: u64, chain: ChainId) {
     let mut random = [0u8; 64 + 256 + 64];
     fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut random))
@@ -99,7 +104,7 @@ fn make_volume(path: &Path, size: u64) {
     for (at, salt) in [(0u64, &random[..64]), (size - 131_072, &random[320..])] {
         let salt: [u8; 64] = salt.try_into().expect("64-byte salt");
         let mut bytes = header.serialize(&salt);
-        let mut key = [0u8; 64];
+        let mut key = [0u8; 192];
         pbkdf2(
             Prf::Sha512,
             TEST_PASSWORD,
@@ -107,8 +112,8 @@ fn make_volume(path: &Path, size: u64) {
             15_000 + 1_000 * TEST_PIM,
             &mut key,
         );
-        XtsChain::new(ChainId::Aes, &key)
-            .expect("AES takes 64 bytes of key")
+        XtsChain::new(chain, &key)
+            .expect("192 bytes key every chain")
             .encrypt(&mut bytes.expose_mut()[64..], 0);
         f.write_all_at(bytes.expose(), at).expect("write header");
     }
@@ -575,4 +580,22 @@ fn killed_service_gives_io_errors_and_unmount_cleans_up() {
     mount_ok(&vol, &unlock, &[mp.to_str().expect("path")]);
     check_files(&mp, 3);
     unmount_ok(&mp);
+}
+
+/// Not a test: makes the volumes `scripts/bench-mount.sh` measures. With
+/// TCVAULT_BENCH_VOLUME=PATH, TCVAULT_BENCH_CHAIN=NAME and TCVAULT_BENCH_SIZE=BYTES it writes a
+/// volume (test password and PIM) and formats it with ext4.
+#[test]
+#[ignore = "run by scripts/bench-mount.sh"]
+fn bench_volume() {
+    let Some(_g) = mount_env() else { return };
+    let path =
+        PathBuf::from(std::env::var_os("TCVAULT_BENCH_VOLUME").expect("TCVAULT_BENCH_VOLUME"));
+    let chain = std::env::var("TCVAULT_BENCH_CHAIN").unwrap_or_else(|_| "AES".into());
+    let chain = ChainId::from_name(&chain).expect("a chain name such as AES or Serpent");
+    let size: u64 = std::env::var("TCVAULT_BENCH_SIZE")
+        .map(|s| s.parse().expect("TCVAULT_BENCH_SIZE in bytes"))
+        .unwrap_or(1200 << 20);
+    make_volume_with(&path, size, chain);
+    format_volume(open_test_volume(&path), FsKind::Ext4, Some("bench")).expect("format ext4");
 }
