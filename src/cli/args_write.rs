@@ -1,2 +1,191 @@
-// Arguments of the commands that write headers: create, change-password, backup-header,
-// restore-header. Included by args.rs.
+// Arguments of the commands that write volumes and headers: create, change-password,
+// backup-header, restore-header. Included by args.rs (clap and std only).
+
+/// A new password, keyfiles and PIM: what `create` protects a volume with and what
+/// `change-password` changes to. Without a password file the password is asked for twice on
+/// the terminal.
+#[derive(Args, Debug, Clone, Default)]
+pub struct NewSecretArgs {
+    /// Read the new password from FILE ('-' for standard input); one trailing newline is
+    /// removed.
+    #[arg(long = "new-password-file", value_name = "FILE")]
+    pub new_password_file: Option<PathBuf>,
+    /// A keyfile (or every file of a directory) for the new header; repeat for several.
+    #[arg(long = "new-keyfile", value_name = "PATH")]
+    pub new_keyfiles: Vec<PathBuf>,
+    /// PIM for the new header (0 or absent: the default iteration count).
+    #[arg(long = "new-pim", value_name = "N")]
+    pub new_pim: Option<u32>,
+}
+
+/// Volume formats `create` writes.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FormatArg {
+    /// VeraCrypt (magic VERA, VeraCrypt iteration counts, PIM).
+    #[default]
+    Veracrypt,
+    /// TrueCrypt 7 (magic TRUE; SHA-512, Whirlpool or RIPEMD-160 with TrueCrypt's counts; the
+    /// first eight ciphers; no PIM; passwords up to 64 bytes).
+    Truecrypt,
+}
+
+/// `tcvault create`.
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// The new file container, or a block device (its whole size is used).
+    #[arg(value_name = "VOLUME")]
+    pub volume: PathBuf,
+    /// Size of a new file container: bytes, or a number with K, M, G or T (powers of 1024),
+    /// e.g. 500M or 2G. Not used on block devices.
+    #[arg(long, value_name = "SIZE", value_parser = parse_volume_size)]
+    pub size: Option<u64>,
+    /// Cipher chain.
+    #[arg(long, value_enum, ignore_case = true, default_value = "aes", value_name = "CHAIN")]
+    pub cipher: ChainArg,
+    /// Key derivation: sha512, sha256, blake2s, whirlpool, streebog or argon2id (VeraCrypt);
+    /// sha512, whirlpool or ripemd160 (TrueCrypt).
+    #[arg(long, value_enum, ignore_case = true, default_value = "sha512", value_name = "PRF")]
+    pub prf: PrfArg,
+    /// Volume format.
+    #[arg(long, value_enum, ignore_case = true, default_value = "veracrypt")]
+    pub format: FormatArg,
+    /// Read the password from FILE ('-' for standard input); one trailing newline is removed.
+    /// Without it the password is asked for twice on the terminal.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Use a keyfile (or every file of a directory); repeat for several keyfiles.
+    #[arg(short = 'k', long = "keyfile", value_name = "PATH")]
+    pub keyfiles: Vec<PathBuf>,
+    /// Personal Iterations Multiplier (VeraCrypt only; 0 or absent: the default count).
+    #[arg(long, value_name = "N")]
+    pub pim: Option<u32>,
+    /// Sector size recorded in the header: 512 (files), up to 4096 for devices with larger
+    /// sectors.
+    #[arg(long, value_name = "BYTES", default_value_t = 512)]
+    pub sector_size: u32,
+    /// Do not fill the data area with random-looking data (faster; free space then shows
+    /// which parts were never written).
+    #[arg(long)]
+    pub quick: bool,
+    /// Replace an existing file, or overwrite a device that holds a filesystem or partition
+    /// table.
+    #[arg(long)]
+    pub force: bool,
+    /// Create a hidden volume inside the existing outer volume VOLUME (needs the outer
+    /// volume's password).
+    #[arg(long, requires = "size")]
+    pub hidden: bool,
+    /// The outer volume's password file, for --hidden ('-' for standard input).
+    #[arg(long, value_name = "FILE", requires = "hidden")]
+    pub outer_password_file: Option<PathBuf>,
+    /// The outer volume's keyfiles, for --hidden.
+    #[arg(long = "outer-keyfile", value_name = "PATH", requires = "hidden")]
+    pub outer_keyfiles: Vec<PathBuf>,
+    /// The outer volume's PIM, for --hidden.
+    #[arg(long, value_name = "N", requires = "hidden")]
+    pub outer_pim: Option<u32>,
+}
+
+/// `tcvault change-password`.
+#[derive(Args, Debug)]
+pub struct ChangePasswordArgs {
+    /// The volume (file container or block device).
+    #[arg(value_name = "VOLUME")]
+    pub volume: PathBuf,
+    /// How to open it now (the current password; --hidden for the hidden volume's header).
+    #[command(flatten)]
+    pub unlock: UnlockArgs,
+    /// The new password, keyfiles and PIM.
+    #[command(flatten)]
+    pub new: NewSecretArgs,
+    /// A new key derivation (default: keep the current one; with --to-veracrypt: sha512).
+    #[arg(long, value_enum, ignore_case = true, value_name = "PRF")]
+    pub new_prf: Option<PrfArg>,
+    /// Turn a TrueCrypt header into a VeraCrypt one (VeraCrypt counts; keys and data stay).
+    #[arg(long)]
+    pub to_veracrypt: bool,
+    /// Before writing, save the volume's current header slots (first 128 KiB) to FILE in
+    /// the 131,072-byte backup format.
+    #[arg(long, value_name = "FILE")]
+    pub keep_old_header: Option<PathBuf>,
+}
+
+/// `tcvault backup-header`.
+#[derive(Args, Debug)]
+pub struct BackupHeaderArgs {
+    /// The volume (file container or block device).
+    #[arg(value_name = "VOLUME")]
+    pub volume: PathBuf,
+    /// The backup file to write.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// How to open the normal (outer) volume's header.
+    #[command(flatten)]
+    pub unlock: UnlockArgs,
+    /// The hidden volume's password file, to back its header up too ('-' for standard
+    /// input). Without it (and without a terminal answer) the hidden half is random.
+    #[arg(long, value_name = "FILE")]
+    pub hidden_password_file: Option<PathBuf>,
+    /// The hidden volume's keyfiles.
+    #[arg(long = "hidden-keyfile", value_name = "PATH")]
+    pub hidden_keyfiles: Vec<PathBuf>,
+    /// The hidden volume's PIM.
+    #[arg(long, value_name = "N")]
+    pub hidden_pim: Option<u32>,
+    /// Also back up the hidden volume's header, asking for its password on the terminal.
+    #[arg(long)]
+    pub with_hidden: bool,
+    /// Write the 1,024-byte format (normal + hidden header) instead of 131,072 bytes.
+    #[arg(long)]
+    pub compact: bool,
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `tcvault restore-header`.
+#[derive(Args, Debug)]
+pub struct RestoreHeaderArgs {
+    /// The volume whose header is restored.
+    #[arg(value_name = "VOLUME")]
+    pub volume: PathBuf,
+    /// Restore from this header backup file (131,072 or 1,024 bytes).
+    #[arg(long, value_name = "FILE", required_unless_present = "embedded")]
+    pub file: Option<PathBuf>,
+    /// Restore from the volume's own embedded backup header.
+    #[arg(long, conflicts_with = "file")]
+    pub embedded: bool,
+    /// How to open the backup (its password, keyfiles, PIM).
+    #[command(flatten)]
+    pub unlock: UnlockArgs,
+    /// Where to save the current header slots before writing (default:
+    /// VOLUME-NAME.old-headers-TIMESTAMP in the current directory).
+    #[arg(long, value_name = "FILE")]
+    pub keep_old_header: Option<PathBuf>,
+    /// Do not save the current header slots first.
+    #[arg(long, conflicts_with = "keep_old_header")]
+    pub no_keep_old_header: bool,
+    /// Restore even when the backup's keys show no filesystem in this volume's data.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Parses a size: bytes, or a number with K, M, G, T (powers of 1024; KiB… and KB… accepted).
+fn parse_volume_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (e.g. 1048576, 500M, 2G)"))?;
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => return Err(format!("'{s}': unknown unit (use K, M, G or T)")),
+    };
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("'{s}' is too large"))
+}

@@ -2,33 +2,49 @@
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tcvault::crypto::chain::ChainId;
 use tcvault::crypto::prf::Prf;
 use tcvault::header::{Credentials, Family, UnlockOptions};
 use tcvault::secret::{Password, Pim, SecretBytes};
 use tcvault::volume::keyfiles::read_keyfiles;
-use tcvault::volume::{SlotChoice, Volume};
+use tcvault::volume::{Host, SlotChoice, Volume};
 
 use super::args::{ChainArg, PrfArg, UnlockArgs};
 use super::exit::{BAD_INPUT, CliError, USAGE};
 
 /// Reads the password and keyfiles, then opens `path`.
 pub fn open_volume(path: &Path, a: &UnlockArgs) -> Result<Volume, CliError> {
-    let pim = match a.pim {
-        None => 0,
-        Some(n) => Pim::new(n)
-            .map_err(|n| CliError::msg(format!("--pim {n} is larger than {}", Pim::MAX), USAGE))?
-            .value(),
-    };
-    if pim != 0 && a.truecrypt {
+    let (creds, opts, slots) = unlock_inputs(path, a)?;
+    Ok(Volume::open(path, &creds, slots, &opts)?)
+}
+
+/// Reads the password and keyfiles, opens `path` for writing, and returns the volume with the
+/// credentials that opened it.
+pub fn open_for_write(path: &Path, a: &UnlockArgs) -> Result<(Volume, Credentials), CliError> {
+    let (creds, opts, slots) = unlock_inputs(path, a)?;
+    let host = Host::open_writable(path)?;
+    let vol = Volume::open_on(host, &creds, slots, &opts)?;
+    Ok((vol, creds))
+}
+
+/// The credentials, unlock options and slots `a` asks for (reads the password).
+pub fn unlock_inputs(
+    path: &Path,
+    a: &UnlockArgs,
+) -> Result<(Credentials, UnlockOptions, SlotChoice), CliError> {
+    if a.pim.is_some_and(|p| p != 0) && a.truecrypt {
         return Err(CliError::msg("TrueCrypt volumes take no PIM", USAGE));
     }
-    let keyfiles = read_keyfiles(&a.keyfiles)?;
-    let password = read_password(a, path, !keyfiles.is_empty())?;
-    let creds = Credentials::new(&password, &keyfiles, pim)?;
-    drop(keyfiles);
+    let prompt = format!("Password for {}", path.display());
+    let creds = credentials(
+        a.password_file.as_deref(),
+        &a.keyfiles,
+        a.pim,
+        &prompt,
+        false,
+    )?;
     let opts = UnlockOptions {
         family: match (a.truecrypt, a.veracrypt) {
             (true, _) => Some(Family::TrueCrypt),
@@ -45,11 +61,36 @@ pub fn open_volume(path: &Path, a: &UnlockArgs) -> Result<Volume, CliError> {
         backup: a.backup_header,
         system: a.system,
     };
-    Ok(Volume::open(path, &creds, slots, &opts)?)
+    Ok((creds, opts, slots))
 }
 
-fn read_password(a: &UnlockArgs, volume: &Path, have_keyfiles: bool) -> Result<Password, CliError> {
-    let raw = match &a.password_file {
+/// Builds credentials from a password (read from `password_file`, or asked for on the terminal
+/// with `prompt`, twice when `confirm`), keyfiles and a PIM.
+pub fn credentials(
+    password_file: Option<&Path>,
+    keyfiles: &[PathBuf],
+    pim: Option<u32>,
+    prompt: &str,
+    confirm: bool,
+) -> Result<Credentials, CliError> {
+    let pim = match pim {
+        None => 0,
+        Some(n) => Pim::new(n)
+            .map_err(|n| CliError::msg(format!("--pim {n} is larger than {}", Pim::MAX), USAGE))?
+            .value(),
+    };
+    let keyfiles = read_keyfiles(keyfiles)?;
+    let password = read_password(password_file, prompt, !keyfiles.is_empty(), confirm)?;
+    Ok(Credentials::new(&password, &keyfiles, pim)?)
+}
+
+fn read_password(
+    password_file: Option<&Path>,
+    prompt: &str,
+    have_keyfiles: bool,
+    confirm: bool,
+) -> Result<Password, CliError> {
+    let raw = match password_file {
         Some(p) if p.as_os_str() == "-" => read_secret(io::stdin().lock()).map_err(|e| {
             CliError::new(e, BAD_INPUT).hint("could not read the password from standard input")
         })?,
@@ -70,25 +111,36 @@ fn read_password(a: &UnlockArgs, volume: &Path, have_keyfiles: bool) -> Result<P
                 );
             }
             let prompt = if have_keyfiles {
-                format!("Password for {} (Enter for none): ", volume.display())
+                format!("{prompt} (Enter for none): ")
             } else {
-                format!("Password for {}: ", volume.display())
+                format!("{prompt}: ")
             };
-            let typed = rpassword::prompt_password(prompt)
-                .map_err(|e| CliError::msg(format!("cannot read the password: {e}"), BAD_INPUT))?;
-            let s = SecretBytes::from_slice(typed.as_bytes());
-            let mut typed = typed;
-            zeroize::Zeroize::zeroize(&mut typed);
-            s
+            let first = prompt_secret(&prompt)?;
+            if confirm {
+                let again = prompt_secret("Repeat it: ")?;
+                if again.expose() != first.expose() {
+                    return Err(CliError::msg("the two passwords differ", BAD_INPUT));
+                }
+            }
+            first
         }
     };
     let mut bytes = raw.expose();
-    if a.password_file.is_some()
+    if password_file.is_some()
         && let Some(stripped) = bytes.strip_suffix(b"\n")
     {
         bytes = stripped.strip_suffix(b"\r").unwrap_or(stripped);
     }
     Password::new(bytes).map_err(|e| CliError::new(e, BAD_INPUT))
+}
+
+fn prompt_secret(prompt: &str) -> Result<SecretBytes, CliError> {
+    let typed = rpassword::prompt_password(prompt)
+        .map_err(|e| CliError::msg(format!("cannot read the password: {e}"), BAD_INPUT))?;
+    let s = SecretBytes::from_slice(typed.as_bytes());
+    let mut typed = typed;
+    zeroize::Zeroize::zeroize(&mut typed);
+    Ok(s)
 }
 
 /// Reads a small secret (at most 4 KiB) without leaving copies behind.
@@ -114,7 +166,7 @@ fn read_secret(r: impl Read) -> io::Result<SecretBytes> {
     Ok(SecretBytes::from_slice(&buf.expose()[..n]))
 }
 
-fn prf_of(p: PrfArg) -> Prf {
+pub fn prf_of(p: PrfArg) -> Prf {
     match p {
         PrfArg::Sha512 => Prf::Sha512,
         PrfArg::Sha256 => Prf::Sha256,
@@ -127,7 +179,7 @@ fn prf_of(p: PrfArg) -> Prf {
     }
 }
 
-fn chain_of(c: ChainArg) -> ChainId {
+pub fn chain_of(c: ChainArg) -> ChainId {
     match c {
         ChainArg::Aes => ChainId::Aes,
         ChainArg::Serpent => ChainId::Serpent,

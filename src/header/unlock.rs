@@ -101,7 +101,13 @@ impl Credentials {
         })
     }
 
-    fn for_family(&self, family: Family) -> Option<&SecretBytes> {
+    /// The PIM these credentials were made with (0 = default).
+    pub fn pim(&self) -> u32 {
+        self.pim
+    }
+
+    /// The PBKDF2 password for `family`; `None` for TrueCrypt when the password is too long.
+    pub(crate) fn for_family(&self, family: Family) -> Option<&SecretBytes> {
         match family {
             Family::VeraCrypt => Some(&self.veracrypt),
             Family::TrueCrypt => self.truecrypt.as_ref(),

@@ -2,9 +2,13 @@
 //!
 //! [`Host`] is the file or device holding a volume (or a header backup file); [`Volume`] is a
 //! host whose header a password opened, with sector I/O over its decrypted data area.
-//! [`keyfiles`] reads keyfiles (and keyfile directories) from disk.
+//! [`keyfiles`] reads keyfiles (and keyfile directories) from disk; [`write`] creates volumes
+//! and rewrites, backs up and restores headers; [`hidden`] adds hidden volumes; [`probe`] recognises filesystem signatures.
 
+pub mod hidden;
 pub mod keyfiles;
+pub mod probe;
+pub mod write;
 
 use std::fs::File;
 use std::io;

@@ -1,0 +1,396 @@
+//! The commands that write: `create`, `change-password`, `backup-header`, `restore-header`.
+
+use std::io::{self, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use tcvault::crypto::prf::Prf;
+use tcvault::header::seal::Protection;
+use tcvault::header::{Family, SealError, Slot};
+use tcvault::volume::write::{
+    self, BackupSource, CreateTarget, NewProtection, NewVolume, WriteError,
+};
+use tcvault::volume::{Host, SlotChoice, Volume};
+
+use super::args::{
+    BackupHeaderArgs, ChangePasswordArgs, CreateArgs, FormatArg, PrfArg, RestoreHeaderArgs,
+};
+use super::exit::{BAD_INPUT, CliError, FAILED, USAGE};
+use super::unlock::{chain_of, credentials, open_for_write, prf_of, unlock_inputs};
+
+impl From<WriteError> for CliError {
+    fn from(e: WriteError) -> Self {
+        let (code, hint) = match &e {
+            WriteError::Volume(_) => {
+                return match e {
+                    WriteError::Volume(v) => CliError::from(v),
+                    _ => CliError::new(e, FAILED),
+                };
+            }
+            WriteError::Seal(SealError::Verify) | WriteError::Random(_) => (FAILED, None),
+            WriteError::Seal(_) => (USAGE, None),
+            WriteError::Exists { .. } => (BAD_INPUT, Some("add --force to replace it")),
+            WriteError::BadSize { .. } => (BAD_INPUT, None),
+            WriteError::DeviceBusy { .. } => (BAD_INPUT, Some("unmount it first")),
+            WriteError::DeviceHasData { .. } => (
+                BAD_INPUT,
+                Some("add --force if its contents may be destroyed"),
+            ),
+            WriteError::Cancelled(_) => (FAILED, None),
+            WriteError::NotABackup { .. } => (BAD_INPUT, None),
+            WriteError::WrongVolume { .. } => (
+                BAD_INPUT,
+                Some("check that the backup belongs to this volume; --force restores anyway"),
+            ),
+            WriteError::Unsupported { .. } => (BAD_INPUT, None),
+            WriteError::Io { .. } => (FAILED, None),
+        };
+        let c = CliError::new(e, code);
+        match hint {
+            Some(h) => c.hint(h),
+            None => c,
+        }
+    }
+}
+
+/// A flag raised by Ctrl-C (SIGINT) or SIGTERM, so long writes stop between two steps.
+fn cancel_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // Registration fails only for forbidden signals; these two are allowed.
+        let _ = signal_hook::flag::register(sig, Arc::clone(&flag));
+    }
+    flag
+}
+
+fn progress_bar(what: &str) -> ProgressBar {
+    if !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::new(0);
+    if let Ok(style) = ProgressStyle::with_template(&format!(
+        "{what} {{bar:40}} {{bytes}}/{{total_bytes}} {{bytes_per_sec}} eta {{eta}}"
+    )) {
+        b.set_style(style);
+    }
+    b
+}
+
+fn family_of(f: FormatArg) -> Family {
+    match f {
+        FormatArg::Veracrypt => Family::VeraCrypt,
+        FormatArg::Truecrypt => Family::TrueCrypt,
+    }
+}
+
+/// PRFs `create` offers: VeraCrypt 1.26's set, and TrueCrypt 7's.
+fn check_create_prf(family: Family, prf: PrfArg) -> Result<Prf, CliError> {
+    let ok = match family {
+        Family::VeraCrypt => !matches!(prf, PrfArg::Ripemd160 | PrfArg::Sha1),
+        Family::TrueCrypt => matches!(prf, PrfArg::Sha512 | PrfArg::Whirlpool | PrfArg::Ripemd160),
+    };
+    if !ok {
+        return Err(CliError::msg(
+            format!(
+                "{} volumes are not created with {}",
+                family.id(),
+                prf_of(prf).display_name()
+            ),
+            USAGE,
+        )
+        .hint(match family {
+            Family::VeraCrypt => "use sha512, sha256, blake2s, whirlpool, streebog or argon2id",
+            Family::TrueCrypt => "use sha512, whirlpool or ripemd160",
+        }));
+    }
+    Ok(prf_of(prf))
+}
+
+pub fn create(a: &CreateArgs) -> Result<(), CliError> {
+    if a.hidden {
+        return create_hidden(a);
+    }
+    let family = family_of(a.format);
+    let prf = check_create_prf(family, a.prf)?;
+    let pim = a.pim.unwrap_or(0);
+    let prot = Protection::new(family, prf, pim, chain_of(a.cipher)).map_err(WriteError::from)?;
+    let is_device = std::fs::metadata(&a.volume).is_ok_and(|m| {
+        use std::os::unix::fs::FileTypeExt;
+        m.file_type().is_block_device()
+    });
+    let target = if is_device {
+        if a.size.is_some() {
+            return Err(CliError::msg(
+                "--size applies to file containers; a device is used whole",
+                USAGE,
+            ));
+        }
+        CreateTarget::Device {
+            path: &a.volume,
+            force: a.force,
+        }
+    } else {
+        let size = a.size.ok_or_else(|| {
+            CliError::msg("a new file container needs --size", USAGE)
+                .hint("e.g. --size 500M or --size 2G")
+        })?;
+        CreateTarget::File {
+            path: &a.volume,
+            size,
+            force: a.force,
+        }
+    };
+    if let CreateTarget::File { size, .. } = target {
+        write::check_volume_size(size, a.sector_size)?;
+        if a.sector_size != 512 {
+            return Err(CliError::msg("file containers use 512-byte sectors", USAGE));
+        }
+    }
+    let creds = credentials(
+        a.password_file.as_deref(),
+        &a.keyfiles,
+        a.pim,
+        &format!("New password for {}", a.volume.display()),
+        true,
+    )?;
+    let spec = NewVolume {
+        prot,
+        sector_size: a.sector_size,
+        quick: a.quick,
+    };
+    let cancel = cancel_flag();
+    let bar = progress_bar("filling");
+    let mut progress = |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let result = write::create(target, &spec, &creds, &mut progress, &cancel);
+    bar.finish_and_clear();
+    result?;
+    eprintln!(
+        "Created {} ({}, {}, {}).",
+        a.volume.display(),
+        family.id(),
+        prot.chain.name(),
+        prot.kdf.prf().display_name()
+    );
+    Ok(())
+}
+
+pub fn change_password(a: &ChangePasswordArgs) -> Result<(), CliError> {
+    let (vol, _old) = open_for_write(&a.volume, &a.unlock)?;
+    let u = vol.unlocked();
+    let family = if a.to_veracrypt {
+        if u.family() == Family::VeraCrypt {
+            return Err(CliError::msg(
+                format!("{}: is a VeraCrypt volume already", a.volume.display()),
+                USAGE,
+            ));
+        }
+        Family::VeraCrypt
+    } else {
+        u.family()
+    };
+    let prf = match (a.new_prf, a.to_veracrypt) {
+        (Some(p), _) => prf_of(p),
+        // TrueCrypt's PRFs other than SHA-512 and Whirlpool have no VeraCrypt 1.26 form.
+        (None, true) if !matches!(u.kdf.prf(), Prf::Sha512 | Prf::Whirlpool) => Prf::Sha512,
+        (None, _) => u.kdf.prf(),
+    };
+    let pim = a.new.new_pim.unwrap_or(0);
+    if family == Family::TrueCrypt && pim != 0 {
+        return Err(CliError::msg("TrueCrypt volumes take no PIM", USAGE)
+            .hint("add --to-veracrypt to make it a VeraCrypt volume"));
+    }
+    let prot = Protection::new(family, prf, pim, u.chain).map_err(WriteError::from)?;
+    let creds = credentials(
+        a.new.new_password_file.as_deref(),
+        &a.new.new_keyfiles,
+        a.new.new_pim,
+        &format!("New password for {}", a.volume.display()),
+        true,
+    )?;
+    let new = NewProtection {
+        creds: &creds,
+        prot,
+    };
+    write::change_password(&vol, &new, a.keep_old_header.as_deref())?;
+    eprintln!(
+        "Changed the {} header of {} ({}, {}).",
+        if u.header.is_hidden() {
+            "hidden volume's"
+        } else {
+            "volume's"
+        },
+        a.volume.display(),
+        family.id(),
+        prf.display_name()
+    );
+    Ok(())
+}
+
+pub fn backup_header(a: &BackupHeaderArgs) -> Result<(), CliError> {
+    if a.unlock.hidden || a.unlock.system {
+        return Err(CliError::msg(
+            "backup-header opens the normal header with the main options; give the hidden \
+             volume's password with --hidden-password-file or --with-hidden",
+            USAGE,
+        ));
+    }
+    let (creds, opts, slots) = unlock_inputs(&a.volume, &a.unlock)?;
+    let normal = Volume::open(&a.volume, &creds, slots, &opts)?;
+    let want_hidden = a.with_hidden
+        || a.hidden_password_file.is_some()
+        || !a.hidden_keyfiles.is_empty()
+        || a.hidden_pim.is_some();
+    let hidden = if want_hidden {
+        let hc = credentials(
+            a.hidden_password_file.as_deref(),
+            &a.hidden_keyfiles,
+            a.hidden_pim,
+            &format!("Hidden volume's password for {}", a.volume.display()),
+            false,
+        )?;
+        let hslots = SlotChoice {
+            hidden: true,
+            backup: a.unlock.backup_header,
+            system: false,
+        };
+        let hopts = tcvault::header::UnlockOptions::default();
+        let hv = Volume::open(&a.volume, &hc, hslots, &hopts)?;
+        Some((hv, hc))
+    } else {
+        None
+    };
+    let bytes = write::backup_bytes(
+        &normal,
+        &creds,
+        hidden.as_ref().map(|(v, c)| (v, c)),
+        a.compact,
+    )?;
+    write::write_backup_file(&a.file, &bytes, a.force)?;
+    eprintln!(
+        "Wrote {} ({} bytes: normal header{}).",
+        a.file.display(),
+        bytes.len(),
+        if hidden.is_some() {
+            " and hidden header"
+        } else {
+            "; random in place of a hidden header"
+        }
+    );
+    Ok(())
+}
+
+/// The default file for the old header slots: `NAME.old-headers-SECONDS` in the current
+/// directory (never beside a device node).
+fn default_keep_path(volume: &Path) -> PathBuf {
+    let name = volume
+        .file_name()
+        .map_or_else(|| "volume".into(), |n| n.to_string_lossy().into_owned());
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    PathBuf::from(format!("{name}.old-headers-{secs}"))
+}
+
+pub fn restore_header(a: &RestoreHeaderArgs) -> Result<(), CliError> {
+    let source = match &a.file {
+        Some(f) => {
+            let size = std::fs::metadata(f)
+                .map_err(|e| CliError::msg(format!("{}: {e}", f.display()), BAD_INPUT))?
+                .len();
+            if size != 131_072 && size != 1_024 {
+                return Err(WriteError::NotABackup {
+                    path: f.clone(),
+                    size,
+                }
+                .into());
+            }
+            BackupSource::File(f)
+        }
+        None => BackupSource::Embedded,
+    };
+    // Open the target read-only first, so a missing or unwritable volume is reported before
+    // any password is asked for.
+    Host::open(&a.volume)?;
+    let (creds, opts, _) = unlock_inputs(a.file.as_deref().unwrap_or(&a.volume), &a.unlock)?;
+    let keep = if a.no_keep_old_header {
+        None
+    } else {
+        Some(
+            a.keep_old_header
+                .clone()
+                .unwrap_or_else(|| default_keep_path(&a.volume)),
+        )
+    };
+    let slot = write::restore_header(&a.volume, source, &creds, &opts, keep.as_deref(), a.force)?;
+    if let Some(k) = &keep {
+        eprintln!("Saved the previous header slots to {}.", k.display());
+    }
+    eprintln!(
+        "Restored the {} header of {}.",
+        if slot == Slot::Hidden {
+            "hidden volume's"
+        } else {
+            "normal"
+        },
+        a.volume.display()
+    );
+    Ok(())
+}
+
+fn create_hidden(a: &CreateArgs) -> Result<(), CliError> {
+    let family = family_of(a.format);
+    let prf = check_create_prf(family, a.prf)?;
+    let prot = Protection::new(family, prf, a.pim.unwrap_or(0), chain_of(a.cipher))
+        .map_err(WriteError::from)?;
+    let size = a
+        .size
+        .ok_or_else(|| CliError::msg("--hidden needs --size", USAGE))?;
+    let outer_creds = credentials(
+        a.outer_password_file.as_deref(),
+        &a.outer_keyfiles,
+        a.outer_pim,
+        &format!("Outer volume's password for {}", a.volume.display()),
+        false,
+    )?;
+    let host = Host::open_writable(&a.volume)?;
+    let outer = Volume::open_on(
+        host,
+        &outer_creds,
+        SlotChoice::default(),
+        &tcvault::header::UnlockOptions::default(),
+    )?;
+    let creds = credentials(
+        a.password_file.as_deref(),
+        &a.keyfiles,
+        a.pim,
+        &format!("New hidden volume's password for {}", a.volume.display()),
+        true,
+    )?;
+    let spec = NewVolume {
+        prot,
+        sector_size: outer.unlocked().header.sector_size,
+        quick: a.quick,
+    };
+    let cancel = cancel_flag();
+    let bar = progress_bar("filling");
+    let mut progress = |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let result =
+        tcvault::volume::hidden::create_hidden(&outer, size, &spec, &creds, &mut progress, &cancel);
+    bar.finish_and_clear();
+    let (start, len) = result?;
+    eprintln!(
+        "Created a hidden volume of {len} bytes at byte {start} of {}. Writing more to the \
+         outer volume than it holds now can overwrite it: mount the outer volume with hidden-volume \
+         protection.",
+        a.volume.display()
+    );
+    Ok(())
+}

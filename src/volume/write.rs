@@ -1,0 +1,728 @@
+//! Writing volumes and headers: create, change password, header backup and restore.
+//!
+//! Every header written here was sealed and verified first ([`crate::header::seal`]). The
+//! order of writes keeps at least one header that opens on disk whatever moment the process
+//! dies at: a new volume gets its primary header last; a password change writes the embedded
+//! backup, syncs, then the primary; a restore writes the (broken) primary first, syncs, then
+//! the backup. Before a header is overwritten its host's first 128 KiB (normal and hidden
+//! header slots) can be kept in a file in the 131,072-byte backup format, which
+//! `restore-header --file` takes back.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::probe::{self, PROBE_LEN};
+use super::{Host, SlotChoice, Volume, VolumeError};
+use crate::crypto::chain::XtsChain;
+use crate::crypto::random::{self, RandomError};
+use crate::crypto::xts::DATA_UNIT;
+use crate::header::kdf::Family;
+use crate::header::layout::{
+    BACKUP_FILE_SIZE, BACKUP_HIDDEN_FROM_END, BACKUP_NORMAL_FROM_END, DATA_AREA_OFFSET,
+    HEADER_SIZE, HEADER_SLOT_SIZE, HIDDEN_HEADER_OFFSET, HostKind, LEGACY_BACKUP_FILE_SIZE,
+    MIN_VOLUME_SIZE, Slot,
+};
+use crate::header::seal::{
+    CURRENT_HEADER_VERSION, Protection, SealError, VERACRYPT_MIN_PROGRAM_VERSION, fake_header,
+    new_header, seal,
+};
+use crate::header::unlock::{Credentials, UnlockOptions, UnlockedHeader};
+
+/// Bytes encrypted and written per step of the fill: large enough for the engine's threads.
+const FILL_CHUNK: usize = 4 * 1024 * 1024;
+
+/// Environment variable that makes header rewrites pause between their two writes, printing
+/// a line on standard error, so that tests can kill the process there. Never set it otherwise.
+pub const PAUSE_ENV: &str = "TCVAULT_TEST_PAUSE_BETWEEN_HEADER_WRITES";
+
+/// Why a volume or header could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// Opening or reading failed (including a wrong password).
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
+    /// A header could not be sealed or did not verify.
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    /// No random bytes.
+    #[error(transparent)]
+    Random(#[from] RandomError),
+    /// The target exists and `force` was not given.
+    #[error("{path}: already exists")]
+    Exists {
+        /// The target.
+        path: PathBuf,
+    },
+    /// A size that cannot hold a volume or is not whole sectors.
+    #[error("{size} bytes: {why}")]
+    BadSize {
+        /// The size asked for.
+        size: u64,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A device that is mounted or otherwise in use.
+    #[error("{path}: the device is in use (mounted, or held by another program)")]
+    DeviceBusy {
+        /// The device.
+        path: PathBuf,
+    },
+    /// A device that holds a filesystem or partition table.
+    #[error("{path}: holds a {what}; creating a volume would destroy it")]
+    DeviceHasData {
+        /// The device.
+        path: PathBuf,
+        /// What was found.
+        what: &'static str,
+    },
+    /// Ctrl-C (or another cancel) stopped the work; nothing that opens was left half-written.
+    #[error("cancelled; {0}")]
+    Cancelled(String),
+    /// A header backup file of neither backup size.
+    #[error("{path}: {size} bytes is not a header backup (131072 or 1024 bytes)")]
+    NotABackup {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+    },
+    /// The backup's header does not describe this volume.
+    #[error("{path}: {why}")]
+    WrongVolume {
+        /// The volume.
+        path: PathBuf,
+        /// What does not match.
+        why: String,
+    },
+    /// A volume whose header layout this command does not rewrite.
+    #[error("{path}: {why}")]
+    Unsupported {
+        /// The volume.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
+    /// An I/O error on some file.
+    #[error("{path}: {what}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What was being done.
+        what: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_err<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(io::Error) -> WriteError + 'a {
+    move |source| WriteError::Io {
+        path: path.to_path_buf(),
+        what,
+        source,
+    }
+}
+
+/// What a new volume is made of.
+#[derive(Clone, Copy, Debug)]
+pub struct NewVolume {
+    /// Family, key derivation and cipher chain.
+    pub prot: Protection,
+    /// Sector size recorded in the header (512 for files; 512–4096 for devices).
+    pub sector_size: u32,
+    /// Skip filling the data area with random-looking data.
+    pub quick: bool,
+}
+
+/// Where a new volume goes.
+#[derive(Clone, Copy, Debug)]
+pub enum CreateTarget<'a> {
+    /// A new file container of `size` bytes; an existing file is replaced only with `force`.
+    File {
+        /// The container's path.
+        path: &'a Path,
+        /// Its size in bytes.
+        size: u64,
+        /// Replace an existing regular file.
+        force: bool,
+    },
+    /// A whole block device; one holding a filesystem or partition table only with `force`.
+    Device {
+        /// The device.
+        path: &'a Path,
+        /// Overwrite whatever the device holds.
+        force: bool,
+    },
+}
+
+/// Progress callback: bytes done, bytes in all.
+pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
+
+/// Checks that `size` can hold a volume with sectors of `sector_size` bytes.
+///
+/// # Errors
+/// [`WriteError::BadSize`].
+pub fn check_volume_size(size: u64, sector_size: u32) -> Result<(), WriteError> {
+    let bad = |why: String| Err(WriteError::BadSize { size, why });
+    if !(512..=4096).contains(&sector_size) || !sector_size.is_power_of_two() {
+        return bad(format!(
+            "sector size {sector_size} is not 512, 1024, 2048 or 4096"
+        ));
+    }
+    if size < MIN_VOLUME_SIZE {
+        return bad(format!(
+            "too small; a volume needs at least {MIN_VOLUME_SIZE} bytes (292 KiB)"
+        ));
+    }
+    if !size.is_multiple_of(u64::from(sector_size)) {
+        return bad(format!(
+            "not a multiple of the sector size ({sector_size} bytes)"
+        ));
+    }
+    Ok(())
+}
+
+/// Creates a volume at `target`: random fill of the data area (unless quick), random-keyed
+/// fake headers in both hidden slots, the embedded backup and finally the primary header.
+/// A new file container is built under a temporary name beside it and renamed into place only
+/// when complete; a cancelled or failed run leaves nothing behind. On a device, the primary
+/// header is the last write, so a cancelled run leaves no header at all.
+///
+/// # Errors
+/// See [`WriteError`]; [`WriteError::Cancelled`] when `cancel` was raised.
+pub fn create(
+    target: CreateTarget<'_>,
+    spec: &NewVolume,
+    creds: &Credentials,
+    progress: Progress<'_>,
+    cancel: &AtomicBool,
+) -> Result<(), WriteError> {
+    match target {
+        CreateTarget::File { path, size, force } => {
+            check_volume_size(size, spec.sector_size)?;
+            if let Ok(m) = std::fs::symlink_metadata(path) {
+                if !force {
+                    return Err(WriteError::Exists {
+                        path: path.to_path_buf(),
+                    });
+                }
+                if !m.is_file() {
+                    return Err(WriteError::Unsupported {
+                        path: path.to_path_buf(),
+                        why: "exists and is not a regular file; refusing to replace it".into(),
+                    });
+                }
+            }
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            let tmp = tempfile::Builder::new()
+                .prefix(".tcvault-new-")
+                .tempfile_in(dir)
+                .map_err(io_err(dir, "cannot create a file in this directory"))?;
+            tmp.as_file()
+                .set_len(size)
+                .map_err(io_err(path, "cannot size the new container"))?;
+            write_layout(tmp.as_file(), path, size, spec, creds, progress, cancel)?;
+            let placed = if force {
+                tmp.persist(path).map(drop)
+            } else {
+                // Someone may have created the file meanwhile: never replace it unasked.
+                tmp.persist_noclobber(path).map(drop)
+            };
+            placed.map_err(|e| io_err(path, "cannot rename the new container into place")(e.error))
+        }
+        CreateTarget::Device { path, force } => {
+            let file = open_device_exclusive(path)?;
+            let size = device_size(&file).map_err(io_err(path, "cannot read the device size"))?;
+            check_volume_size(size, spec.sector_size)?;
+            if !force {
+                let mut head = vec![0u8; PROBE_LEN.min(usize::try_from(size).unwrap_or(0))];
+                read_exact_at(&file, &mut head, 0).map_err(io_err(path, "read failed"))?;
+                if let Some(what) = probe::detect(&head) {
+                    return Err(WriteError::DeviceHasData {
+                        path: path.to_path_buf(),
+                        what,
+                    });
+                }
+            }
+            write_layout(&file, path, size, spec, creds, progress, cancel)
+        }
+    }
+}
+
+/// Opens a block device for writing with `O_EXCL`, which Linux refuses (EBUSY) while the
+/// device is mounted or held by another exclusive user.
+fn open_device_exclusive(path: &Path) -> Result<File, WriteError> {
+    let meta = std::fs::metadata(path).map_err(io_err(path, "cannot stat"))?;
+    if !meta.file_type().is_block_device() {
+        return Err(WriteError::Unsupported {
+            path: path.to_path_buf(),
+            why: "is not a block device".into(),
+        });
+    }
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_EXCL)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::EBUSY) {
+                WriteError::DeviceBusy {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                io_err(path, "cannot open for writing")(e)
+            }
+        })
+}
+
+fn device_size(file: &File) -> io::Result<u64> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = file.try_clone()?;
+    f.seek(SeekFrom::End(0))
+}
+
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.read_exact_at(buf, offset)
+}
+
+fn write_all_at(file: &File, path: &Path, buf: &[u8], offset: u64) -> Result<(), WriteError> {
+    use std::os::unix::fs::FileExt;
+    file.write_all_at(buf, offset)
+        .map_err(io_err(path, "write failed"))
+}
+
+fn sync(file: &File, path: &Path) -> Result<(), WriteError> {
+    file.sync_all().map_err(io_err(path, "sync failed"))
+}
+
+/// A 64 KiB header slot: `header` then random bytes.
+fn slot_bytes(header: &[u8; HEADER_SIZE]) -> Result<Vec<u8>, RandomError> {
+    let mut slot = vec![0u8; HEADER_SLOT_SIZE as usize];
+    random::fill(&mut slot[HEADER_SIZE..])?;
+    slot[..HEADER_SIZE].copy_from_slice(header);
+    Ok(slot)
+}
+
+fn write_layout(
+    file: &File,
+    path: &Path,
+    size: u64,
+    spec: &NewVolume,
+    creds: &Credentials,
+    progress: Progress<'_>,
+    cancel: &AtomicBool,
+) -> Result<(), WriteError> {
+    let data_len = size - 2 * DATA_AREA_OFFSET;
+    let header = new_header(
+        spec.prot,
+        DATA_AREA_OFFSET,
+        data_len,
+        false,
+        spec.sector_size,
+    )?;
+    // Seal both copies before touching the disk: a wrong option fails here, not midway.
+    let primary = seal(&header, spec.prot, creds)?;
+    let backup = seal(&header, spec.prot, creds)?;
+    if !spec.quick {
+        fill_area(
+            file,
+            path,
+            DATA_AREA_OFFSET,
+            data_len,
+            spec,
+            progress,
+            cancel,
+        )?;
+    }
+    write_all_at(
+        file,
+        path,
+        &slot_bytes(&fake_header()?)?,
+        HIDDEN_HEADER_OFFSET,
+    )?;
+    write_all_at(
+        file,
+        path,
+        &slot_bytes(&backup)?,
+        size - BACKUP_NORMAL_FROM_END,
+    )?;
+    write_all_at(
+        file,
+        path,
+        &slot_bytes(&fake_header()?)?,
+        size - BACKUP_HIDDEN_FROM_END,
+    )?;
+    sync(file, path)?;
+    if cancel.load(Ordering::Relaxed) {
+        return Err(WriteError::Cancelled("no header was written".into()));
+    }
+    write_all_at(file, path, &slot_bytes(&primary)?, 0)?;
+    sync(file, path)
+}
+
+/// Fills `len` bytes at absolute `start` with zeros encrypted under a throwaway random key of
+/// the volume's chain: indistinguishable from data, and (unlike zeros under the master key)
+/// not telling the outer volume's password holder where a hidden volume could start.
+pub(crate) fn fill_area(
+    file: &File,
+    path: &Path,
+    start: u64,
+    len: u64,
+    spec: &NewVolume,
+    progress: Progress<'_>,
+    cancel: &AtomicBool,
+) -> Result<(), WriteError> {
+    let chain = spec.prot.chain;
+    let mut key = crate::secret::SecretBytes::zeroed(chain.key_material_len());
+    random::fill(key.expose_mut())?;
+    let cipher = XtsChain::new(chain, key.expose()).map_err(|_| SealError::Verify)?;
+    let mut buf = vec![0u8; FILL_CHUNK];
+    let mut done = 0u64;
+    while done < len {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(WriteError::Cancelled(
+                "the data area was partly filled; no header was written".into(),
+            ));
+        }
+        let n = usize::try_from((len - done).min(FILL_CHUNK as u64)).unwrap_or(FILL_CHUNK);
+        let chunk = &mut buf[..n];
+        chunk.fill(0);
+        let at = start + done;
+        cipher.encrypt(chunk, at / DATA_UNIT as u64);
+        write_all_at(file, path, chunk, at)?;
+        done += n as u64;
+        progress(done, len);
+    }
+    Ok(())
+}
+
+/// The two places a header of `slot`'s kind lives in a current-layout host of `size` bytes:
+/// (primary, embedded backup).
+fn header_places(hidden: bool, size: u64) -> (u64, u64) {
+    if hidden {
+        (HIDDEN_HEADER_OFFSET, size - BACKUP_HIDDEN_FROM_END)
+    } else {
+        (0, size - BACKUP_NORMAL_FROM_END)
+    }
+}
+
+/// Refuses headers this module cannot rewrite in place: the legacy layout (before TrueCrypt
+/// 6.0: no embedded backups, CBC/LRW modes) and system-encryption headers.
+fn check_current_layout(u: &UnlockedHeader, host: &Host) -> Result<(), WriteError> {
+    let unsupported = |why: &str| {
+        Err(WriteError::Unsupported {
+            path: host.path().to_path_buf(),
+            why: why.into(),
+        })
+    };
+    if u.header.is_system() || u.slot == Slot::System {
+        return unsupported("is a system-encryption header; tcvault does not rewrite those");
+    }
+    if u.header.version < 4 || u.slot == Slot::LegacyHidden {
+        return unsupported(
+            "uses the legacy layout of TrueCrypt before 6.0 (no embedded backup header)",
+        );
+    }
+    if host.kind() != HostKind::Volume || host.size() < MIN_VOLUME_SIZE {
+        return unsupported("is not a volume");
+    }
+    Ok(())
+}
+
+/// Copies the host's first 128 KiB (the normal and hidden header slots as they are now) to
+/// `keep` in the 131,072-byte backup format, created exclusively with mode 0600 and synced.
+///
+/// # Errors
+/// `keep` exists, or an I/O error.
+pub fn keep_old_headers(host: &Host, keep: &Path) -> Result<(), WriteError> {
+    let mut buf = vec![0u8; BACKUP_FILE_SIZE as usize];
+    host.read_at(0, &mut buf)?;
+    write_new_file(keep, &buf, false)
+}
+
+/// Writes `data` to a new file at `path` (mode 0600, via a temporary file renamed into place;
+/// an existing file is replaced only with `force`).
+fn write_new_file(path: &Path, data: &[u8], force: bool) -> Result<(), WriteError> {
+    use std::io::Write;
+    if std::fs::symlink_metadata(path).is_ok() && !force {
+        return Err(WriteError::Exists {
+            path: path.to_path_buf(),
+        });
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tcvault-partial-")
+        .tempfile_in(dir)
+        .map_err(io_err(dir, "cannot create a file in this directory"))?;
+    tmp.write_all(data).map_err(io_err(path, "write failed"))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(io_err(path, "sync failed"))?;
+    if force {
+        tmp.persist(path)
+            .map_err(|e| io_err(path, "cannot rename into place")(e.error))?;
+    } else {
+        tmp.persist_noclobber(path)
+            .map_err(|e| io_err(path, "cannot rename into place")(e.error))?;
+    }
+    Ok(())
+}
+
+/// Test hook: see [`PAUSE_ENV`].
+fn pause_for_tests(what: &str) {
+    if std::env::var_os(PAUSE_ENV).is_some() {
+        eprintln!("tcvault: paused after writing the {what}");
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    }
+}
+
+/// What a password change should produce.
+#[derive(Debug)]
+pub struct NewProtection<'a> {
+    /// The new credentials (password, keyfiles, PIM).
+    pub creds: &'a Credentials,
+    /// The new protection (family, key derivation; the chain must stay the volume's).
+    pub prot: Protection,
+}
+
+/// Re-encrypts the header `vol` was opened with (normal or hidden) under new credentials and
+/// key derivation, and writes it, with fresh salts, to its primary slot and its embedded
+/// backup: the backup first, synced, then the primary. With `to_veracrypt`, a TrueCrypt
+/// header becomes a VeraCrypt one (magic, program version; the keys and data stay as they are).
+///
+/// # Errors
+/// See [`WriteError`].
+pub fn change_password(
+    vol: &Volume,
+    new: &NewProtection<'_>,
+    keep_old: Option<&Path>,
+) -> Result<(), WriteError> {
+    let u = vol.unlocked();
+    let host = vol.host();
+    check_current_layout(u, host)?;
+    let mut header = u.header.clone();
+    if new.prot.chain != u.chain {
+        return Err(WriteError::Unsupported {
+            path: host.path().to_path_buf(),
+            why: "the cipher of an existing volume cannot change (its data would need \
+                  re-encryption)"
+                .into(),
+        });
+    }
+    if new.prot.family != header.family {
+        if new.prot.family != Family::VeraCrypt {
+            return Err(WriteError::Unsupported {
+                path: host.path().to_path_buf(),
+                why: "a VeraCrypt header cannot become a TrueCrypt one".into(),
+            });
+        }
+        header.family = Family::VeraCrypt;
+        header.min_program_version = VERACRYPT_MIN_PROGRAM_VERSION;
+        header.version = CURRENT_HEADER_VERSION;
+    }
+    let primary = seal(&header, new.prot, new.creds)?;
+    let backup = seal(&header, new.prot, new.creds)?;
+    if let Some(keep) = keep_old {
+        keep_old_headers(host, keep)?;
+    }
+    let (p_at, b_at) = header_places(header.is_hidden(), host.size());
+    host.write_at(b_at, &backup)?;
+    host.sync()?;
+    pause_for_tests("embedded backup header");
+    host.write_at(p_at, &primary)?;
+    host.sync()?;
+    Ok(())
+}
+
+/// Where a header backup comes from.
+#[derive(Clone, Copy, Debug)]
+pub enum BackupSource<'a> {
+    /// A header backup file (131,072 or 1,024 bytes).
+    File(&'a Path),
+    /// The volume's own embedded backup headers.
+    Embedded,
+}
+
+/// Reads the header backup `source` holds for the volume at `volume` with `creds`, checks that
+/// it describes this volume (its data area fits this host exactly and, unless `force`, its keys
+/// decrypt a recognisable filesystem), and writes it to the primary slot and the embedded
+/// backup with fresh salts: the primary first, synced, then the backup. The header keeps its
+/// key derivation and chain; only the salts change.
+///
+/// # Errors
+/// See [`WriteError`].
+pub fn restore_header(
+    volume: &Path,
+    source: BackupSource<'_>,
+    creds: &Credentials,
+    opts: &UnlockOptions,
+    keep_old: Option<&Path>,
+    force: bool,
+) -> Result<Slot, WriteError> {
+    let host = Host::open_writable(volume)?;
+    if host.kind() != HostKind::Volume {
+        return Err(WriteError::Unsupported {
+            path: volume.to_path_buf(),
+            why: "is a header backup file, not a volume".into(),
+        });
+    }
+    let from = match source {
+        BackupSource::File(p) => {
+            let b = Host::open(p)?;
+            if !matches!(b.kind(), HostKind::BackupFile | HostKind::LegacyBackupFile) {
+                return Err(WriteError::NotABackup {
+                    path: p.to_path_buf(),
+                    size: b.size(),
+                });
+            }
+            Volume::open_on(b, creds, SlotChoice::default(), opts)?
+        }
+        BackupSource::Embedded => {
+            // Both embedded backups are tried: normal, then hidden.
+            let b = Host::open(volume)?;
+            let cands = b.candidates(&[Slot::BackupNormal, Slot::BackupHidden])?;
+            let u =
+                crate::header::unlock::unlock(&cands, creds, opts).map_err(VolumeError::from)?;
+            Volume {
+                host: b,
+                unlocked: u,
+            }
+        }
+    };
+    let u = from.unlocked();
+    check_current_layout(u, &host)?;
+    let header = &u.header;
+    let size = host.size();
+    let data_end = header
+        .encrypted_area_start
+        .checked_add(header.encrypted_area_length);
+    let fits = if header.is_hidden() {
+        header.encrypted_area_start >= DATA_AREA_OFFSET
+            && data_end.is_some_and(|e| e <= size - BACKUP_NORMAL_FROM_END)
+    } else {
+        header.encrypted_area_start == DATA_AREA_OFFSET
+            && data_end == Some(size - BACKUP_NORMAL_FROM_END)
+    };
+    if !fits {
+        return Err(WriteError::WrongVolume {
+            path: volume.to_path_buf(),
+            why: format!(
+                "the backup describes a data area of {} bytes at byte {}, which does not fit \
+                 this {size}-byte volume: it belongs to another volume",
+                header.encrypted_area_length, header.encrypted_area_start
+            ),
+        });
+    }
+    if !force {
+        let n = PROBE_LEN.min(usize::try_from(header.encrypted_area_length).unwrap_or(0));
+        let n = n - n % DATA_UNIT;
+        let mut head = vec![0u8; n];
+        host.read_at(header.encrypted_area_start, &mut head)?;
+        u.data_cipher()
+            .decrypt(&mut head, header.encrypted_area_start / DATA_UNIT as u64);
+        let found = probe::detect(&head);
+        zeroize::Zeroize::zeroize(&mut head);
+        if found.is_none() {
+            return Err(WriteError::WrongVolume {
+                path: volume.to_path_buf(),
+                why: "with the backup's keys this volume's data shows no filesystem: the \
+                      backup may belong to another volume"
+                    .into(),
+            });
+        }
+    }
+    let prot = Protection {
+        family: header.family,
+        kdf: u.kdf,
+        chain: u.chain,
+    };
+    let primary = seal(header, prot, creds)?;
+    let backup = seal(header, prot, creds)?;
+    if let Some(keep) = keep_old {
+        keep_old_headers(&host, keep)?;
+    }
+    let (p_at, b_at) = header_places(header.is_hidden(), size);
+    host.write_at(p_at, &primary)?;
+    host.sync()?;
+    pause_for_tests("primary header");
+    host.write_at(b_at, &backup)?;
+    host.sync()?;
+    Ok(if header.is_hidden() {
+        Slot::Hidden
+    } else {
+        Slot::Normal
+    })
+}
+
+/// The header backup of `normal` (and of `hidden` when given, else a random-keyed header in
+/// its place), each re-encrypted with a fresh salt: the 131,072-byte format (two 64 KiB slots,
+/// random after each header) or, with `compact`, the 1,024-byte one.
+///
+/// # Errors
+/// See [`WriteError`].
+pub fn backup_bytes(
+    normal: &Volume,
+    normal_creds: &Credentials,
+    hidden: Option<(&Volume, &Credentials)>,
+    compact: bool,
+) -> Result<Vec<u8>, WriteError> {
+    let reseal = |v: &Volume, c: &Credentials| -> Result<[u8; HEADER_SIZE], WriteError> {
+        let u = v.unlocked();
+        check_current_layout(u, v.host())?;
+        let prot = Protection {
+            family: u.header.family,
+            kdf: u.kdf,
+            chain: u.chain,
+        };
+        Ok(seal(&u.header, prot, c)?)
+    };
+    let n = reseal(normal, normal_creds)?;
+    let h = match hidden {
+        Some((v, c)) => reseal(v, c)?,
+        None => fake_header()?,
+    };
+    if compact {
+        let mut out = Vec::with_capacity(LEGACY_BACKUP_FILE_SIZE as usize);
+        out.extend_from_slice(&n);
+        out.extend_from_slice(&h);
+        Ok(out)
+    } else {
+        let mut out = slot_bytes(&n)?;
+        out.extend_from_slice(&slot_bytes(&h)?);
+        Ok(out)
+    }
+}
+
+/// Writes a header backup file (see [`backup_bytes`]) to `out`: mode 0600, via a temporary
+/// file renamed into place; an existing file is replaced only with `force`.
+///
+/// # Errors
+/// See [`WriteError`].
+pub fn write_backup_file(out: &Path, bytes: &[u8], force: bool) -> Result<(), WriteError> {
+    write_new_file(out, bytes, force)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_checked() {
+        assert!(check_volume_size(MIN_VOLUME_SIZE, 512).is_ok());
+        assert!(check_volume_size(MIN_VOLUME_SIZE - 512, 512).is_err());
+        assert!(check_volume_size(MIN_VOLUME_SIZE + 100, 512).is_err());
+        assert!(check_volume_size(1 << 20, 4096).is_ok());
+        assert!(check_volume_size((1 << 20) + 512, 4096).is_err());
+        assert!(check_volume_size(1 << 20, 1000).is_err());
+    }
+}
