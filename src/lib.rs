@@ -37,6 +37,7 @@
 #![deny(unsafe_code)]
 
 pub mod crypto;
+pub mod escrow;
 pub mod header;
 pub mod mount;
 #[allow(unsafe_code)]

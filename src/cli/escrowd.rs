@@ -1,0 +1,397 @@
+//! Command line of `tcvault-escrowd` (compiled into that binary only): arguments, password
+//! prompts, running the server until SIGTERM, exit codes.
+//!
+//! Exit codes: 0 success, 1 error, 2 usage error, 3 `audit verify` found a broken chain.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tcvault::escrow::server::auth::{MAX_PASSWORD_BYTES, hash_password};
+use tcvault::escrow::server::config::{self, Config};
+use tcvault::escrow::server::store::{AuditEvent, Store, UserRecord};
+use tcvault::escrow::server::{Server, ServerError};
+use zeroize::Zeroizing;
+
+/// The tcvault key escrow server.
+#[derive(Debug, Parser)]
+#[command(name = "tcvault-escrowd", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(short, long, global = true, default_value = "/etc/tcvault/escrowd.xml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (stops cleanly on SIGTERM or Ctrl-C).
+    Serve,
+    /// Check the configuration file and exit.
+    CheckConfig,
+    /// Write a sample configuration, a self-signed certificate and an SQLite path into DIR.
+    Init {
+        /// Folder to write into (created if needed; existing files are not overwritten).
+        dir: PathBuf,
+        /// Host name clients use to reach the server (goes into the certificate).
+        #[arg(long)]
+        host: String,
+        /// Port to listen on.
+        #[arg(long, default_value_t = 8443)]
+        port: u16,
+        /// The escrow authority's RSA PUBLIC key (PEM) to install; private keys are refused.
+        #[arg(long, value_name = "PEM")]
+        authority_key: Option<PathBuf>,
+    },
+    /// Manage users (the USER table).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Audit table tools.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add a user (password from a prompt or --password-file).
+    Add {
+        /// User name (the network user name).
+        name: String,
+        /// USER_ADMIN = 1: may search, fetch packets for restore, approve deletions.
+        #[arg(long)]
+        admin: bool,
+        /// May export bundles.
+        #[arg(long)]
+        export: bool,
+        /// May import bundles.
+        #[arg(long)]
+        import: bool,
+        /// Read the password from the first line of FILE ("-" = standard input).
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
+    /// Change a user's password.
+    Passwd {
+        /// User name.
+        name: String,
+        /// Read the password from the first line of FILE ("-" = standard input).
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
+    /// Remove a user (their escrow entries stay).
+    Remove {
+        /// User name.
+        name: String,
+    },
+    /// List users and their rights.
+    List,
+    /// Set or clear USER_ADMIN.
+    SetAdmin {
+        /// User name.
+        name: String,
+        /// yes or no.
+        value: YesNo,
+    },
+    /// Set or clear the export and import rights.
+    SetRights {
+        /// User name.
+        name: String,
+        /// May export bundles.
+        #[arg(long)]
+        export: Option<YesNo>,
+        /// May import bundles.
+        #[arg(long)]
+        import: Option<YesNo>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain; exit 3 if a row was changed or removed.
+    Verify,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum YesNo {
+    Yes,
+    No,
+}
+
+impl YesNo {
+    fn on(self) -> bool {
+        matches!(self, YesNo::Yes)
+    }
+}
+
+type Failure = (u8, String);
+
+fn fail(e: impl std::fmt::Display) -> Failure {
+    (1, e.to_string())
+}
+
+/// Runs the command line; errors are printed as one line plus a hint.
+pub fn run(cli: Cli) -> ExitCode {
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err((code, msg)) => {
+            eprintln!("tcvault-escrowd: error: {msg}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn load(path: &Path) -> Result<Config, Failure> {
+    Config::load(path).map_err(|e| {
+        let hint = if matches!(e, config::ConfigError::Io { .. }) {
+            "\nhint: write a sample with `tcvault-escrowd init DIR --host NAME` and pass -c DIR/escrowd.xml"
+        } else {
+            ""
+        };
+        (1, format!("{e}{hint}"))
+    })
+}
+
+fn open_store(config: &Config) -> Result<Store, Failure> {
+    Store::open(&config.database_url, Path::new(".")).map_err(fail)
+}
+
+fn local_event(event: &str) -> AuditEvent {
+    let who = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".to_owned());
+    AuditEvent::new(&format!("cli:{who}"), "local", event)
+}
+
+fn read_password(file: Option<&Path>, confirm: bool) -> Result<Zeroizing<String>, Failure> {
+    let pw = match file {
+        Some(path) => {
+            let mut line = Zeroizing::new(String::new());
+            let read = if path == Path::new("-") {
+                std::io::stdin().lock().read_line(&mut line)
+            } else {
+                let f = std::fs::File::open(path)
+                    .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
+                std::io::BufReader::new(f).read_line(&mut line)
+            };
+            read.map_err(|e| fail(format!("cannot read the password: {e}")))?;
+            let trimmed = line.trim_end_matches(['\n', '\r']).len();
+            line.truncate(trimmed);
+            line
+        }
+        None => {
+            if !std::io::stdin().is_terminal() {
+                return Err(fail(
+                    "no terminal to ask for the password; use --password-file FILE (or - for stdin)",
+                ));
+            }
+            let first = Zeroizing::new(
+                rpassword::prompt_password("Password: ").map_err(|e| fail(e.to_string()))?,
+            );
+            if confirm {
+                let again = Zeroizing::new(
+                    rpassword::prompt_password("Repeat password: ")
+                        .map_err(|e| fail(e.to_string()))?,
+                );
+                if *first != *again {
+                    return Err(fail("the passwords differ"));
+                }
+            }
+            first
+        }
+    };
+    if pw.is_empty() {
+        return Err(fail("empty password"));
+    }
+    if pw.len() > MAX_PASSWORD_BYTES {
+        return Err(fail(format!("password longer than {MAX_PASSWORD_BYTES} bytes")));
+    }
+    Ok(pw)
+}
+
+fn dispatch(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Init {
+            dir,
+            host,
+            port,
+            authority_key,
+        } => {
+            let out = config::init(&dir, &host, port, authority_key.as_deref()).map_err(fail)?;
+            println!("wrote {}", out.config.display());
+            println!(
+                "certificate for clients to trust: {}",
+                out.certificate.display()
+            );
+            if out.authority_key.is_none() {
+                println!(
+                    "next: copy the escrow authority's RSA PUBLIC key (PEM) to {}",
+                    out.authority_key_path.display()
+                );
+            }
+            println!(
+                "then: tcvault-escrowd -c {} user add NAME --admin; tcvault-escrowd -c {} serve",
+                out.config.display(),
+                out.config.display()
+            );
+            Ok(())
+        }
+        Command::CheckConfig => {
+            let c = load(&cli.config)?;
+            tcvault::escrow::server::authority::AuthorityKey::load(&c.authority_public_key)
+                .map_err(fail)?;
+            println!("{}: ok (listen {})", cli.config.display(), c.listen);
+            Ok(())
+        }
+        Command::Serve => serve(load(&cli.config)?),
+        Command::User(u) => user(&load(&cli.config)?, u),
+        Command::Audit(AuditCommand::Verify) => {
+            let store = open_store(&load(&cli.config)?)?;
+            let report = store.verify_audit().map_err(fail)?;
+            if report.problems.is_empty() {
+                println!(
+                    "audit chain intact: {} rows, head {}",
+                    report.rows, report.head_hash
+                );
+                Ok(())
+            } else {
+                for p in &report.problems {
+                    println!("audit: {p}");
+                }
+                Err((
+                    3,
+                    format!(
+                        "audit chain BROKEN: {} problem(s) in {} rows",
+                        report.problems.len(),
+                        report.rows
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+fn user(config: &Config, cmd: UserCommand) -> Result<(), Failure> {
+    let store = open_store(config)?;
+    match cmd {
+        UserCommand::Add {
+            name,
+            admin,
+            export,
+            import,
+            password_file,
+        } => {
+            if name.is_empty() || name.len() > 128 || name.chars().any(|c| c.is_control() || c == ':')
+            {
+                return Err(fail("a user name has 1 to 128 characters, no ':' and no control characters"));
+            }
+            let pw = read_password(password_file.as_deref(), true)?;
+            let hash = hash_password(pw.as_bytes()).map_err(fail)?;
+            store
+                .add_user(
+                    &UserRecord {
+                        name: name.clone(),
+                        password_hash: hash,
+                        admin,
+                        export,
+                        import,
+                    },
+                    &local_event("user_add"),
+                )
+                .map_err(fail)?;
+            println!("added user {name}");
+        }
+        UserCommand::Passwd {
+            name,
+            password_file,
+        } => {
+            if store.user(&name).map_err(fail)?.is_none() {
+                return Err(fail(format!("no user {name:?}")));
+            }
+            let pw = read_password(password_file.as_deref(), true)?;
+            let hash = hash_password(pw.as_bytes()).map_err(fail)?;
+            store
+                .set_password(&name, &hash, &local_event("user_passwd"))
+                .map_err(fail)?;
+            println!("changed the password of {name}");
+        }
+        UserCommand::Remove { name } => {
+            store
+                .remove_user(&name, &local_event("user_remove"))
+                .map_err(fail)?;
+            println!("removed user {name}");
+        }
+        UserCommand::List => {
+            for u in store.users().map_err(fail)? {
+                let yn = |b: bool| if b { "yes" } else { "no" };
+                println!(
+                    "{}\tadmin={}\texport={}\timport={}",
+                    u.name,
+                    yn(u.admin),
+                    yn(u.export),
+                    yn(u.import)
+                );
+            }
+        }
+        UserCommand::SetAdmin { name, value } => {
+            store
+                .set_admin(&name, value.on(), &local_event("user_set_admin"))
+                .map_err(fail)?;
+            println!("{name}: admin={}", value.on());
+        }
+        UserCommand::SetRights {
+            name,
+            export,
+            import,
+        } => {
+            if export.is_none() && import.is_none() {
+                return Err((2, "give --export yes|no and/or --import yes|no".to_owned()));
+            }
+            if let Some(v) = export {
+                store
+                    .set_export(&name, v.on(), &local_event("user_set_rights"))
+                    .map_err(fail)?;
+            }
+            if let Some(v) = import {
+                store
+                    .set_import(&name, v.on(), &local_event("user_set_rights"))
+                    .map_err(fail)?;
+            }
+            println!("{name}: rights updated");
+        }
+    }
+    Ok(())
+}
+
+fn serve(config: Config) -> Result<(), Failure> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| fail(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(async move {
+        let server = Server::bind(config).await.map_err(|e: ServerError| fail(e))?;
+        server.run(stop_signal()).await;
+        Ok(())
+    })
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+        }
+        _ => {
+            // Without signal handlers the process still dies on SIGTERM by default.
+            std::future::pending::<()>().await;
+        }
+    }
+}

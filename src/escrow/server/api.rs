@@ -1,0 +1,852 @@
+//! The JSON API under `/v1/` (see the module docs of [`super`] for the request shapes).
+//!
+//! Authentication is HTTP Basic (network user name and password) on every request, over TLS.
+//! Admin routes additionally need `USER_ADMIN` = 1 *and* a TCP peer address inside one of the
+//! `ADMIN_SUBNET_MASK` networks; export and import need their own rights and the same networks.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value as Json_, json};
+use zeroize::Zeroizing;
+
+use super::auth::{CredentialCache, Throttle, verify_password};
+use super::authority::AuthorityKey;
+use super::bundle::{self, BundleContent, BundleEntry, BundleError};
+use super::config::Config;
+use super::store::{
+    AuditEvent, EntrySummary, NewEntry, SearchQuery, Store, StoreError, UserRecord, now_unix,
+};
+
+/// Longest accepted user name.
+pub const MAX_USER_NAME: usize = 128;
+/// Largest accepted packet (decoded bytes).
+pub const MAX_PACKET_BYTES: usize = 256 * 1024;
+/// Largest accepted clear metadata (serialised JSON bytes).
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+/// Most salts per deposit.
+pub const MAX_SALTS: usize = 16;
+/// Bytes in a TrueCrypt/VeraCrypt header salt.
+pub const SALT_BYTES: usize = 64;
+/// Most entries a search returns.
+pub const MAX_SEARCH_RESULTS: i64 = 1000;
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub struct AppState {
+    /// The database.
+    pub store: Arc<Store>,
+    /// The configuration.
+    pub config: Config,
+    /// Failed-login bookkeeping.
+    pub throttle: Throttle,
+    /// The authority public key.
+    pub authority: AuthorityKey,
+    /// Password verifications allowed to run at once.
+    pub verify_slots: tokio::sync::Semaphore,
+    /// Recently verified credentials.
+    pub credentials: CredentialCache,
+}
+
+type Shared = Arc<AppState>;
+
+/// An API error: an HTTP status and a JSON body `{"error": code, "message": text}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after: Option<Duration>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+    fn bad(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+    fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the server could not complete the request (see the server log)",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = (
+            self.status,
+            Json(json!({"error": self.code, "message": self.message})),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"tcvault-escrow\", charset=\"UTF-8\""),
+            );
+        }
+        if let Some(wait) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        resp
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NoSuchEntry(n) => {
+                Self::new(StatusCode::NOT_FOUND, "not_found", format!("no escrow entry {n}"))
+            }
+            StoreError::NoSuchRequest(n) => Self::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no deletion request {n}"),
+            ),
+            StoreError::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, "forbidden", m),
+            StoreError::NotPending(n) => Self::new(
+                StatusCode::CONFLICT,
+                "not_pending",
+                format!("deletion request {n} was already decided"),
+            ),
+            other => {
+                log_line(&format!("storage error: {other}"));
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        let status = r.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            return Self::new(status, "too_large", r.body_text());
+        }
+        // Malformed JSON and JSON of the wrong shape (axum's 422) alike are a bad request.
+        Self::new(StatusCode::BAD_REQUEST, "bad_json", r.body_text())
+    }
+}
+
+/// Writes one line to the server log (standard error).
+pub fn log_line(line: &str) {
+    use std::io::Write;
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+    let _ = writeln!(std::io::stderr().lock(), "{now} {line}");
+}
+
+/// Runs a store call on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    state: &Shared,
+    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || f(&store)).await {
+        Ok(r) => r.map_err(ApiError::from),
+        Err(e) => {
+            log_line(&format!("storage task failed: {e}"));
+            Err(ApiError::internal())
+        }
+    }
+}
+
+/// The user name the request authenticated as, filled in by [`Authed`] for the log line.
+#[derive(Clone, Debug, Default)]
+struct LogUser(Arc<Mutex<Option<String>>>);
+
+fn peer_of(parts: &Parts) -> Result<SocketAddr, ApiError> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+        .ok_or_else(ApiError::internal)
+}
+
+/// An authenticated caller.
+#[derive(Debug)]
+pub struct Authed {
+    user: UserRecord,
+    peer: SocketAddr,
+}
+
+impl Authed {
+    fn event(&self, event: &str) -> AuditEvent {
+        AuditEvent::new(&self.user.name, &self.peer.to_string(), event)
+    }
+}
+
+fn basic_credentials(parts: &Parts) -> Option<(String, Zeroizing<Vec<u8>>)> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, b64) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = Zeroizing::new(B64.decode(b64.trim()).ok()?);
+    let colon = decoded.iter().position(|b| *b == b':')?;
+    let user = std::str::from_utf8(&decoded[..colon]).ok()?.to_owned();
+    let password = Zeroizing::new(decoded[colon + 1..].to_vec());
+    Some((user, password))
+}
+
+impl FromRequestParts<Shared> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+        let peer = peer_of(parts)?;
+        let Some((name, password)) = basic_credentials(parts) else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "this request needs HTTP Basic authentication with your network user name",
+            ));
+        };
+        if name.is_empty() || name.len() > MAX_USER_NAME || name.chars().any(char::is_control) {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "wrong user name or password",
+            ));
+        }
+        if let Err(wait) = state.throttle.check(&name, peer.ip()) {
+            let ev = AuditEvent::new(&name, &peer.to_string(), "login_failure")
+                .detail("refused: too many failed logins");
+            blocking(state, move |s| s.record(&ev, &[])).await?;
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "throttled",
+                format!(
+                    "too many failed logins for this user or address; try again in {} s",
+                    wait.as_secs().max(1)
+                ),
+            );
+            e.retry_after = Some(wait);
+            return Err(e);
+        }
+        let lookup = name.clone();
+        let stored = blocking(state, move |s| s.user(&lookup)).await?;
+        let cache_key = state.credentials.key(&name, &password);
+        let user = match stored {
+            Some(u) if state.credentials.hit(&cache_key, &u.password_hash) => Some(u),
+            stored => {
+                // Argon2id needs ~19 MiB per verification: bound how many run at once.
+                let _permit = state
+                    .verify_slots
+                    .acquire()
+                    .await
+                    .map_err(|_| ApiError::internal())?;
+                let hash = stored.as_ref().map(|u| u.password_hash.clone());
+                let ok = tokio::task::spawn_blocking(move || {
+                    verify_password(&password, hash.as_deref())
+                })
+                .await
+                .map_err(|_| ApiError::internal())?;
+                let user = stored.filter(|_| ok);
+                if let Some(u) = &user {
+                    state.credentials.insert(cache_key, &u.password_hash);
+                }
+                user
+            }
+        };
+        match user {
+            Some(user) => {
+                state.throttle.succeeded(&name);
+                if let Some(slot) = parts.extensions.get::<LogUser>()
+                    && let Ok(mut g) = slot.0.lock()
+                {
+                    *g = Some(user.name.clone());
+                }
+                Ok(Authed { user, peer })
+            }
+            None => {
+                state.throttle.failed(&name, peer.ip());
+                let ev = AuditEvent::new(&name, &peer.to_string(), "login_failure")
+                    .detail("wrong user name or password");
+                blocking(state, move |s| s.record(&ev, &[])).await?;
+                Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "wrong user name or password",
+                ))
+            }
+        }
+    }
+}
+
+/// Which right an admin-network route needs.
+#[derive(Clone, Copy, Debug)]
+enum Right {
+    Admin,
+    Export,
+    Import,
+}
+
+async fn require(state: &Shared, who: &Authed, right: Right) -> Result<(), ApiError> {
+    let (has, what) = match right {
+        Right::Admin => (who.user.admin, "admin (USER_ADMIN = 1)"),
+        Right::Export => (who.user.export, "export"),
+        Right::Import => (who.user.import, "import"),
+    };
+    let refusal = if !has {
+        Some(format!("user {} does not have the {what} right", who.user.name))
+    } else if !state.config.is_admin_network(who.peer.ip()) {
+        Some(format!(
+            "this operation is allowed only from the ADMIN_SUBNET_MASK networks; {} is outside them",
+            who.peer.ip()
+        ))
+    } else {
+        None
+    };
+    match refusal {
+        None => Ok(()),
+        Some(message) => {
+            let ev = who.event("denied").detail(message.clone());
+            blocking(state, move |s| s.record(&ev, &[])).await?;
+            Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", message))
+        }
+    }
+}
+
+fn rfc3339(unix: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_secs(u64::try_from(unix).unwrap_or(0));
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn parse_time(s: &str, what: &str) -> Result<i64, ApiError> {
+    if let Ok(n) = s.parse::<i64>() {
+        return Ok(n);
+    }
+    let t = humantime::parse_rfc3339_weak(s).map_err(|_| {
+        ApiError::bad(format!(
+            "{what}: {s:?} is neither Unix seconds nor an RFC 3339 date like 2026-11-29T12:00:00Z"
+        ))
+    })?;
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .map_err(|_| ApiError::bad(format!("{what}: before 1970")))
+}
+
+fn parse_hex(s: &str, what: &str, min: usize, max: usize) -> Result<String, ApiError> {
+    let bytes = hex::decode(s.trim())
+        .map_err(|_| ApiError::bad(format!("{what} must be hexadecimal")))?;
+    if bytes.len() < min || bytes.len() > max {
+        return Err(ApiError::bad(if min == max {
+            format!("{what} must be {min} bytes")
+        } else {
+            format!("{what} must be {min} to {max} bytes")
+        }));
+    }
+    Ok(hex::encode(bytes))
+}
+
+fn entry_json(e: &EntrySummary) -> Json_ {
+    let metadata: Json_ = serde_json::from_str(&e.metadata).unwrap_or(Json_::Null);
+    json!({
+        "escrow_number": e.number,
+        "created": rfc3339(e.created_at),
+        "created_unix": e.created_at,
+        "user": e.user,
+        "volume_fingerprint": e.volume_fingerprint,
+        "salts": e.salts,
+        "authority_fingerprint": e.authority_fingerprint,
+        "metadata": metadata,
+        "origin": e.origin,
+    })
+}
+
+// ---- handlers ----
+
+async fn health() -> Json<Json_> {
+    Json(json!({"status": "ok", "api": "v1"}))
+}
+
+async fn authority_key(State(state): State<Shared>) -> Json<Json_> {
+    Json(json!({
+        "algorithm": "RSA",
+        "bits": state.authority.bits,
+        "public_key_pem": state.authority.pem,
+        "fingerprint": state.authority.fingerprint,
+        "fingerprint_algorithm": "SHA-256 of the DER SubjectPublicKeyInfo",
+    }))
+}
+
+/// `POST /v1/deposits` body (see the module docs of [`super`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DepositRequest {
+    /// Hex, 16 to 64 bytes: stable fingerprint derived from the master keys.
+    pub volume_fingerprint: String,
+    /// Hex, 64 bytes each, 1 to 16: the salts readable without a password.
+    pub salts: Vec<String>,
+    /// Hex, 32 bytes: must equal the server's authority key fingerprint.
+    pub authority_fingerprint: String,
+    /// The packet's clear metadata: a JSON object.
+    pub metadata: Json_,
+    /// The sealed packet, base64 (standard alphabet, padded).
+    pub packet: String,
+}
+
+/// `POST /v1/deposits` answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DepositResponse {
+    /// The escrow number (new, or the existing one).
+    pub escrow_number: i64,
+    /// True when this user had already escrowed this volume fingerprint.
+    pub already_in_escrow: bool,
+    /// RFC 3339 date of the entry.
+    pub created: String,
+}
+
+fn validate_deposit(state: &AppState, user: &str, r: DepositRequest) -> Result<NewEntry, ApiError> {
+    let volume_fingerprint = parse_hex(&r.volume_fingerprint, "volume_fingerprint", 16, 64)?;
+    if r.salts.is_empty() || r.salts.len() > MAX_SALTS {
+        return Err(ApiError::bad(format!("salts: give 1 to {MAX_SALTS} salts")));
+    }
+    let mut salts = r
+        .salts
+        .iter()
+        .map(|s| parse_hex(s, "each salt", SALT_BYTES, SALT_BYTES))
+        .collect::<Result<Vec<_>, _>>()?;
+    salts.sort();
+    salts.dedup();
+    let authority_fingerprint = parse_hex(&r.authority_fingerprint, "authority_fingerprint", 32, 32)?;
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(
+        authority_fingerprint.as_bytes(),
+        state.authority.fingerprint.as_bytes(),
+    )) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "wrong_authority",
+            format!(
+                "the packet is sealed to authority key {authority_fingerprint}, but this server \
+                 escrows for {}; fetch /v1/authority-key and seal again",
+                state.authority.fingerprint
+            ),
+        ));
+    }
+    if !r.metadata.is_object() {
+        return Err(ApiError::bad("metadata must be a JSON object"));
+    }
+    let metadata = r.metadata.to_string();
+    if metadata.len() > MAX_METADATA_BYTES {
+        return Err(ApiError::bad(format!(
+            "metadata is larger than {MAX_METADATA_BYTES} bytes"
+        )));
+    }
+    let packet = B64
+        .decode(r.packet.as_bytes())
+        .map_err(|_| ApiError::bad("packet must be base64 (standard alphabet, padded)"))?;
+    if packet.is_empty() || packet.len() > MAX_PACKET_BYTES {
+        return Err(ApiError::bad(format!(
+            "packet must be 1 to {MAX_PACKET_BYTES} bytes"
+        )));
+    }
+    Ok(NewEntry {
+        user: user.to_owned(),
+        volume_fingerprint,
+        salts,
+        authority_fingerprint,
+        metadata,
+        packet,
+        created_at: None,
+        origin: "local".to_owned(),
+    })
+}
+
+async fn deposit(
+    State(state): State<Shared>,
+    who: Authed,
+    body: Result<Json<DepositRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(req) = body?;
+    let entry = validate_deposit(&state, &who.user.name, req)?;
+    let ev = who.event("deposit");
+    let out = blocking(&state, move |s| s.deposit(&entry, &ev)).await?;
+    let status = if out.already_in_escrow {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((
+        status,
+        Json(DepositResponse {
+            escrow_number: out.number,
+            already_in_escrow: out.already_in_escrow,
+            created: rfc3339(out.created_at),
+        }),
+    )
+        .into_response())
+}
+
+async fn own_entries(State(state): State<Shared>, who: Authed) -> Result<Json<Json_>, ApiError> {
+    let name = who.user.name.clone();
+    let entries = blocking(&state, move |s| s.own_entries(&name)).await?;
+    Ok(Json(
+        json!({"entries": entries.iter().map(entry_json).collect::<Vec<_>>()}),
+    ))
+}
+
+/// `GET /v1/admin/entries` query parameters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchParams {
+    salt: Option<String>,
+    fingerprint: Option<String>,
+    user: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    number: Option<String>,
+    limit: Option<String>,
+}
+
+async fn search(
+    State(state): State<Shared>,
+    who: Authed,
+    params: Result<Query<SearchParams>, QueryRejection>,
+) -> Result<Json<Json_>, ApiError> {
+    require(&state, &who, Right::Admin).await?;
+    let Query(p) = params.map_err(|r| ApiError::bad(r.body_text()))?;
+    let q = SearchQuery {
+        salt: p
+            .salt
+            .map(|s| parse_hex(&s, "salt", SALT_BYTES, SALT_BYTES))
+            .transpose()?,
+        fingerprint: p
+            .fingerprint
+            .map(|s| parse_hex(&s, "fingerprint", 16, 64))
+            .transpose()?,
+        user: p.user,
+        from: p.from.map(|s| parse_time(&s, "from")).transpose()?,
+        to: p.to.map(|s| parse_time(&s, "to")).transpose()?,
+        number: p
+            .number
+            .map(|s| s.parse::<i64>().map_err(|_| ApiError::bad("number must be an integer")))
+            .transpose()?,
+        limit: p
+            .limit
+            .map(|s| s.parse::<i64>().map_err(|_| ApiError::bad("limit must be an integer")))
+            .transpose()?
+            .unwrap_or(100)
+            .clamp(1, MAX_SEARCH_RESULTS),
+    };
+    let criteria = format!(
+        "salt={} fingerprint={} user={} from={} to={} number={}",
+        q.salt.is_some(),
+        q.fingerprint.as_deref().unwrap_or("-"),
+        q.user.as_deref().unwrap_or("-"),
+        q.from.map_or("-".to_owned(), |v| v.to_string()),
+        q.to.map_or("-".to_owned(), |v| v.to_string()),
+        q.number.map_or("-".to_owned(), |v| v.to_string()),
+    );
+    let ev = who.event("search").detail(criteria);
+    let found = blocking(&state, move |s| s.search(&q, &ev)).await?;
+    Ok(Json(
+        json!({"entries": found.iter().map(entry_json).collect::<Vec<_>>()}),
+    ))
+}
+
+async fn fetch(
+    State(state): State<Shared>,
+    who: Authed,
+    number: Result<Path<i64>, PathRejection>,
+) -> Result<Json<Json_>, ApiError> {
+    require(&state, &who, Right::Admin).await?;
+    let Path(number) = number.map_err(|r| ApiError::bad(r.body_text()))?;
+    let ev = who.event("fetch");
+    let (entry, packet) = blocking(&state, move |s| s.fetch(number, &ev)).await?;
+    let mut v = entry_json(&entry);
+    v["packet"] = Json_::String(B64.encode(packet));
+    Ok(Json(v))
+}
+
+/// `POST /v1/deletion-requests` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeletionBody {
+    /// The entry to delete.
+    pub escrow_number: i64,
+    /// Why (shown to the approving admin; at most 1000 characters).
+    #[serde(default)]
+    pub reason: String,
+}
+
+async fn request_deletion(
+    State(state): State<Shared>,
+    who: Authed,
+    body: Result<Json<DeletionBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(b) = body?;
+    if b.reason.chars().count() > 1000 {
+        return Err(ApiError::bad("reason: at most 1000 characters"));
+    }
+    let may_any = who.user.admin && state.config.is_admin_network(who.peer.ip());
+    let ev = who.event("deletion_request");
+    let name = who.user.name.clone();
+    let id = blocking(&state, move |s| {
+        s.request_deletion(b.escrow_number, &name, may_any, &b.reason, &ev)
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"request_id": id, "escrow_number": b.escrow_number, "status": "pending"})),
+    )
+        .into_response())
+}
+
+async fn pending_deletions(
+    State(state): State<Shared>,
+    who: Authed,
+) -> Result<Json<Json_>, ApiError> {
+    require(&state, &who, Right::Admin).await?;
+    let list = blocking(&state, |s| s.pending_deletions()).await?;
+    Ok(Json(json!({"requests": list.iter().map(|r| json!({
+        "request_id": r.id,
+        "escrow_number": r.number,
+        "requested_by": r.requested_by,
+        "requested": rfc3339(r.requested_at),
+        "reason": r.reason,
+        "status": r.status,
+    })).collect::<Vec<_>>()})))
+}
+
+async fn approve_deletion(
+    State(state): State<Shared>,
+    who: Authed,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<Json_>, ApiError> {
+    require(&state, &who, Right::Admin).await?;
+    let Path(id) = id.map_err(|r| ApiError::bad(r.body_text()))?;
+    let ev = who.event("deletion_approve");
+    let name = who.user.name.clone();
+    let number = blocking(&state, move |s| s.approve_deletion(id, &name, &ev)).await?;
+    Ok(Json(
+        json!({"request_id": id, "escrow_number": number, "status": "approved", "deleted": true}),
+    ))
+}
+
+/// A password from a request body, wiped when dropped and never printed.
+pub struct SecretString(Zeroizing<String>);
+
+impl SecretString {
+    fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl std::fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretString(<redacted>)")
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretString {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(|s| SecretString(Zeroizing::new(s)))
+    }
+}
+
+/// `POST /v1/admin/export` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportBody {
+    /// Entries to export.
+    pub escrow_numbers: Vec<i64>,
+    /// Password protecting the bundle (at least 8 characters).
+    pub bundle_password: SecretString,
+}
+
+async fn export(
+    State(state): State<Shared>,
+    who: Authed,
+    body: Result<Json<ExportBody>, JsonRejection>,
+) -> Result<Json<Json_>, ApiError> {
+    require(&state, &who, Right::Export).await?;
+    let Json(b) = body?;
+    if b.escrow_numbers.is_empty() || b.escrow_numbers.len() > 10_000 {
+        return Err(ApiError::bad("escrow_numbers: give 1 to 10000 numbers"));
+    }
+    if b.bundle_password.len() < bundle::MIN_BUNDLE_PASSWORD {
+        return Err(ApiError::bad(BundleError::WeakPassword.to_string()));
+    }
+    let ev = who.event("export");
+    let numbers = b.escrow_numbers.clone();
+    let rows = blocking(&state, move |s| s.export(&numbers, &ev)).await?;
+    let content = BundleContent {
+        origin: state.config.server_name.clone(),
+        exported_at: now_unix(),
+        entries: rows
+            .iter()
+            .map(|(e, p)| BundleEntry {
+                source_number: e.number,
+                created_at: e.created_at,
+                user: e.user.clone(),
+                volume_fingerprint: e.volume_fingerprint.clone(),
+                salts: e.salts.clone(),
+                authority_fingerprint: e.authority_fingerprint.clone(),
+                metadata: serde_json::from_str(&e.metadata).unwrap_or(Json_::Null),
+                packet: B64.encode(p),
+            })
+            .collect(),
+    };
+    let count = content.entries.len();
+    let sealed = tokio::task::spawn_blocking(move || {
+        bundle::seal(&content, b.bundle_password.as_bytes())
+    })
+    .await
+    .map_err(|_| ApiError::internal())?
+    .map_err(|e| ApiError::bad(e.to_string()))?;
+    Ok(Json(json!({"bundle": B64.encode(sealed), "count": count})))
+}
+
+/// `POST /v1/admin/import` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportBody {
+    /// The bundle as returned by export (base64).
+    pub bundle: String,
+    /// Its password.
+    pub bundle_password: SecretString,
+}
+
+async fn import(
+    State(state): State<Shared>,
+    who: Authed,
+    body: Result<Json<ImportBody>, JsonRejection>,
+) -> Result<Json<Json_>, ApiError> {
+    require(&state, &who, Right::Import).await?;
+    let Json(b) = body?;
+    let raw = B64
+        .decode(b.bundle.as_bytes())
+        .map_err(|_| ApiError::bad("bundle must be base64"))?;
+    let content = tokio::task::spawn_blocking(move || bundle::open(&raw, b.bundle_password.as_bytes()))
+        .await
+        .map_err(|_| ApiError::internal())?
+        .map_err(|e| match e {
+            BundleError::Open => ApiError::new(StatusCode::FORBIDDEN, "bundle_open", e.to_string()),
+            other => ApiError::bad(other.to_string()),
+        })?;
+    let mut entries = Vec::with_capacity(content.entries.len());
+    for e in &content.entries {
+        let metadata = if e.metadata.is_object() {
+            e.metadata.to_string()
+        } else {
+            return Err(ApiError::bad("bundle entry metadata must be a JSON object"));
+        };
+        let mut salts = e
+            .salts
+            .iter()
+            .map(|s| parse_hex(s, "bundle salt", SALT_BYTES, SALT_BYTES))
+            .collect::<Result<Vec<_>, _>>()?;
+        salts.sort();
+        salts.dedup();
+        entries.push(NewEntry {
+            user: e.user.clone(),
+            volume_fingerprint: parse_hex(&e.volume_fingerprint, "bundle fingerprint", 16, 64)?,
+            salts,
+            authority_fingerprint: parse_hex(
+                &e.authority_fingerprint,
+                "bundle authority fingerprint",
+                32,
+                32,
+            )?,
+            metadata,
+            packet: B64
+                .decode(e.packet.as_bytes())
+                .map_err(|_| ApiError::bad("bundle packet is not base64"))?,
+            created_at: Some(e.created_at),
+            origin: format!("import:{}#{}", content.origin, e.source_number),
+        });
+    }
+    let ev = who
+        .event("import")
+        .detail(format!("origin={} entries={}", content.origin, entries.len()));
+    let outcomes = blocking(&state, move |s| s.import(&entries, &ev)).await?;
+    let mut imported = Vec::new();
+    let mut present = Vec::new();
+    for (e, o) in content.entries.iter().zip(&outcomes) {
+        let item = json!({"source_number": e.source_number, "escrow_number": o.number});
+        if o.already_in_escrow {
+            present.push(item);
+        } else {
+            imported.push(item);
+        }
+    }
+    Ok(Json(json!({"imported": imported, "already_present": present})))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route (see /v1/)")
+}
+
+/// One log line per request: time, peer, method, path (no query), status, duration, user.
+async fn log_requests(mut req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "-".to_owned(), |c| c.0.to_string());
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let slot = LogUser::default();
+    req.extensions_mut().insert(slot.clone());
+    let resp = next.run(req).await;
+    let user = slot
+        .0
+        .lock()
+        .ok()
+        .and_then(|g| g.clone())
+        .unwrap_or_else(|| "-".to_owned());
+    log_line(&format!(
+        "{peer} {method} {path} {} {}ms user={user}",
+        resp.status().as_u16(),
+        start.elapsed().as_millis()
+    ));
+    resp
+}
+
+/// The API router (expects a `ConnectInfo<SocketAddr>` extension on every request).
+pub fn router(state: Arc<AppState>) -> Router {
+    let limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/authority-key", get(authority_key))
+        .route("/v1/deposits", post(deposit).get(own_entries))
+        .route("/v1/deletion-requests", post(request_deletion))
+        .route("/v1/admin/entries", get(search))
+        .route("/v1/admin/entries/{number}", get(fetch))
+        .route("/v1/admin/deletion-requests", get(pending_deletions))
+        .route(
+            "/v1/admin/deletion-requests/{id}/approve",
+            post(approve_deletion),
+        )
+        .route("/v1/admin/export", post(export))
+        .route("/v1/admin/import", post(import))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(log_requests))
+}

@@ -1,0 +1,618 @@
+//! The escrow server's XML configuration, and the sample that `tcvault-escrowd init` writes.
+//!
+//! ```xml
+//! <TCVAULT_ESCROWD>
+//!   <LISTEN_ADDRESS>0.0.0.0</LISTEN_ADDRESS>
+//!   <LISTEN_PORT>8443</LISTEN_PORT>
+//!   <TLS_CERTIFICATE>cert.pem</TLS_CERTIFICATE>
+//!   <TLS_KEY>key.pem</TLS_KEY>
+//!   <DATABASE_URL>sqlite:escrow.sqlite3</DATABASE_URL>
+//!   <ADMIN_SUBNET_MASK>10.0.0.0/8</ADMIN_SUBNET_MASK>      <!-- one or more, IPv4/IPv6 -->
+//!   <AUTHORITY_PUBLIC_KEY>authority-public.pem</AUTHORITY_PUBLIC_KEY>
+//!   <LOGIN_THROTTLE>                                       <!-- optional -->
+//!     <MAX_FAILURES>5</MAX_FAILURES>
+//!     <WINDOW_SECONDS>300</WINDOW_SECONDS>
+//!     <LOCKOUT_SECONDS>300</LOCKOUT_SECONDS>
+//!   </LOGIN_THROTTLE>
+//!   <MAX_BODY_BYTES>1048576</MAX_BODY_BYTES>               <!-- optional -->
+//!   <SERVER_NAME>escrow1.example.org</SERVER_NAME>         <!-- optional, names exports -->
+//! </TCVAULT_ESCROWD>
+//! ```
+//!
+//! Relative paths (and `sqlite:` paths) are relative to the configuration file's folder.
+//! Unknown, missing, repeated and malformed elements are errors that name their line.
+
+use std::fs;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+/// Login throttling: after `max_failures` failed logins within `window` for one user name or one
+/// peer address, further attempts for it are refused for `lockout`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThrottleConfig {
+    /// Failures allowed within the window.
+    pub max_failures: u32,
+    /// Window over which failures are counted.
+    pub window: Duration,
+    /// How long a user name or address is refused after too many failures.
+    pub lockout: Duration,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        ThrottleConfig {
+            max_failures: 5,
+            window: Duration::from_secs(300),
+            lockout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The default request body limit (1 MiB): packets are a few KiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+
+/// A parsed configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// PEM certificate chain.
+    pub tls_certificate: PathBuf,
+    /// PEM private key of the certificate.
+    pub tls_key: PathBuf,
+    /// `sqlite:PATH` (resolved to an absolute path) or `postgres://…`.
+    pub database_url: String,
+    /// Networks admins may call from (checked against the TCP peer address).
+    pub admin_networks: Vec<IpNet>,
+    /// PEM file with the escrow authority's RSA public key.
+    pub authority_public_key: PathBuf,
+    /// Failed-login throttling.
+    pub throttle: ThrottleConfig,
+    /// Request body limit in bytes.
+    pub max_body_bytes: usize,
+    /// This server's name in export bundles.
+    pub server_name: String,
+}
+
+/// Configuration errors, each naming the file and, where there is one, the line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read configuration {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not well-formed XML.
+    #[error("{path}: not well-formed XML: {source}")]
+    Xml {
+        /// The file.
+        path: PathBuf,
+        /// The parser's error (it carries the position).
+        #[source]
+        source: roxmltree::Error,
+    },
+    /// An element we do not know.
+    #[error("{path}:{line}: unknown element <{element}>{hint}")]
+    Unknown {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: u32,
+        /// The element's name.
+        element: String,
+        /// Where it may belong.
+        hint: String,
+    },
+    /// A required element is absent.
+    #[error("{path}:{line}: <{parent}> has no <{element}> (required)")]
+    Missing {
+        /// The file.
+        path: PathBuf,
+        /// Line of the parent element.
+        line: u32,
+        /// The parent.
+        parent: String,
+        /// The missing element.
+        element: String,
+    },
+    /// An element that may appear once appears again.
+    #[error("{path}:{line}: <{element}> given twice")]
+    Duplicate {
+        /// The file.
+        path: PathBuf,
+        /// Line of the second occurrence.
+        line: u32,
+        /// The element.
+        element: String,
+    },
+    /// The value is not what the element needs.
+    #[error("{path}:{line}: <{element}>: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Line of the element.
+        line: u32,
+        /// The element.
+        element: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+const TOP: &[&str] = &[
+    "LISTEN_ADDRESS",
+    "LISTEN_PORT",
+    "TLS_CERTIFICATE",
+    "TLS_KEY",
+    "DATABASE_URL",
+    "ADMIN_SUBNET_MASK",
+    "AUTHORITY_PUBLIC_KEY",
+    "LOGIN_THROTTLE",
+    "MAX_BODY_BYTES",
+    "SERVER_NAME",
+];
+const THROTTLE: &[&str] = &["MAX_FAILURES", "WINDOW_SECONDS", "LOCKOUT_SECONDS"];
+const ROOT: &str = "TCVAULT_ESCROWD";
+
+struct Parser<'a, 'i> {
+    doc: &'a roxmltree::Document<'i>,
+    path: &'a Path,
+}
+
+impl<'a, 'i> Parser<'a, 'i> {
+    fn line(&self, n: roxmltree::Node<'_, '_>) -> u32 {
+        self.doc.text_pos_at(n.range().start).row
+    }
+
+    /// The element children of `parent`, each checked against `known`.
+    fn children(
+        &self,
+        parent: roxmltree::Node<'a, 'i>,
+        known: &[&str],
+    ) -> Result<Vec<roxmltree::Node<'a, 'i>>, ConfigError> {
+        let mut out = Vec::new();
+        for child in parent.children() {
+            if child.is_text() && !child.text().unwrap_or("").trim().is_empty() {
+                return Err(ConfigError::Invalid {
+                    path: self.path.to_owned(),
+                    line: self.line(child),
+                    element: parent.tag_name().name().to_owned(),
+                    message: "unexpected text; expected only child elements".to_owned(),
+                });
+            }
+            if !child.is_element() {
+                continue;
+            }
+            let name = child.tag_name().name();
+            if !known.contains(&name) {
+                let hint = if THROTTLE.contains(&name) {
+                    " (it belongs inside <LOGIN_THROTTLE>)".to_owned()
+                } else {
+                    format!(" (known here: {})", known.join(", "))
+                };
+                return Err(ConfigError::Unknown {
+                    path: self.path.to_owned(),
+                    line: self.line(child),
+                    element: name.to_owned(),
+                    hint,
+                });
+            }
+            out.push(child);
+        }
+        Ok(out)
+    }
+
+    fn one(
+        &self,
+        parent: roxmltree::Node<'a, 'i>,
+        kids: &[roxmltree::Node<'a, 'i>],
+        name: &str,
+        required: bool,
+    ) -> Result<Option<(String, u32)>, ConfigError> {
+        let mut found = kids.iter().filter(|k| k.tag_name().name() == name);
+        let first = found.next();
+        if let Some(second) = found.next() {
+            return Err(ConfigError::Duplicate {
+                path: self.path.to_owned(),
+                line: self.line(*second),
+                element: name.to_owned(),
+            });
+        }
+        match first {
+            Some(n) => Ok(Some((self.text(*n)?, self.line(*n)))),
+            None if required => Err(ConfigError::Missing {
+                path: self.path.to_owned(),
+                line: self.line(parent),
+                parent: parent.tag_name().name().to_owned(),
+                element: name.to_owned(),
+            }),
+            None => Ok(None),
+        }
+    }
+
+    fn text(&self, n: roxmltree::Node<'_, '_>) -> Result<String, ConfigError> {
+        if let Some(c) = n.children().find(|c| c.is_element()) {
+            return Err(self.invalid(
+                c,
+                n.tag_name().name(),
+                "expected text, found a child element",
+            ));
+        }
+        Ok(n.text().unwrap_or("").trim().to_owned())
+    }
+
+    fn invalid(&self, n: roxmltree::Node<'_, '_>, element: &str, message: &str) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_owned(),
+            line: self.line(n),
+            element: element.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+}
+
+fn invalid_at(path: &Path, line: u32, element: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        path: path.to_owned(),
+        line,
+        element: element.to_owned(),
+        message: message.into(),
+    }
+}
+
+fn number<T: std::str::FromStr>(
+    path: &Path,
+    v: Option<(String, u32)>,
+    element: &str,
+    default: T,
+    min: T,
+) -> Result<T, ConfigError>
+where
+    T: PartialOrd + std::fmt::Display + Copy,
+{
+    match v {
+        None => Ok(default),
+        Some((text, line)) => {
+            let n: T = text.parse().map_err(|_| {
+                invalid_at(path, line, element, format!("{text:?} is not a whole number"))
+            })?;
+            if n < min {
+                return Err(invalid_at(path, line, element, format!("must be at least {min}")));
+            }
+            Ok(n)
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks the configuration file at `path`.
+    ///
+    /// # Errors
+    /// See [`ConfigError`].
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses configuration text; `path` names it in errors and anchors relative paths.
+    ///
+    /// # Errors
+    /// See [`ConfigError`].
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let doc = roxmltree::Document::parse(text).map_err(|source| ConfigError::Xml {
+            path: path.to_owned(),
+            source,
+        })?;
+        let p = Parser { doc: &doc, path };
+        let root = doc.root_element();
+        if root.tag_name().name() != ROOT {
+            return Err(ConfigError::Unknown {
+                path: path.to_owned(),
+                line: p.line(root),
+                element: root.tag_name().name().to_owned(),
+                hint: format!(" (the root element must be <{ROOT}>)"),
+            });
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let resolve = |s: &str| -> PathBuf {
+            let pb = PathBuf::from(s);
+            if pb.is_absolute() { pb } else { base.join(pb) }
+        };
+        let kids = p.children(root, TOP)?;
+        let req = |name: &str| -> Result<(String, u32), ConfigError> {
+            p.one(root, &kids, name, true)?.ok_or_else(|| ConfigError::Missing {
+                path: path.to_owned(),
+                line: p.line(root),
+                parent: ROOT.to_owned(),
+                element: name.to_owned(),
+            })
+        };
+        let (addr, addr_line) = req("LISTEN_ADDRESS")?;
+        let ip: IpAddr = addr.parse().map_err(|_| {
+            invalid_at(path, addr_line, "LISTEN_ADDRESS", format!("{addr:?} is not an IP address"))
+        })?;
+        let (port, port_line) = req("LISTEN_PORT")?;
+        let port: u16 = port.parse().map_err(|_| {
+            invalid_at(path, port_line, "LISTEN_PORT", format!("{port:?} is not a port (0-65535)"))
+        })?;
+        let (cert, _) = req("TLS_CERTIFICATE")?;
+        let (key, _) = req("TLS_KEY")?;
+        let (db, db_line) = req("DATABASE_URL")?;
+        let (authority, _) = req("AUTHORITY_PUBLIC_KEY")?;
+        if db.is_empty() {
+            return Err(invalid_at(path, db_line, "DATABASE_URL", "empty"));
+        }
+        let database_url = if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+            db
+        } else if db.contains("://") && !db.starts_with("sqlite:") {
+            return Err(invalid_at(
+                path,
+                db_line,
+                "DATABASE_URL",
+                "use sqlite:PATH, a file path, or postgres://user@host/database",
+            ));
+        } else {
+            let file = db.strip_prefix("sqlite:").unwrap_or(&db);
+            format!("sqlite:{}", resolve(file).display())
+        };
+
+        let mut admin_networks = Vec::new();
+        let masks: Vec<_> = kids
+            .iter()
+            .filter(|k| k.tag_name().name() == "ADMIN_SUBNET_MASK")
+            .collect();
+        if masks.is_empty() {
+            return Err(ConfigError::Missing {
+                path: path.to_owned(),
+                line: p.line(root),
+                parent: ROOT.to_owned(),
+                element: "ADMIN_SUBNET_MASK".to_owned(),
+            });
+        }
+        for m in masks {
+            let text = p.text(*m)?;
+            // One network per element, or several separated by commas/spaces.
+            for item in text.split([',', ' ', '\n', '\t']).filter(|s| !s.is_empty()) {
+                let net = parse_network(item).ok_or_else(|| {
+                    p.invalid(
+                        *m,
+                        "ADMIN_SUBNET_MASK",
+                        &format!("{item:?} is not a network like 10.1.0.0/16 or fd00::/8"),
+                    )
+                })?;
+                admin_networks.push(net);
+            }
+        }
+        if admin_networks.is_empty() {
+            return Err(p.invalid(root, "ADMIN_SUBNET_MASK", "no network given"));
+        }
+
+        let mut throttles = kids
+            .iter()
+            .filter(|k| k.tag_name().name() == "LOGIN_THROTTLE");
+        let first_throttle = throttles.next().copied();
+        if let Some(second) = throttles.next() {
+            return Err(ConfigError::Duplicate {
+                path: path.to_owned(),
+                line: p.line(*second),
+                element: "LOGIN_THROTTLE".to_owned(),
+            });
+        }
+        let throttle = match first_throttle {
+            None => ThrottleConfig::default(),
+            Some(node) => {
+                let tk = p.children(node, THROTTLE)?;
+                let d = ThrottleConfig::default();
+                ThrottleConfig {
+                    max_failures: number(
+                        path,
+                        p.one(node, &tk, "MAX_FAILURES", false)?,
+                        "MAX_FAILURES",
+                        d.max_failures,
+                        1,
+                    )?,
+                    window: Duration::from_secs(number(
+                        path,
+                        p.one(node, &tk, "WINDOW_SECONDS", false)?,
+                        "WINDOW_SECONDS",
+                        d.window.as_secs(),
+                        1,
+                    )?),
+                    lockout: Duration::from_secs(number(
+                        path,
+                        p.one(node, &tk, "LOCKOUT_SECONDS", false)?,
+                        "LOCKOUT_SECONDS",
+                        d.lockout.as_secs(),
+                        1,
+                    )?),
+                }
+            }
+        };
+        let max_body_bytes = number(
+            path,
+            p.one(root, &kids, "MAX_BODY_BYTES", false)?,
+            "MAX_BODY_BYTES",
+            DEFAULT_MAX_BODY_BYTES,
+            4096,
+        )?;
+        let server_name = p
+            .one(root, &kids, "SERVER_NAME", false)?
+            .map(|(s, _)| s)
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "tcvault-escrowd".to_owned());
+
+        Ok(Config {
+            listen: SocketAddr::new(ip, port),
+            tls_certificate: resolve(&cert),
+            tls_key: resolve(&key),
+            database_url,
+            admin_networks,
+            authority_public_key: resolve(&authority),
+            throttle,
+            max_body_bytes,
+            server_name,
+        })
+    }
+
+    /// Whether `ip` (the TCP peer) lies in one of the admin networks. IPv4-mapped IPv6 peers
+    /// count as their IPv4 address.
+    pub fn is_admin_network(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.admin_networks.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// `10.0.0.0/8`, `fd00::/8`, or a bare address (a /32 or /128).
+fn parse_network(s: &str) -> Option<IpNet> {
+    if let Ok(n) = s.parse::<IpNet>() {
+        return Some(n.trunc());
+    }
+    s.parse::<IpAddr>().ok().map(IpNet::from)
+}
+
+/// Errors of `tcvault-escrowd init`.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// A file would be overwritten.
+    #[error("{0} already exists; choose an empty folder")]
+    Exists(PathBuf),
+    /// Writing failed.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Certificate generation failed.
+    #[error("cannot make a certificate for {host:?}: {source}")]
+    Certificate {
+        /// The host name.
+        host: String,
+        /// rcgen's error.
+        #[source]
+        source: rcgen::Error,
+    },
+    /// The authority key given is not an RSA public key.
+    #[error(transparent)]
+    Authority(#[from] super::authority::AuthorityKeyError),
+}
+
+/// What `init` wrote.
+#[derive(Clone, Debug)]
+pub struct InitOutcome {
+    /// The configuration file.
+    pub config: PathBuf,
+    /// The certificate clients must trust.
+    pub certificate: PathBuf,
+    /// Whether an authority public key was installed (else the admin must copy one there).
+    pub authority_key: Option<PathBuf>,
+    /// Where the authority key is expected.
+    pub authority_key_path: PathBuf,
+}
+
+/// Writes a sample configuration into `dir`: `escrowd.xml`, a self-signed certificate for `host`
+/// (`cert.pem`, `key.pem` mode 0600), an SQLite database path, and, when `authority_key` is given,
+/// a copy of that RSA **public** key (private keys are refused).
+///
+/// # Errors
+/// See [`InitError`].
+pub fn init(
+    dir: &Path,
+    host: &str,
+    port: u16,
+    authority_key: Option<&Path>,
+) -> Result<InitOutcome, InitError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| InitError::Io { path, source }
+    };
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    let config = dir.join("escrowd.xml");
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    let authority = dir.join("authority-public.pem");
+    for f in [&config, &cert, &key, &authority] {
+        if f.exists() {
+            return Err(InitError::Exists(f.clone()));
+        }
+    }
+    let authority_pem = match authority_key {
+        Some(src) => {
+            let text = fs::read_to_string(src).map_err(io(src))?;
+            super::authority::AuthorityKey::from_pem(&text, src)?;
+            Some(text)
+        }
+        None => None,
+    };
+    let mut names = vec![host.to_owned()];
+    if host != "localhost" {
+        names.push("localhost".to_owned());
+    }
+    let certified =
+        rcgen::generate_simple_self_signed(names).map_err(|source| InitError::Certificate {
+            host: host.to_owned(),
+            source,
+        })?;
+    write_private(&key, certified.signing_key.serialize_pem().as_bytes()).map_err(io(&key))?;
+    fs::write(&cert, certified.cert.pem()).map_err(io(&cert))?;
+    if let Some(pem) = &authority_pem {
+        fs::write(&authority, pem).map_err(io(&authority))?;
+    }
+    let xml = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<!-- tcvault-escrowd configuration. Relative paths are relative to this file. -->
+<TCVAULT_ESCROWD>
+  <LISTEN_ADDRESS>0.0.0.0</LISTEN_ADDRESS>
+  <LISTEN_PORT>{port}</LISTEN_PORT>
+  <!-- Self-signed for {host}; clients must trust cert.pem (or use a certificate from your CA). -->
+  <TLS_CERTIFICATE>cert.pem</TLS_CERTIFICATE>
+  <TLS_KEY>key.pem</TLS_KEY>
+  <!-- sqlite:FILE, or postgres://user@host/database for several servers sharing one database. -->
+  <DATABASE_URL>sqlite:escrow.sqlite3</DATABASE_URL>
+  <!-- Admins (search, fetch, approve) may call only from these networks; repeat the element. -->
+  <ADMIN_SUBNET_MASK>127.0.0.0/8</ADMIN_SUBNET_MASK>
+  <ADMIN_SUBNET_MASK>::1/128</ADMIN_SUBNET_MASK>
+  <!-- The escrow authority's RSA PUBLIC key. The private key never goes on this server. -->
+  <AUTHORITY_PUBLIC_KEY>authority-public.pem</AUTHORITY_PUBLIC_KEY>
+  <LOGIN_THROTTLE>
+    <MAX_FAILURES>5</MAX_FAILURES>
+    <WINDOW_SECONDS>300</WINDOW_SECONDS>
+    <LOCKOUT_SECONDS>300</LOCKOUT_SECONDS>
+  </LOGIN_THROTTLE>
+  <MAX_BODY_BYTES>{DEFAULT_MAX_BODY_BYTES}</MAX_BODY_BYTES>
+  <SERVER_NAME>{host}</SERVER_NAME>
+</TCVAULT_ESCROWD>
+"#
+    );
+    fs::write(&config, xml).map_err(io(&config))?;
+    Ok(InitOutcome {
+        config,
+        certificate: cert,
+        authority_key: authority_pem.map(|_| authority.clone()),
+        authority_key_path: authority,
+    })
+}
+
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(data)?;
+    f.sync_all()
+}

@@ -1,0 +1,74 @@
+//! The escrow server (`tcvault-escrowd`): HTTPS + JSON under `/v1/`, SQLite or PostgreSQL.
+//!
+//! The packet is opaque here: the server stores bytes it cannot decrypt (sealed by the client to
+//! the escrow authority's RSA public key) next to the clear facts the client sends for finding
+//! it again. The server holds only the authority's **public** key.
+//!
+//! # API (version 1)
+//!
+//! All bodies are JSON; errors are `{"error": "<code>", "message": "<text>"}` with a fitting
+//! status (400 bad input, 401 wrong or missing credentials, 403 refused, 404, 409, 413 body too
+//! large, 429 throttled with `Retry-After`). Authenticated routes take HTTP Basic credentials
+//! (the network user name and password) on every request; TLS is mandatory.
+//!
+//! | Method and path | Who | What |
+//! |---|---|---|
+//! | `GET /v1/health` | anyone | `{"status":"ok","api":"v1"}` |
+//! | `GET /v1/authority-key` | anyone | `{"algorithm":"RSA","bits","public_key_pem","fingerprint"}` |
+//! | `POST /v1/deposits` | any user | deposit (below) |
+//! | `GET /v1/deposits` | any user | the caller's own entries `{"entries":[entry…]}` |
+//! | `POST /v1/deletion-requests` | owner (or admin) | `{"escrow_number":N,"reason":"…"}` → 201 `{"request_id","escrow_number","status":"pending"}` |
+//! | `GET /v1/admin/entries?salt=&fingerprint=&user=&from=&to=&number=&limit=` | admin | search → `{"entries":[entry…]}` (newest first, `limit` ≤ 1000, default 100; dates as Unix seconds or RFC 3339) |
+//! | `GET /v1/admin/entries/{number}` | admin | one entry plus `"packet"` (base64) |
+//! | `GET /v1/admin/deletion-requests` | admin | pending requests |
+//! | `POST /v1/admin/deletion-requests/{id}/approve` | admin, not the requester | deletes the entry |
+//! | `POST /v1/admin/export` | export right | `{"escrow_numbers":[…],"bundle_password":"…"}` → `{"bundle":"<base64>","count"}` |
+//! | `POST /v1/admin/import` | import right | `{"bundle":"<base64>","bundle_password":"…"}` → `{"imported":[{"source_number","escrow_number"}],"already_present":[…]}` |
+//!
+//! "admin" means `USER_ADMIN` = 1 **and** a TCP peer address inside an `ADMIN_SUBNET_MASK`
+//! network; export and import need their own right (`user set-rights`) and the same networks.
+//!
+//! ## Deposit request (`POST /v1/deposits`)
+//!
+//! ```json
+//! {
+//!   "volume_fingerprint": "<hex, 16..64 bytes: stable, derived from the master keys, never the keys>",
+//!   "salts": ["<hex, 64 bytes>", "..."],
+//!   "authority_fingerprint": "<hex, 32 bytes: SHA-256 of the authority key's DER SubjectPublicKeyInfo>",
+//!   "metadata": { "<the packet's clear metadata>": "any JSON object, at most 16 KiB" },
+//!   "packet": "<base64 (standard, padded) of the sealed packet, at most 256 KiB>"
+//! }
+//! ```
+//!
+//! * `salts`: 1 to 16 salts that can be read from the volume without a password (primary
+//!   header, hidden-volume slot, embedded backup headers); restore searches by them.
+//! * `authority_fingerprint` must equal `GET /v1/authority-key`'s `fingerprint` (else 409
+//!   `wrong_authority`): a packet sealed to another key would be useless here.
+//! * Unknown fields are refused (400).
+//!
+//! Answer: 201 `{"escrow_number": N, "already_in_escrow": false, "created": "<RFC 3339>"}` for a
+//! new entry; 200 with `"already_in_escrow": true` and the existing number when the same user
+//! already escrowed the same `volume_fingerprint`. In that case the packet is not replaced, but
+//! salts not yet recorded are added to the existing entry (after a password change the volume
+//! has new salts, and restore looks the entry up by them).
+//!
+//! An `entry` in answers: `{"escrow_number", "created", "created_unix", "user",
+//! "volume_fingerprint", "salts", "authority_fingerprint", "metadata", "origin"}`.
+//!
+//! # Audit
+//!
+//! Login failures, refusals, deposits, searches, fetches, deletion requests and approvals,
+//! exports, imports and user administration are appended to the `AUDIT` table in the same
+//! transaction as the action, hash-chained ([`store::Store::verify_audit`]).
+
+pub mod api;
+pub mod auth;
+pub mod authority;
+pub mod bundle;
+pub mod config;
+pub mod http;
+pub mod store;
+
+pub use config::{Config, ConfigError};
+pub use http::{Server, ServerError};
+pub use store::Store;

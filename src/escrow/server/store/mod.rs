@@ -1,0 +1,1217 @@
+//! Escrow storage: one schema and one set of queries over two SQL backends.
+//!
+//! The backends ([`sqlite`], [`postgres`]) only know how to run a statement inside a transaction
+//! ([`Backend`], [`Tx`]); everything the server means by "deposit", "search" or "approve a
+//! deletion" is written once here, so both databases behave the same and one test suite covers
+//! both. Every action that changes or reveals escrow data appends its audit row in the *same*
+//! transaction: if the audit row cannot be written, the action does not happen.
+//!
+//! Statements use `?` placeholders; the PostgreSQL backend numbers them. Integers are 64-bit
+//! everywhere (`BIGINT`), times are Unix seconds, salts and fingerprints lower-case hex.
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::fmt;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+
+/// A value bound to or read from a statement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    /// SQL NULL (only ever read, never bound).
+    Null,
+    /// A 64-bit integer (`BIGINT`).
+    Int(i64),
+    /// Text (`TEXT`).
+    Text(String),
+    /// Bytes (`BLOB` / `BYTEA`).
+    Bytes(Vec<u8>),
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::Int(v)
+    }
+}
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::Text(v.to_owned())
+    }
+}
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::Text(v)
+    }
+}
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Value::Int(i64::from(v))
+    }
+}
+
+/// One result row.
+pub type Row = Vec<Value>;
+
+/// Which database a [`Backend`] talks to (the only place the schema differs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    /// An SQLite file.
+    Sqlite,
+    /// A PostgreSQL database.
+    Postgres,
+}
+
+/// Errors of the escrow store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database driver failed (connection, SQL, constraint, disk full …).
+    #[error("database error: {message}")]
+    Database {
+        /// What the driver said.
+        message: String,
+        /// The driver's error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// A row had a value of an unexpected type (schema drift or a damaged database).
+    #[error("unexpected value in column {column} of the escrow database")]
+    Corrupt {
+        /// The column index in the statement.
+        column: usize,
+    },
+    /// The database URL names no supported backend.
+    #[error("unsupported database URL {url:?}: use sqlite:PATH, a file path, or postgres://…")]
+    BadUrl {
+        /// The URL as configured (without password).
+        url: String,
+    },
+    /// The database was written by a newer server.
+    #[error("the database schema is version {found}, newer than this server's {supported}")]
+    SchemaTooNew {
+        /// Version in the database.
+        found: i64,
+        /// Newest version this server knows.
+        supported: i64,
+    },
+    /// A user of that name already exists.
+    #[error("user {0:?} already exists")]
+    UserExists(String),
+    /// No user of that name.
+    #[error("no user {0:?}")]
+    NoSuchUser(String),
+    /// No escrow entry with that number.
+    #[error("no escrow entry number {0}")]
+    NoSuchEntry(i64),
+    /// No deletion request with that id.
+    #[error("no deletion request {0}")]
+    NoSuchRequest(i64),
+    /// The caller may not do this to this entry or request.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// The deletion request was already decided.
+    #[error("deletion request {0} is not pending")]
+    NotPending(i64),
+}
+
+impl StoreError {
+    pub(crate) fn db<E: std::error::Error + Send + Sync + 'static>(e: E) -> Self {
+        StoreError::Database {
+            message: e.to_string(),
+            source: Some(Box::new(e)),
+        }
+    }
+    pub(crate) fn msg(message: impl Into<String>) -> Self {
+        StoreError::Database {
+            message: message.into(),
+            source: None,
+        }
+    }
+}
+
+/// Statements inside one open transaction.
+pub trait Tx {
+    /// Runs a statement that returns no rows; returns the number of rows changed.
+    ///
+    /// # Errors
+    /// Whatever the database reports.
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError>;
+    /// Runs a query and returns all its rows.
+    ///
+    /// # Errors
+    /// Whatever the database reports; [`StoreError::Corrupt`] for a column type we do not map.
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError>;
+}
+
+/// A database that can run a closure in one transaction.
+pub trait Backend: Send + Sync + fmt::Debug {
+    /// Which SQL dialect this is.
+    fn kind(&self) -> BackendKind;
+    /// Runs `f` in a transaction that commits when `f` returns `Ok` and rolls back otherwise.
+    ///
+    /// # Errors
+    /// `f`'s error, or the database's when beginning or committing fails.
+    fn with_tx(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+}
+
+/// The genesis value of the audit chain's "previous hash".
+pub const AUDIT_GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Schema migrations, in order. Each is applied once and recorded in `SCHEMA_VERSION`.
+fn migrations(kind: BackendKind) -> Vec<(i64, Vec<String>)> {
+    let (serial, blob) = match kind {
+        BackendKind::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB"),
+        BackendKind::Postgres => ("BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY", "BYTEA"),
+    };
+    vec![(
+        1,
+        vec![
+            // `USER` is reserved in PostgreSQL, hence the quotes (harmless in SQLite).
+            "CREATE TABLE \"USER\" (USER_NAME TEXT PRIMARY KEY, PASSWORD_HASH TEXT NOT NULL, \
+             USER_ADMIN BIGINT NOT NULL DEFAULT 0, USER_EXPORT BIGINT NOT NULL DEFAULT 0, \
+             USER_IMPORT BIGINT NOT NULL DEFAULT 0, CREATED_AT BIGINT NOT NULL)"
+                .to_owned(),
+            format!(
+                "CREATE TABLE ESCROW (ESCROW_NUMBER {serial}, CREATED_AT BIGINT NOT NULL, \
+                 USER_NAME TEXT NOT NULL, VOLUME_FINGERPRINT TEXT NOT NULL, \
+                 AUTHORITY_FINGERPRINT TEXT NOT NULL, METADATA TEXT NOT NULL, \
+                 PACKET {blob} NOT NULL, ORIGIN TEXT NOT NULL, \
+                 UNIQUE (USER_NAME, VOLUME_FINGERPRINT))"
+            ),
+            "CREATE INDEX ESCROW_BY_FINGERPRINT ON ESCROW (VOLUME_FINGERPRINT)".to_owned(),
+            "CREATE INDEX ESCROW_BY_DATE ON ESCROW (CREATED_AT)".to_owned(),
+            "CREATE TABLE ESCROW_SALT (ESCROW_NUMBER BIGINT NOT NULL, SALT TEXT NOT NULL, \
+             PRIMARY KEY (ESCROW_NUMBER, SALT))"
+                .to_owned(),
+            "CREATE INDEX ESCROW_SALT_BY_SALT ON ESCROW_SALT (SALT)".to_owned(),
+            format!(
+                "CREATE TABLE DELETION_REQUEST (REQUEST_ID {serial}, ESCROW_NUMBER BIGINT NOT NULL, \
+                 REQUESTED_BY TEXT NOT NULL, REQUESTED_AT BIGINT NOT NULL, REASON TEXT NOT NULL, \
+                 STATUS TEXT NOT NULL, DECIDED_BY TEXT NOT NULL, DECIDED_AT BIGINT NOT NULL)"
+            ),
+            "CREATE TABLE AUDIT (SEQ BIGINT PRIMARY KEY, AUDIT_TIME BIGINT NOT NULL, \
+             ACTOR TEXT NOT NULL, PEER TEXT NOT NULL, EVENT TEXT NOT NULL, \
+             ESCROW_NUMBERS TEXT NOT NULL, DETAIL TEXT NOT NULL, PREV_HASH TEXT NOT NULL, \
+             HASH TEXT NOT NULL)"
+                .to_owned(),
+            // The head row guards against silently dropping the newest audit rows, and its row
+            // lock serialises audit appends across several servers sharing one PostgreSQL.
+            "CREATE TABLE AUDIT_HEAD (ID BIGINT PRIMARY KEY, SEQ BIGINT NOT NULL, \
+             HASH TEXT NOT NULL)"
+                .to_owned(),
+            format!("INSERT INTO AUDIT_HEAD (ID, SEQ, HASH) VALUES (1, 0, '{AUDIT_GENESIS}')"),
+        ],
+    )]
+}
+
+/// A user account.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// `USER_NAME`.
+    pub name: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// `USER_ADMIN` = 1: may search and fetch packets (restore), and approve deletions.
+    pub admin: bool,
+    /// May export bundles.
+    pub export: bool,
+    /// May import bundles.
+    pub import: bool,
+}
+
+impl fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("name", &self.name)
+            .field("admin", &self.admin)
+            .field("export", &self.export)
+            .field("import", &self.import)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What is recorded in the audit table for one action.
+#[derive(Clone, Debug)]
+pub struct AuditEvent {
+    /// Who: a user name, or `cli` for local administration.
+    pub actor: String,
+    /// The TCP peer address, or `local`.
+    pub peer: String,
+    /// What: `deposit`, `search`, `fetch`, `login_failure` …
+    pub event: String,
+    /// Short detail; never a password or a packet.
+    pub detail: String,
+}
+
+impl AuditEvent {
+    /// An event with empty detail.
+    pub fn new(actor: &str, peer: &str, event: &str) -> Self {
+        AuditEvent {
+            actor: actor.to_owned(),
+            peer: peer.to_owned(),
+            event: event.to_owned(),
+            detail: String::new(),
+        }
+    }
+    /// The same event with a detail text.
+    #[must_use]
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+}
+
+/// A deposit as validated by the API layer.
+#[derive(Clone, Debug)]
+pub struct NewEntry {
+    /// Depositing user.
+    pub user: String,
+    /// Lower-case hex.
+    pub volume_fingerprint: String,
+    /// Lower-case hex, deduplicated.
+    pub salts: Vec<String>,
+    /// Lower-case hex SHA-256 of the authority key's SubjectPublicKeyInfo.
+    pub authority_fingerprint: String,
+    /// The packet's clear metadata, as JSON text.
+    pub metadata: String,
+    /// The opaque packet.
+    pub packet: Vec<u8>,
+    /// Unix seconds; `None` = now.
+    pub created_at: Option<i64>,
+    /// Where the entry came from (`local` or `import:<server>#<number>`).
+    pub origin: String,
+}
+
+/// An escrow entry without its packet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntrySummary {
+    /// The escrow number.
+    pub number: i64,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Depositing user.
+    pub user: String,
+    /// Lower-case hex.
+    pub volume_fingerprint: String,
+    /// Lower-case hex.
+    pub salts: Vec<String>,
+    /// Lower-case hex.
+    pub authority_fingerprint: String,
+    /// JSON text.
+    pub metadata: String,
+    /// `local` or where it was imported from.
+    pub origin: String,
+}
+
+/// Search criteria; all given criteria must match.
+#[derive(Clone, Debug, Default)]
+pub struct SearchQuery {
+    /// One of the entry's salts (lower-case hex).
+    pub salt: Option<String>,
+    /// The volume fingerprint (lower-case hex).
+    pub fingerprint: Option<String>,
+    /// Depositing user.
+    pub user: Option<String>,
+    /// Deposited at or after (Unix seconds).
+    pub from: Option<i64>,
+    /// Deposited at or before (Unix seconds).
+    pub to: Option<i64>,
+    /// The escrow number.
+    pub number: Option<i64>,
+    /// At most this many entries (newest first).
+    pub limit: i64,
+}
+
+/// Result of a deposit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DepositOutcome {
+    /// The new or existing escrow number.
+    pub number: i64,
+    /// The same user had already escrowed this volume fingerprint.
+    pub already_in_escrow: bool,
+    /// Unix seconds of the (existing) entry.
+    pub created_at: i64,
+}
+
+/// A deletion request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeletionRequest {
+    /// Request id.
+    pub id: i64,
+    /// Entry to delete.
+    pub number: i64,
+    /// Who asked.
+    pub requested_by: String,
+    /// Unix seconds.
+    pub requested_at: i64,
+    /// Free text from the requester.
+    pub reason: String,
+    /// `pending`, `approved`.
+    pub status: String,
+}
+
+/// Outcome of [`Store::verify_audit`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditReport {
+    /// Rows checked.
+    pub rows: u64,
+    /// Hash of the newest row (note it somewhere else to detect a rewrite of the whole chain).
+    pub head_hash: String,
+    /// What is wrong; empty when the chain is intact.
+    pub problems: Vec<String>,
+}
+
+/// Unix seconds now.
+pub fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The chained hash of one audit row.
+#[allow(clippy::too_many_arguments)] // one argument per audited column, in column order
+pub fn audit_hash(
+    seq: i64,
+    time: i64,
+    actor: &str,
+    peer: &str,
+    event: &str,
+    numbers: &str,
+    detail: &str,
+    prev_hash: &str,
+) -> String {
+    let mut h = Sha256::new();
+    h.update(b"tcvault-escrow-audit-v1\0");
+    h.update(seq.to_be_bytes());
+    h.update(time.to_be_bytes());
+    for field in [actor, peer, event, numbers, detail, prev_hash] {
+        // Length prefixes keep field boundaries unambiguous.
+        h.update((field.len() as u64).to_be_bytes());
+        h.update(field.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+fn int(row: &Row, i: usize) -> Result<i64, StoreError> {
+    match row.get(i) {
+        Some(Value::Int(v)) => Ok(*v),
+        _ => Err(StoreError::Corrupt { column: i }),
+    }
+}
+fn text(row: &Row, i: usize) -> Result<String, StoreError> {
+    match row.get(i) {
+        Some(Value::Text(v)) => Ok(v.clone()),
+        _ => Err(StoreError::Corrupt { column: i }),
+    }
+}
+fn bytes(row: &Row, i: usize) -> Result<Vec<u8>, StoreError> {
+    match row.get(i) {
+        Some(Value::Bytes(v)) => Ok(v.clone()),
+        _ => Err(StoreError::Corrupt { column: i }),
+    }
+}
+
+/// Takes the audit head's lock first, so every audited transaction is serialised the same way
+/// (no deadlocks, one chain even with several servers).
+fn lock_audit(tx: &mut dyn Tx) -> Result<(), StoreError> {
+    tx.execute("UPDATE AUDIT_HEAD SET ID = ID WHERE ID = 1", &[])?;
+    Ok(())
+}
+
+fn append_audit(tx: &mut dyn Tx, ev: &AuditEvent, numbers: &[i64]) -> Result<(), StoreError> {
+    let head = tx.query("SELECT SEQ, HASH FROM AUDIT_HEAD WHERE ID = 1", &[])?;
+    let row = head
+        .first()
+        .ok_or_else(|| StoreError::msg("the AUDIT_HEAD row is missing"))?;
+    let (prev_seq, prev_hash) = (int(row, 0)?, text(row, 1)?);
+    let seq = prev_seq + 1;
+    let time = now_unix();
+    let nums = numbers
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let hash = audit_hash(
+        seq, time, &ev.actor, &ev.peer, &ev.event, &nums, &ev.detail, &prev_hash,
+    );
+    tx.execute(
+        "INSERT INTO AUDIT (SEQ, AUDIT_TIME, ACTOR, PEER, EVENT, ESCROW_NUMBERS, DETAIL, \
+         PREV_HASH, HASH) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        &[
+            seq.into(),
+            time.into(),
+            ev.actor.as_str().into(),
+            ev.peer.as_str().into(),
+            ev.event.as_str().into(),
+            nums.into(),
+            ev.detail.as_str().into(),
+            prev_hash.into(),
+            hash.clone().into(),
+        ],
+    )?;
+    tx.execute(
+        "UPDATE AUDIT_HEAD SET SEQ = ?, HASH = ? WHERE ID = 1",
+        &[seq.into(), hash.into()],
+    )?;
+    Ok(())
+}
+
+const ENTRY_COLUMNS: &str = "ESCROW_NUMBER, CREATED_AT, USER_NAME, VOLUME_FINGERPRINT, \
+                             AUTHORITY_FINGERPRINT, METADATA, ORIGIN";
+
+fn entry_from_row(tx: &mut dyn Tx, row: &Row) -> Result<EntrySummary, StoreError> {
+    let number = int(row, 0)?;
+    let salts = tx
+        .query(
+            "SELECT SALT FROM ESCROW_SALT WHERE ESCROW_NUMBER = ? ORDER BY SALT",
+            &[number.into()],
+        )?
+        .iter()
+        .map(|r| text(r, 0))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(EntrySummary {
+        number,
+        created_at: int(row, 1)?,
+        user: text(row, 2)?,
+        volume_fingerprint: text(row, 3)?,
+        authority_fingerprint: text(row, 4)?,
+        metadata: text(row, 5)?,
+        origin: text(row, 6)?,
+        salts,
+    })
+}
+
+fn add_salts(tx: &mut dyn Tx, number: i64, salts: &[String]) -> Result<(), StoreError> {
+    for salt in salts {
+        tx.execute(
+            "INSERT INTO ESCROW_SALT (ESCROW_NUMBER, SALT) VALUES (?, ?) \
+             ON CONFLICT (ESCROW_NUMBER, SALT) DO NOTHING",
+            &[number.into(), salt.as_str().into()],
+        )?;
+    }
+    Ok(())
+}
+
+/// Inserts an entry, or finds the same user's entry for the same volume fingerprint (and adds any
+/// new salts to it: after a password change the volume has new salts, and restore looks for them).
+fn insert_or_find(tx: &mut dyn Tx, e: &NewEntry) -> Result<DepositOutcome, StoreError> {
+    let created = e.created_at.unwrap_or_else(now_unix);
+    let rows = tx.query(
+        "INSERT INTO ESCROW (CREATED_AT, USER_NAME, VOLUME_FINGERPRINT, AUTHORITY_FINGERPRINT, \
+         METADATA, PACKET, ORIGIN) VALUES (?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (USER_NAME, VOLUME_FINGERPRINT) DO NOTHING RETURNING ESCROW_NUMBER",
+        &[
+            created.into(),
+            e.user.as_str().into(),
+            e.volume_fingerprint.as_str().into(),
+            e.authority_fingerprint.as_str().into(),
+            e.metadata.as_str().into(),
+            Value::Bytes(e.packet.clone()),
+            e.origin.as_str().into(),
+        ],
+    )?;
+    let outcome = if let Some(row) = rows.first() {
+        DepositOutcome {
+            number: int(row, 0)?,
+            already_in_escrow: false,
+            created_at: created,
+        }
+    } else {
+        let rows = tx.query(
+            "SELECT ESCROW_NUMBER, CREATED_AT FROM ESCROW \
+             WHERE USER_NAME = ? AND VOLUME_FINGERPRINT = ?",
+            &[
+                e.user.as_str().into(),
+                e.volume_fingerprint.as_str().into(),
+            ],
+        )?;
+        let row = rows
+            .first()
+            .ok_or_else(|| StoreError::msg("deposit conflicted but no existing entry was found"))?;
+        DepositOutcome {
+            number: int(row, 0)?,
+            already_in_escrow: true,
+            created_at: int(row, 1)?,
+        }
+    };
+    add_salts(tx, outcome.number, &e.salts)?;
+    Ok(outcome)
+}
+
+/// The escrow store: business operations over a [`Backend`].
+#[derive(Debug)]
+pub struct Store {
+    backend: Box<dyn Backend>,
+}
+
+impl Store {
+    /// Opens the database named by `url` and applies pending migrations.
+    ///
+    /// `postgres://…` / `postgresql://…` selects PostgreSQL; `sqlite:PATH` or a plain path
+    /// selects SQLite, relative paths being taken from `base_dir` (the configuration's folder).
+    ///
+    /// # Errors
+    /// Connection, migration or URL errors.
+    pub fn open(url: &str, base_dir: &Path) -> Result<Store, StoreError> {
+        let backend: Box<dyn Backend> =
+            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                Box::new(postgres::PostgresBackend::connect(url)?)
+            } else {
+                let path = url.strip_prefix("sqlite:").unwrap_or(url);
+                let path = path.strip_prefix("//").unwrap_or(path);
+                if path.is_empty() || url.contains("://") && !url.starts_with("sqlite:") {
+                    return Err(StoreError::BadUrl {
+                        url: redact_url(url),
+                    });
+                }
+                Box::new(sqlite::SqliteBackend::open(&base_dir.join(path))?)
+            };
+        let store = Store { backend };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// A store over an already opened backend (migrations applied).
+    ///
+    /// # Errors
+    /// Migration errors.
+    pub fn with_backend(backend: Box<dyn Backend>) -> Result<Store, StoreError> {
+        let store = Store { backend };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Which backend this store uses.
+    pub fn kind(&self) -> BackendKind {
+        self.backend.kind()
+    }
+
+    fn tx<T>(
+        &self,
+        mut f: impl FnMut(&mut dyn Tx) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut out = None;
+        self.backend.with_tx(&mut |tx| {
+            out = Some(f(tx)?);
+            Ok(())
+        })?;
+        out.ok_or_else(|| StoreError::msg("transaction produced no result"))
+    }
+
+    /// Runs `f` and its audit row in one transaction; `numbers` picks the escrow numbers to record
+    /// from `f`'s result.
+    fn audited<T>(
+        &self,
+        ev: &AuditEvent,
+        mut f: impl FnMut(&mut dyn Tx) -> Result<T, StoreError>,
+        numbers: impl Fn(&T) -> Vec<i64>,
+    ) -> Result<T, StoreError> {
+        self.tx(|tx| {
+            lock_audit(tx)?;
+            let out = f(tx)?;
+            append_audit(tx, ev, &numbers(&out))?;
+            Ok(out)
+        })
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let kind = self.kind();
+        let all = migrations(kind);
+        let supported = all.last().map_or(0, |m| m.0);
+        self.tx(|tx| {
+            if kind == BackendKind::Postgres {
+                // Several servers may start at once against one database.
+                tx.execute("SELECT pg_advisory_xact_lock(7426001)", &[])?;
+            }
+            tx.execute(
+                "CREATE TABLE IF NOT EXISTS SCHEMA_VERSION (VERSION BIGINT PRIMARY KEY, \
+                 APPLIED_AT BIGINT NOT NULL)",
+                &[],
+            )?;
+            let rows = tx.query("SELECT MAX(VERSION) FROM SCHEMA_VERSION", &[])?;
+            let current = match rows.first().and_then(|r| r.first()) {
+                Some(Value::Int(v)) => *v,
+                _ => 0,
+            };
+            if current > supported {
+                return Err(StoreError::SchemaTooNew {
+                    found: current,
+                    supported,
+                });
+            }
+            for (version, statements) in &all {
+                if *version <= current {
+                    continue;
+                }
+                for sql in statements {
+                    tx.execute(sql, &[])?;
+                }
+                tx.execute(
+                    "INSERT INTO SCHEMA_VERSION (VERSION, APPLIED_AT) VALUES (?, ?)",
+                    &[(*version).into(), now_unix().into()],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The schema version in the database.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        self.tx(|tx| {
+            let rows = tx.query("SELECT MAX(VERSION) FROM SCHEMA_VERSION", &[])?;
+            Ok(match rows.first().and_then(|r| r.first()) {
+                Some(Value::Int(v)) => *v,
+                _ => 0,
+            })
+        })
+    }
+
+    // ---- users ----
+
+    /// Adds a user.
+    ///
+    /// # Errors
+    /// [`StoreError::UserExists`], database errors.
+    pub fn add_user(
+        &self,
+        user: &UserRecord,
+        actor: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let ev = actor.clone().detail(format!(
+            "user={} admin={} export={} import={}",
+            user.name, user.admin, user.export, user.import
+        ));
+        self.audited(
+            &ev,
+            |tx| {
+                let exists = tx.query(
+                    "SELECT USER_NAME FROM \"USER\" WHERE USER_NAME = ?",
+                    &[user.name.as_str().into()],
+                )?;
+                if !exists.is_empty() {
+                    return Err(StoreError::UserExists(user.name.clone()));
+                }
+                tx.execute(
+                    "INSERT INTO \"USER\" (USER_NAME, PASSWORD_HASH, USER_ADMIN, USER_EXPORT, \
+                     USER_IMPORT, CREATED_AT) VALUES (?, ?, ?, ?, ?, ?)",
+                    &[
+                        user.name.as_str().into(),
+                        user.password_hash.as_str().into(),
+                        user.admin.into(),
+                        user.export.into(),
+                        user.import.into(),
+                        now_unix().into(),
+                    ],
+                )?;
+                Ok(())
+            },
+            |_| vec![],
+        )
+    }
+
+    fn update_user(
+        &self,
+        name: &str,
+        set: &str,
+        value: Value,
+        ev: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        self.audited(
+            ev,
+            |tx| {
+                let sql = format!("UPDATE \"USER\" SET {set} = ? WHERE USER_NAME = ?");
+                let n = tx.execute(&sql, &[value.clone(), name.into()])?;
+                if n == 0 {
+                    return Err(StoreError::NoSuchUser(name.to_owned()));
+                }
+                Ok(())
+            },
+            |_| vec![],
+        )
+    }
+
+    /// Replaces a user's password hash.
+    ///
+    /// # Errors
+    /// [`StoreError::NoSuchUser`], database errors.
+    pub fn set_password(&self, name: &str, hash: &str, ev: &AuditEvent) -> Result<(), StoreError> {
+        let ev = ev.clone().detail(format!("user={name}"));
+        self.update_user(name, "PASSWORD_HASH", hash.into(), &ev)
+    }
+
+    /// Sets or clears `USER_ADMIN`.
+    ///
+    /// # Errors
+    /// [`StoreError::NoSuchUser`], database errors.
+    pub fn set_admin(&self, name: &str, admin: bool, ev: &AuditEvent) -> Result<(), StoreError> {
+        let ev = ev.clone().detail(format!("user={name} admin={admin}"));
+        self.update_user(name, "USER_ADMIN", admin.into(), &ev)
+    }
+
+    /// Sets or clears the export right.
+    ///
+    /// # Errors
+    /// [`StoreError::NoSuchUser`], database errors.
+    pub fn set_export(&self, name: &str, on: bool, ev: &AuditEvent) -> Result<(), StoreError> {
+        let ev = ev.clone().detail(format!("user={name} export={on}"));
+        self.update_user(name, "USER_EXPORT", on.into(), &ev)
+    }
+
+    /// Sets or clears the import right.
+    ///
+    /// # Errors
+    /// [`StoreError::NoSuchUser`], database errors.
+    pub fn set_import(&self, name: &str, on: bool, ev: &AuditEvent) -> Result<(), StoreError> {
+        let ev = ev.clone().detail(format!("user={name} import={on}"));
+        self.update_user(name, "USER_IMPORT", on.into(), &ev)
+    }
+
+    /// Removes a user (their escrow entries stay).
+    ///
+    /// # Errors
+    /// [`StoreError::NoSuchUser`], database errors.
+    pub fn remove_user(&self, name: &str, ev: &AuditEvent) -> Result<(), StoreError> {
+        let ev = ev.clone().detail(format!("user={name}"));
+        self.audited(
+            &ev,
+            |tx| {
+                let n = tx.execute("DELETE FROM \"USER\" WHERE USER_NAME = ?", &[name.into()])?;
+                if n == 0 {
+                    return Err(StoreError::NoSuchUser(name.to_owned()));
+                }
+                Ok(())
+            },
+            |_| vec![],
+        )
+    }
+
+    /// One user, if present.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.tx(|tx| {
+            let rows = tx.query(
+                "SELECT USER_NAME, PASSWORD_HASH, USER_ADMIN, USER_EXPORT, USER_IMPORT \
+                 FROM \"USER\" WHERE USER_NAME = ?",
+                &[name.into()],
+            )?;
+            rows.first().map(user_from_row).transpose()
+        })
+    }
+
+    /// All users, by name.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        self.tx(|tx| {
+            tx.query(
+                "SELECT USER_NAME, PASSWORD_HASH, USER_ADMIN, USER_EXPORT, USER_IMPORT \
+                 FROM \"USER\" ORDER BY USER_NAME",
+                &[],
+            )?
+            .iter()
+            .map(user_from_row)
+            .collect()
+        })
+    }
+
+    // ---- audit ----
+
+    /// Appends an audit row on its own (login failures, refusals).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn record(&self, ev: &AuditEvent, numbers: &[i64]) -> Result<(), StoreError> {
+        self.tx(|tx| {
+            lock_audit(tx)?;
+            append_audit(tx, ev, numbers)
+        })
+    }
+
+    /// Walks the whole audit chain and reports every inconsistency.
+    ///
+    /// # Errors
+    /// Database errors (a broken chain is reported in [`AuditReport::problems`]).
+    pub fn verify_audit(&self) -> Result<AuditReport, StoreError> {
+        const CHUNK: i64 = 5000;
+        let mut report = AuditReport {
+            rows: 0,
+            head_hash: AUDIT_GENESIS.to_owned(),
+            problems: Vec::new(),
+        };
+        let mut expected_seq = 1i64;
+        let mut prev_hash = AUDIT_GENESIS.to_owned();
+        let mut last_seq = 0i64;
+        loop {
+            let rows = self.tx(|tx| {
+                tx.query(
+                    "SELECT SEQ, AUDIT_TIME, ACTOR, PEER, EVENT, ESCROW_NUMBERS, DETAIL, \
+                     PREV_HASH, HASH FROM AUDIT WHERE SEQ > ? ORDER BY SEQ LIMIT ?",
+                    &[last_seq.into(), CHUNK.into()],
+                )
+            })?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in &rows {
+                let seq = int(row, 0)?;
+                let stored_prev = text(row, 7)?;
+                let stored_hash = text(row, 8)?;
+                if seq != expected_seq {
+                    report.problems.push(format!(
+                        "row {expected_seq}..{} is missing (next row is {seq})",
+                        seq - 1
+                    ));
+                }
+                if stored_prev != prev_hash {
+                    report.problems.push(format!(
+                        "row {seq}: its previous-hash does not match the row before it"
+                    ));
+                }
+                let computed = audit_hash(
+                    seq,
+                    int(row, 1)?,
+                    &text(row, 2)?,
+                    &text(row, 3)?,
+                    &text(row, 4)?,
+                    &text(row, 5)?,
+                    &text(row, 6)?,
+                    &stored_prev,
+                );
+                if computed != stored_hash {
+                    report
+                        .problems
+                        .push(format!("row {seq}: contents do not match its hash (changed)"));
+                }
+                report.rows += 1;
+                expected_seq = seq + 1;
+                prev_hash = stored_hash;
+                last_seq = seq;
+            }
+        }
+        let head = self.tx(|tx| tx.query("SELECT SEQ, HASH FROM AUDIT_HEAD WHERE ID = 1", &[]))?;
+        match head.first() {
+            Some(row) => {
+                let (seq, hash) = (int(row, 0)?, text(row, 1)?);
+                if seq != last_seq || hash != prev_hash {
+                    report.problems.push(format!(
+                        "the chain ends at row {last_seq} but the head records row {seq}: \
+                         the newest rows were removed or the head was changed"
+                    ));
+                }
+            }
+            None => report.problems.push("the AUDIT_HEAD row is missing".to_owned()),
+        }
+        report.head_hash = prev_hash;
+        Ok(report)
+    }
+
+    // ---- escrow ----
+
+    /// Stores a deposit, or returns the existing number when this user already escrowed this
+    /// volume fingerprint.
+    ///
+    /// # Errors
+    /// Database errors (including a failed audit write: then nothing is stored).
+    pub fn deposit(&self, entry: &NewEntry, ev: &AuditEvent) -> Result<DepositOutcome, StoreError> {
+        let mut outcome_event = ev.clone();
+        // The audit detail says whether it was new; computed inside the transaction.
+        self.tx(|tx| {
+            lock_audit(tx)?;
+            let out = insert_or_find(tx, entry)?;
+            outcome_event.detail = if out.already_in_escrow {
+                format!("already in escrow; {} salts", entry.salts.len())
+            } else {
+                format!("new entry; {} salts", entry.salts.len())
+            };
+            append_audit(tx, &outcome_event, &[out.number])?;
+            Ok(out)
+        })
+    }
+
+    /// The caller's own entries.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn own_entries(&self, user: &str) -> Result<Vec<EntrySummary>, StoreError> {
+        self.tx(|tx| {
+            let rows = tx.query(
+                &format!(
+                    "SELECT {ENTRY_COLUMNS} FROM ESCROW WHERE USER_NAME = ? \
+                     ORDER BY ESCROW_NUMBER DESC LIMIT 1000"
+                ),
+                &[user.into()],
+            )?;
+            rows.iter().map(|r| entry_from_row(tx, r)).collect()
+        })
+    }
+
+    /// Entries matching all given criteria, newest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn search(&self, q: &SearchQuery, ev: &AuditEvent) -> Result<Vec<EntrySummary>, StoreError> {
+        let mut conds = Vec::new();
+        let mut params: Vec<Value> = Vec::new();
+        if let Some(s) = &q.salt {
+            conds.push("ESCROW_NUMBER IN (SELECT ESCROW_NUMBER FROM ESCROW_SALT WHERE SALT = ?)");
+            params.push(s.as_str().into());
+        }
+        if let Some(f) = &q.fingerprint {
+            conds.push("VOLUME_FINGERPRINT = ?");
+            params.push(f.as_str().into());
+        }
+        if let Some(u) = &q.user {
+            conds.push("USER_NAME = ?");
+            params.push(u.as_str().into());
+        }
+        if let Some(t) = q.from {
+            conds.push("CREATED_AT >= ?");
+            params.push(t.into());
+        }
+        if let Some(t) = q.to {
+            conds.push("CREATED_AT <= ?");
+            params.push(t.into());
+        }
+        if let Some(n) = q.number {
+            conds.push("ESCROW_NUMBER = ?");
+            params.push(n.into());
+        }
+        let filter = if conds.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conds.join(" AND "))
+        };
+        params.push(q.limit.into());
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM ESCROW {filter} ORDER BY ESCROW_NUMBER DESC LIMIT ?"
+        );
+        self.audited(
+            ev,
+            |tx| {
+                let rows = tx.query(&sql, &params)?;
+                rows.iter().map(|r| entry_from_row(tx, r)).collect()
+            },
+            |found: &Vec<EntrySummary>| found.iter().map(|e| e.number).collect(),
+        )
+    }
+
+    /// One entry with its packet.
+    ///
+    /// # Errors
+    /// [`StoreError::NoSuchEntry`] (the attempt is not audited as a fetch), database errors.
+    pub fn fetch(&self, number: i64, ev: &AuditEvent) -> Result<(EntrySummary, Vec<u8>), StoreError> {
+        self.audited(
+            ev,
+            |tx| fetch_in(tx, number),
+            |(e, _)| vec![e.number],
+        )
+    }
+
+    /// Asks for an entry to be deleted. The owner may ask; so may an admin (`may_any`).
+    /// A second identical pending request returns the first one's id.
+    ///
+    /// # Errors
+    /// [`StoreError::NoSuchEntry`], [`StoreError::Forbidden`], database errors.
+    pub fn request_deletion(
+        &self,
+        number: i64,
+        user: &str,
+        may_any: bool,
+        reason: &str,
+        ev: &AuditEvent,
+    ) -> Result<i64, StoreError> {
+        let ev = ev.clone().detail(format!("reason: {}", truncate(reason, 200)));
+        self.audited(
+            &ev,
+            |tx| {
+                let rows = tx.query(
+                    "SELECT USER_NAME FROM ESCROW WHERE ESCROW_NUMBER = ?",
+                    &[number.into()],
+                )?;
+                let owner = match rows.first() {
+                    Some(r) => text(r, 0)?,
+                    None => return Err(StoreError::NoSuchEntry(number)),
+                };
+                if owner != user && !may_any {
+                    return Err(StoreError::Forbidden(
+                        "only the depositing user or an admin may request deletion of an entry",
+                    ));
+                }
+                let existing = tx.query(
+                    "SELECT REQUEST_ID FROM DELETION_REQUEST WHERE ESCROW_NUMBER = ? \
+                     AND REQUESTED_BY = ? AND STATUS = 'pending'",
+                    &[number.into(), user.into()],
+                )?;
+                if let Some(r) = existing.first() {
+                    return int(r, 0);
+                }
+                let rows = tx.query(
+                    "INSERT INTO DELETION_REQUEST (ESCROW_NUMBER, REQUESTED_BY, REQUESTED_AT, \
+                     REASON, STATUS, DECIDED_BY, DECIDED_AT) VALUES (?, ?, ?, ?, 'pending', '', 0) \
+                     RETURNING REQUEST_ID",
+                    &[number.into(), user.into(), now_unix().into(), reason.into()],
+                )?;
+                rows.first()
+                    .map(|r| int(r, 0))
+                    .ok_or_else(|| StoreError::msg("insert returned no id"))?
+            },
+            |_| vec![number],
+        )
+    }
+
+    /// Deletion requests that wait for approval.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn pending_deletions(&self) -> Result<Vec<DeletionRequest>, StoreError> {
+        self.tx(|tx| {
+            tx.query(
+                "SELECT REQUEST_ID, ESCROW_NUMBER, REQUESTED_BY, REQUESTED_AT, REASON, STATUS \
+                 FROM DELETION_REQUEST WHERE STATUS = 'pending' ORDER BY REQUEST_ID",
+                &[],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(DeletionRequest {
+                    id: int(r, 0)?,
+                    number: int(r, 1)?,
+                    requested_by: text(r, 2)?,
+                    requested_at: int(r, 3)?,
+                    reason: text(r, 4)?,
+                    status: text(r, 5)?,
+                })
+            })
+            .collect()
+        })
+    }
+
+    /// Approves a pending deletion request and deletes its entry. The requester cannot approve.
+    ///
+    /// # Errors
+    /// [`StoreError::NoSuchRequest`], [`StoreError::NotPending`], [`StoreError::Forbidden`],
+    /// database errors.
+    pub fn approve_deletion(
+        &self,
+        request_id: i64,
+        approver: &str,
+        ev: &AuditEvent,
+    ) -> Result<i64, StoreError> {
+        let ev = ev.clone().detail(format!("request={request_id}"));
+        self.audited(
+            &ev,
+            |tx| {
+                let rows = tx.query(
+                    "SELECT ESCROW_NUMBER, REQUESTED_BY, STATUS FROM DELETION_REQUEST \
+                     WHERE REQUEST_ID = ?",
+                    &[request_id.into()],
+                )?;
+                let row = rows.first().ok_or(StoreError::NoSuchRequest(request_id))?;
+                let (number, by, status) = (int(row, 0)?, text(row, 1)?, text(row, 2)?);
+                if status != "pending" {
+                    return Err(StoreError::NotPending(request_id));
+                }
+                if by == approver {
+                    return Err(StoreError::Forbidden(
+                        "an admin cannot approve their own deletion request",
+                    ));
+                }
+                tx.execute(
+                    "DELETE FROM ESCROW_SALT WHERE ESCROW_NUMBER = ?",
+                    &[number.into()],
+                )?;
+                tx.execute("DELETE FROM ESCROW WHERE ESCROW_NUMBER = ?", &[number.into()])?;
+                // Other pending requests for the same entry are settled by this approval.
+                tx.execute(
+                    "UPDATE DELETION_REQUEST SET STATUS = 'approved', DECIDED_BY = ?, \
+                     DECIDED_AT = ? WHERE ESCROW_NUMBER = ? AND STATUS = 'pending'",
+                    &[approver.into(), now_unix().into(), number.into()],
+                )?;
+                Ok(number)
+            },
+            |n| vec![*n],
+        )
+    }
+
+    /// Entries with packets, for an export bundle. Missing numbers are an error (nothing is
+    /// exported then).
+    ///
+    /// # Errors
+    /// [`StoreError::NoSuchEntry`], database errors.
+    pub fn export(
+        &self,
+        numbers: &[i64],
+        ev: &AuditEvent,
+    ) -> Result<Vec<(EntrySummary, Vec<u8>)>, StoreError> {
+        self.audited(
+            ev,
+            |tx| numbers.iter().map(|n| fetch_in(tx, *n)).collect(),
+            |v: &Vec<(EntrySummary, Vec<u8>)>| v.iter().map(|(e, _)| e.number).collect(),
+        )
+    }
+
+    /// Imports entries; an entry whose user already escrowed the same volume fingerprint here is
+    /// not duplicated (its salts are merged). Returns, per entry, the local number and whether it
+    /// was already present.
+    ///
+    /// # Errors
+    /// Database errors (then nothing is imported).
+    pub fn import(
+        &self,
+        entries: &[NewEntry],
+        ev: &AuditEvent,
+    ) -> Result<Vec<DepositOutcome>, StoreError> {
+        self.audited(
+            ev,
+            |tx| entries.iter().map(|e| insert_or_find(tx, e)).collect(),
+            |v: &Vec<DepositOutcome>| v.iter().map(|o| o.number).collect(),
+        )
+    }
+}
+
+fn fetch_in(tx: &mut dyn Tx, number: i64) -> Result<(EntrySummary, Vec<u8>), StoreError> {
+    let rows = tx.query(
+        &format!("SELECT {ENTRY_COLUMNS}, PACKET FROM ESCROW WHERE ESCROW_NUMBER = ?"),
+        &[number.into()],
+    )?;
+    let row = rows.first().ok_or(StoreError::NoSuchEntry(number))?;
+    let packet = bytes(row, 7)?;
+    Ok((entry_from_row(tx, row)?, packet))
+}
+
+fn user_from_row(r: &Row) -> Result<UserRecord, StoreError> {
+    Ok(UserRecord {
+        name: text(r, 0)?,
+        password_hash: text(r, 1)?,
+        admin: int(r, 2)? == 1,
+        export: int(r, 3)? == 1,
+        import: int(r, 4)? == 1,
+    })
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+/// The URL without any password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}

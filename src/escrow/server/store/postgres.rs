@@ -1,0 +1,166 @@
+//! PostgreSQL backend: a small pool of synchronous connections (the server calls the store from
+//! blocking threads). The connection is not encrypted (`NoTls`): run the database on the same
+//! host or a trusted network.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use postgres::types::{ToSql, Type};
+use postgres::{Config, NoTls};
+use r2d2_postgres::PostgresConnectionManager;
+
+use super::{Backend, BackendKind, Row, StoreError, Tx, Value, redact_url};
+
+/// A PostgreSQL database.
+pub struct PostgresBackend {
+    // An Option only so that Drop can move the pool to a plain thread.
+    pool: Option<r2d2::Pool<PostgresConnectionManager<NoTls>>>,
+}
+
+impl Drop for PostgresBackend {
+    fn drop(&mut self) {
+        // The synchronous client closes its connection by running a small runtime of its own,
+        // which panics inside an async task: close the pool on a thread of its own.
+        if let Some(pool) = self.pool.take() {
+            let _ = std::thread::spawn(move || drop(pool)).join();
+        }
+    }
+}
+
+impl std::fmt::Debug for PostgresBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresBackend").finish_non_exhaustive()
+    }
+}
+
+impl PostgresBackend {
+    /// Connects to `url` (`postgres://user[:password]@host[:port]/database`).
+    ///
+    /// # Errors
+    /// A malformed URL or no connection within 10 seconds.
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        let config = Config::from_str(url).map_err(|e| StoreError::Database {
+            message: format!("bad PostgreSQL URL {}: {e}", redact_url(url)),
+            source: Some(Box::new(e)),
+        })?;
+        let manager = PostgresConnectionManager::new(config, NoTls);
+        let pool = r2d2::Pool::builder()
+            .max_size(8)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)
+            .map_err(|e| StoreError::Database {
+                message: format!("cannot connect to PostgreSQL at {}: {e}", redact_url(url)),
+                source: Some(Box::new(e)),
+            })?;
+        Ok(PostgresBackend { pool: Some(pool) })
+    }
+}
+
+/// `?` placeholders to `$1, $2, …` (our statements have no `?` inside literals).
+fn number_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn params(values: &[Value]) -> Vec<Box<dyn ToSql + Sync>> {
+    values
+        .iter()
+        .map(|v| -> Box<dyn ToSql + Sync> {
+            match v {
+                Value::Null => Box::new(Option::<String>::None),
+                Value::Int(i) => Box::new(*i),
+                Value::Text(s) => Box::new(s.clone()),
+                Value::Bytes(b) => Box::new(b.clone()),
+            }
+        })
+        .collect()
+}
+
+struct PgTx<'a, 'b>(&'a mut postgres::Transaction<'b>);
+
+impl Tx for PgTx<'_, '_> {
+    fn execute(&mut self, sql: &str, values: &[Value]) -> Result<u64, StoreError> {
+        let owned = params(values);
+        let refs: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|b| b.as_ref()).collect();
+        self.0
+            .execute(number_placeholders(sql).as_str(), &refs)
+            .map_err(StoreError::db)
+    }
+
+    fn query(&mut self, sql: &str, values: &[Value]) -> Result<Vec<Row>, StoreError> {
+        let owned = params(values);
+        let refs: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|b| b.as_ref()).collect();
+        let rows = self
+            .0
+            .query(number_placeholders(sql).as_str(), &refs)
+            .map_err(StoreError::db)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut r = Vec::with_capacity(row.len());
+            for (i, col) in row.columns().iter().enumerate() {
+                let bad = |_| StoreError::Corrupt { column: i };
+                let v = match *col.type_() {
+                    Type::INT8 => row.try_get::<_, Option<i64>>(i).map_err(bad)?.map(Value::Int),
+                    Type::INT4 => row
+                        .try_get::<_, Option<i32>>(i)
+                        .map_err(bad)?
+                        .map(|v| Value::Int(v.into())),
+                    Type::INT2 => row
+                        .try_get::<_, Option<i16>>(i)
+                        .map_err(bad)?
+                        .map(|v| Value::Int(v.into())),
+                    Type::BOOL => row
+                        .try_get::<_, Option<bool>>(i)
+                        .map_err(bad)?
+                        .map(Value::from),
+                    Type::TEXT | Type::VARCHAR | Type::NAME | Type::BPCHAR => row
+                        .try_get::<_, Option<String>>(i)
+                        .map_err(bad)?
+                        .map(Value::Text),
+                    Type::BYTEA => row
+                        .try_get::<_, Option<Vec<u8>>>(i)
+                        .map_err(bad)?
+                        .map(Value::Bytes),
+                    _ => return Err(StoreError::Corrupt { column: i }),
+                };
+                r.push(v.unwrap_or(Value::Null));
+            }
+            out.push(r);
+        }
+        Ok(out)
+    }
+}
+
+impl Backend for PostgresBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Postgres
+    }
+
+    fn with_tx(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let pool = self
+            .pool
+            .as_ref()
+            .ok_or_else(|| StoreError::msg("the PostgreSQL pool is closed"))?;
+        let mut conn = pool.get().map_err(|e| StoreError::Database {
+            message: format!("no PostgreSQL connection available: {e}"),
+            source: Some(Box::new(e)),
+        })?;
+        let mut tx = conn.transaction().map_err(StoreError::db)?;
+        f(&mut PgTx(&mut tx))?;
+        tx.commit().map_err(StoreError::db)
+    }
+}

@@ -1,0 +1,106 @@
+//! SQLite backend: one connection behind a mutex (SQLite has a single writer anyway), WAL
+//! journal, `synchronous=FULL` so that an acknowledged deposit survives a crash.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::types::{Value as SqlValue, ValueRef};
+use rusqlite::{Connection, TransactionBehavior, params_from_iter};
+
+use super::{Backend, BackendKind, Row, StoreError, Tx, Value};
+
+/// An SQLite database file.
+#[derive(Debug)]
+pub struct SqliteBackend {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteBackend {
+    /// Opens (creating if needed) the database file at `path`.
+    ///
+    /// # Errors
+    /// The file cannot be opened or is not an SQLite database.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(|e| StoreError::Database {
+            message: format!("cannot open SQLite database {}: {e}", path.display()),
+            source: Some(Box::new(e)),
+        })?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(StoreError::db)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(StoreError::db)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(StoreError::db)?;
+        Ok(SqliteBackend {
+            conn: Mutex::new(conn),
+        })
+    }
+}
+
+struct SqliteTx<'a>(&'a rusqlite::Transaction<'a>);
+
+fn to_sql(v: &Value) -> SqlValue {
+    match v {
+        Value::Null => SqlValue::Null,
+        Value::Int(i) => SqlValue::Integer(*i),
+        Value::Text(s) => SqlValue::Text(s.clone()),
+        Value::Bytes(b) => SqlValue::Blob(b.clone()),
+    }
+}
+
+impl Tx for SqliteTx<'_> {
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
+        let mut stmt = self.0.prepare_cached(sql).map_err(StoreError::db)?;
+        let n = stmt
+            .execute(params_from_iter(params.iter().map(to_sql)))
+            .map_err(StoreError::db)?;
+        Ok(n as u64)
+    }
+
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
+        let mut stmt = self.0.prepare_cached(sql).map_err(StoreError::db)?;
+        let ncols = stmt.column_count();
+        let mut rows = stmt
+            .query(params_from_iter(params.iter().map(to_sql)))
+            .map_err(StoreError::db)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(StoreError::db)? {
+            let mut r = Vec::with_capacity(ncols);
+            for i in 0..ncols {
+                r.push(match row.get_ref(i).map_err(StoreError::db)? {
+                    ValueRef::Null => Value::Null,
+                    ValueRef::Integer(v) => Value::Int(v),
+                    ValueRef::Real(_) => return Err(StoreError::Corrupt { column: i }),
+                    ValueRef::Text(t) => Value::Text(
+                        String::from_utf8(t.to_vec()).map_err(|_| StoreError::Corrupt { column: i })?,
+                    ),
+                    ValueRef::Blob(b) => Value::Bytes(b.to_vec()),
+                });
+            }
+            out.push(r);
+        }
+        Ok(out)
+    }
+}
+
+impl Backend for SqliteBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Sqlite
+    }
+
+    fn with_tx(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError::msg("the SQLite connection was poisoned by a panic"))?;
+        // IMMEDIATE takes the write lock up front: no upgrade deadlocks between processes.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::db)?;
+        f(&mut SqliteTx(&tx))?;
+        tx.commit().map_err(StoreError::db)
+    }
+}

@@ -1,0 +1,1159 @@
+//! The escrow server through a real HTTPS client: a real server on 127.0.0.1 port 0, real TLS
+//! (the client trusts only the certificate `init` generated), a fresh database per test. Every
+//! scenario runs against SQLite and against PostgreSQL; the PostgreSQL variants need
+//! `TCVAULT_TEST_POSTGRES_URL` (scripts/setup.d/postgres.sh) and skip without it, except under
+//! CI=true, where they fail.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use chacha20poly1305::aead::OsRng;
+use chacha20poly1305::aead::rand_core::RngCore;
+use reqwest::StatusCode;
+use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tcvault::escrow::server::auth::hash_password;
+use tcvault::escrow::server::config::{self, Config};
+use tcvault::escrow::server::store::{AuditEvent, AuditReport, Store, UserRecord};
+use tcvault::escrow::server::Server;
+
+// ---------- fixtures ----------
+
+/// One RSA authority key pair per test process (only the public half goes to the server).
+fn authority() -> &'static (String, String, String) {
+    static KEY: OnceLock<(String, String, String)> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let private = rsa::RsaPrivateKey::new(&mut OsRng, 2048).expect("RSA key generation");
+        let public = private.to_public_key();
+        let pem = public
+            .to_public_key_pem(LineEnding::LF)
+            .expect("public key PEM");
+        let der = public.to_public_key_der().expect("public key DER");
+        let fingerprint = hex::encode(Sha256::digest(der.as_bytes()));
+        let private_pem = private
+            .to_pkcs8_pem(LineEnding::LF)
+            .expect("private key PEM")
+            .to_string();
+        (pem, fingerprint, private_pem)
+    })
+}
+
+fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh database for one test.
+#[derive(Clone, Debug)]
+enum Db {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Db {
+    fn url(&self) -> String {
+        match self {
+            Db::Sqlite(p) => format!("sqlite:{}", p.display()),
+            Db::Postgres(u) => u.clone(),
+        }
+    }
+
+    /// Runs raw SQL against the database behind the server's back (tampering, triggers).
+    async fn exec(&self, sql: &str) {
+        let db = self.clone();
+        let sql = sql.to_owned();
+        tokio::task::spawn_blocking(move || match db {
+            Db::Sqlite(p) => {
+                let c = rusqlite::Connection::open(p).expect("open sqlite");
+                c.busy_timeout(Duration::from_secs(10)).expect("busy timeout");
+                c.execute_batch(&sql).expect("raw sql");
+            }
+            Db::Postgres(u) => {
+                let mut c = ::postgres::Client::connect(&u, ::postgres::NoTls).expect("connect pg");
+                c.batch_execute(&sql).expect("raw sql");
+            }
+        })
+        .await
+        .expect("raw sql task");
+    }
+
+    /// Walks the audit chain (the store is synchronous: off the async threads).
+    async fn verify(&self) -> AuditReport {
+        let url = self.url();
+        tokio::task::spawn_blocking(move || {
+            Store::open(&url, Path::new("/"))
+                .expect("open store")
+                .verify_audit()
+                .expect("verify")
+        })
+        .await
+        .expect("verify task")
+    }
+
+    async fn store(&self) -> Store {
+        let url = self.url();
+        tokio::task::spawn_blocking(move || Store::open(&url, Path::new("/")))
+            .await
+            .expect("store task")
+            .expect("open store")
+    }
+}
+
+/// A fresh database, or `None` when PostgreSQL is not available outside CI.
+async fn fresh_db(kind: Kind, dir: &Path) -> Option<Db> {
+    match kind {
+        Kind::Sqlite => Some(Db::Sqlite(dir.join(format!("escrow-{}.sqlite3", random_hex(4))))),
+        Kind::Postgres => {
+            let Ok(base) = std::env::var("TCVAULT_TEST_POSTGRES_URL") else {
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "CI=true but TCVAULT_TEST_POSTGRES_URL is not set (run scripts/setup.d/postgres.sh)"
+                );
+                eprintln!("skipping the PostgreSQL variant: TCVAULT_TEST_POSTGRES_URL is not set");
+                return None;
+            };
+            let name = format!("tcvault_test_{}", random_hex(8));
+            let create = format!("CREATE DATABASE {name}");
+            let admin_url = base.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut c =
+                    ::postgres::Client::connect(&admin_url, ::postgres::NoTls).expect("connect to pg");
+                c.batch_execute(&create).expect("create database");
+            })
+            .await
+            .expect("create db task");
+            let (head, tail) = match base.split_once('?') {
+                Some((h, t)) => (h.to_owned(), format!("?{t}")),
+                None => (base.clone(), String::new()),
+            };
+            let cut = head.rfind('/').expect("database URL has a path");
+            Some(Db::Postgres(format!("{}/{name}{tail}", &head[..cut])))
+        }
+    }
+}
+
+struct TestServer {
+    addr: SocketAddr,
+    cert_pem: Vec<u8>,
+    db: Db,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+struct Options {
+    admin_networks: &'static str,
+    max_failures: u32,
+    max_body: usize,
+    name: &'static str,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            admin_networks: "127.0.0.0/8",
+            max_failures: 5,
+            max_body: config::DEFAULT_MAX_BODY_BYTES,
+            name: "escrow-a",
+        }
+    }
+}
+
+fn write_authority(dir: &Path) -> PathBuf {
+    let p = dir.join("authority-in.pem");
+    std::fs::write(&p, &authority().0).expect("write authority key");
+    p
+}
+
+async fn start(kind: Kind, opts: Options) -> Option<TestServer> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = fresh_db(kind, dir.path()).await?;
+    let conf_dir = dir.path().join("conf");
+    let key = write_authority(dir.path());
+    config::init(&conf_dir, "localhost", 8443, Some(&key)).expect("init");
+    let mut cfg = Config::load(&conf_dir.join("escrowd.xml")).expect("load sample config");
+    cfg.listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    cfg.database_url = db.url();
+    cfg.admin_networks = opts
+        .admin_networks
+        .split(',')
+        .map(|n| n.parse().expect("network"))
+        .collect();
+    cfg.throttle.max_failures = opts.max_failures;
+    cfg.max_body_bytes = opts.max_body;
+    cfg.server_name = opts.name.to_owned();
+    let server = Server::bind(cfg).await.expect("server binds");
+    let addr = server.local_addr();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async move {
+        let _ = rx.await;
+    }));
+    let cert_pem = std::fs::read(conf_dir.join("cert.pem")).expect("cert");
+    Some(TestServer {
+        addr,
+        cert_pem,
+        db,
+        stop: Some(tx),
+        task: Some(task),
+        _dir: dir,
+    })
+}
+
+impl TestServer {
+    fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(&self.cert_pem).expect("cert parses"),
+            )
+            .resolve("localhost", self.addr)
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("client")
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.addr.port())
+    }
+
+    async fn add_user(&self, name: &str, password: &str, admin: bool, export: bool, import: bool) {
+        let store = self.db.store().await;
+        let rec = UserRecord {
+            name: name.to_owned(),
+            password_hash: hash_password(password.as_bytes()).expect("hash"),
+            admin,
+            export,
+            import,
+        };
+        tokio::task::spawn_blocking(move || {
+            store
+                .add_user(&rec, &AuditEvent::new("test", "local", "user_add"))
+                .expect("add user");
+        })
+        .await
+        .expect("add user task");
+    }
+
+    async fn get(&self, user: &str, pw: &str, path: &str) -> (StatusCode, Value) {
+        let r = self
+            .client()
+            .get(self.url(path))
+            .basic_auth(user, Some(pw))
+            .send()
+            .await
+            .expect("request");
+        let s = r.status();
+        (s, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, user: &str, pw: &str, path: &str, body: &Value) -> (StatusCode, Value) {
+        let r = self
+            .client()
+            .post(self.url(path))
+            .basic_auth(user, Some(pw))
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let s = r.status();
+        (s, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(20), t)
+                .await
+                .expect("server stops within 20 s")
+                .expect("server task");
+        }
+    }
+}
+
+fn deposit_body(fingerprint: &str, salts: &[String], packet: &[u8]) -> Value {
+    json!({
+        "volume_fingerprint": fingerprint,
+        "salts": salts,
+        "authority_fingerprint": authority().1,
+        "metadata": {"format": "veracrypt", "hidden": false, "cipher": "AES", "prf": "SHA-512"},
+        "packet": B64.encode(packet),
+    })
+}
+
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Kind::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Kind::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(
+    deposit_and_already_in_escrow,
+    concurrent_same_deposit_gets_one_number,
+    admin_search_and_fetch,
+    non_admin_is_refused,
+    admin_outside_admin_network_is_refused,
+    wrong_password_then_throttled,
+    deletion_request_and_approval,
+    export_and_import_between_servers,
+    audit_verify_detects_tampering,
+    failed_audit_write_fails_the_action,
+    bad_requests_get_clear_errors_and_server_keeps_serving,
+);
+
+// ---------- scenarios ----------
+
+async fn deposit_and_already_in_escrow(kind: Kind) {
+    let Some(s) = start(kind, Options::default()).await else { return };
+    s.add_user("alice", "alice pw", false, false, false).await;
+    s.add_user("bob", "bob pw", false, false, false).await;
+    let fp = random_hex(32);
+    let salt1 = random_hex(64);
+    let (st, v) = s
+        .post("alice", "alice pw", "/v1/deposits", &deposit_body(&fp, &[salt1.clone()], b"packet-1"))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v["already_in_escrow"], false);
+    let n = v["escrow_number"].as_i64().expect("number");
+
+    // Same user, same volume after a password change: new salt, same fingerprint.
+    let salt2 = random_hex(64);
+    let (st, v) = s
+        .post("alice", "alice pw", "/v1/deposits", &deposit_body(&fp, &[salt2.clone()], b"packet-2"))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["already_in_escrow"], true);
+    assert_eq!(v["escrow_number"].as_i64(), Some(n));
+
+    // Another user escrowing the same keys gets their own number.
+    let (st, v) = s
+        .post("bob", "bob pw", "/v1/deposits", &deposit_body(&fp, &[salt1.clone()], b"packet-3"))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let m = v["escrow_number"].as_i64().expect("number");
+    assert_ne!(m, n);
+
+    // Alice's own list: one entry, both salts recorded, the first packet kept.
+    let (st, v) = s.get("alice", "alice pw", "/v1/deposits").await;
+    assert_eq!(st, StatusCode::OK);
+    let entries = v["entries"].as_array().expect("entries");
+    assert_eq!(entries.len(), 1);
+    let mut salts: Vec<String> = entries[0]["salts"]
+        .as_array()
+        .expect("salts")
+        .iter()
+        .map(|x| x.as_str().expect("salt").to_owned())
+        .collect();
+    salts.sort();
+    let mut want = vec![salt1, salt2];
+    want.sort();
+    assert_eq!(salts, want);
+    assert_eq!(entries[0]["metadata"]["prf"], "SHA-512");
+    s.stop().await;
+}
+
+async fn concurrent_same_deposit_gets_one_number(kind: Kind) {
+    let Some(s) = start(kind, Options::default()).await else { return };
+    s.add_user("carol", "carol pw", false, false, false).await;
+    let fp = random_hex(32);
+    let body = deposit_body(&fp, &[random_hex(64)], b"same volume");
+    let client = s.client();
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let c = client.clone();
+        let url = s.url("/v1/deposits");
+        let b = body.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = c
+                .post(url)
+                .basic_auth("carol", Some("carol pw"))
+                .json(&b)
+                .send()
+                .await
+                .expect("deposit");
+            let st = r.status();
+            let v: Value = r.json().await.expect("json");
+            (st, v["escrow_number"].as_i64().expect("number"))
+        }));
+    }
+    let mut numbers = Vec::new();
+    let mut created = 0;
+    for t in tasks {
+        let (st, n) = t.await.expect("task");
+        if st == StatusCode::CREATED {
+            created += 1;
+        } else {
+            assert_eq!(st, StatusCode::OK);
+        }
+        numbers.push(n);
+    }
+    assert_eq!(created, 1, "exactly one deposit creates the entry");
+    numbers.dedup();
+    assert_eq!(numbers.len(), 1, "all got the same number: {numbers:?}");
+    s.stop().await;
+}
+
+async fn admin_search_and_fetch(kind: Kind) {
+    let Some(s) = start(kind, Options::default()).await else { return };
+    s.add_user("alice", "alice pw", false, false, false).await;
+    s.add_user("root", "root pw", true, false, false).await;
+    let fp = random_hex(32);
+    let salt = random_hex(64);
+    let packet: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let (st, v) = s
+        .post("alice", "alice pw", "/v1/deposits", &deposit_body(&fp, &[salt.clone()], &packet))
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let n = v["escrow_number"].as_i64().expect("number");
+    // A second, unrelated entry that must not match the searches below.
+    let (st, _) = s
+        .post(
+            "alice",
+            "alice pw",
+            "/v1/deposits",
+            &deposit_body(&random_hex(32), &[random_hex(64)], b"other"),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    for query in [
+        format!("salt={salt}"),
+        format!("salt={}", salt.to_uppercase()),
+        format!("fingerprint={fp}"),
+        format!("number={n}"),
+        format!("user=alice&fingerprint={fp}&from={}&to={}", now - 600, now + 600),
+    ] {
+        let (st, v) = s
+            .get("root", "root pw", &format!("/v1/admin/entries?{query}"))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{query}: {v}");
+        let e = v["entries"].as_array().expect("entries");
+        assert_eq!(e.len(), 1, "{query}: {v}");
+        assert_eq!(e[0]["escrow_number"].as_i64(), Some(n));
+        assert_eq!(e[0]["user"], "alice");
+        assert!(e[0]["created"].as_str().expect("date").ends_with('Z'));
+        assert!(e[0].get("packet").is_none(), "search never returns packets");
+    }
+    let (st, v) = s.get("root", "root pw", "/v1/admin/entries?user=alice").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["entries"].as_array().expect("entries").len(), 2);
+    // A date range in the future finds nothing (RFC 3339 accepted too).
+    let (st, v) = s
+        .get("root", "root pw", "/v1/admin/entries?from=2999-01-01T00:00:00Z")
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(v["entries"].as_array().expect("entries").is_empty());
+
+    let (st, v) = s
+        .get("root", "root pw", &format!("/v1/admin/entries/{n}"))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        B64.decode(v["packet"].as_str().expect("packet")).expect("base64"),
+        packet
+    );
+    assert_eq!(v["volume_fingerprint"], fp.as_str());
+    let (st, _) = s.get("root", "root pw", "/v1/admin/entries/999999").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+
+    // The authority key needs no login and its fingerprint is what the test computed.
+    let r = s
+        .client()
+        .get(s.url("/v1/authority-key"))
+        .send()
+        .await
+        .expect("authority key");
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["fingerprint"], authority().1.as_str());
+    assert_eq!(v["bits"], 2048);
+    assert!(v["public_key_pem"].as_str().expect("pem").contains("BEGIN PUBLIC KEY"));
+
+    // Searches and fetches are in the audit table with the escrow number.
+    let report = s.db.verify().await;
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    s.stop().await;
+}
+
+async fn non_admin_is_refused(kind: Kind) {
+    let Some(s) = start(kind, Options::default()).await else { return };
+    s.add_user("alice", "alice pw", false, true, true).await;
+    let (st, v) = s
+        .post("alice", "alice pw", "/v1/deposits", &deposit_body(&random_hex(32), &[random_hex(64)], b"p"))
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let n = v["escrow_number"].as_i64().expect("number");
+    let (st, v) = s.get("alice", "alice pw", "/v1/admin/entries?user=alice").await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v["error"], "forbidden");
+    let (st, _) = s
+        .get("alice", "alice pw", &format!("/v1/admin/entries/{n}"))
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, _) = s.get("alice", "alice pw", "/v1/admin/deletion-requests").await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    // No credentials at all.
+    let r = s
+        .client()
+        .get(s.url("/v1/admin/entries"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.headers().get("www-authenticate").is_some());
+    s.stop().await;
+}
+
+async fn admin_outside_admin_network_is_refused(kind: Kind) {
+    let opts = Options {
+        admin_networks: "10.0.0.0/8,fd00::/8",
+        ..Options::default()
+    };
+    let Some(s) = start(kind, opts).await else { return };
+    s.add_user("root", "root pw", true, true, true).await;
+    let (st, v) = s.get("root", "root pw", "/v1/admin/entries").await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    assert!(
+        v["message"].as_str().expect("message").contains("ADMIN_SUBNET_MASK"),
+        "{v}"
+    );
+    // A forged forwarding header changes nothing: only the TCP peer address counts.
+    let r = s
+        .client()
+        .get(s.url("/v1/admin/entries"))
+        .basic_auth("root", Some("root pw"))
+        .header("X-Forwarded-For", "10.1.2.3")
+        .header("X-Real-IP", "10.1.2.3")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let (st, _) = s.get("root", "root pw", "/v1/admin/entries/1").await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, _) = s
+        .post("root", "root pw", "/v1/admin/export", &json!({"escrow_numbers": [1], "bundle_password": "long enough"}))
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    // Depositing is not an admin operation.
+    let (st, _) = s
+        .post("root", "root pw", "/v1/deposits", &deposit_body(&random_hex(32), &[random_hex(64)], b"p"))
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    s.stop().await;
+}
+
+async fn wrong_password_then_throttled(kind: Kind) {
+    let opts = Options {
+        max_failures: 3,
+        ..Options::default()
+    };
+    let Some(s) = start(kind, opts).await else { return };
+    s.add_user("alice", "alice pw", false, false, false).await;
+    s.add_user("bob", "bob pw", false, false, false).await;
+    for _ in 0..3 {
+        let (st, v) = s.get("alice", "not it", "/v1/deposits").await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{v}");
+        assert_eq!(v["message"], "wrong user name or password");
+    }
+    // Now even the right password is refused, with a Retry-After.
+    let r = s
+        .client()
+        .get(s.url("/v1/deposits"))
+        .basic_auth("alice", Some("alice pw"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = r
+        .headers()
+        .get("retry-after")
+        .expect("Retry-After")
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!(retry >= 1);
+    // The address is throttled too: bob from the same address is refused.
+    let (st, _) = s.get("bob", "bob pw", "/v1/deposits").await;
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS);
+    // An unknown user gets the same answer as a wrong password (on a fresh server).
+    let report = s.db.verify().await;
+    assert!(report.rows >= 5, "login failures are audited: {report:?}");
+    s.stop().await;
+
+    let Some(s) = start(kind, Options::default()).await else { return };
+    let (st, v) = s.get("nobody", "whatever", "/v1/deposits").await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert_eq!(v["message"], "wrong user name or password");
+    s.stop().await;
+}
+
+async fn deletion_request_and_approval(kind: Kind) {
+    let Some(s) = start(kind, Options::default()).await else { return };
+    s.add_user("alice", "alice pw", false, false, false).await;
+    s.add_user("mallory", "mallory pw", false, false, false).await;
+    s.add_user("admin1", "admin1 pw", true, false, false).await;
+    s.add_user("admin2", "admin2 pw", true, false, false).await;
+    let dep = |fp: String| deposit_body(&fp, &[random_hex(64)], b"p");
+    let (_, v) = s.post("alice", "alice pw", "/v1/deposits", &dep(random_hex(32))).await;
+    let n = v["escrow_number"].as_i64().expect("number");
+    let (_, v) = s.post("admin1", "admin1 pw", "/v1/deposits", &dep(random_hex(32))).await;
+    let own = v["escrow_number"].as_i64().expect("number");
+
+    // Another user may not ask to delete alice's entry.
+    let (st, _) = s
+        .post("mallory", "mallory pw", "/v1/deletion-requests", &json!({"escrow_number": n}))
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, v) = s
+        .post("alice", "alice pw", "/v1/deletion-requests", &json!({"escrow_number": n, "reason": "disk retired"}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let req = v["request_id"].as_i64().expect("id");
+    let (st, v) = s
+        .post("admin1", "admin1 pw", "/v1/deletion-requests", &json!({"escrow_number": own}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let own_req = v["request_id"].as_i64().expect("id");
+
+    let (st, v) = s.get("admin1", "admin1 pw", "/v1/admin/deletion-requests").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["requests"].as_array().expect("list").len(), 2);
+    assert_eq!(v["requests"][0]["reason"], "disk retired");
+
+    // An admin cannot approve their own request; a plain user cannot approve at all.
+    let (st, v) = s
+        .post("admin1", "admin1 pw", &format!("/v1/admin/deletion-requests/{own_req}/approve"), &json!({}))
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    let (st, _) = s
+        .post("alice", "alice pw", &format!("/v1/admin/deletion-requests/{req}/approve"), &json!({}))
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+
+    let (st, v) = s
+        .post("admin1", "admin1 pw", &format!("/v1/admin/deletion-requests/{req}/approve"), &json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["escrow_number"].as_i64(), Some(n));
+    let (st, _) = s
+        .get("admin2", "admin2 pw", &format!("/v1/admin/entries/{n}"))
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, _) = s
+        .post("admin2", "admin2 pw", &format!("/v1/admin/deletion-requests/{req}/approve"), &json!({}))
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "approved once only");
+    let (st, _) = s
+        .post("admin2", "admin2 pw", &format!("/v1/admin/deletion-requests/{own_req}/approve"), &json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "a second admin approves admin1's request");
+    let (_, v) = s.get("admin2", "admin2 pw", "/v1/admin/entries").await;
+    assert!(v["entries"].as_array().expect("entries").is_empty());
+    let (st, v) = s.get("admin2", "admin2 pw", "/v1/admin/deletion-requests").await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(v["requests"].as_array().expect("list").is_empty());
+    s.stop().await;
+}
+
+async fn export_and_import_between_servers(kind: Kind) {
+    let Some(a) = start(kind, Options::default()).await else { return };
+    let Some(b) = start(
+        kind,
+        Options {
+            name: "escrow-b",
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    a.add_user("alice", "alice pw", false, false, false).await;
+    a.add_user("exporter", "exp pw", false, true, false).await;
+    a.add_user("root", "root pw", true, false, false).await;
+    b.add_user("importer", "imp pw", false, false, true).await;
+    b.add_user("exporter", "exp pw", false, true, false).await;
+    b.add_user("root", "root pw", true, false, false).await;
+
+    let fp1 = random_hex(32);
+    let fp2 = random_hex(32);
+    let (_, v) = a
+        .post("alice", "alice pw", "/v1/deposits", &deposit_body(&fp1, &[random_hex(64)], b"one"))
+        .await;
+    let n1 = v["escrow_number"].as_i64().expect("n1");
+    let (_, v) = a
+        .post("alice", "alice pw", "/v1/deposits", &deposit_body(&fp2, &[random_hex(64)], b"two"))
+        .await;
+    let n2 = v["escrow_number"].as_i64().expect("n2");
+
+    // Rights are separate: an admin without the export right cannot export.
+    let export_req = json!({"escrow_numbers": [n1, n2], "bundle_password": "bundle secret 1"});
+    let (st, _) = a.post("root", "root pw", "/v1/admin/export", &export_req).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, v) = a.post("exporter", "exp pw", "/v1/admin/export", &export_req).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["count"], 2);
+    let bundle = v["bundle"].as_str().expect("bundle").to_owned();
+    let raw = B64.decode(&bundle).expect("base64");
+    let raw = String::from_utf8(raw).expect("bundle is JSON text");
+    assert!(
+        !raw.contains(&fp1) && !raw.contains("alice"),
+        "the bundle carries nothing in the clear"
+    );
+
+    let import_req = json!({"bundle": bundle, "bundle_password": "bundle secret 1"});
+    let (st, _) = b.post("exporter", "exp pw", "/v1/admin/import", &import_req).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "export right does not allow import");
+    let (st, v) = b
+        .post("importer", "imp pw", "/v1/admin/import", &json!({"bundle": bundle, "bundle_password": "wrong password"}))
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    let (st, v) = b.post("importer", "imp pw", "/v1/admin/import", &import_req).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["imported"].as_array().expect("imported").len(), 2);
+    assert!(v["already_present"].as_array().expect("present").is_empty());
+    // Importing again duplicates nothing.
+    let (st, v) = b.post("importer", "imp pw", "/v1/admin/import", &import_req).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(v["imported"].as_array().expect("imported").is_empty());
+    assert_eq!(v["already_present"].as_array().expect("present").len(), 2);
+
+    let (st, v) = b
+        .get("root", "root pw", &format!("/v1/admin/entries?fingerprint={fp1}"))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let e = v["entries"].as_array().expect("entries");
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0]["user"], "alice");
+    assert_eq!(e[0]["origin"], format!("import:escrow-a#{n1}").as_str());
+    let nb = e[0]["escrow_number"].as_i64().expect("number");
+    let (_, v) = b
+        .get("root", "root pw", &format!("/v1/admin/entries/{nb}"))
+        .await;
+    assert_eq!(B64.decode(v["packet"].as_str().expect("packet")).expect("b64"), b"one");
+    let (_, v) = b.get("root", "root pw", "/v1/admin/entries").await;
+    assert_eq!(v["entries"].as_array().expect("entries").len(), 2);
+    a.stop().await;
+    b.stop().await;
+}
+
+async fn audit_verify_detects_tampering(kind: Kind) {
+    let Some(s) = start(kind, Options::default()).await else { return };
+    s.add_user("alice", "alice pw", false, false, false).await;
+    s.add_user("root", "root pw", true, false, false).await;
+    for _ in 0..3 {
+        let (st, _) = s
+            .post("alice", "alice pw", "/v1/deposits", &deposit_body(&random_hex(32), &[random_hex(64)], b"p"))
+            .await;
+        assert_eq!(st, StatusCode::CREATED);
+    }
+    let (st, _) = s.get("root", "root pw", "/v1/admin/entries?user=alice").await;
+    assert_eq!(st, StatusCode::OK);
+    let report = s.db.verify().await;
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert!(report.rows >= 6, "{report:?}");
+
+    // Changing a row is detected.
+    s.db.exec("UPDATE AUDIT SET ACTOR = 'someone else' WHERE SEQ = 3").await;
+    let report = s.db.verify().await;
+    assert!(
+        report.problems.iter().any(|p| p.contains("row 3")),
+        "{:?}",
+        report.problems
+    );
+    s.stop().await;
+
+    // Removing a row in the middle, or the newest row, is detected too.
+    for sql in [
+        "DELETE FROM AUDIT WHERE SEQ = 2",
+        "DELETE FROM AUDIT WHERE SEQ = (SELECT MAX(SEQ) FROM AUDIT)",
+    ] {
+        let Some(s) = start(kind, Options::default()).await else { return };
+        s.add_user("alice", "alice pw", false, false, false).await;
+        for _ in 0..2 {
+            s.post("alice", "alice pw", "/v1/deposits", &deposit_body(&random_hex(32), &[random_hex(64)], b"p"))
+                .await;
+        }
+        assert!(s.db.verify().await.problems.is_empty());
+        s.db.exec(sql).await;
+        let report = s.db.verify().await;
+        assert!(!report.problems.is_empty(), "{sql} went unnoticed");
+        s.stop().await;
+    }
+}
+
+async fn failed_audit_write_fails_the_action(kind: Kind) {
+    let Some(s) = start(kind, Options::default()).await else { return };
+    s.add_user("alice", "alice pw", false, false, false).await;
+    let (block, unblock) = match kind {
+        Kind::Sqlite => (
+            "CREATE TRIGGER no_audit BEFORE INSERT ON AUDIT BEGIN SELECT RAISE(ABORT, 'audit disabled'); END;",
+            "DROP TRIGGER no_audit;",
+        ),
+        Kind::Postgres => (
+            "CREATE FUNCTION no_audit() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'audit disabled'; END $$ LANGUAGE plpgsql;
+             CREATE TRIGGER no_audit BEFORE INSERT ON AUDIT FOR EACH ROW EXECUTE FUNCTION no_audit();",
+            "DROP TRIGGER no_audit ON AUDIT;",
+        ),
+    };
+    s.db.exec(block).await;
+    let (st, v) = s
+        .post("alice", "alice pw", "/v1/deposits", &deposit_body(&random_hex(32), &[random_hex(64)], b"p"))
+        .await;
+    assert_eq!(st, StatusCode::INTERNAL_SERVER_ERROR, "{v}");
+    s.db.exec(unblock).await;
+    let (st, v) = s.get("alice", "alice pw", "/v1/deposits").await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(
+        v["entries"].as_array().expect("entries").is_empty(),
+        "the deposit was rolled back with its audit row: {v}"
+    );
+    s.stop().await;
+}
+
+async fn bad_requests_get_clear_errors_and_server_keeps_serving(kind: Kind) {
+    let opts = Options {
+        max_body: 8192,
+        ..Options::default()
+    };
+    let Some(s) = start(kind, opts).await else { return };
+    s.add_user("alice", "alice pw", false, false, false).await;
+    let c = s.client();
+    let send = |body: Vec<u8>| {
+        c.post(s.url("/v1/deposits"))
+            .basic_auth("alice", Some("alice pw"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let r = send(b"{\"volume_fingerprint\": ".to_vec()).await.expect("send");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let v: Value = r.json().await.expect("json error body");
+    assert_eq!(v["error"], "bad_json");
+
+    let big = deposit_body(&random_hex(32), &[random_hex(64)], &vec![7u8; 20_000]);
+    let r = send(serde_json::to_vec(&big).expect("json")).await.expect("send");
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    let mut unknown = deposit_body(&random_hex(32), &[random_hex(64)], b"p");
+    unknown["private_key"] = json!("nope");
+    let (st, _) = s.post("alice", "alice pw", "/v1/deposits", &unknown).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+
+    let mut wrong_auth = deposit_body(&random_hex(32), &[random_hex(64)], b"p");
+    wrong_auth["authority_fingerprint"] = json!(random_hex(32));
+    let (st, v) = s.post("alice", "alice pw", "/v1/deposits", &wrong_auth).await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    assert_eq!(v["error"], "wrong_authority");
+
+    let (st, v) = s
+        .post("alice", "alice pw", "/v1/deposits", &deposit_body("zz", &[random_hex(64)], b"p"))
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(v["message"].as_str().expect("message").contains("volume_fingerprint"));
+    let (st, _) = s
+        .post("alice", "alice pw", "/v1/deposits", &deposit_body(&random_hex(32), &[random_hex(10)], b"p"))
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+
+    // Plain HTTP and garbage on the TLS port: the connection fails, the server carries on.
+    let addr = s.addr;
+    tokio::task::spawn_blocking(move || {
+        for junk in [&b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n"[..], &[0x16, 3, 1, 0, 5, 1, 2, 3, 4, 5][..]] {
+            let mut t = TcpStream::connect(addr).expect("connect");
+            t.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+            let _ = t.write_all(junk);
+            let mut buf = [0u8; 512];
+            let n = t.read(&mut buf).unwrap_or(0);
+            assert!(!buf[..n].starts_with(b"HTTP/1.1 200"), "no plaintext service");
+        }
+    })
+    .await
+    .expect("junk task");
+
+    let (st, v) = s.get("alice", "alice pw", "/v1/health").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, _) = s.get("alice", "alice pw", "/v1/nope").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, _) = s
+        .post("alice", "alice pw", "/v1/deposits", &deposit_body(&random_hex(32), &[random_hex(64)], b"p"))
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    s.stop().await;
+}
+
+// ---------- configuration ----------
+
+const GOOD: &str = r#"<?xml version="1.0"?>
+<TCVAULT_ESCROWD>
+  <LISTEN_ADDRESS>127.0.0.1</LISTEN_ADDRESS>
+  <LISTEN_PORT>8443</LISTEN_PORT>
+  <TLS_CERTIFICATE>cert.pem</TLS_CERTIFICATE>
+  <TLS_KEY>key.pem</TLS_KEY>
+  <DATABASE_URL>sqlite:db.sqlite3</DATABASE_URL>
+  <ADMIN_SUBNET_MASK>10.0.0.0/8, 192.168.1.0/24</ADMIN_SUBNET_MASK>
+  <ADMIN_SUBNET_MASK>fd00::/8</ADMIN_SUBNET_MASK>
+  <AUTHORITY_PUBLIC_KEY>/etc/tcvault/authority.pem</AUTHORITY_PUBLIC_KEY>
+</TCVAULT_ESCROWD>
+"#;
+
+#[test]
+fn config_parses_and_checks_networks() {
+    let c = Config::parse(GOOD, Path::new("/srv/escrow/escrowd.xml")).expect("parses");
+    assert_eq!(c.listen.port(), 8443);
+    assert_eq!(c.database_url, "sqlite:/srv/escrow/db.sqlite3");
+    assert_eq!(c.tls_key, PathBuf::from("/srv/escrow/key.pem"));
+    assert_eq!(c.admin_networks.len(), 3);
+    assert!(c.is_admin_network("10.9.8.7".parse().expect("ip")));
+    assert!(c.is_admin_network("::ffff:192.168.1.20".parse().expect("ip")));
+    assert!(c.is_admin_network("fd12::1".parse().expect("ip")));
+    assert!(!c.is_admin_network("127.0.0.1".parse().expect("ip")));
+    assert!(!c.is_admin_network("192.168.2.1".parse().expect("ip")));
+    assert_eq!(c.throttle.max_failures, 5);
+}
+
+#[test]
+fn config_errors_name_the_line() {
+    let p = Path::new("x.xml");
+    let unknown = GOOD.replace(
+        "  <TLS_KEY>",
+        "  <LISTEN_PROT>1</LISTEN_PROT>\n  <TLS_KEY>",
+    );
+    let e = Config::parse(&unknown, p).expect_err("unknown element").to_string();
+    assert!(e.contains("x.xml:6:") && e.contains("LISTEN_PROT"), "{e}");
+
+    let missing = GOOD.replace("  <TLS_KEY>key.pem</TLS_KEY>\n", "");
+    let e = Config::parse(&missing, p).expect_err("missing element").to_string();
+    assert!(e.contains("TLS_KEY") && e.contains("x.xml:2:"), "{e}");
+
+    let bad_net = GOOD.replace("fd00::/8", "fd00::/999");
+    let e = Config::parse(&bad_net, p).expect_err("bad network").to_string();
+    assert!(e.contains("x.xml:9:") && e.contains("fd00::/999"), "{e}");
+
+    let e = Config::parse("<TCVAULT_ESCROWD><LISTEN_PORT>1</TCVAULT_ESCROWD>", p)
+        .expect_err("malformed")
+        .to_string();
+    assert!(e.contains("not well-formed"), "{e}");
+
+    let dup = GOOD.replace(
+        "  <TLS_KEY>",
+        "  <LISTEN_PORT>9</LISTEN_PORT>\n  <TLS_KEY>",
+    );
+    let e = Config::parse(&dup, p).expect_err("duplicate").to_string();
+    assert!(e.contains("given twice") && e.contains(":6:"), "{e}");
+
+    let throttle = GOOD.replace(
+        "</TCVAULT_ESCROWD>",
+        "<LOGIN_THROTTLE><MAX_FAILURES>x</MAX_FAILURES></LOGIN_THROTTLE></TCVAULT_ESCROWD>",
+    );
+    let e = Config::parse(&throttle, p).expect_err("bad number").to_string();
+    assert!(e.contains("MAX_FAILURES"), "{e}");
+}
+
+#[test]
+fn authority_private_key_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let private = dir.path().join("private.pem");
+    std::fs::write(&private, &authority().2).expect("write");
+    let e = config::init(&dir.path().join("conf"), "localhost", 8443, Some(&private))
+        .expect_err("private key refused")
+        .to_string();
+    assert!(e.contains("PRIVATE key"), "{e}");
+}
+
+// ---------- the binary end to end ----------
+
+fn escrowd() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tcvault-escrowd"))
+}
+
+#[test]
+fn binary_init_users_serve_sigterm_and_audit_verify() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = write_authority(dir.path());
+    let conf_dir = dir.path().join("conf");
+    let out = escrowd()
+        .args(["init", conf_dir.to_str().expect("utf8"), "--host", "localhost", "--authority-key"])
+        .arg(&key)
+        .output()
+        .expect("run init");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let conf = conf_dir.join("escrowd.xml");
+    // Listen on a free port of the loopback interface.
+    let xml = std::fs::read_to_string(&conf).expect("config");
+    std::fs::write(
+        &conf,
+        xml.replace("<LISTEN_PORT>8443<", "<LISTEN_PORT>0<")
+            .replace("<LISTEN_ADDRESS>0.0.0.0<", "<LISTEN_ADDRESS>127.0.0.1<"),
+    )
+    .expect("write config");
+    let pwfile = dir.path().join("pw");
+    std::fs::write(&pwfile, "s3cret pw\n").expect("pw file");
+    let c = conf.to_str().expect("utf8");
+    let out = escrowd()
+        .args(["-c", c, "user", "add", "root", "--admin", "--password-file"])
+        .arg(&pwfile)
+        .output()
+        .expect("user add");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = escrowd()
+        .args(["-c", c, "user", "add", "root", "--password-file"])
+        .arg(&pwfile)
+        .output()
+        .expect("user add again");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    let out = escrowd()
+        .args(["-c", c, "user", "add", "bob", "--password-file", "-"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("user add empty");
+    assert_eq!(out.status.code(), Some(1), "empty password refused");
+    let out = escrowd()
+        .args(["-c", c, "user", "add", "bob", "--password-file"])
+        .arg(&pwfile)
+        .output()
+        .expect("user add bob");
+    assert!(out.status.success());
+    let out = escrowd()
+        .args(["-c", c, "user", "set-admin", "bob", "yes"])
+        .output()
+        .expect("set-admin");
+    assert!(out.status.success());
+    let out = escrowd()
+        .args(["-c", c, "user", "set-rights", "bob", "--export", "yes"])
+        .output()
+        .expect("set-rights");
+    assert!(out.status.success());
+    let out = escrowd().args(["-c", c, "user", "list"]).output().expect("list");
+    let list = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(list.contains("bob\tadmin=yes\texport=yes\timport=no"), "{list}");
+    assert!(list.contains("root\tadmin=yes"), "{list}");
+    let out = escrowd()
+        .args(["-c", c, "user", "remove", "bob"])
+        .output()
+        .expect("remove");
+    assert!(out.status.success());
+    let out = escrowd().args(["-c", c, "user", "list"]).output().expect("list");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("bob"));
+
+    // Serve, find the port in the log, call it over TLS, stop with SIGTERM.
+    let mut child = escrowd()
+        .args(["-c", c, "serve"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    let addr: SocketAddr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server logs its address");
+        log.push(line.clone());
+        if let Some(a) = line.split("listening on https://").nth(1) {
+            break a.trim().parse().expect("address");
+        }
+    };
+    let cert = std::fs::read(conf_dir.join("cert.pem")).expect("cert");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&cert).expect("cert"))
+            .resolve("localhost", addr)
+            .build()
+            .expect("client");
+        let r = client
+            .get(format!("https://localhost:{}/v1/admin/entries", addr.port()))
+            .basic_auth("root", Some("s3cret pw"))
+            .send()
+            .await
+            .expect("search");
+        assert_eq!(r.status(), StatusCode::OK);
+        let r = client
+            .get(format!("https://localhost:{}/v1/deposits", addr.port()))
+            .basic_auth("root", Some("wrong"))
+            .send()
+            .await
+            .expect("wrong pw");
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    });
+    // SAFETY-free signal delivery through the kill(1) utility.
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = child.wait().expect("wait");
+    assert!(exit.success(), "clean stop on SIGTERM: {exit:?}");
+    reader.join().expect("reader");
+    log.extend(rx.try_iter());
+    let text = log.join("\n");
+    assert!(text.contains("GET /v1/admin/entries 200"), "{text}");
+    assert!(text.contains("user=root"), "{text}");
+    assert!(text.contains("stopped"), "{text}");
+    assert!(!text.contains("s3cret"), "no password in the log");
+
+    let out = escrowd().args(["-c", c, "audit", "verify"]).output().expect("verify");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("intact"));
+    let db = conf_dir.join("escrow.sqlite3");
+    let conn = rusqlite::Connection::open(&db).expect("open db");
+    conn.execute("UPDATE AUDIT SET PEER = '10.0.0.1' WHERE SEQ = 1", [])
+        .expect("tamper");
+    drop(conn);
+    let out = escrowd().args(["-c", c, "audit", "verify"]).output().expect("verify");
+    assert_eq!(out.status.code(), Some(3), "tampering detected");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("row 1"));
+
+    // A config error names the line and exits 1.
+    std::fs::write(&conf, GOOD.replace("<TLS_KEY>key.pem</TLS_KEY>", "<TLS_KEYS>k</TLS_KEYS>"))
+        .expect("write");
+    let out = escrowd().args(["-c", c, "check-config"]).output().expect("check");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("escrowd.xml:6: unknown element <TLS_KEYS>"), "{err}");
+}
