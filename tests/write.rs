@@ -986,3 +986,107 @@ fn full_disk_midway_leaves_nothing() {
     );
     assert!(left.is_empty(), "files left on the full disk: {left:?}");
 }
+
+/// Whether root, /dev/fuse and loop devices are here (what `--filesystem` needs).
+fn can_format() -> bool {
+    let root = StdCommand::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    root && Path::new("/dev/fuse").exists() && Path::new("/dev/loop-control").exists()
+}
+
+/// `create --filesystem fat` makes a volume ready to mount, and a hidden volume goes inside
+/// this outer volume made by us: both passwords open the right volume, and the outer's FAT
+/// (found by the free-space check) is unchanged.
+#[test]
+fn hidden_volume_in_our_own_fat_outer() {
+    if !can_format() {
+        assert!(!in_ci(), "CI runs as root with FUSE and loop devices");
+        eprintln!("skipped: needs root, /dev/fuse and loop devices");
+        return;
+    }
+    let dir = temp_dir();
+    let opw = pwfile(&dir, "outer", "outer of ours");
+    let hpw = pwfile(&dir, "hidden", "hidden of ours");
+    let vol = dir.path().join("ours.hc");
+    run_ok(
+        tcvault()
+            .args([
+                "create",
+                "--size",
+                "8M",
+                "--pim",
+                "1",
+                "--filesystem",
+                "fat",
+                "--password-file",
+            ])
+            .arg(&opw)
+            .arg(&vol),
+    );
+    let before = run_ok(
+        tcvault()
+            .args(["decrypt", "--pim", "1", "--password-file"])
+            .arg(&opw)
+            .arg(&vol),
+    )
+    .stdout;
+    assert_eq!(&before[510..512], [0x55, 0xAA], "a FAT boot sector");
+    run_ok(
+        tcvault()
+            .args([
+                "create",
+                "--hidden",
+                "--size",
+                "3M",
+                "--pim",
+                "1",
+                "--filesystem",
+                "fat",
+                "--password-file",
+            ])
+            .arg(&hpw)
+            .args(["--outer-pim", "1", "--outer-password-file"])
+            .arg(&opw)
+            .arg(&vol),
+    );
+    let h = run_json(
+        tcvault()
+            .args(["info", "--json", "--pim", "1", "--password-file"])
+            .arg(&hpw)
+            .arg(&vol),
+    );
+    assert_eq!(h["type"], "hidden", "{h}");
+    let o = run_json(
+        tcvault()
+            .args(["info", "--json", "--pim", "1", "--password-file"])
+            .arg(&opw)
+            .arg(&vol),
+    );
+    assert_eq!(o["type"], "normal", "{o}");
+    let after = run_ok(
+        tcvault()
+            .args(["decrypt", "--pim", "1", "--password-file"])
+            .arg(&opw)
+            .arg(&vol),
+    )
+    .stdout;
+    let start = h["encrypted_area_start"].as_u64().expect("start") as usize - 131_072;
+    assert!(
+        before[..start] == after[..start],
+        "the outer volume's used part changed"
+    );
+    let hidden = run_ok(
+        tcvault()
+            .args(["decrypt", "--hidden", "--pim", "1", "--password-file"])
+            .arg(&hpw)
+            .arg(&vol),
+    )
+    .stdout;
+    assert_eq!(
+        &hidden[510..512],
+        [0x55, 0xAA],
+        "the hidden volume has its own FAT"
+    );
+}

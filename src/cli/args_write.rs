@@ -29,6 +29,26 @@ pub enum FormatArg {
     Truecrypt,
 }
 
+/// Filesystems `create` can put on a new volume.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FilesystemArg {
+    /// No filesystem: the data area holds only the random fill.
+    #[default]
+    None,
+    /// ext4 (mkfs.ext4).
+    Ext4,
+    /// XFS (mkfs.xfs).
+    Xfs,
+    /// Btrfs (mkfs.btrfs).
+    Btrfs,
+    /// FAT12/16/32, chosen by size (mkfs.fat); what VeraCrypt volumes usually hold.
+    Fat,
+    /// exFAT (mkfs.exfat).
+    Exfat,
+    /// NTFS (mkfs.ntfs).
+    Ntfs,
+}
+
 /// `tcvault create`.
 #[derive(Args, Debug)]
 pub struct CreateArgs {
@@ -40,11 +60,23 @@ pub struct CreateArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_volume_size)]
     pub size: Option<u64>,
     /// Cipher chain.
-    #[arg(long, value_enum, ignore_case = true, default_value = "aes", value_name = "CHAIN")]
+    #[arg(
+        long,
+        value_enum,
+        ignore_case = true,
+        default_value = "aes",
+        value_name = "CHAIN"
+    )]
     pub cipher: ChainArg,
     /// Key derivation: sha512, sha256, blake2s, whirlpool, streebog or argon2id (VeraCrypt);
     /// sha512, whirlpool or ripemd160 (TrueCrypt).
-    #[arg(long, value_enum, ignore_case = true, default_value = "sha512", value_name = "PRF")]
+    #[arg(
+        long,
+        value_enum,
+        ignore_case = true,
+        default_value = "sha512",
+        value_name = "PRF"
+    )]
     pub prf: PrfArg,
     /// Volume format.
     #[arg(long, value_enum, ignore_case = true, default_value = "veracrypt")]
@@ -71,6 +103,19 @@ pub struct CreateArgs {
     /// table.
     #[arg(long)]
     pub force: bool,
+    /// Make this filesystem on the new volume (through the same FUSE and loop path as
+    /// `mount`; needs root and the mkfs program), so that it is ready to mount.
+    #[arg(
+        long,
+        value_enum,
+        ignore_case = true,
+        default_value = "none",
+        value_name = "FS"
+    )]
+    pub filesystem: FilesystemArg,
+    /// Filesystem label, with --filesystem.
+    #[arg(long, value_name = "LABEL")]
+    pub label: Option<String>,
     /// Create a hidden volume inside the existing outer volume VOLUME (needs the outer
     /// volume's password).
     #[arg(long, requires = "size")]

@@ -15,7 +15,8 @@ use tcvault::volume::write::{
 use tcvault::volume::{Host, SlotChoice, Volume};
 
 use super::args::{
-    BackupHeaderArgs, ChangePasswordArgs, CreateArgs, FormatArg, PrfArg, RestoreHeaderArgs,
+    BackupHeaderArgs, ChangePasswordArgs, CreateArgs, FilesystemArg, FormatArg, PrfArg,
+    RestoreHeaderArgs,
 };
 use super::exit::{BAD_INPUT, CliError, FAILED, USAGE};
 use super::unlock::{chain_of, credentials, open_for_write, prf_of, unlock_inputs};
@@ -176,6 +177,41 @@ pub fn create(a: &CreateArgs) -> Result<(), CliError> {
         prot.chain.name(),
         prot.kdf.prf().display_name()
     );
+    make_filesystem(a, &creds, prot, SlotChoice::default())
+}
+
+/// `--filesystem`: opens the new volume (normal or hidden) and runs mkfs on it through the
+/// mount path.
+fn make_filesystem(
+    a: &CreateArgs,
+    creds: &tcvault::header::Credentials,
+    prot: Protection,
+    slots: SlotChoice,
+) -> Result<(), CliError> {
+    use tcvault::mount::FsKind;
+    let fs = match a.filesystem {
+        FilesystemArg::None => return Ok(()),
+        FilesystemArg::Ext4 => FsKind::Ext4,
+        FilesystemArg::Xfs => FsKind::Xfs,
+        FilesystemArg::Btrfs => FsKind::Btrfs,
+        FilesystemArg::Fat => FsKind::Fat,
+        FilesystemArg::Exfat => FsKind::Exfat,
+        FilesystemArg::Ntfs => FsKind::Ntfs,
+    };
+    let opts = tcvault::header::UnlockOptions {
+        family: Some(prot.family),
+        prf: Some(prot.kdf.prf()),
+        chain: Some(prot.chain),
+        ..tcvault::header::UnlockOptions::default()
+    };
+    let vol = Volume::open(&a.volume, creds, slots, &opts)?;
+    tcvault::mount::format_volume(vol, fs, a.label.as_deref()).map_err(|e| {
+        CliError::new(e, FAILED).hint(
+            "the volume was created without a filesystem; `tcvault mount --no-filesystem` gives \
+             its device for mkfs",
+        )
+    })?;
+    eprintln!("Made a {} filesystem on it.", fs.blkid_type());
     Ok(())
 }
 
@@ -392,5 +428,9 @@ fn create_hidden(a: &CreateArgs) -> Result<(), CliError> {
          protection.",
         a.volume.display()
     );
-    Ok(())
+    let hidden = SlotChoice {
+        hidden: true,
+        ..SlotChoice::default()
+    };
+    make_filesystem(a, &creds, prot, hidden)
 }
