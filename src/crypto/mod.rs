@@ -11,6 +11,7 @@ pub mod chain;
 pub mod cipher;
 pub mod keyfile;
 pub mod prf;
+pub mod random;
 #[allow(unsafe_code)]
 pub mod serpent;
 pub mod twofish;
