@@ -27,6 +27,9 @@ use rsa::pkcs8::{EncodePublicKey, LineEnding};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+/// An acknowledged deposit: user, volume fingerprint, escrow number, latency.
+type Acked = (String, String, i64, Duration);
+
 struct Args {
     clients: usize,
     deposits: usize,
@@ -73,7 +76,10 @@ fn start_server(bin: &Path, conf: &Path) -> Result<Child, String> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut said = false;
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             if !said && line.contains("listening on") {
                 let _ = tx.send(());
                 said = true;
@@ -167,8 +173,7 @@ async fn main() -> Result<(), String> {
 
     let next = Arc::new(AtomicUsize::new(0));
     let acked = Arc::new(AtomicUsize::new(0));
-    let results: Arc<Mutex<Vec<(String, String, i64, Duration)>>> =
-        Arc::new(Mutex::new(Vec::with_capacity(args.deposits)));
+    let results: Arc<Mutex<Vec<Acked>>> = Arc::new(Mutex::new(Vec::with_capacity(args.deposits)));
     let retries = Arc::new(AtomicUsize::new(0));
     let killed = Arc::new(Mutex::new(false));
     let started = Instant::now();
@@ -182,9 +187,18 @@ async fn main() -> Result<(), String> {
             results.clone(),
             retries.clone(),
         );
-        let (server, killed, bin, conf) = (server.clone(), killed.clone(), args.bin.clone(), conf.clone());
-        let (users, authority_fp, total, kill_after) =
-            (users.clone(), authority_fp.clone(), args.deposits, args.kill_after);
+        let (server, killed, bin, conf) = (
+            server.clone(),
+            killed.clone(),
+            args.bin.clone(),
+            conf.clone(),
+        );
+        let (users, authority_fp, total, kill_after) = (
+            users.clone(),
+            authority_fp.clone(),
+            args.deposits,
+            args.kill_after,
+        );
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
@@ -250,7 +264,9 @@ async fn main() -> Result<(), String> {
                         let mut s = server.lock().map_err(|_| "poisoned")?;
                         let _ = s.kill(); // SIGKILL
                         let _ = s.wait();
-                        eprintln!("SIGKILLed the server after {done} acknowledged deposits; restarting");
+                        eprintln!(
+                            "SIGKILLed the server after {done} acknowledged deposits; restarting"
+                        );
                         *s = start_server(&bin, &conf)?;
                     }
                 }
@@ -263,7 +279,9 @@ async fn main() -> Result<(), String> {
     let elapsed = started.elapsed();
     {
         let mut s = server.lock().map_err(|_| "poisoned")?;
-        let _ = Command::new("kill").args(["-TERM", &s.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &s.id().to_string()])
+            .status();
         let _ = s.wait();
     }
 
@@ -271,7 +289,8 @@ async fn main() -> Result<(), String> {
     let mut lat: Vec<Duration> = results.iter().map(|r| r.3).collect();
     lat.sort();
     // Check the database: every acknowledged (user, fingerprint, number) is stored, none twice.
-    let conn = rusqlite::Connection::open(conf_dir.join("escrow.sqlite3")).map_err(|e| e.to_string())?;
+    let conn =
+        rusqlite::Connection::open(conf_dir.join("escrow.sqlite3")).map_err(|e| e.to_string())?;
     let mut stmt = conn
         .prepare("SELECT ESCROW_NUMBER, USER_NAME, VOLUME_FINGERPRINT FROM ESCROW")
         .map_err(|e| e.to_string())?;
@@ -280,8 +299,10 @@ async fn main() -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
-    let stored: HashMap<i64, (String, String)> =
-        rows.iter().map(|(n, u, f)| (*n, (u.clone(), f.clone()))).collect();
+    let stored: HashMap<i64, (String, String)> = rows
+        .iter()
+        .map(|(n, u, f)| (*n, (u.clone(), f.clone())))
+        .collect();
     let mut missing = 0;
     let mut numbers = HashSet::new();
     let mut dup_numbers = 0;
@@ -294,7 +315,10 @@ async fn main() -> Result<(), String> {
         }
     }
     let fps: HashSet<&String> = rows.iter().map(|r| &r.2).collect();
-    let verify = run(Command::new(&args.bin).arg("-c").arg(&conf).args(["audit", "verify"]))?;
+    let verify = run(Command::new(&args.bin)
+        .arg("-c")
+        .arg(&conf)
+        .args(["audit", "verify"]))?;
     println!(
         "clients={} deposits acknowledged={} stored rows={} distinct fingerprints={} \
          missing={missing} numbers acknowledged twice={dup_numbers} retries={} killed={}",

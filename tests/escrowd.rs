@@ -18,10 +18,10 @@ use reqwest::StatusCode;
 use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use tcvault::escrow::server::Server;
 use tcvault::escrow::server::auth::hash_password;
 use tcvault::escrow::server::config::{self, Config};
 use tcvault::escrow::server::store::{AuditEvent, AuditReport, Store, UserRecord};
-use tcvault::escrow::server::Server;
 
 // ---------- fixtures ----------
 
@@ -78,7 +78,8 @@ impl Db {
         tokio::task::spawn_blocking(move || match db {
             Db::Sqlite(p) => {
                 let c = rusqlite::Connection::open(p).expect("open sqlite");
-                c.busy_timeout(Duration::from_secs(10)).expect("busy timeout");
+                c.busy_timeout(Duration::from_secs(10))
+                    .expect("busy timeout");
                 c.execute_batch(&sql).expect("raw sql");
             }
             Db::Postgres(u) => {
@@ -115,7 +116,9 @@ impl Db {
 /// A fresh database, or `None` when PostgreSQL is not available outside CI.
 async fn fresh_db(kind: Kind, dir: &Path) -> Option<Db> {
     match kind {
-        Kind::Sqlite => Some(Db::Sqlite(dir.join(format!("escrow-{}.sqlite3", random_hex(4))))),
+        Kind::Sqlite => Some(Db::Sqlite(
+            dir.join(format!("escrow-{}.sqlite3", random_hex(4))),
+        )),
         Kind::Postgres => {
             let Ok(base) = std::env::var("TCVAULT_TEST_POSTGRES_URL") else {
                 assert!(
@@ -129,8 +132,8 @@ async fn fresh_db(kind: Kind, dir: &Path) -> Option<Db> {
             let create = format!("CREATE DATABASE {name}");
             let admin_url = base.clone();
             tokio::task::spawn_blocking(move || {
-                let mut c =
-                    ::postgres::Client::connect(&admin_url, ::postgres::NoTls).expect("connect to pg");
+                let mut c = ::postgres::Client::connect(&admin_url, ::postgres::NoTls)
+                    .expect("connect to pg");
                 c.batch_execute(&create).expect("create database");
             })
             .await
@@ -334,13 +337,20 @@ both_backends!(
 // ---------- scenarios ----------
 
 async fn deposit_and_already_in_escrow(kind: Kind) {
-    let Some(s) = start(kind, Options::default()).await else { return };
+    let Some(s) = start(kind, Options::default()).await else {
+        return;
+    };
     s.add_user("alice", "alice pw", false, false, false).await;
     s.add_user("bob", "bob pw", false, false, false).await;
     let fp = random_hex(32);
     let salt1 = random_hex(64);
     let (st, v) = s
-        .post("alice", "alice pw", "/v1/deposits", &deposit_body(&fp, &[salt1.clone()], b"packet-1"))
+        .post(
+            "alice",
+            "alice pw",
+            "/v1/deposits",
+            &deposit_body(&fp, std::slice::from_ref(&salt1), b"packet-1"),
+        )
         .await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
     assert_eq!(v["already_in_escrow"], false);
@@ -349,7 +359,12 @@ async fn deposit_and_already_in_escrow(kind: Kind) {
     // Same user, same volume after a password change: new salt, same fingerprint.
     let salt2 = random_hex(64);
     let (st, v) = s
-        .post("alice", "alice pw", "/v1/deposits", &deposit_body(&fp, &[salt2.clone()], b"packet-2"))
+        .post(
+            "alice",
+            "alice pw",
+            "/v1/deposits",
+            &deposit_body(&fp, std::slice::from_ref(&salt2), b"packet-2"),
+        )
         .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["already_in_escrow"], true);
@@ -357,7 +372,12 @@ async fn deposit_and_already_in_escrow(kind: Kind) {
 
     // Another user escrowing the same keys gets their own number.
     let (st, v) = s
-        .post("bob", "bob pw", "/v1/deposits", &deposit_body(&fp, &[salt1.clone()], b"packet-3"))
+        .post(
+            "bob",
+            "bob pw",
+            "/v1/deposits",
+            &deposit_body(&fp, std::slice::from_ref(&salt1), b"packet-3"),
+        )
         .await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
     let m = v["escrow_number"].as_i64().expect("number");
@@ -383,7 +403,9 @@ async fn deposit_and_already_in_escrow(kind: Kind) {
 }
 
 async fn concurrent_same_deposit_gets_one_number(kind: Kind) {
-    let Some(s) = start(kind, Options::default()).await else { return };
+    let Some(s) = start(kind, Options::default()).await else {
+        return;
+    };
     s.add_user("carol", "carol pw", false, false, false).await;
     let fp = random_hex(32);
     let body = deposit_body(&fp, &[random_hex(64)], b"same volume");
@@ -424,14 +446,21 @@ async fn concurrent_same_deposit_gets_one_number(kind: Kind) {
 }
 
 async fn admin_search_and_fetch(kind: Kind) {
-    let Some(s) = start(kind, Options::default()).await else { return };
+    let Some(s) = start(kind, Options::default()).await else {
+        return;
+    };
     s.add_user("alice", "alice pw", false, false, false).await;
     s.add_user("root", "root pw", true, false, false).await;
     let fp = random_hex(32);
     let salt = random_hex(64);
     let packet: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8).collect();
     let (st, v) = s
-        .post("alice", "alice pw", "/v1/deposits", &deposit_body(&fp, &[salt.clone()], &packet))
+        .post(
+            "alice",
+            "alice pw",
+            "/v1/deposits",
+            &deposit_body(&fp, std::slice::from_ref(&salt), &packet),
+        )
         .await;
     assert_eq!(st, StatusCode::CREATED);
     let n = v["escrow_number"].as_i64().expect("number");
@@ -455,7 +484,11 @@ async fn admin_search_and_fetch(kind: Kind) {
         format!("salt={}", salt.to_uppercase()),
         format!("fingerprint={fp}"),
         format!("number={n}"),
-        format!("user=alice&fingerprint={fp}&from={}&to={}", now - 600, now + 600),
+        format!(
+            "user=alice&fingerprint={fp}&from={}&to={}",
+            now - 600,
+            now + 600
+        ),
     ] {
         let (st, v) = s
             .get("root", "root pw", &format!("/v1/admin/entries?{query}"))
@@ -468,12 +501,18 @@ async fn admin_search_and_fetch(kind: Kind) {
         assert!(e[0]["created"].as_str().expect("date").ends_with('Z'));
         assert!(e[0].get("packet").is_none(), "search never returns packets");
     }
-    let (st, v) = s.get("root", "root pw", "/v1/admin/entries?user=alice").await;
+    let (st, v) = s
+        .get("root", "root pw", "/v1/admin/entries?user=alice")
+        .await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(v["entries"].as_array().expect("entries").len(), 2);
     // A date range in the future finds nothing (RFC 3339 accepted too).
     let (st, v) = s
-        .get("root", "root pw", "/v1/admin/entries?from=2999-01-01T00:00:00Z")
+        .get(
+            "root",
+            "root pw",
+            "/v1/admin/entries?from=2999-01-01T00:00:00Z",
+        )
         .await;
     assert_eq!(st, StatusCode::OK);
     assert!(v["entries"].as_array().expect("entries").is_empty());
@@ -483,7 +522,8 @@ async fn admin_search_and_fetch(kind: Kind) {
         .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(
-        B64.decode(v["packet"].as_str().expect("packet")).expect("base64"),
+        B64.decode(v["packet"].as_str().expect("packet"))
+            .expect("base64"),
         packet
     );
     assert_eq!(v["volume_fingerprint"], fp.as_str());
@@ -501,7 +541,12 @@ async fn admin_search_and_fetch(kind: Kind) {
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["fingerprint"], authority().1.as_str());
     assert_eq!(v["bits"], 2048);
-    assert!(v["public_key_pem"].as_str().expect("pem").contains("BEGIN PUBLIC KEY"));
+    assert!(
+        v["public_key_pem"]
+            .as_str()
+            .expect("pem")
+            .contains("BEGIN PUBLIC KEY")
+    );
 
     // Searches and fetches are in the audit table with the escrow number.
     let report = s.db.verify().await;
@@ -510,21 +555,32 @@ async fn admin_search_and_fetch(kind: Kind) {
 }
 
 async fn non_admin_is_refused(kind: Kind) {
-    let Some(s) = start(kind, Options::default()).await else { return };
+    let Some(s) = start(kind, Options::default()).await else {
+        return;
+    };
     s.add_user("alice", "alice pw", false, true, true).await;
     let (st, v) = s
-        .post("alice", "alice pw", "/v1/deposits", &deposit_body(&random_hex(32), &[random_hex(64)], b"p"))
+        .post(
+            "alice",
+            "alice pw",
+            "/v1/deposits",
+            &deposit_body(&random_hex(32), &[random_hex(64)], b"p"),
+        )
         .await;
     assert_eq!(st, StatusCode::CREATED);
     let n = v["escrow_number"].as_i64().expect("number");
-    let (st, v) = s.get("alice", "alice pw", "/v1/admin/entries?user=alice").await;
+    let (st, v) = s
+        .get("alice", "alice pw", "/v1/admin/entries?user=alice")
+        .await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
     assert_eq!(v["error"], "forbidden");
     let (st, _) = s
         .get("alice", "alice pw", &format!("/v1/admin/entries/{n}"))
         .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
-    let (st, _) = s.get("alice", "alice pw", "/v1/admin/deletion-requests").await;
+    let (st, _) = s
+        .get("alice", "alice pw", "/v1/admin/deletion-requests")
+        .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     // No credentials at all.
     let r = s
@@ -543,12 +599,17 @@ async fn admin_outside_admin_network_is_refused(kind: Kind) {
         admin_networks: "10.0.0.0/8,fd00::/8",
         ..Options::default()
     };
-    let Some(s) = start(kind, opts).await else { return };
+    let Some(s) = start(kind, opts).await else {
+        return;
+    };
     s.add_user("root", "root pw", true, true, true).await;
     let (st, v) = s.get("root", "root pw", "/v1/admin/entries").await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
     assert!(
-        v["message"].as_str().expect("message").contains("ADMIN_SUBNET_MASK"),
+        v["message"]
+            .as_str()
+            .expect("message")
+            .contains("ADMIN_SUBNET_MASK"),
         "{v}"
     );
     // A forged forwarding header changes nothing: only the TCP peer address counts.
@@ -565,12 +626,22 @@ async fn admin_outside_admin_network_is_refused(kind: Kind) {
     let (st, _) = s.get("root", "root pw", "/v1/admin/entries/1").await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     let (st, _) = s
-        .post("root", "root pw", "/v1/admin/export", &json!({"escrow_numbers": [1], "bundle_password": "long enough"}))
+        .post(
+            "root",
+            "root pw",
+            "/v1/admin/export",
+            &json!({"escrow_numbers": [1], "bundle_password": "long enough"}),
+        )
         .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     // Depositing is not an admin operation.
     let (st, _) = s
-        .post("root", "root pw", "/v1/deposits", &deposit_body(&random_hex(32), &[random_hex(64)], b"p"))
+        .post(
+            "root",
+            "root pw",
+            "/v1/deposits",
+            &deposit_body(&random_hex(32), &[random_hex(64)], b"p"),
+        )
         .await;
     assert_eq!(st, StatusCode::CREATED);
     s.stop().await;
@@ -581,7 +652,9 @@ async fn wrong_password_then_throttled(kind: Kind) {
         max_failures: 3,
         ..Options::default()
     };
-    let Some(s) = start(kind, opts).await else { return };
+    let Some(s) = start(kind, opts).await else {
+        return;
+    };
     s.add_user("alice", "alice pw", false, false, false).await;
     s.add_user("bob", "bob pw", false, false, false).await;
     for _ in 0..3 {
@@ -615,7 +688,9 @@ async fn wrong_password_then_throttled(kind: Kind) {
     assert!(report.rows >= 5, "login failures are audited: {report:?}");
     s.stop().await;
 
-    let Some(s) = start(kind, Options::default()).await else { return };
+    let Some(s) = start(kind, Options::default()).await else {
+        return;
+    };
     let (st, v) = s.get("nobody", "whatever", "/v1/deposits").await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     assert_eq!(v["message"], "wrong user name or password");
@@ -623,50 +698,89 @@ async fn wrong_password_then_throttled(kind: Kind) {
 }
 
 async fn deletion_request_and_approval(kind: Kind) {
-    let Some(s) = start(kind, Options::default()).await else { return };
+    let Some(s) = start(kind, Options::default()).await else {
+        return;
+    };
     s.add_user("alice", "alice pw", false, false, false).await;
-    s.add_user("mallory", "mallory pw", false, false, false).await;
+    s.add_user("mallory", "mallory pw", false, false, false)
+        .await;
     s.add_user("admin1", "admin1 pw", true, false, false).await;
     s.add_user("admin2", "admin2 pw", true, false, false).await;
     let dep = |fp: String| deposit_body(&fp, &[random_hex(64)], b"p");
-    let (_, v) = s.post("alice", "alice pw", "/v1/deposits", &dep(random_hex(32))).await;
+    let (_, v) = s
+        .post("alice", "alice pw", "/v1/deposits", &dep(random_hex(32)))
+        .await;
     let n = v["escrow_number"].as_i64().expect("number");
-    let (_, v) = s.post("admin1", "admin1 pw", "/v1/deposits", &dep(random_hex(32))).await;
+    let (_, v) = s
+        .post("admin1", "admin1 pw", "/v1/deposits", &dep(random_hex(32)))
+        .await;
     let own = v["escrow_number"].as_i64().expect("number");
 
     // Another user may not ask to delete alice's entry.
     let (st, _) = s
-        .post("mallory", "mallory pw", "/v1/deletion-requests", &json!({"escrow_number": n}))
+        .post(
+            "mallory",
+            "mallory pw",
+            "/v1/deletion-requests",
+            &json!({"escrow_number": n}),
+        )
         .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     let (st, v) = s
-        .post("alice", "alice pw", "/v1/deletion-requests", &json!({"escrow_number": n, "reason": "disk retired"}))
+        .post(
+            "alice",
+            "alice pw",
+            "/v1/deletion-requests",
+            &json!({"escrow_number": n, "reason": "disk retired"}),
+        )
         .await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
     let req = v["request_id"].as_i64().expect("id");
     let (st, v) = s
-        .post("admin1", "admin1 pw", "/v1/deletion-requests", &json!({"escrow_number": own}))
+        .post(
+            "admin1",
+            "admin1 pw",
+            "/v1/deletion-requests",
+            &json!({"escrow_number": own}),
+        )
         .await;
     assert_eq!(st, StatusCode::CREATED);
     let own_req = v["request_id"].as_i64().expect("id");
 
-    let (st, v) = s.get("admin1", "admin1 pw", "/v1/admin/deletion-requests").await;
+    let (st, v) = s
+        .get("admin1", "admin1 pw", "/v1/admin/deletion-requests")
+        .await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(v["requests"].as_array().expect("list").len(), 2);
     assert_eq!(v["requests"][0]["reason"], "disk retired");
 
     // An admin cannot approve their own request; a plain user cannot approve at all.
     let (st, v) = s
-        .post("admin1", "admin1 pw", &format!("/v1/admin/deletion-requests/{own_req}/approve"), &json!({}))
+        .post(
+            "admin1",
+            "admin1 pw",
+            &format!("/v1/admin/deletion-requests/{own_req}/approve"),
+            &json!({}),
+        )
         .await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
     let (st, _) = s
-        .post("alice", "alice pw", &format!("/v1/admin/deletion-requests/{req}/approve"), &json!({}))
+        .post(
+            "alice",
+            "alice pw",
+            &format!("/v1/admin/deletion-requests/{req}/approve"),
+            &json!({}),
+        )
         .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
 
     let (st, v) = s
-        .post("admin1", "admin1 pw", &format!("/v1/admin/deletion-requests/{req}/approve"), &json!({}))
+        .post(
+            "admin1",
+            "admin1 pw",
+            &format!("/v1/admin/deletion-requests/{req}/approve"),
+            &json!({}),
+        )
         .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["escrow_number"].as_i64(), Some(n));
@@ -675,23 +789,41 @@ async fn deletion_request_and_approval(kind: Kind) {
         .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     let (st, _) = s
-        .post("admin2", "admin2 pw", &format!("/v1/admin/deletion-requests/{req}/approve"), &json!({}))
+        .post(
+            "admin2",
+            "admin2 pw",
+            &format!("/v1/admin/deletion-requests/{req}/approve"),
+            &json!({}),
+        )
         .await;
     assert_eq!(st, StatusCode::CONFLICT, "approved once only");
     let (st, _) = s
-        .post("admin2", "admin2 pw", &format!("/v1/admin/deletion-requests/{own_req}/approve"), &json!({}))
+        .post(
+            "admin2",
+            "admin2 pw",
+            &format!("/v1/admin/deletion-requests/{own_req}/approve"),
+            &json!({}),
+        )
         .await;
-    assert_eq!(st, StatusCode::OK, "a second admin approves admin1's request");
+    assert_eq!(
+        st,
+        StatusCode::OK,
+        "a second admin approves admin1's request"
+    );
     let (_, v) = s.get("admin2", "admin2 pw", "/v1/admin/entries").await;
     assert!(v["entries"].as_array().expect("entries").is_empty());
-    let (st, v) = s.get("admin2", "admin2 pw", "/v1/admin/deletion-requests").await;
+    let (st, v) = s
+        .get("admin2", "admin2 pw", "/v1/admin/deletion-requests")
+        .await;
     assert_eq!(st, StatusCode::OK);
     assert!(v["requests"].as_array().expect("list").is_empty());
     s.stop().await;
 }
 
 async fn export_and_import_between_servers(kind: Kind) {
-    let Some(a) = start(kind, Options::default()).await else { return };
+    let Some(a) = start(kind, Options::default()).await else {
+        return;
+    };
     let Some(b) = start(
         kind,
         Options {
@@ -713,19 +845,33 @@ async fn export_and_import_between_servers(kind: Kind) {
     let fp1 = random_hex(32);
     let fp2 = random_hex(32);
     let (_, v) = a
-        .post("alice", "alice pw", "/v1/deposits", &deposit_body(&fp1, &[random_hex(64)], b"one"))
+        .post(
+            "alice",
+            "alice pw",
+            "/v1/deposits",
+            &deposit_body(&fp1, &[random_hex(64)], b"one"),
+        )
         .await;
     let n1 = v["escrow_number"].as_i64().expect("n1");
     let (_, v) = a
-        .post("alice", "alice pw", "/v1/deposits", &deposit_body(&fp2, &[random_hex(64)], b"two"))
+        .post(
+            "alice",
+            "alice pw",
+            "/v1/deposits",
+            &deposit_body(&fp2, &[random_hex(64)], b"two"),
+        )
         .await;
     let n2 = v["escrow_number"].as_i64().expect("n2");
 
     // Rights are separate: an admin without the export right cannot export.
     let export_req = json!({"escrow_numbers": [n1, n2], "bundle_password": "bundle secret 1"});
-    let (st, _) = a.post("root", "root pw", "/v1/admin/export", &export_req).await;
+    let (st, _) = a
+        .post("root", "root pw", "/v1/admin/export", &export_req)
+        .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
-    let (st, v) = a.post("exporter", "exp pw", "/v1/admin/export", &export_req).await;
+    let (st, v) = a
+        .post("exporter", "exp pw", "/v1/admin/export", &export_req)
+        .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["count"], 2);
     let bundle = v["bundle"].as_str().expect("bundle").to_owned();
@@ -737,24 +883,43 @@ async fn export_and_import_between_servers(kind: Kind) {
     );
 
     let import_req = json!({"bundle": bundle, "bundle_password": "bundle secret 1"});
-    let (st, _) = b.post("exporter", "exp pw", "/v1/admin/import", &import_req).await;
-    assert_eq!(st, StatusCode::FORBIDDEN, "export right does not allow import");
+    let (st, _) = b
+        .post("exporter", "exp pw", "/v1/admin/import", &import_req)
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::FORBIDDEN,
+        "export right does not allow import"
+    );
     let (st, v) = b
-        .post("importer", "imp pw", "/v1/admin/import", &json!({"bundle": bundle, "bundle_password": "wrong password"}))
+        .post(
+            "importer",
+            "imp pw",
+            "/v1/admin/import",
+            &json!({"bundle": bundle, "bundle_password": "wrong password"}),
+        )
         .await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
-    let (st, v) = b.post("importer", "imp pw", "/v1/admin/import", &import_req).await;
+    let (st, v) = b
+        .post("importer", "imp pw", "/v1/admin/import", &import_req)
+        .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["imported"].as_array().expect("imported").len(), 2);
     assert!(v["already_present"].as_array().expect("present").is_empty());
     // Importing again duplicates nothing.
-    let (st, v) = b.post("importer", "imp pw", "/v1/admin/import", &import_req).await;
+    let (st, v) = b
+        .post("importer", "imp pw", "/v1/admin/import", &import_req)
+        .await;
     assert_eq!(st, StatusCode::OK);
     assert!(v["imported"].as_array().expect("imported").is_empty());
     assert_eq!(v["already_present"].as_array().expect("present").len(), 2);
 
     let (st, v) = b
-        .get("root", "root pw", &format!("/v1/admin/entries?fingerprint={fp1}"))
+        .get(
+            "root",
+            "root pw",
+            &format!("/v1/admin/entries?fingerprint={fp1}"),
+        )
         .await;
     assert_eq!(st, StatusCode::OK);
     let e = v["entries"].as_array().expect("entries");
@@ -765,7 +930,11 @@ async fn export_and_import_between_servers(kind: Kind) {
     let (_, v) = b
         .get("root", "root pw", &format!("/v1/admin/entries/{nb}"))
         .await;
-    assert_eq!(B64.decode(v["packet"].as_str().expect("packet")).expect("b64"), b"one");
+    assert_eq!(
+        B64.decode(v["packet"].as_str().expect("packet"))
+            .expect("b64"),
+        b"one"
+    );
     let (_, v) = b.get("root", "root pw", "/v1/admin/entries").await;
     assert_eq!(v["entries"].as_array().expect("entries").len(), 2);
     a.stop().await;
@@ -773,23 +942,33 @@ async fn export_and_import_between_servers(kind: Kind) {
 }
 
 async fn audit_verify_detects_tampering(kind: Kind) {
-    let Some(s) = start(kind, Options::default()).await else { return };
+    let Some(s) = start(kind, Options::default()).await else {
+        return;
+    };
     s.add_user("alice", "alice pw", false, false, false).await;
     s.add_user("root", "root pw", true, false, false).await;
     for _ in 0..3 {
         let (st, _) = s
-            .post("alice", "alice pw", "/v1/deposits", &deposit_body(&random_hex(32), &[random_hex(64)], b"p"))
+            .post(
+                "alice",
+                "alice pw",
+                "/v1/deposits",
+                &deposit_body(&random_hex(32), &[random_hex(64)], b"p"),
+            )
             .await;
         assert_eq!(st, StatusCode::CREATED);
     }
-    let (st, _) = s.get("root", "root pw", "/v1/admin/entries?user=alice").await;
+    let (st, _) = s
+        .get("root", "root pw", "/v1/admin/entries?user=alice")
+        .await;
     assert_eq!(st, StatusCode::OK);
     let report = s.db.verify().await;
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert!(report.rows >= 6, "{report:?}");
 
     // Changing a row is detected.
-    s.db.exec("UPDATE AUDIT SET ACTOR = 'someone else' WHERE SEQ = 3").await;
+    s.db.exec("UPDATE AUDIT SET ACTOR = 'someone else' WHERE SEQ = 3")
+        .await;
     let report = s.db.verify().await;
     assert!(
         report.problems.iter().any(|p| p.contains("row 3")),
@@ -803,11 +982,18 @@ async fn audit_verify_detects_tampering(kind: Kind) {
         "DELETE FROM AUDIT WHERE SEQ = 2",
         "DELETE FROM AUDIT WHERE SEQ = (SELECT MAX(SEQ) FROM AUDIT)",
     ] {
-        let Some(s) = start(kind, Options::default()).await else { return };
+        let Some(s) = start(kind, Options::default()).await else {
+            return;
+        };
         s.add_user("alice", "alice pw", false, false, false).await;
         for _ in 0..2 {
-            s.post("alice", "alice pw", "/v1/deposits", &deposit_body(&random_hex(32), &[random_hex(64)], b"p"))
-                .await;
+            s.post(
+                "alice",
+                "alice pw",
+                "/v1/deposits",
+                &deposit_body(&random_hex(32), &[random_hex(64)], b"p"),
+            )
+            .await;
         }
         assert!(s.db.verify().await.problems.is_empty());
         s.db.exec(sql).await;
@@ -818,7 +1004,9 @@ async fn audit_verify_detects_tampering(kind: Kind) {
 }
 
 async fn failed_audit_write_fails_the_action(kind: Kind) {
-    let Some(s) = start(kind, Options::default()).await else { return };
+    let Some(s) = start(kind, Options::default()).await else {
+        return;
+    };
     s.add_user("alice", "alice pw", false, false, false).await;
     let (block, unblock) = match kind {
         Kind::Sqlite => (
@@ -833,7 +1021,12 @@ async fn failed_audit_write_fails_the_action(kind: Kind) {
     };
     s.db.exec(block).await;
     let (st, v) = s
-        .post("alice", "alice pw", "/v1/deposits", &deposit_body(&random_hex(32), &[random_hex(64)], b"p"))
+        .post(
+            "alice",
+            "alice pw",
+            "/v1/deposits",
+            &deposit_body(&random_hex(32), &[random_hex(64)], b"p"),
+        )
         .await;
     assert_eq!(st, StatusCode::INTERNAL_SERVER_ERROR, "{v}");
     s.db.exec(unblock).await;
@@ -851,7 +1044,9 @@ async fn bad_requests_get_clear_errors_and_server_keeps_serving(kind: Kind) {
         max_body: 8192,
         ..Options::default()
     };
-    let Some(s) = start(kind, opts).await else { return };
+    let Some(s) = start(kind, opts).await else {
+        return;
+    };
     s.add_user("alice", "alice pw", false, false, false).await;
     let c = s.client();
     let send = |body: Vec<u8>| {
@@ -861,13 +1056,17 @@ async fn bad_requests_get_clear_errors_and_server_keeps_serving(kind: Kind) {
             .body(body)
             .send()
     };
-    let r = send(b"{\"volume_fingerprint\": ".to_vec()).await.expect("send");
+    let r = send(b"{\"volume_fingerprint\": ".to_vec())
+        .await
+        .expect("send");
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let v: Value = r.json().await.expect("json error body");
     assert_eq!(v["error"], "bad_json");
 
     let big = deposit_body(&random_hex(32), &[random_hex(64)], &vec![7u8; 20_000]);
-    let r = send(serde_json::to_vec(&big).expect("json")).await.expect("send");
+    let r = send(serde_json::to_vec(&big).expect("json"))
+        .await
+        .expect("send");
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
 
     let mut unknown = deposit_body(&random_hex(32), &[random_hex(64)], b"p");
@@ -877,30 +1076,54 @@ async fn bad_requests_get_clear_errors_and_server_keeps_serving(kind: Kind) {
 
     let mut wrong_auth = deposit_body(&random_hex(32), &[random_hex(64)], b"p");
     wrong_auth["authority_fingerprint"] = json!(random_hex(32));
-    let (st, v) = s.post("alice", "alice pw", "/v1/deposits", &wrong_auth).await;
+    let (st, v) = s
+        .post("alice", "alice pw", "/v1/deposits", &wrong_auth)
+        .await;
     assert_eq!(st, StatusCode::CONFLICT);
     assert_eq!(v["error"], "wrong_authority");
 
     let (st, v) = s
-        .post("alice", "alice pw", "/v1/deposits", &deposit_body("zz", &[random_hex(64)], b"p"))
+        .post(
+            "alice",
+            "alice pw",
+            "/v1/deposits",
+            &deposit_body("zz", &[random_hex(64)], b"p"),
+        )
         .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
-    assert!(v["message"].as_str().expect("message").contains("volume_fingerprint"));
+    assert!(
+        v["message"]
+            .as_str()
+            .expect("message")
+            .contains("volume_fingerprint")
+    );
     let (st, _) = s
-        .post("alice", "alice pw", "/v1/deposits", &deposit_body(&random_hex(32), &[random_hex(10)], b"p"))
+        .post(
+            "alice",
+            "alice pw",
+            "/v1/deposits",
+            &deposit_body(&random_hex(32), &[random_hex(10)], b"p"),
+        )
         .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
 
     // Plain HTTP and garbage on the TLS port: the connection fails, the server carries on.
     let addr = s.addr;
     tokio::task::spawn_blocking(move || {
-        for junk in [&b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n"[..], &[0x16, 3, 1, 0, 5, 1, 2, 3, 4, 5][..]] {
+        for junk in [
+            &b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            &[0x16, 3, 1, 0, 5, 1, 2, 3, 4, 5][..],
+        ] {
             let mut t = TcpStream::connect(addr).expect("connect");
-            t.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+            t.set_read_timeout(Some(Duration::from_secs(15)))
+                .expect("timeout");
             let _ = t.write_all(junk);
             let mut buf = [0u8; 512];
             let n = t.read(&mut buf).unwrap_or(0);
-            assert!(!buf[..n].starts_with(b"HTTP/1.1 200"), "no plaintext service");
+            assert!(
+                !buf[..n].starts_with(b"HTTP/1.1 200"),
+                "no plaintext service"
+            );
         }
     })
     .await
@@ -911,7 +1134,12 @@ async fn bad_requests_get_clear_errors_and_server_keeps_serving(kind: Kind) {
     let (st, _) = s.get("alice", "alice pw", "/v1/nope").await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     let (st, _) = s
-        .post("alice", "alice pw", "/v1/deposits", &deposit_body(&random_hex(32), &[random_hex(64)], b"p"))
+        .post(
+            "alice",
+            "alice pw",
+            "/v1/deposits",
+            &deposit_body(&random_hex(32), &[random_hex(64)], b"p"),
+        )
         .await;
     assert_eq!(st, StatusCode::CREATED);
     s.stop().await;
@@ -950,19 +1178,22 @@ fn config_parses_and_checks_networks() {
 #[test]
 fn config_errors_name_the_line() {
     let p = Path::new("x.xml");
-    let unknown = GOOD.replace(
-        "  <TLS_KEY>",
-        "  <LISTEN_PROT>1</LISTEN_PROT>\n  <TLS_KEY>",
-    );
-    let e = Config::parse(&unknown, p).expect_err("unknown element").to_string();
+    let unknown = GOOD.replace("  <TLS_KEY>", "  <LISTEN_PROT>1</LISTEN_PROT>\n  <TLS_KEY>");
+    let e = Config::parse(&unknown, p)
+        .expect_err("unknown element")
+        .to_string();
     assert!(e.contains("x.xml:6:") && e.contains("LISTEN_PROT"), "{e}");
 
     let missing = GOOD.replace("  <TLS_KEY>key.pem</TLS_KEY>\n", "");
-    let e = Config::parse(&missing, p).expect_err("missing element").to_string();
+    let e = Config::parse(&missing, p)
+        .expect_err("missing element")
+        .to_string();
     assert!(e.contains("TLS_KEY") && e.contains("x.xml:2:"), "{e}");
 
     let bad_net = GOOD.replace("fd00::/8", "fd00::/999");
-    let e = Config::parse(&bad_net, p).expect_err("bad network").to_string();
+    let e = Config::parse(&bad_net, p)
+        .expect_err("bad network")
+        .to_string();
     assert!(e.contains("x.xml:9:") && e.contains("fd00::/999"), "{e}");
 
     let e = Config::parse("<TCVAULT_ESCROWD><LISTEN_PORT>1</TCVAULT_ESCROWD>", p)
@@ -970,10 +1201,7 @@ fn config_errors_name_the_line() {
         .to_string();
     assert!(e.contains("not well-formed"), "{e}");
 
-    let dup = GOOD.replace(
-        "  <TLS_KEY>",
-        "  <LISTEN_PORT>9</LISTEN_PORT>\n  <TLS_KEY>",
-    );
+    let dup = GOOD.replace("  <TLS_KEY>", "  <LISTEN_PORT>9</LISTEN_PORT>\n  <TLS_KEY>");
     let e = Config::parse(&dup, p).expect_err("duplicate").to_string();
     assert!(e.contains("given twice") && e.contains(":6:"), "{e}");
 
@@ -981,7 +1209,9 @@ fn config_errors_name_the_line() {
         "</TCVAULT_ESCROWD>",
         "<LOGIN_THROTTLE><MAX_FAILURES>x</MAX_FAILURES></LOGIN_THROTTLE></TCVAULT_ESCROWD>",
     );
-    let e = Config::parse(&throttle, p).expect_err("bad number").to_string();
+    let e = Config::parse(&throttle, p)
+        .expect_err("bad number")
+        .to_string();
     assert!(e.contains("MAX_FAILURES"), "{e}");
 }
 
@@ -1008,11 +1238,21 @@ fn binary_init_users_serve_sigterm_and_audit_verify() {
     let key = write_authority(dir.path());
     let conf_dir = dir.path().join("conf");
     let out = escrowd()
-        .args(["init", conf_dir.to_str().expect("utf8"), "--host", "localhost", "--authority-key"])
+        .args([
+            "init",
+            conf_dir.to_str().expect("utf8"),
+            "--host",
+            "localhost",
+            "--authority-key",
+        ])
         .arg(&key)
         .output()
         .expect("run init");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let conf = conf_dir.join("escrowd.xml");
     // Listen on a free port of the loopback interface.
     let xml = std::fs::read_to_string(&conf).expect("config");
@@ -1030,7 +1270,11 @@ fn binary_init_users_serve_sigterm_and_audit_verify() {
         .arg(&pwfile)
         .output()
         .expect("user add");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = escrowd()
         .args(["-c", c, "user", "add", "root", "--password-file"])
         .arg(&pwfile)
@@ -1060,16 +1304,25 @@ fn binary_init_users_serve_sigterm_and_audit_verify() {
         .output()
         .expect("set-rights");
     assert!(out.status.success());
-    let out = escrowd().args(["-c", c, "user", "list"]).output().expect("list");
+    let out = escrowd()
+        .args(["-c", c, "user", "list"])
+        .output()
+        .expect("list");
     let list = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(list.contains("bob\tadmin=yes\texport=yes\timport=no"), "{list}");
+    assert!(
+        list.contains("bob\tadmin=yes\texport=yes\timport=no"),
+        "{list}"
+    );
     assert!(list.contains("root\tadmin=yes"), "{list}");
     let out = escrowd()
         .args(["-c", c, "user", "remove", "bob"])
         .output()
         .expect("remove");
     assert!(out.status.success());
-    let out = escrowd().args(["-c", c, "user", "list"]).output().expect("list");
+    let out = escrowd()
+        .args(["-c", c, "user", "list"])
+        .output()
+        .expect("list");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("bob"));
 
     // Serve, find the port in the log, call it over TLS, stop with SIGTERM.
@@ -1082,7 +1335,10 @@ fn binary_init_users_serve_sigterm_and_audit_verify() {
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     let reader = std::thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             let _ = tx.send(line);
         }
     });
@@ -1107,7 +1363,10 @@ fn binary_init_users_serve_sigterm_and_audit_verify() {
             .build()
             .expect("client");
         let r = client
-            .get(format!("https://localhost:{}/v1/admin/entries", addr.port()))
+            .get(format!(
+                "https://localhost:{}/v1/admin/entries",
+                addr.port()
+            ))
             .basic_auth("root", Some("s3cret pw"))
             .send()
             .await
@@ -1137,23 +1396,42 @@ fn binary_init_users_serve_sigterm_and_audit_verify() {
     assert!(text.contains("stopped"), "{text}");
     assert!(!text.contains("s3cret"), "no password in the log");
 
-    let out = escrowd().args(["-c", c, "audit", "verify"]).output().expect("verify");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = escrowd()
+        .args(["-c", c, "audit", "verify"])
+        .output()
+        .expect("verify");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("intact"));
     let db = conf_dir.join("escrow.sqlite3");
     let conn = rusqlite::Connection::open(&db).expect("open db");
     conn.execute("UPDATE AUDIT SET PEER = '10.0.0.1' WHERE SEQ = 1", [])
         .expect("tamper");
     drop(conn);
-    let out = escrowd().args(["-c", c, "audit", "verify"]).output().expect("verify");
+    let out = escrowd()
+        .args(["-c", c, "audit", "verify"])
+        .output()
+        .expect("verify");
     assert_eq!(out.status.code(), Some(3), "tampering detected");
     assert!(String::from_utf8_lossy(&out.stdout).contains("row 1"));
 
     // A config error names the line and exits 1.
-    std::fs::write(&conf, GOOD.replace("<TLS_KEY>key.pem</TLS_KEY>", "<TLS_KEYS>k</TLS_KEYS>"))
-        .expect("write");
-    let out = escrowd().args(["-c", c, "check-config"]).output().expect("check");
+    std::fs::write(
+        &conf,
+        GOOD.replace("<TLS_KEY>key.pem</TLS_KEY>", "<TLS_KEYS>k</TLS_KEYS>"),
+    )
+    .expect("write");
+    let out = escrowd()
+        .args(["-c", c, "check-config"])
+        .output()
+        .expect("check");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("escrowd.xml:6: unknown element <TLS_KEYS>"), "{err}");
+    assert!(
+        err.contains("escrowd.xml:6: unknown element <TLS_KEYS>"),
+        "{err}"
+    );
 }

@@ -205,7 +205,9 @@ fn read_password(file: Option<&Path>, confirm: bool) -> Result<Zeroizing<String>
         return Err(fail("empty password"));
     }
     if pw.len() > MAX_PASSWORD_BYTES {
-        return Err(fail(format!("password longer than {MAX_PASSWORD_BYTES} bytes")));
+        return Err(fail(format!(
+            "password longer than {MAX_PASSWORD_BYTES} bytes"
+        )));
     }
     Ok(pw)
 }
@@ -282,9 +284,13 @@ fn user(config: &Config, cmd: UserCommand) -> Result<(), Failure> {
             import,
             password_file,
         } => {
-            if name.is_empty() || name.len() > 128 || name.chars().any(|c| c.is_control() || c == ':')
+            if name.is_empty()
+                || name.len() > 128
+                || name.chars().any(|c| c.is_control() || c == ':')
             {
-                return Err(fail("a user name has 1 to 128 characters, no ':' and no control characters"));
+                return Err(fail(
+                    "a user name has 1 to 128 characters, no ':' and no control characters",
+                ));
             }
             let pw = read_password(password_file.as_deref(), true)?;
             let hash = hash_password(pw.as_bytes()).map_err(fail)?;
@@ -370,7 +376,9 @@ fn serve(config: Config) -> Result<(), Failure> {
         .build()
         .map_err(|e| fail(format!("cannot start the runtime: {e}")))?;
     rt.block_on(async move {
-        let server = Server::bind(config).await.map_err(|e: ServerError| fail(e))?;
+        let server = Server::bind(config)
+            .await
+            .map_err(|e: ServerError| fail(e))?;
         server.run(stop_signal()).await;
         Ok(())
     })

@@ -117,9 +117,11 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NoSuchEntry(n) => {
-                Self::new(StatusCode::NOT_FOUND, "not_found", format!("no escrow entry {n}"))
-            }
+            StoreError::NoSuchEntry(n) => Self::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no escrow entry {n}"),
+            ),
             StoreError::NoSuchRequest(n) => Self::new(
                 StatusCode::NOT_FOUND,
                 "not_found",
@@ -309,7 +311,10 @@ async fn require(state: &Shared, who: &Authed, right: Right) -> Result<(), ApiEr
         Right::Import => (who.user.import, "import"),
     };
     let refusal = if !has {
-        Some(format!("user {} does not have the {what} right", who.user.name))
+        Some(format!(
+            "user {} does not have the {what} right",
+            who.user.name
+        ))
     } else if !state.config.is_admin_network(who.peer.ip()) {
         Some(format!(
             "this operation is allowed only from the ADMIN_SUBNET_MASK networks; {} is outside them",
@@ -348,8 +353,8 @@ fn parse_time(s: &str, what: &str) -> Result<i64, ApiError> {
 }
 
 fn parse_hex(s: &str, what: &str, min: usize, max: usize) -> Result<String, ApiError> {
-    let bytes = hex::decode(s.trim())
-        .map_err(|_| ApiError::bad(format!("{what} must be hexadecimal")))?;
+    let bytes =
+        hex::decode(s.trim()).map_err(|_| ApiError::bad(format!("{what} must be hexadecimal")))?;
     if bytes.len() < min || bytes.len() > max {
         return Err(ApiError::bad(if min == max {
             format!("{what} must be {min} bytes")
@@ -430,7 +435,8 @@ fn validate_deposit(state: &AppState, user: &str, r: DepositRequest) -> Result<N
         .collect::<Result<Vec<_>, _>>()?;
     salts.sort();
     salts.dedup();
-    let authority_fingerprint = parse_hex(&r.authority_fingerprint, "authority_fingerprint", 32, 32)?;
+    let authority_fingerprint =
+        parse_hex(&r.authority_fingerprint, "authority_fingerprint", 32, 32)?;
     if !bool::from(subtle::ConstantTimeEq::ct_eq(
         authority_fingerprint.as_bytes(),
         state.authority.fingerprint.as_bytes(),
@@ -541,11 +547,17 @@ async fn search(
         to: p.to.map(|s| parse_time(&s, "to")).transpose()?,
         number: p
             .number
-            .map(|s| s.parse::<i64>().map_err(|_| ApiError::bad("number must be an integer")))
+            .map(|s| {
+                s.parse::<i64>()
+                    .map_err(|_| ApiError::bad("number must be an integer"))
+            })
             .transpose()?,
         limit: p
             .limit
-            .map(|s| s.parse::<i64>().map_err(|_| ApiError::bad("limit must be an integer")))
+            .map(|s| {
+                s.parse::<i64>()
+                    .map_err(|_| ApiError::bad("limit must be an integer"))
+            })
             .transpose()?
             .unwrap_or(100)
             .clamp(1, MAX_SEARCH_RESULTS),
@@ -713,12 +725,11 @@ async fn export(
             .collect(),
     };
     let count = content.entries.len();
-    let sealed = tokio::task::spawn_blocking(move || {
-        bundle::seal(&content, b.bundle_password.as_bytes())
-    })
-    .await
-    .map_err(|_| ApiError::internal())?
-    .map_err(|e| ApiError::bad(e.to_string()))?;
+    let sealed =
+        tokio::task::spawn_blocking(move || bundle::seal(&content, b.bundle_password.as_bytes()))
+            .await
+            .map_err(|_| ApiError::internal())?
+            .map_err(|e| ApiError::bad(e.to_string()))?;
     Ok(Json(json!({"bundle": B64.encode(sealed), "count": count})))
 }
 
@@ -742,13 +753,16 @@ async fn import(
     let raw = B64
         .decode(b.bundle.as_bytes())
         .map_err(|_| ApiError::bad("bundle must be base64"))?;
-    let content = tokio::task::spawn_blocking(move || bundle::open(&raw, b.bundle_password.as_bytes()))
-        .await
-        .map_err(|_| ApiError::internal())?
-        .map_err(|e| match e {
-            BundleError::Open => ApiError::new(StatusCode::FORBIDDEN, "bundle_open", e.to_string()),
-            other => ApiError::bad(other.to_string()),
-        })?;
+    let content =
+        tokio::task::spawn_blocking(move || bundle::open(&raw, b.bundle_password.as_bytes()))
+            .await
+            .map_err(|_| ApiError::internal())?
+            .map_err(|e| match e {
+                BundleError::Open => {
+                    ApiError::new(StatusCode::FORBIDDEN, "bundle_open", e.to_string())
+                }
+                other => ApiError::bad(other.to_string()),
+            })?;
     let mut entries = Vec::with_capacity(content.entries.len());
     for e in &content.entries {
         let metadata = if e.metadata.is_object() {
@@ -781,9 +795,11 @@ async fn import(
             origin: format!("import:{}#{}", content.origin, e.source_number),
         });
     }
-    let ev = who
-        .event("import")
-        .detail(format!("origin={} entries={}", content.origin, entries.len()));
+    let ev = who.event("import").detail(format!(
+        "origin={} entries={}",
+        content.origin,
+        entries.len()
+    ));
     let outcomes = blocking(&state, move |s| s.import(&entries, &ev)).await?;
     let mut imported = Vec::new();
     let mut present = Vec::new();
@@ -795,11 +811,17 @@ async fn import(
             imported.push(item);
         }
     }
-    Ok(Json(json!({"imported": imported, "already_present": present})))
+    Ok(Json(
+        json!({"imported": imported, "already_present": present}),
+    ))
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route (see /v1/)")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such API route (see /v1/)",
+    )
 }
 
 /// One log line per request: time, peer, method, path (no query), status, duration, user.

@@ -122,7 +122,9 @@ impl Throttle {
             let window = self.config.window;
             state.retain(|_, c| {
                 c.locked_until.is_some_and(|u| u > now)
-                    || c.failures.last().is_some_and(|t| now.duration_since(*t) < window)
+                    || c.failures
+                        .last()
+                        .is_some_and(|t| now.duration_since(*t) < window)
             });
         }
         for k in Self::keys(user, addr) {

@@ -41,7 +41,9 @@ pub enum AuthorityKeyError {
         path: PathBuf,
     },
     /// Too short to be safe.
-    #[error("{path}: the authority key has {bits} bits; at least {MIN_AUTHORITY_BITS} are required")]
+    #[error(
+        "{path}: the authority key has {bits} bits; at least {MIN_AUTHORITY_BITS} are required"
+    )]
     TooSmall {
         /// The file.
         path: PathBuf,

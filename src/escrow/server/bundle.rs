@@ -151,9 +151,8 @@ pub fn seal(content: &BundleContent, password: &[u8]) -> Result<Vec<u8>, BundleE
         ciphertext: String::new(),
     };
     let key = derive(password, &sealed.kdf)?;
-    let plain = Zeroizing::new(
-        serde_json::to_vec(content).map_err(|e| BundleError::Seal(e.to_string()))?,
-    );
+    let plain =
+        Zeroizing::new(serde_json::to_vec(content).map_err(|e| BundleError::Seal(e.to_string()))?);
     let cipher = XChaCha20Poly1305::new(key.as_ref().into());
     let ct = cipher
         .encrypt(
@@ -177,7 +176,9 @@ pub fn open(bundle: &[u8], password: &[u8]) -> Result<BundleContent, BundleError
         serde_json::from_slice(bundle).map_err(|e| BundleError::Format(e.to_string()))?;
     if sealed.format != BUNDLE_FORMAT || sealed.version != 1 || sealed.cipher != "xchacha20poly1305"
     {
-        return Err(BundleError::Format("unknown format, version or cipher".to_owned()));
+        return Err(BundleError::Format(
+            "unknown format, version or cipher".to_owned(),
+        ));
     }
     let nonce = hex::decode(&sealed.nonce).map_err(|_| BundleError::Format("nonce".to_owned()))?;
     if nonce.len() != 24 {
@@ -225,6 +226,9 @@ mod tests {
         let b = seal(&content, b"correct horse").expect("seal");
         assert_eq!(open(&b, b"correct horse").expect("open"), content);
         assert!(matches!(open(&b, b"wrong horse!"), Err(BundleError::Open)));
-        assert!(matches!(seal(&content, b"short"), Err(BundleError::WeakPassword)));
+        assert!(matches!(
+            seal(&content, b"short"),
+            Err(BundleError::WeakPassword)
+        ));
     }
 }

@@ -267,7 +267,7 @@ fn invalid_at(path: &Path, line: u32, element: &str, message: impl Into<String>)
     }
 }
 
-fn number<T: std::str::FromStr>(
+fn number<T>(
     path: &Path,
     v: Option<(String, u32)>,
     element: &str,
@@ -275,16 +275,26 @@ fn number<T: std::str::FromStr>(
     min: T,
 ) -> Result<T, ConfigError>
 where
-    T: PartialOrd + std::fmt::Display + Copy,
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
 {
     match v {
         None => Ok(default),
         Some((text, line)) => {
             let n: T = text.parse().map_err(|_| {
-                invalid_at(path, line, element, format!("{text:?} is not a whole number"))
+                invalid_at(
+                    path,
+                    line,
+                    element,
+                    format!("{text:?} is not a whole number"),
+                )
             })?;
             if n < min {
-                return Err(invalid_at(path, line, element, format!("must be at least {min}")));
+                return Err(invalid_at(
+                    path,
+                    line,
+                    element,
+                    format!("must be at least {min}"),
+                ));
             }
             Ok(n)
         }
@@ -330,20 +340,31 @@ impl Config {
         };
         let kids = p.children(root, TOP)?;
         let req = |name: &str| -> Result<(String, u32), ConfigError> {
-            p.one(root, &kids, name, true)?.ok_or_else(|| ConfigError::Missing {
-                path: path.to_owned(),
-                line: p.line(root),
-                parent: ROOT.to_owned(),
-                element: name.to_owned(),
-            })
+            p.one(root, &kids, name, true)?
+                .ok_or_else(|| ConfigError::Missing {
+                    path: path.to_owned(),
+                    line: p.line(root),
+                    parent: ROOT.to_owned(),
+                    element: name.to_owned(),
+                })
         };
         let (addr, addr_line) = req("LISTEN_ADDRESS")?;
         let ip: IpAddr = addr.parse().map_err(|_| {
-            invalid_at(path, addr_line, "LISTEN_ADDRESS", format!("{addr:?} is not an IP address"))
+            invalid_at(
+                path,
+                addr_line,
+                "LISTEN_ADDRESS",
+                format!("{addr:?} is not an IP address"),
+            )
         })?;
         let (port, port_line) = req("LISTEN_PORT")?;
         let port: u16 = port.parse().map_err(|_| {
-            invalid_at(path, port_line, "LISTEN_PORT", format!("{port:?} is not a port (0-65535)"))
+            invalid_at(
+                path,
+                port_line,
+                "LISTEN_PORT",
+                format!("{port:?} is not a port (0-65535)"),
+            )
         })?;
         let (cert, _) = req("TLS_CERTIFICATE")?;
         let (key, _) = req("TLS_KEY")?;

@@ -111,7 +111,10 @@ impl Tx for PgTx<'_, '_> {
             for (i, col) in row.columns().iter().enumerate() {
                 let bad = |_| StoreError::Corrupt { column: i };
                 let v = match *col.type_() {
-                    Type::INT8 => row.try_get::<_, Option<i64>>(i).map_err(bad)?.map(Value::Int),
+                    Type::INT8 => row
+                        .try_get::<_, Option<i64>>(i)
+                        .map_err(bad)?
+                        .map(Value::Int),
                     Type::INT4 => row
                         .try_get::<_, Option<i32>>(i)
                         .map_err(bad)?

@@ -72,7 +72,8 @@ impl Tx for SqliteTx<'_> {
                     ValueRef::Integer(v) => Value::Int(v),
                     ValueRef::Real(_) => return Err(StoreError::Corrupt { column: i }),
                     ValueRef::Text(t) => Value::Text(
-                        String::from_utf8(t.to_vec()).map_err(|_| StoreError::Corrupt { column: i })?,
+                        String::from_utf8(t.to_vec())
+                            .map_err(|_| StoreError::Corrupt { column: i })?,
                     ),
                     ValueRef::Blob(b) => Value::Bytes(b.to_vec()),
                 });
