@@ -37,6 +37,8 @@ pub const SERVICE_SUBCOMMAND: &str = "__mount-service";
 /// Where default mount points are made.
 pub const MEDIA_DIR: &str = "/media/tcvault";
 const MAX_MESSAGE: u32 = 1 << 20;
+/// How long `start` waits for the service's answer.
+const START_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What to mount and how (everything but the keys).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -148,7 +150,9 @@ pub fn start(volume: &Volume, req: &MountRequest, exe: &Path) -> Result<MountSta
         )));
     }
     // The service keeps its copy of the socket (its standard input) open: the answer is
-    // one length-prefixed frame, not "everything until EOF".
+    // one length-prefixed frame, not "everything until EOF". A service stuck in a mount
+    // helper must not keep the command waiting forever.
+    let _ = ours.set_read_timeout(Some(START_TIMEOUT));
     let reply: Option<Reply> = read_len(&mut ours).ok().and_then(|n| {
         let mut answer = vec![0u8; n];
         ours.read_exact(&mut answer).ok()?;
