@@ -812,6 +812,47 @@ async fn deletion_request_and_approval(kind: Kind) {
     );
     let (_, v) = s.get("admin2", "admin2 pw", "/v1/admin/entries").await;
     assert!(v["entries"].as_array().expect("entries").is_empty());
+
+    // A rejected request leaves the entry in place.
+    let (_, v) = s
+        .post("alice", "alice pw", "/v1/deposits", &dep(random_hex(32)))
+        .await;
+    let kept = v["escrow_number"].as_i64().expect("number");
+    let (_, v) = s
+        .post(
+            "alice",
+            "alice pw",
+            "/v1/deletion-requests",
+            &json!({"escrow_number": kept}),
+        )
+        .await;
+    let rej = v["request_id"].as_i64().expect("id");
+    let (st, v) = s
+        .post(
+            "admin2",
+            "admin2 pw",
+            &format!("/v1/admin/deletion-requests/{rej}/reject"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, _) = s
+        .post(
+            "admin1",
+            "admin1 pw",
+            &format!("/v1/admin/deletion-requests/{rej}/approve"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::CONFLICT,
+        "a rejected request cannot be approved"
+    );
+    let (st, _) = s
+        .get("admin1", "admin1 pw", &format!("/v1/admin/entries/{kept}"))
+        .await;
+    assert_eq!(st, StatusCode::OK, "the entry is still there");
     let (st, v) = s
         .get("admin2", "admin2 pw", "/v1/admin/deletion-requests")
         .await;

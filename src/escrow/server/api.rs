@@ -681,6 +681,21 @@ impl<'de> Deserialize<'de> for SecretString {
     }
 }
 
+async fn reject_deletion(
+    State(state): State<Shared>,
+    who: Authed,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<Json_>, ApiError> {
+    require(&state, &who, Right::Admin).await?;
+    let Path(id) = id.map_err(|r| ApiError::bad(r.body_text()))?;
+    let ev = who.event("deletion_reject");
+    let name = who.user.name.clone();
+    let number = blocking(&state, move |s| s.reject_deletion(id, &name, &ev)).await?;
+    Ok(Json(
+        json!({"request_id": id, "escrow_number": number, "status": "rejected", "deleted": false}),
+    ))
+}
+
 /// `POST /v1/admin/export` body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -864,6 +879,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/v1/admin/deletion-requests/{id}/approve",
             post(approve_deletion),
+        )
+        .route(
+            "/v1/admin/deletion-requests/{id}/reject",
+            post(reject_deletion),
         )
         .route("/v1/admin/export", post(export))
         .route("/v1/admin/import", post(import))

@@ -22,6 +22,7 @@
 //! | `GET /v1/admin/entries/{number}` | admin | one entry plus `"packet"` (base64) |
 //! | `GET /v1/admin/deletion-requests` | admin | pending requests |
 //! | `POST /v1/admin/deletion-requests/{id}/approve` | admin, not the requester | deletes the entry |
+//! | `POST /v1/admin/deletion-requests/{id}/reject` | admin | keeps the entry, closes the request |
 //! | `POST /v1/admin/export` | export right | `{"escrow_numbers":[…],"bundle_password":"…"}` → `{"bundle":"<base64>","count"}` |
 //! | `POST /v1/admin/import` | import right | `{"bundle":"<base64>","bundle_password":"…"}` → `{"imported":[{"source_number","escrow_number"}],"already_present":[…]}` |
 //!

@@ -354,7 +354,7 @@ pub struct DeletionRequest {
     pub requested_at: i64,
     /// Free text from the requester.
     pub reason: String,
-    /// `pending`, `approved`.
+    /// `pending`, `approved`, `rejected`.
     pub status: String,
 }
 
@@ -1144,6 +1144,41 @@ impl Store {
                     "UPDATE DELETION_REQUEST SET STATUS = 'approved', DECIDED_BY = ?, \
                      DECIDED_AT = ? WHERE ESCROW_NUMBER = ? AND STATUS = 'pending'",
                     &[approver.into(), now_unix().into(), number.into()],
+                )?;
+                Ok(number)
+            },
+            |n| vec![*n],
+        )
+    }
+
+    /// Rejects a pending deletion request; the entry stays. Any admin may reject, the requester
+    /// included (that withdraws the request).
+    ///
+    /// # Errors
+    /// [`StoreError::NoSuchRequest`], [`StoreError::NotPending`], database errors.
+    pub fn reject_deletion(
+        &self,
+        request_id: i64,
+        decider: &str,
+        ev: &AuditEvent,
+    ) -> Result<i64, StoreError> {
+        let ev = ev.clone().detail(format!("request={request_id}"));
+        self.audited(
+            &ev,
+            |tx| {
+                let rows = tx.query(
+                    "SELECT ESCROW_NUMBER, STATUS FROM DELETION_REQUEST WHERE REQUEST_ID = ?",
+                    &[request_id.into()],
+                )?;
+                let row = rows.first().ok_or(StoreError::NoSuchRequest(request_id))?;
+                let (number, status) = (int(row, 0)?, text(row, 1)?);
+                if status != "pending" {
+                    return Err(StoreError::NotPending(request_id));
+                }
+                tx.execute(
+                    "UPDATE DELETION_REQUEST SET STATUS = 'rejected', DECIDED_BY = ?, \
+                     DECIDED_AT = ? WHERE REQUEST_ID = ?",
+                    &[decider.into(), now_unix().into(), request_id.into()],
                 )?;
                 Ok(number)
             },
