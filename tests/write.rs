@@ -1090,3 +1090,82 @@ fn hidden_volume_in_our_own_fat_outer() {
         "the hidden volume has its own FAT"
     );
 }
+
+/// A read-only target: creating in a read-only filesystem and changing the password of a
+/// volume on it fail with a clear message, and the volume is unchanged. Needs root to mount.
+#[test]
+fn read_only_target_is_refused() {
+    let root = StdCommand::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !root {
+        assert!(!in_ci(), "CI runs as root");
+        eprintln!("skipped: needs root to mount a read-only tmpfs");
+        return;
+    }
+    let dir = temp_dir();
+    let pw = pwfile(&dir, "pw", "read only");
+    let new = pwfile(&dir, "new", "never written");
+    let mnt = dir.path().join("ro");
+    fs::create_dir(&mnt).expect("mkdir");
+    let mount = |opts: &str| {
+        StdCommand::new("mount")
+            .args(["-t", "tmpfs", "-o", opts, "tcvault-test"])
+            .arg(&mnt)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    assert!(mount("size=4m"), "mount tmpfs");
+    let vol = mnt.join("v.hc");
+    let made = run(tcvault()
+        .args([
+            "create",
+            "--quick",
+            "--size",
+            "400K",
+            "--pim",
+            "1",
+            "--password-file",
+        ])
+        .arg(&pw)
+        .arg(&vol));
+    let remounted = StdCommand::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(&mnt)
+        .status()
+        .is_ok_and(|s| s.success());
+    let before = fs::read(&vol).ok();
+    let create = run(tcvault()
+        .args(["create", "--size", "400K", "--pim", "1", "--password-file"])
+        .arg(&pw)
+        .arg(mnt.join("other.hc")));
+    let change = run(tcvault()
+        .args([
+            "change-password",
+            "--pim",
+            "1",
+            "--new-pim",
+            "1",
+            "--password-file",
+        ])
+        .arg(&pw)
+        .arg("--new-password-file")
+        .arg(&new)
+        .arg(&vol));
+    let after = fs::read(&vol).ok();
+    let other_exists = mnt.join("other.hc").exists();
+    let _ = StdCommand::new("umount").arg(&mnt).status();
+    assert!(made.status.success() && remounted, "set-up failed");
+    for (what, out) in [("create", &create), ("change-password", &change)] {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            matches!(out.status.code(), Some(1) | Some(4)),
+            "{what}: {:?} {err}",
+            out.status.code()
+        );
+        assert!(err.contains("Read-only file system"), "{what}: {err}");
+    }
+    assert!(!other_exists, "a file appeared on a read-only filesystem");
+    assert!(before.is_some() && before == after, "the volume changed");
+}
