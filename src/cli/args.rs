@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "tcvault",
     version,
-    about = "Open and read TrueCrypt and VeraCrypt volumes",
+    about = "Create, open and repair TrueCrypt and VeraCrypt volumes",
     long_about = "tcvault opens TrueCrypt- and VeraCrypt-format encrypted volumes (file containers, \
                   block devices and header backup files) with its own userspace cipher engine. \
                   Passwords are read from a terminal prompt or a file, never from the command \
@@ -42,6 +42,16 @@ pub enum Command {
     MountService(MountServiceArgs),
     /// Measure cipher, key-derivation and device throughput on this machine.
     Benchmark(BenchmarkArgs),
+    /// Create a volume: a new file container, a whole block device, or (--hidden) a hidden
+    /// volume inside an existing one.
+    Create(CreateArgs),
+    /// Change a volume's password, keyfiles, PIM or key derivation (rewrites its header and
+    /// embedded backup with fresh salts).
+    ChangePassword(ChangePasswordArgs),
+    /// Write a header backup file (131,072 bytes, or 1,024 with --compact).
+    BackupHeader(BackupHeaderArgs),
+    /// Restore a volume's header from a backup file or from its embedded backup.
+    RestoreHeader(RestoreHeaderArgs),
 }
 
 /// Options that say how to unlock a volume; shared by every command that opens one.

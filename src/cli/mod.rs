@@ -7,6 +7,7 @@ mod exit;
 mod info;
 mod mount;
 mod unlock;
+mod write;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::List(a) => mount::list(&a),
         Command::MountService(_) => return mount::service(),
         Command::Benchmark(a) => benchmark::run(&a),
+        Command::Create(a) => write::create(&a),
+        Command::ChangePassword(a) => write::change_password(&a),
+        Command::BackupHeader(a) => write::backup_header(&a),
+        Command::RestoreHeader(a) => write::restore_header(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
