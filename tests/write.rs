@@ -198,6 +198,23 @@ fn every_chain_and_prf_creates_and_opens() {
     }
 }
 
+/// Whether the tests run as root (`id -u` prints 0).
+fn is_root() -> bool {
+    StdCommand::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+/// Mounts a small tmpfs with `opts` at `at` (root only); whether it worked.
+fn mount_tmpfs(at: &Path, opts: &str) -> bool {
+    StdCommand::new("mount")
+        .args(["-t", "tmpfs", "-o", opts, "tcvault-test"])
+        .arg(at)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 fn pwfile(dir: &tempfile::TempDir, name: &str, pw: &str) -> PathBuf {
     let p = dir.path().join(name);
     fs::write(&p, pw).expect("write password file");
@@ -948,11 +965,7 @@ fn compact_backup_with_hidden_header() {
 /// Needs root to mount a small tmpfs (skipped without it, except in CI).
 #[test]
 fn full_disk_midway_leaves_nothing() {
-    let root = StdCommand::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    if !root {
+    if !is_root() {
         assert!(!in_ci(), "CI runs as root");
         eprintln!("skipped: needs root to mount a small tmpfs");
         return;
@@ -960,12 +973,7 @@ fn full_disk_midway_leaves_nothing() {
     let dir = temp_dir();
     let mnt = dir.path().join("small");
     fs::create_dir(&mnt).expect("mkdir");
-    let ok = StdCommand::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=2m", "tcvault-test"])
-        .arg(&mnt)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "mount tmpfs");
+    assert!(mount_tmpfs(&mnt, "size=2m"), "mount tmpfs");
     let pw = pwfile(&dir, "pw", "no room");
     let out = run(tcvault()
         .args(["create", "--size", "8M", "--pim", "1", "--password-file"])
@@ -989,11 +997,7 @@ fn full_disk_midway_leaves_nothing() {
 
 /// Whether root, /dev/fuse and loop devices are here (what `--filesystem` needs).
 fn can_format() -> bool {
-    let root = StdCommand::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    root && Path::new("/dev/fuse").exists() && Path::new("/dev/loop-control").exists()
+    is_root() && Path::new("/dev/fuse").exists() && Path::new("/dev/loop-control").exists()
 }
 
 /// `create --filesystem fat` makes a volume ready to mount, and a hidden volume goes inside
@@ -1095,11 +1099,7 @@ fn hidden_volume_in_our_own_fat_outer() {
 /// volume on it fail with a clear message, and the volume is unchanged. Needs root to mount.
 #[test]
 fn read_only_target_is_refused() {
-    let root = StdCommand::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    if !root {
+    if !is_root() {
         assert!(!in_ci(), "CI runs as root");
         eprintln!("skipped: needs root to mount a read-only tmpfs");
         return;
@@ -1109,14 +1109,7 @@ fn read_only_target_is_refused() {
     let new = pwfile(&dir, "new", "never written");
     let mnt = dir.path().join("ro");
     fs::create_dir(&mnt).expect("mkdir");
-    let mount = |opts: &str| {
-        StdCommand::new("mount")
-            .args(["-t", "tmpfs", "-o", opts, "tcvault-test"])
-            .arg(&mnt)
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    assert!(mount("size=4m"), "mount tmpfs");
+    assert!(mount_tmpfs(&mnt, "size=4m"), "mount tmpfs");
     let vol = mnt.join("v.hc");
     let made = run(tcvault()
         .args([
