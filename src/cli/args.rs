@@ -16,10 +16,18 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
                   Passwords are read from a terminal prompt or a file, never from the command \
                   line or the environment."
 )]
+#[command(args_conflicts_with_subcommands = true, arg_required_else_help = true)]
 pub struct Cli {
+    /// Help-desk restore: reset the password of TARGET (a volume or a header backup file) from
+    /// an escrow entry, as the escrow admin ADMIN (same as `restore --admin ADMIN TARGET`).
+    #[arg(short = 'R', num_args = 2, value_names = ["ADMIN", "TARGET"])]
+    pub restore: Option<Vec<PathBuf>>,
+    /// Options of -R.
+    #[command(flatten)]
+    pub restore_opts: RestoreOptions,
     /// The command to run.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// The subcommands.
@@ -29,6 +37,8 @@ pub enum Command {
     Info(InfoArgs),
     /// Write a volume's decrypted data area to a file or to standard output.
     Decrypt(DecryptArgs),
+    /// Measure cipher, key-derivation and device throughput on this machine.
+    Benchmark(BenchmarkArgs),
     /// Mount a volume: unlock it, serve its decrypted data in the background and mount its
     /// filesystem (or only set up the decrypted block device).
     Mount(MountArgs),
@@ -40,8 +50,6 @@ pub enum Command {
     /// The background service of `mount` (internal).
     #[command(name = "__mount-service", hide = true)]
     MountService(MountServiceArgs),
-    /// Measure cipher, key-derivation and device throughput on this machine.
-    Benchmark(BenchmarkArgs),
     /// Create a volume: a new file container, a whole block device, or (--hidden) a hidden
     /// volume inside an existing one.
     Create(CreateArgs),
@@ -52,6 +60,11 @@ pub enum Command {
     BackupHeader(BackupHeaderArgs),
     /// Restore a volume's header from a backup file or from its embedded backup.
     RestoreHeader(RestoreHeaderArgs),
+    /// Key escrow administration (authority keys).
+    Escrow(EscrowCmdArgs),
+    /// Help-desk restore: reset the password of a volume or header backup file from an escrow
+    /// entry (also `tcvault -R ADMIN TARGET`).
+    Restore(RestoreArgs),
 }
 
 /// Options that say how to unlock a volume; shared by every command that opens one.
@@ -189,5 +202,6 @@ pub struct DecryptArgs {
 // The arguments of some commands live in files of their own beside this one, included here so
 // that build.rs sees them too. The same rule holds there: only `clap` and `std`.
 include!("args_write.rs");
-include!("args_mount.rs");
 include!("args_benchmark.rs");
+include!("args_mount.rs");
+include!("args_escrow.rs");

@@ -13,6 +13,9 @@ pub struct MountArgs {
     /// How to unlock it.
     #[command(flatten)]
     pub unlock: UnlockArgs,
+    /// Key escrow after the password is accepted.
+    #[command(flatten)]
+    pub escrow: EscrowArgs,
     /// Mount read-only: nothing is written to the volume.
     #[arg(long, short = 'r')]
     pub read_only: bool,

@@ -129,6 +129,9 @@ pub struct CreateArgs {
     /// The outer volume's PIM, for --hidden.
     #[arg(long, value_name = "N", requires = "hidden")]
     pub outer_pim: Option<u32>,
+    /// Key escrow after the password is accepted.
+    #[command(flatten)]
+    pub escrow: EscrowArgs,
 }
 
 /// `tcvault change-password`.
@@ -153,6 +156,9 @@ pub struct ChangePasswordArgs {
     /// the 131,072-byte backup format.
     #[arg(long, value_name = "FILE")]
     pub keep_old_header: Option<PathBuf>,
+    /// Key escrow after the password is accepted.
+    #[command(flatten)]
+    pub escrow: EscrowArgs,
 }
 
 /// `tcvault backup-header`.
@@ -213,6 +219,9 @@ pub struct RestoreHeaderArgs {
     /// Restore even when the backup's keys show no filesystem in this volume's data.
     #[arg(long)]
     pub force: bool,
+    /// Key escrow after the password is accepted.
+    #[command(flatten)]
+    pub escrow: EscrowArgs,
 }
 
 /// Parses a size: bytes, or a number with K, M, G, T (powers of 1024; KiB… and KB… accepted).

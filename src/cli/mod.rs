@@ -3,6 +3,7 @@
 pub mod args;
 mod benchmark;
 mod decrypt;
+mod escrow;
 mod exit;
 mod info;
 mod mount;
@@ -17,18 +18,23 @@ use args::Command;
 /// Runs a parsed command line and turns its outcome into an exit code, printing errors as a
 /// cause chain and a hint on standard error.
 pub fn run(cli: Cli) -> ExitCode {
-    let result = match cli.command {
+    let Some(command) = cli.command else {
+        return escrow::run_dash_r(cli.restore, &cli.restore_opts);
+    };
+    let result = match command {
         Command::Info(a) => info::run(&a),
         Command::Decrypt(a) => decrypt::run(&a),
+        Command::Benchmark(a) => benchmark::run(&a),
         Command::Mount(a) => mount::mount(&a),
         Command::Unmount(a) => mount::unmount(&a),
         Command::List(a) => mount::list(&a),
         Command::MountService(_) => return mount::service(),
-        Command::Benchmark(a) => benchmark::run(&a),
         Command::Create(a) => write::create(&a),
         Command::ChangePassword(a) => write::change_password(&a),
         Command::BackupHeader(a) => write::backup_header(&a),
         Command::RestoreHeader(a) => write::restore_header(&a),
+        Command::Escrow(a) => escrow::command(&a),
+        Command::Restore(a) => escrow::restore(&a.admin, &a.target, &a.opts),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -74,6 +74,7 @@ pub fn mount(a: &MountArgs) -> Result<(), CliError> {
         }));
     }
     let vol = open_volume(&a.volume, &a.unlock)?;
+    super::escrow::offer(&a.volume, vol.unlocked(), &a.escrow);
     let mut req = MountRequest {
         mountpoint: a.mountpoint.clone(),
         read_only: a.read_only,

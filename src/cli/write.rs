@@ -79,6 +79,21 @@ fn progress_bar(what: &str) -> ProgressBar {
     b
 }
 
+/// Runs a fill with a progress bar on a terminal and Ctrl-C (or SIGTERM) as a clean cancel.
+fn with_fill_progress<T>(
+    fill: impl FnOnce(&mut dyn FnMut(u64, u64), &AtomicBool) -> Result<T, WriteError>,
+) -> Result<T, WriteError> {
+    let cancel = cancel_flag();
+    let bar = progress_bar("filling");
+    let mut progress = |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let result = fill(&mut progress, &cancel);
+    bar.finish_and_clear();
+    result
+}
+
 fn family_of(f: FormatArg) -> Family {
     match f {
         FormatArg::Veracrypt => Family::VeraCrypt,
@@ -161,15 +176,9 @@ pub fn create(a: &CreateArgs) -> Result<(), CliError> {
         sector_size: a.sector_size,
         quick: a.quick,
     };
-    let cancel = cancel_flag();
-    let bar = progress_bar("filling");
-    let mut progress = |done: u64, total: u64| {
-        bar.set_length(total);
-        bar.set_position(done);
-    };
-    let result = write::create(target, &spec, &creds, &mut progress, &cancel);
-    bar.finish_and_clear();
-    result?;
+    with_fill_progress(|progress, cancel| {
+        write::create(target, &spec, &creds, progress, cancel)
+    })?;
     eprintln!(
         "Created {} ({}, {}, {}).",
         a.volume.display(),
@@ -177,6 +186,7 @@ pub fn create(a: &CreateArgs) -> Result<(), CliError> {
         prot.chain.name(),
         prot.kdf.prf().display_name()
     );
+    super::escrow::offer_new(&a.volume, &creds, false, &super::escrow::narrow(prot), &a.escrow);
     make_filesystem(a, &creds, prot, SlotChoice::default())
 }
 
@@ -253,6 +263,7 @@ pub fn change_password(a: &ChangePasswordArgs) -> Result<(), CliError> {
         prot,
     };
     write::change_password(&vol, &new, a.keep_old_header.as_deref())?;
+    super::escrow::offer(&a.volume, u, &a.escrow);
     eprintln!(
         "Changed the {} header of {} ({}, {}).",
         if u.header.is_hidden() {
@@ -363,6 +374,7 @@ pub fn restore_header(a: &RestoreHeaderArgs) -> Result<(), CliError> {
         )
     };
     let slot = write::restore_header(&a.volume, source, &creds, &opts, keep.as_deref(), a.force)?;
+    super::escrow::offer_new(&a.volume, &creds, slot == Slot::Hidden, &opts, &a.escrow);
     if let Some(k) = &keep {
         eprintln!("Saved the previous header slots to {}.", k.display());
     }
@@ -412,16 +424,9 @@ fn create_hidden(a: &CreateArgs) -> Result<(), CliError> {
         sector_size: outer.unlocked().header.sector_size,
         quick: a.quick,
     };
-    let cancel = cancel_flag();
-    let bar = progress_bar("filling");
-    let mut progress = |done: u64, total: u64| {
-        bar.set_length(total);
-        bar.set_position(done);
-    };
-    let result =
-        tcvault::volume::hidden::create_hidden(&outer, size, &spec, &creds, &mut progress, &cancel);
-    bar.finish_and_clear();
-    let (start, len) = result?;
+    let (start, len) = with_fill_progress(|progress, cancel| {
+        tcvault::volume::hidden::create_hidden(&outer, size, &spec, &creds, progress, cancel)
+    })?;
     eprintln!(
         "Created a hidden volume of {len} bytes at byte {start} of {}. Writing more to the \
          outer volume than it holds now can overwrite it: mount the outer volume with hidden-volume \
@@ -432,5 +437,6 @@ fn create_hidden(a: &CreateArgs) -> Result<(), CliError> {
         hidden: true,
         ..SlotChoice::default()
     };
+    super::escrow::offer_new(&a.volume, &creds, true, &super::escrow::narrow(prot), &a.escrow);
     make_filesystem(a, &creds, prot, hidden)
 }

@@ -4,4 +4,5 @@
 //! escrow authority's private key can open and hands them only to authorised admins. The
 //! packet format and the client come with their own modules.
 
+pub mod client;
 pub mod server;

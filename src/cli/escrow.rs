@@ -1,0 +1,806 @@
+//! Key escrow in the CLI: the offer to escrow after a password is accepted, `escrow keygen`,
+//! and the help-desk restore (`tcvault -R ADMIN TARGET`, `tcvault restore --admin ADMIN
+//! TARGET`).
+
+use std::io::{self, BufRead, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use tcvault::crypto::chain::ChainId;
+use tcvault::crypto::prf::Prf;
+use tcvault::escrow::client::client::{ClientError, Deposit, Entry, EscrowClient, Login, Query};
+use tcvault::escrow::client::config::{ClientConfig, Policy};
+use tcvault::escrow::client::packet::{self, Packet, PacketError};
+use tcvault::escrow::client::readable_salts;
+use tcvault::header::layout::{
+    BACKUP_HIDDEN_FROM_END, BACKUP_NORMAL_FROM_END, DATA_AREA_OFFSET, HIDDEN_HEADER_OFFSET,
+    MIN_VOLUME_SIZE,
+};
+use tcvault::header::seal::{Protection, seal};
+use tcvault::header::{Credentials, Header, HostKind, Slot, UnlockOptions, UnlockedHeader};
+use tcvault::volume::write::{self, WriteError};
+use tcvault::volume::{Host, SlotChoice, Volume, probe};
+use zeroize::Zeroizing;
+
+use super::args::RestoreOptions;
+use super::args::{EscrowArgs, EscrowCmdArgs, EscrowCommand, EscrowPolicyArg, KeygenArgs};
+use super::exit::{BAD_INPUT, CliError, FAILED, USAGE, WRONG_CREDENTIALS};
+use super::unlock::{credentials, prf_of};
+
+// ---------- the escrow hook ----------
+
+/// Whether to escrow now, and with which configuration; `None` means "not now" (after
+/// saying why, where the user asked for escrow).
+fn decide(a: &EscrowArgs) -> Option<ClientConfig> {
+    if a.escrow == Some(EscrowPolicyArg::No) {
+        return None;
+    }
+    let cfg = match ClientConfig::discover(a.escrow_config.as_deref()) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            if a.escrow == Some(EscrowPolicyArg::Yes) {
+                eprintln!(
+                    "tcvault: key escrow is not configured (no ~/.config/tcvault/escrow.xml or \
+                     /etc/tcvault/escrow.xml); the keys were not escrowed"
+                );
+            }
+            return None;
+        }
+        Err(e) => {
+            eprintln!("tcvault: {e}; the keys were not escrowed");
+            return None;
+        }
+    };
+    let policy = match a.escrow {
+        Some(EscrowPolicyArg::Yes) => Policy::Yes,
+        Some(EscrowPolicyArg::Ask) => Policy::Ask,
+        Some(EscrowPolicyArg::No) => Policy::No,
+        None => cfg.policy,
+    };
+    match policy {
+        Policy::No => None,
+        Policy::Yes => Some(cfg),
+        Policy::Ask => {
+            if !io::stdin().is_terminal() {
+                eprintln!(
+                    "tcvault: the keys were not escrowed: no terminal to ask (use --escrow yes \
+                     with --escrow-credentials FILE in scripts)"
+                );
+                return None;
+            }
+            match ask_line("Escrow the keys of this volume? [y/N] ") {
+                Ok(ans) if matches!(ans.trim(), "y" | "Y" | "yes" | "Yes" | "YES") => Some(cfg),
+                _ => None,
+            }
+        }
+    }
+}
+
+/// After a password was accepted: offers to escrow the keys of the header `u` of the volume
+/// at `volume`. Never fails: problems (an unreachable server included) are reported and the
+/// command goes on.
+pub fn offer(volume: &Path, u: &UnlockedHeader, a: &EscrowArgs) {
+    if let Some(cfg) = decide(a) {
+        deposit(volume, u, &cfg, a);
+    }
+}
+
+/// As [`offer`], for commands that hold only the credentials of the header they wrote
+/// (`create`, `restore-header`): the header is opened again only when escrow goes ahead.
+pub fn offer_new(
+    volume: &Path,
+    creds: &Credentials,
+    hidden: bool,
+    opts: &UnlockOptions,
+    a: &EscrowArgs,
+) {
+    let Some(cfg) = decide(a) else { return };
+    let slots = SlotChoice {
+        hidden,
+        ..SlotChoice::default()
+    };
+    match Volume::open(volume, creds, slots, opts) {
+        Ok(v) => deposit(volume, v.unlocked(), &cfg, a),
+        Err(e) => eprintln!(
+            "tcvault: cannot reopen {} for escrow: {e}",
+            volume.display()
+        ),
+    }
+}
+
+/// Unlock options that try only `prot` (a header just written with it).
+pub fn narrow(prot: Protection) -> UnlockOptions {
+    UnlockOptions {
+        family: Some(prot.family),
+        prf: Some(prot.kdf.prf()),
+        chain: Some(prot.chain),
+        ..UnlockOptions::default()
+    }
+}
+
+fn deposit(volume: &Path, u: &UnlockedHeader, cfg: &ClientConfig, a: &EscrowArgs) {
+    match try_deposit(volume, u, cfg, a) {
+        Ok(line) => eprintln!("{line}"),
+        Err(DepositFailure::Unreachable(e)) => eprintln!(
+            "tcvault: {e}\ntcvault: the keys of {} were not escrowed; try again later (open \
+             the volume with --escrow yes)",
+            volume.display()
+        ),
+        Err(DepositFailure::Other(e)) => eprintln!(
+            "tcvault: escrow failed: {e}; the keys of {} were not escrowed",
+            volume.display()
+        ),
+    }
+}
+
+enum DepositFailure {
+    Unreachable(ClientError),
+    Other(String),
+}
+
+impl From<ClientError> for DepositFailure {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Unreachable { .. } => DepositFailure::Unreachable(e),
+            other => DepositFailure::Other(other.to_string()),
+        }
+    }
+}
+
+/// The authority public key: from the configuration, or from the server checked against the
+/// pinned fingerprint.
+fn authority_key(
+    cfg: &ClientConfig,
+    client: &EscrowClient,
+) -> Result<rsa::RsaPublicKey, DepositFailure> {
+    let other = |e: PacketError| DepositFailure::Other(format!("authority key: {e}"));
+    let key = match &cfg.authority_pem {
+        Some(pem) => packet::parse_public_key(pem).map_err(other)?,
+        None => {
+            let (pem, _) = client.authority_key()?;
+            packet::parse_public_key(&pem).map_err(other)?
+        }
+    };
+    let fp = hex::encode(packet::key_fingerprint(&key).map_err(other)?);
+    if let Some(pin) = &cfg.authority_fingerprint
+        && *pin != fp
+    {
+        return Err(DepositFailure::Other(format!(
+            "the authority key's fingerprint {fp} is not the pinned {pin}"
+        )));
+    }
+    Ok(key)
+}
+
+fn try_deposit(
+    volume: &Path,
+    u: &UnlockedHeader,
+    cfg: &ClientConfig,
+    a: &EscrowArgs,
+) -> Result<String, DepositFailure> {
+    let client = EscrowClient::new(cfg)?;
+    let key = authority_key(cfg, &client)?;
+    let login = match &a.escrow_credentials {
+        Some(f) => login_from_file(f).map_err(DepositFailure::Other)?,
+        None => {
+            let user = ask_line("Escrow network user name: ")
+                .map_err(|e| DepositFailure::Other(format!("cannot read the user name: {e}")))?;
+            let password = rpassword::prompt_password("Escrow network password: ")
+                .map_err(|e| DepositFailure::Other(format!("cannot read the password: {e}")))?;
+            Login {
+                user: user.trim().to_owned(),
+                password: Zeroizing::new(password),
+            }
+        }
+    };
+    let host = Host::open(volume).map_err(|e| DepositFailure::Other(e.to_string()))?;
+    let salts = readable_salts(&host).map_err(|e| DepositFailure::Other(e.to_string()))?;
+    let (meta, sealed) =
+        packet::seal(u, &login.user, &[key]).map_err(|e| DepositFailure::Other(e.to_string()))?;
+    let d = Deposit {
+        volume_fingerprint: meta.volume_fingerprint.clone(),
+        salts: salts.iter().map(hex::encode).collect(),
+        authority_fingerprint: meta
+            .authority_fingerprints
+            .first()
+            .cloned()
+            .unwrap_or_default(),
+        metadata: serde_json::to_value(&meta).map_err(|e| DepositFailure::Other(e.to_string()))?,
+        packet: B64.encode(&sealed),
+    };
+    let ans = client.deposit(&login, &d)?;
+    Ok(if ans.already_in_escrow {
+        format!(
+            "The keys of {} are already in escrow with number {}.",
+            volume.display(),
+            ans.escrow_number
+        )
+    } else {
+        format!(
+            "Escrowed the keys of {}: escrow number {}.",
+            volume.display(),
+            ans.escrow_number
+        )
+    })
+}
+
+fn read_small(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>, String> {
+    let f = std::fs::File::open(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
+    let mut buf = Zeroizing::new(Vec::new());
+    f.take(64 * 1024)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("{what} {}: {e}", path.display()))?;
+    Ok(buf)
+}
+
+/// A credentials file: the user name on the first line, the password on the second.
+fn login_from_file(path: &Path) -> Result<Login, String> {
+    let raw = read_small(path, "escrow credentials file")?;
+    let text = std::str::from_utf8(&raw)
+        .map_err(|_| format!("escrow credentials file {}: not UTF-8", path.display()))?;
+    let mut lines = text.lines();
+    let user = lines.next().unwrap_or("").trim();
+    let password = lines.next().unwrap_or("");
+    if user.is_empty() || password.is_empty() {
+        return Err(format!(
+            "escrow credentials file {}: the user name goes on the first line, the password \
+             on the second",
+            path.display()
+        ));
+    }
+    Ok(Login {
+        user: user.to_owned(),
+        password: Zeroizing::new(password.to_owned()),
+    })
+}
+
+/// A secret from a file (one trailing newline removed).
+fn secret_from_file(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>, CliError> {
+    let mut raw = read_small(path, what).map_err(|m| CliError::msg(m, BAD_INPUT))?;
+    if raw.last() == Some(&b'\n') {
+        raw.pop();
+        if raw.last() == Some(&b'\r') {
+            raw.pop();
+        }
+    }
+    Ok(raw)
+}
+
+fn ask_line(prompt: &str) -> io::Result<String> {
+    eprint!("{prompt}");
+    io::stderr().flush()?;
+    let mut s = String::new();
+    io::stdin().lock().read_line(&mut s)?;
+    Ok(s)
+}
+
+fn prompt_secret(prompt: &str) -> Result<Zeroizing<Vec<u8>>, CliError> {
+    if !io::stdin().is_terminal() {
+        return Err(CliError::msg(
+            format!(
+                "no terminal to ask: {}",
+                prompt.trim_end_matches([':', ' '])
+            ),
+            BAD_INPUT,
+        ));
+    }
+    let s = rpassword::prompt_password(prompt)
+        .map_err(|e| CliError::msg(format!("cannot read it: {e}"), BAD_INPUT))?;
+    Ok(Zeroizing::new(s.into_bytes()))
+}
+
+// ---------- escrow keygen ----------
+
+/// `tcvault escrow …`.
+pub fn command(a: &EscrowCmdArgs) -> Result<(), CliError> {
+    match &a.command {
+        EscrowCommand::Keygen(k) => keygen(k),
+    }
+}
+
+fn packet_err(e: PacketError) -> CliError {
+    let code = match e {
+        PacketError::KeyTooSmall(_) => USAGE,
+        PacketError::Key(_) => WRONG_CREDENTIALS,
+        _ => BAD_INPUT,
+    };
+    CliError::new(e, code)
+}
+
+fn keygen(k: &KeygenArgs) -> Result<(), CliError> {
+    if k.bits < packet::MIN_KEY_BITS {
+        return Err(packet_err(PacketError::KeyTooSmall(k.bits)));
+    }
+    for p in [&k.private_key, &k.public_key] {
+        if p.exists() && !k.force {
+            return Err(CliError::msg(format!("{} exists", p.display()), BAD_INPUT)
+                .hint("add --force to replace it"));
+        }
+    }
+    let pass = match &k.passphrase_file {
+        Some(f) => secret_from_file(f, "passphrase file")?,
+        None => {
+            let a = prompt_secret("Passphrase for the new private key: ")?;
+            let b = prompt_secret("Repeat it: ")?;
+            if a != b {
+                return Err(CliError::msg("the two passphrases differ", BAD_INPUT));
+            }
+            a
+        }
+    };
+    if pass.is_empty() {
+        return Err(CliError::msg("the private key needs a passphrase", USAGE));
+    }
+    eprintln!("Generating a {}-bit RSA key…", k.bits);
+    let key = packet::generate_key(k.bits).map_err(packet_err)?;
+    let private = packet::encrypted_private_pem(&key, &pass).map_err(packet_err)?;
+    let public_key = key.to_public_key();
+    let public = packet::public_pem(&public_key).map_err(packet_err)?;
+    let fp = hex::encode(packet::key_fingerprint(&public_key).map_err(packet_err)?);
+    write::write_backup_file(&k.private_key, private.as_bytes(), k.force)?;
+    write::write_backup_file(&k.public_key, public.as_bytes(), k.force)?;
+    eprintln!(
+        "Wrote the encrypted private key to {} and the public key to {}.",
+        k.private_key.display(),
+        k.public_key.display()
+    );
+    println!("{fp}");
+    Ok(())
+}
+
+// ---------- the help-desk restore ----------
+
+/// `tcvault` without a subcommand: `-R ADMIN TARGET`, or a usage error.
+pub fn run_dash_r(restore: Option<Vec<PathBuf>>, opts: &RestoreOptions) -> ExitCode {
+    let result = match restore.as_deref() {
+        Some([admin, target]) => match admin.to_str() {
+            Some(admin) => self::restore(admin, target, opts),
+            None => Err(CliError::msg("ADMIN is not valid UTF-8", USAGE)),
+        },
+        _ => Err(CliError::msg("no command given", USAGE).hint("see tcvault --help")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            e.report();
+            ExitCode::from(e.code())
+        }
+    }
+}
+
+fn client_err(e: ClientError) -> CliError {
+    let code = match &e {
+        ClientError::Refused { status: 401, .. } => WRONG_CREDENTIALS,
+        ClientError::Refused { status: 403, .. } => FAILED,
+        _ => FAILED,
+    };
+    let hint = match &e {
+        ClientError::Refused { status: 403, .. } => Some(
+            "restore needs an escrow admin (USER_ADMIN = 1) calling from a network the server's \
+             ADMIN_SUBNET_MASK allows",
+        ),
+        _ => None,
+    };
+    let c = CliError::new(e, code);
+    match hint {
+        Some(h) => c.hint(h),
+        None => c,
+    }
+}
+
+/// What TARGET is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Volume,
+    Backup(HostKind),
+}
+
+fn print_entries(entries: &[Entry]) {
+    eprintln!(
+        "  {:>8}  {:<25}  {:<20}  header",
+        "number", "escrowed", "user"
+    );
+    for e in entries {
+        let m = &e.metadata;
+        let what = format!(
+            "{} {} {}",
+            m.get("format").and_then(|v| v.as_str()).unwrap_or("?"),
+            if m.get("hidden").and_then(serde_json::Value::as_bool) == Some(true) {
+                "hidden"
+            } else {
+                "normal"
+            },
+            m.get("chain").and_then(|v| v.as_str()).unwrap_or("?"),
+        );
+        eprintln!(
+            "  {:>8}  {:<25}  {:<20}  {what}",
+            e.escrow_number, e.created, e.user
+        );
+    }
+}
+
+/// `tcvault -R ADMIN TARGET` / `tcvault restore --admin ADMIN TARGET`.
+pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), CliError> {
+    let cfg = ClientConfig::discover(o.restore_escrow_config.as_deref())
+        .map_err(|e| CliError::new(e, BAD_INPUT))?
+        .ok_or_else(|| {
+            CliError::msg("key escrow is not configured", USAGE)
+                .hint("give --escrow-config FILE or write ~/.config/tcvault/escrow.xml")
+        })?;
+    let key_path = o.private_key.as_deref().ok_or_else(|| {
+        CliError::msg("restore needs the escrow authority's private key", USAGE)
+            .hint("give --private-key FILE")
+    })?;
+    let key_pem = read_small(key_path, "private key").map_err(|m| CliError::msg(m, BAD_INPUT))?;
+    let key_pem = String::from_utf8(key_pem.to_vec())
+        .map_err(|_| CliError::msg(format!("{}: not PEM text", key_path.display()), BAD_INPUT))?;
+    let key_pem = Zeroizing::new(key_pem);
+    let host = Host::open(target)?;
+    let kind = host.kind();
+    let tkind = match kind {
+        HostKind::Volume => {
+            if host.size() < MIN_VOLUME_SIZE {
+                return Err(CliError::msg(
+                    format!(
+                        "{}: too small for a volume of the current layout",
+                        target.display()
+                    ),
+                    BAD_INPUT,
+                ));
+            }
+            Target::Volume
+        }
+        k => Target::Backup(k),
+    };
+    let salts: Vec<String> = readable_salts(&host)?.iter().map(hex::encode).collect();
+    drop(host);
+
+    let password = match &o.admin_password_file {
+        Some(f) => secret_from_file(f, "admin password file")?,
+        None => prompt_secret(&format!("Escrow network password of {admin}: "))?,
+    };
+    let login = Login {
+        user: admin.to_owned(),
+        password: Zeroizing::new(
+            String::from_utf8(password.to_vec())
+                .map_err(|_| CliError::msg("the admin password is not UTF-8", BAD_INPUT))?,
+        ),
+    };
+    let client = EscrowClient::new(&cfg).map_err(client_err)?;
+
+    // Entries whose recorded salts TARGET still holds.
+    let mut entries: Vec<Entry> = Vec::new();
+    for s in &salts {
+        let q = Query {
+            salt: Some(s.clone()),
+            ..Query::default()
+        };
+        for e in client.search(&login, &q).map_err(client_err)? {
+            if !entries.iter().any(|x| x.escrow_number == e.escrow_number) {
+                entries.push(e);
+            }
+        }
+    }
+    if entries.is_empty() {
+        eprintln!(
+            "No escrow entry matches the salts of {} (a header backup, or a header changed \
+             since the escrow).",
+            target.display()
+        );
+        let mut q = Query {
+            user: o.search_user.clone(),
+            from: o.search_from.clone(),
+            to: o.search_to.clone(),
+            number: o.entry,
+            ..Query::default()
+        };
+        let given = q.user.is_some() || q.from.is_some() || q.to.is_some() || q.number.is_some();
+        if !given {
+            if !io::stdin().is_terminal() {
+                return Err(
+                    CliError::msg("no escrow entry matches TARGET", BAD_INPUT).hint(
+                        "search with --search-user, --search-from, --search-to, or pick --entry N",
+                    ),
+                );
+            }
+            let nonempty = |s: String| {
+                let t = s.trim().to_owned();
+                (!t.is_empty()).then_some(t)
+            };
+            q.user = ask_line("Search by user (Enter: any): ")
+                .ok()
+                .and_then(nonempty);
+            q.from = ask_line("From date (RFC 3339 or Unix seconds; Enter: any): ")
+                .ok()
+                .and_then(nonempty);
+            q.to = ask_line("Up to date (Enter: any): ")
+                .ok()
+                .and_then(nonempty);
+        }
+        entries = client.search(&login, &q).map_err(client_err)?;
+    }
+    let linked: Vec<i64> = entries
+        .iter()
+        .filter(|e| e.salts.iter().any(|s| salts.contains(s)))
+        .map(|e| e.escrow_number)
+        .collect();
+    if entries.is_empty() {
+        return Err(CliError::msg("no escrow entry found", BAD_INPUT));
+    }
+    eprintln!("Escrow entries:");
+    print_entries(&entries);
+    let number = match o.entry {
+        Some(n) => n,
+        None if entries.len() == 1 && !io::stdin().is_terminal() => entries[0].escrow_number,
+        None => {
+            if !io::stdin().is_terminal() {
+                return Err(CliError::msg(
+                    "several entries match; pick one with --entry N",
+                    USAGE,
+                ));
+            }
+            ask_line("Escrow number to restore from: ")
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .ok_or_else(|| CliError::msg("not an escrow number", USAGE))?
+        }
+    };
+    if !entries.iter().any(|e| e.escrow_number == number) {
+        return Err(CliError::msg(
+            format!("escrow number {number} is not among the entries listed"),
+            USAGE,
+        ));
+    }
+    let (entry, bytes) = client.fetch(&login, number).map_err(client_err)?;
+    let pk = Packet::parse(&bytes).map_err(packet_err)?;
+    if pk.metadata.volume_fingerprint != entry.volume_fingerprint {
+        return Err(CliError::msg(
+            format!("escrow entry {number}: its packet does not match the entry's fingerprint"),
+            BAD_INPUT,
+        ));
+    }
+
+    let passphrase = match &o.private_key_passphrase_file {
+        Some(f) => secret_from_file(f, "passphrase file")?,
+        None => prompt_secret(&format!("Passphrase of {}: ", key_path.display()))?,
+    };
+    let key = packet::load_private_key(&key_pem, &passphrase).map_err(packet_err)?;
+    let header = pk.open(&key).map_err(packet_err)?;
+    drop(key);
+    let chain = ChainId::from_name(&pk.metadata.chain).ok_or_else(|| {
+        CliError::msg(
+            format!(
+                "escrow entry {number}: unknown cipher {}",
+                pk.metadata.chain
+            ),
+            BAD_INPUT,
+        )
+    })?;
+
+    // Check that the entry belongs to TARGET before anything is written.
+    match tkind {
+        Target::Volume => check_volume(target, &header, chain, linked.contains(&number), o.force)?,
+        Target::Backup(_) => {
+            if linked.contains(&number) {
+                eprintln!("The entry's salts are those of {}.", target.display());
+            } else {
+                eprintln!(
+                    "Note: a header backup file holds no data to check the entry against; \
+                     `tcvault restore-header` checks it against the volume (its keys must \
+                     show the volume's filesystem)."
+                );
+            }
+        }
+    }
+
+    let prf = match o.new_prf {
+        Some(p) => prf_of(p),
+        None => Prf::from_name(&pk.metadata.prf).unwrap_or(Prf::Sha512),
+    };
+    let creds = credentials(
+        o.new.new_password_file.as_deref(),
+        &o.new.new_keyfiles,
+        o.new.new_pim,
+        &format!("New password for {}", target.display()),
+        true,
+    )?;
+    let prot = Protection::new(header.family, prf, creds.pim(), chain).map_err(WriteError::from)?;
+    let keep = if o.no_keep_old_header {
+        None
+    } else {
+        Some(
+            o.keep_old_header
+                .clone()
+                .unwrap_or_else(|| default_keep_path(target)),
+        )
+    };
+    let written = match tkind {
+        Target::Volume => write_volume(target, &header, prot, &creds, keep.as_deref())?,
+        Target::Backup(k) => write_backup(target, k, &header, prot, &creds, keep.as_deref(), o)?,
+    };
+    if let Some(k) = &keep {
+        eprintln!(
+            "Saved the previous headers of {} to {}.",
+            target.display(),
+            k.display()
+        );
+    }
+    // The result must open with the new password and hold the same keys.
+    let slots = SlotChoice {
+        hidden: header.is_hidden(),
+        ..SlotChoice::default()
+    };
+    let opts = UnlockOptions {
+        family: Some(prot.family),
+        prf: Some(prot.kdf.prf()),
+        chain: Some(chain),
+        ..UnlockOptions::default()
+    };
+    let back = Volume::open(&written, &creds, slots, &opts)?;
+    if back.unlocked().header != header {
+        return Err(CliError::msg(
+            format!("{} does not read back as written", written.display()),
+            FAILED,
+        ));
+    }
+    eprintln!(
+        "Restored the {} header of {} from escrow entry {number} (escrowed by {} on {}); it \
+         opens with the new password.",
+        if header.is_hidden() {
+            "hidden volume's"
+        } else {
+            "normal"
+        },
+        written.display(),
+        entry.user,
+        entry.created
+    );
+    if matches!(tkind, Target::Backup(_)) {
+        eprintln!(
+            "The user restores it with `tcvault restore-header VOLUME --file {}`.",
+            written.display()
+        );
+    }
+    eprintln!(
+        "Reminder: the master key did not change. Older headers and header backups still open \
+         the volume with their old passwords; to revoke them, copy the data to a new volume."
+    );
+    Ok(())
+}
+
+/// Refuses an entry whose header does not fit the volume, and one that nothing links to it
+/// (no salt in common, no filesystem under its keys) unless `force`.
+fn check_volume(
+    target: &Path,
+    header: &Header,
+    chain: ChainId,
+    linked: bool,
+    force: bool,
+) -> Result<(), CliError> {
+    let host = Host::open(target)?;
+    let size = host.size();
+    let end = header
+        .encrypted_area_start
+        .checked_add(header.encrypted_area_length);
+    let fits = if header.is_hidden() {
+        header.encrypted_area_start >= DATA_AREA_OFFSET
+            && end.is_some_and(|e| e <= size - BACKUP_NORMAL_FROM_END)
+    } else {
+        header.encrypted_area_start == DATA_AREA_OFFSET
+            && end == Some(size - BACKUP_NORMAL_FROM_END)
+    };
+    if !fits {
+        return Err(CliError::msg(
+            format!(
+                "the escrow entry describes a data area of {} bytes at byte {}, which does not \
+                 fit this {size}-byte volume: it belongs to another volume; nothing was written",
+                header.encrypted_area_length, header.encrypted_area_start
+            ),
+            BAD_INPUT,
+        ));
+    }
+    let cipher = tcvault::crypto::chain::XtsChain::new(
+        chain,
+        &header.key_area.expose()[..chain.key_material_len()],
+    )
+    .map_err(|_| CliError::msg("the entry's key area does not fit its cipher", BAD_INPUT))?;
+    let n = probe::PROBE_LEN.min(usize::try_from(header.encrypted_area_length).unwrap_or(0));
+    let n = n - n % 512;
+    let mut head = Zeroizing::new(vec![0u8; n]);
+    host.read_at(header.encrypted_area_start, &mut head)?;
+    cipher.decrypt(&mut head, header.encrypted_area_start / 512);
+    let fs = probe::detect(&head);
+    match (fs, linked) {
+        (Some(fs), _) => {
+            eprintln!("Checked: with the entry's keys the volume's data show a {fs} filesystem.");
+            Ok(())
+        }
+        (None, true) => {
+            eprintln!("Checked: the entry's recorded salts are this volume's.");
+            Ok(())
+        }
+        (None, false) if force => {
+            eprintln!("Warning: nothing links this entry to the volume (--force given).");
+            Ok(())
+        }
+        (None, false) => Err(CliError::msg(
+            "the entry's keys show no filesystem in this volume's data and the entry's salts are \
+             not this volume's: it is probably another volume's; nothing was written",
+            BAD_INPUT,
+        )
+        .hint("--force writes anyway")),
+    }
+}
+
+fn default_keep_path(target: &Path) -> PathBuf {
+    let name = target
+        .file_name()
+        .map_or_else(|| "volume".into(), |n| n.to_string_lossy().into_owned());
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    PathBuf::from(format!("{name}.old-headers-{secs}"))
+}
+
+/// Writes the header, with fresh salts, to the volume's embedded backup (synced) and then to
+/// its primary slot (normal or hidden).
+fn write_volume(
+    target: &Path,
+    header: &Header,
+    prot: Protection,
+    creds: &Credentials,
+    keep: Option<&Path>,
+) -> Result<PathBuf, CliError> {
+    let host = Host::open_writable(target)?;
+    let primary = seal(header, prot, creds).map_err(WriteError::from)?;
+    let backup = seal(header, prot, creds).map_err(WriteError::from)?;
+    if let Some(k) = keep {
+        write::keep_old_headers(&host, k)?;
+    }
+    let size = host.size();
+    let (p_at, b_at) = if header.is_hidden() {
+        (HIDDEN_HEADER_OFFSET, size - BACKUP_HIDDEN_FROM_END)
+    } else {
+        (0, size - BACKUP_NORMAL_FROM_END)
+    };
+    host.write_at(b_at, &backup)?;
+    host.sync()?;
+    host.write_at(p_at, &primary)?;
+    host.sync()?;
+    Ok(target.to_path_buf())
+}
+
+/// Writes a header backup file of the same format as `target` with the header in its slot
+/// (normal or hidden; the other slot as it was), via a temporary file renamed into place.
+fn write_backup(
+    target: &Path,
+    kind: HostKind,
+    header: &Header,
+    prot: Protection,
+    creds: &Credentials,
+    keep: Option<&Path>,
+    o: &RestoreOptions,
+) -> Result<PathBuf, CliError> {
+    let mut bytes = std::fs::read(target)
+        .map_err(|e| CliError::msg(format!("{}: {e}", target.display()), FAILED))?;
+    let slot = if header.is_hidden() {
+        Slot::Hidden
+    } else {
+        Slot::Normal
+    };
+    let size = bytes.len() as u64;
+    let at = slot
+        .offset(kind, size)
+        .and_then(|a| usize::try_from(a).ok())
+        .ok_or_else(|| CliError::msg("the backup file has no such slot", BAD_INPUT))?;
+    let sealed = seal(header, prot, creds).map_err(WriteError::from)?;
+    if let Some(k) = keep {
+        write::write_backup_file(k, &bytes, false)?;
+    }
+    bytes[at..at + sealed.len()].copy_from_slice(&sealed);
+    let out = o.output.clone().unwrap_or_else(|| target.to_path_buf());
+    write::write_backup_file(&out, &bytes, true)?;
+    Ok(out)
+}

@@ -1,0 +1,37 @@
+//! The escrow client: the packet format and authority keys ([`packet`]), the client's XML
+//! configuration ([`config`]) and the HTTPS client of the escrow server ([`client`]). The
+//! prompts and the restore workflow live in the binary (`src/cli/escrow.rs`).
+
+pub mod client;
+pub mod config;
+pub mod packet;
+
+use crate::header::layout::{HostKind, SALT_LEN, Slot};
+use crate::volume::{Host, VolumeError};
+
+/// The salts `host` holds that can be read without a password: the first 64 bytes of each
+/// header slot (on a volume: primary, hidden, and both embedded backups; on a backup file:
+/// its two headers). Duplicates are dropped.
+///
+/// # Errors
+/// An I/O error.
+pub fn readable_salts(host: &Host) -> Result<Vec<[u8; SALT_LEN]>, VolumeError> {
+    let slots: &[Slot] = match host.kind() {
+        HostKind::Volume => &[
+            Slot::Normal,
+            Slot::Hidden,
+            Slot::BackupNormal,
+            Slot::BackupHidden,
+        ],
+        HostKind::BackupFile | HostKind::LegacyBackupFile => &[Slot::Normal, Slot::Hidden],
+    };
+    let mut out: Vec<[u8; SALT_LEN]> = Vec::new();
+    for c in host.candidates(slots)? {
+        let mut s = [0u8; SALT_LEN];
+        s.copy_from_slice(&c.bytes[..SALT_LEN]);
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,437 @@
+//! The escrow packet (version 1) and the escrow authority's RSA keys.
+//!
+//! A packet carries what is needed to rebuild a volume header under a new password: the
+//! decrypted 512-byte header (all fields and the 256-byte master key area; its salt bytes are
+//! zero), readable only by the holder of the escrow authority's RSA private key.
+//!
+//! ```text
+//! offset  size  field
+//! 0       8     magic "TCVESCPK"
+//! 8       2     packet version, big-endian (1)
+//! 10      4     n = length of the metadata, big-endian (at most 16 KiB)
+//! 14      n     metadata: UTF-8 JSON object (see `Metadata`), in the clear
+//! 14+n    2     r = number of recipients, big-endian (1..=16)
+//!               r times: 32 bytes recipient fingerprint (SHA-256 of the DER
+//!               SubjectPublicKeyInfo), 2 bytes length w, w bytes RSA-OAEP-SHA-256 (label
+//!               empty) encryption of the 32-byte content key
+//! ...     12    AES-256-GCM nonce
+//! ...     rest  AES-256-GCM ciphertext and 16-byte tag of the 512-byte payload
+//! ```
+//!
+//! The associated data of AES-256-GCM is every byte before the nonce: magic, version,
+//! metadata and recipient list cannot be changed without the packet failing to open. The
+//! content key is random per packet and zeroized after use; only [`Packet::open`] (used by
+//! the restore client) decrypts.
+
+use std::fmt;
+
+use aes_gcm::aead::{Aead, KeyInit, OsRng, Payload, rand_core::RngCore};
+use aes_gcm::{Aes256Gcm, Nonce};
+use pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use rsa::traits::PublicKeyParts;
+use rsa::{Oaep, RsaPrivateKey, RsaPublicKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::header::format::Header;
+use crate::header::layout::{HEADER_SIZE, SALT_LEN};
+use crate::header::unlock::UnlockedHeader;
+
+/// First bytes of every packet.
+pub const MAGIC: &[u8; 8] = b"TCVESCPK";
+/// The packet version written today.
+pub const PACKET_VERSION: u16 = 1;
+/// Smallest authority key `keygen` makes and the client accepts.
+pub const MIN_KEY_BITS: usize = 3072;
+/// Largest metadata accepted.
+pub const MAX_METADATA: usize = 16 * 1024;
+/// Most recipients in one packet.
+pub const MAX_RECIPIENTS: usize = 16;
+const NONCE_LEN: usize = 12;
+const CONTENT_KEY_LEN: usize = 32;
+
+/// Why a packet or key could not be made, read or opened.
+#[derive(Debug, thiserror::Error)]
+pub enum PacketError {
+    /// Not a packet, a truncated one, or one of a newer version.
+    #[error("not a valid escrow packet: {0}")]
+    Malformed(String),
+    /// None of the recipients is the key given.
+    #[error(
+        "the packet is not encrypted to this private key (its fingerprint {have} is not among \
+         the packet's recipients {recipients:?})"
+    )]
+    NotForThisKey {
+        /// The key's fingerprint.
+        have: String,
+        /// The packet's recipient fingerprints.
+        recipients: Vec<String>,
+    },
+    /// RSA-OAEP unwrapping or AES-GCM authentication failed.
+    #[error("the packet does not decrypt: it is damaged or was altered")]
+    Decrypt,
+    /// A key file is not what it should be.
+    #[error("{0}")]
+    Key(String),
+    /// The key is smaller than [`MIN_KEY_BITS`].
+    #[error("the authority key has {0} bits; at least {MIN_KEY_BITS} are required")]
+    KeyTooSmall(usize),
+    /// No random bytes or RSA failure while sealing.
+    #[error("cannot seal the packet: {0}")]
+    Seal(String),
+}
+
+/// The packet's clear metadata (bound to the ciphertext as associated data).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// Equal to the packet version.
+    pub packet_version: u16,
+    /// "veracrypt" or "truecrypt".
+    pub format: String,
+    /// Whether the header is a hidden volume's.
+    pub hidden: bool,
+    /// Cipher chain, e.g. "AES" or "Serpent-AES".
+    pub chain: String,
+    /// PRF of the header when escrowed (e.g. "sha512").
+    pub prf: String,
+    /// Sector size.
+    pub sector_size: u32,
+    /// Volume data size in bytes.
+    pub volume_size: u64,
+    /// Absolute byte offset of the data area.
+    pub data_start: u64,
+    /// Length of the data area.
+    pub data_len: u64,
+    /// Fingerprint of the volume (see [`volume_fingerprint`]).
+    pub volume_fingerprint: String,
+    /// Fingerprints of the recipients' keys, hex.
+    pub authority_fingerprints: Vec<String>,
+    /// When it was sealed (Unix seconds).
+    pub created_unix: u64,
+    /// The network user who escrowed it.
+    pub user: String,
+}
+
+/// A parsed, still sealed packet.
+pub struct Packet {
+    /// The clear metadata.
+    pub metadata: Metadata,
+    /// The recipients: fingerprint and wrapped content key.
+    recipients: Vec<([u8; 32], Vec<u8>)>,
+    aad_len: usize,
+    bytes: Vec<u8>,
+}
+
+impl fmt::Debug for Packet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Packet")
+            .field("metadata", &self.metadata)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stable fingerprint of a volume's master keys that reveals nothing about them: SHA-256
+/// over a domain label, the chain name and the key material, in hex. Equal for every header
+/// of the same volume (password changes keep the keys).
+pub fn volume_fingerprint(u: &UnlockedHeader) -> String {
+    let k = u.chain.key_material_len();
+    let mut h = Sha256::new();
+    h.update(b"tcvault escrow volume fingerprint v1\0");
+    h.update(u.chain.name().as_bytes());
+    h.update([0u8]);
+    h.update(&u.header.key_area.expose()[..k]);
+    hex::encode(h.finalize())
+}
+
+/// SHA-256 of the DER SubjectPublicKeyInfo of `key`, as raw bytes.
+///
+/// # Errors
+/// The key cannot be encoded (never expected).
+pub fn key_fingerprint(key: &RsaPublicKey) -> Result<[u8; 32], PacketError> {
+    let der = key
+        .to_public_key_der()
+        .map_err(|e| PacketError::Key(format!("cannot encode the public key: {e}")))?;
+    Ok(Sha256::digest(der.as_bytes()).into())
+}
+
+/// Parses a PEM public key (`PUBLIC KEY` or `RSA PUBLIC KEY`) of at least [`MIN_KEY_BITS`].
+///
+/// # Errors
+/// [`PacketError::Key`] or [`PacketError::KeyTooSmall`].
+pub fn parse_public_key(pem: &str) -> Result<RsaPublicKey, PacketError> {
+    use rsa::pkcs1::DecodeRsaPublicKey;
+    if pem.contains("PRIVATE KEY") {
+        return Err(PacketError::Key(
+            "this file holds a private key where a public key belongs".into(),
+        ));
+    }
+    let key = RsaPublicKey::from_public_key_pem(pem)
+        .or_else(|_| RsaPublicKey::from_pkcs1_pem(pem))
+        .map_err(|_| PacketError::Key("not a PEM RSA public key".into()))?;
+    let bits = key.size() * 8;
+    if bits < MIN_KEY_BITS {
+        return Err(PacketError::KeyTooSmall(bits));
+    }
+    Ok(key)
+}
+
+/// A new authority key pair of `bits` bits (at least [`MIN_KEY_BITS`]).
+///
+/// # Errors
+/// Too small, or RSA key generation failed.
+pub fn generate_key(bits: usize) -> Result<RsaPrivateKey, PacketError> {
+    if bits < MIN_KEY_BITS {
+        return Err(PacketError::KeyTooSmall(bits));
+    }
+    RsaPrivateKey::new(&mut OsRng, bits).map_err(|e| PacketError::Key(e.to_string()))
+}
+
+/// The private key as encrypted PKCS#8 PEM (PBES2: scrypt and AES-256-CBC) under `passphrase`.
+///
+/// # Errors
+/// Encoding failed.
+pub fn encrypted_private_pem(
+    key: &RsaPrivateKey,
+    passphrase: &[u8],
+) -> Result<Zeroizing<String>, PacketError> {
+    key.to_pkcs8_encrypted_pem(&mut OsRng, passphrase, LineEnding::LF)
+        .map_err(|e| PacketError::Key(format!("cannot encrypt the private key: {e}")))
+}
+
+/// The public key as PEM (`PUBLIC KEY`).
+///
+/// # Errors
+/// Encoding failed.
+pub fn public_pem(key: &RsaPublicKey) -> Result<String, PacketError> {
+    key.to_public_key_pem(LineEnding::LF)
+        .map_err(|e| PacketError::Key(format!("cannot encode the public key: {e}")))
+}
+
+/// Reads an encrypted PKCS#8 PEM private key with `passphrase`.
+///
+/// # Errors
+/// [`PacketError::Key`] for a wrong passphrase or a file that is not such a key.
+pub fn load_private_key(pem: &str, passphrase: &[u8]) -> Result<RsaPrivateKey, PacketError> {
+    if !pem.contains("ENCRYPTED PRIVATE KEY") {
+        return Err(PacketError::Key(
+            "not an encrypted PKCS#8 private key (\"ENCRYPTED PRIVATE KEY\" PEM)".into(),
+        ));
+    }
+    RsaPrivateKey::from_pkcs8_encrypted_pem(pem, passphrase).map_err(|_| {
+        PacketError::Key("wrong passphrase for the private key, or the key file is damaged".into())
+    })
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Seals the header `u` opened into a packet for `recipients`, recording `user`.
+///
+/// # Errors
+/// No recipients, too many, or a failure of the random generator or RSA.
+pub fn seal(
+    u: &UnlockedHeader,
+    user: &str,
+    recipients: &[RsaPublicKey],
+) -> Result<(Metadata, Vec<u8>), PacketError> {
+    if recipients.is_empty() || recipients.len() > MAX_RECIPIENTS {
+        return Err(PacketError::Seal(format!(
+            "{} recipients (1 to {MAX_RECIPIENTS} allowed)",
+            recipients.len()
+        )));
+    }
+    let h = &u.header;
+    let fps = recipients
+        .iter()
+        .map(key_fingerprint)
+        .collect::<Result<Vec<_>, _>>()?;
+    let metadata = Metadata {
+        packet_version: PACKET_VERSION,
+        format: h.family.id().to_owned(),
+        hidden: h.is_hidden(),
+        chain: u.chain.name(),
+        prf: u.kdf.prf().id().to_owned(),
+        sector_size: h.sector_size,
+        volume_size: h.volume_size,
+        data_start: h.encrypted_area_start,
+        data_len: h.encrypted_area_length,
+        volume_fingerprint: volume_fingerprint(u),
+        authority_fingerprints: fps.iter().map(hex::encode).collect(),
+        created_unix: now_unix(),
+        user: user.to_owned(),
+    };
+    let meta = serde_json::to_vec(&metadata).map_err(|e| PacketError::Seal(e.to_string()))?;
+    let mut key = Zeroizing::new([0u8; CONTENT_KEY_LEN]);
+    OsRng.fill_bytes(key.as_mut());
+    let mut out = Vec::with_capacity(2048);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&PACKET_VERSION.to_be_bytes());
+    out.extend_from_slice(&u32::try_from(meta.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(&meta);
+    out.extend_from_slice(&u16::try_from(recipients.len()).unwrap_or(0).to_be_bytes());
+    for (r, fp) in recipients.iter().zip(&fps) {
+        let wrapped = r
+            .encrypt(&mut OsRng, Oaep::new::<rsa::sha2::Sha256>(), key.as_ref())
+            .map_err(|e| PacketError::Seal(format!("RSA-OAEP: {e}")))?;
+        out.extend_from_slice(fp);
+        out.extend_from_slice(&u16::try_from(wrapped.len()).unwrap_or(0).to_be_bytes());
+        out.extend_from_slice(&wrapped);
+    }
+    let aad_len = out.len();
+    let mut nonce = [0u8; NONCE_LEN];
+    OsRng.fill_bytes(&mut nonce);
+    let plain = h.serialize(&[0u8; SALT_LEN]);
+    let cipher = Aes256Gcm::new_from_slice(key.as_ref())
+        .map_err(|_| PacketError::Seal("AES-256-GCM key".into()))?;
+    let sealed = cipher
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: plain.expose(),
+                aad: &out[..aad_len],
+            },
+        )
+        .map_err(|_| PacketError::Seal("AES-256-GCM".into()))?;
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&sealed);
+    Ok((metadata, out))
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], PacketError> {
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|&e| e <= self.b.len())
+            .ok_or_else(|| PacketError::Malformed(format!("cut short in the {what}")))?;
+        let s = &self.b[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+    fn u16(&mut self, what: &str) -> Result<u16, PacketError> {
+        let s = self.take(2, what)?;
+        Ok(u16::from_be_bytes([s[0], s[1]]))
+    }
+}
+
+impl Packet {
+    /// Parses a packet without decrypting it.
+    ///
+    /// # Errors
+    /// [`PacketError::Malformed`].
+    pub fn parse(bytes: &[u8]) -> Result<Packet, PacketError> {
+        let mut r = Reader { b: bytes, at: 0 };
+        if r.take(8, "magic")? != MAGIC {
+            return Err(PacketError::Malformed("no packet magic".into()));
+        }
+        let version = r.u16("version")?;
+        if version != PACKET_VERSION {
+            return Err(PacketError::Malformed(format!(
+                "packet version {version} (this tcvault reads version {PACKET_VERSION})"
+            )));
+        }
+        let n = r.take(4, "metadata length")?;
+        let n = u32::from_be_bytes([n[0], n[1], n[2], n[3]]) as usize;
+        if n > MAX_METADATA {
+            return Err(PacketError::Malformed("metadata too large".into()));
+        }
+        let metadata: Metadata = serde_json::from_slice(r.take(n, "metadata")?)
+            .map_err(|e| PacketError::Malformed(format!("metadata: {e}")))?;
+        if metadata.packet_version != version {
+            return Err(PacketError::Malformed("metadata version differs".into()));
+        }
+        let count = usize::from(r.u16("recipient count")?);
+        if count == 0 || count > MAX_RECIPIENTS {
+            return Err(PacketError::Malformed(format!("{count} recipients")));
+        }
+        let mut recipients = Vec::with_capacity(count);
+        for _ in 0..count {
+            let mut fp = [0u8; 32];
+            fp.copy_from_slice(r.take(32, "recipient")?);
+            let w = usize::from(r.u16("recipient")?);
+            recipients.push((fp, r.take(w, "wrapped key")?.to_vec()));
+        }
+        let aad_len = r.at;
+        r.take(NONCE_LEN, "nonce")?;
+        if bytes.len() - r.at != HEADER_SIZE + 16 {
+            return Err(PacketError::Malformed("wrong payload length".into()));
+        }
+        Ok(Packet {
+            metadata,
+            recipients,
+            aad_len,
+            bytes: bytes.to_vec(),
+        })
+    }
+
+    /// The recipients' key fingerprints, hex.
+    pub fn recipients(&self) -> Vec<String> {
+        self.recipients
+            .iter()
+            .map(|(f, _)| hex::encode(f))
+            .collect()
+    }
+
+    /// Decrypts the packet with the authority private key and returns the header it holds,
+    /// checked against the clear metadata.
+    ///
+    /// # Errors
+    /// [`PacketError::NotForThisKey`], [`PacketError::Decrypt`], or
+    /// [`PacketError::Malformed`] when the payload is no header or contradicts the metadata.
+    pub fn open(&self, key: &RsaPrivateKey) -> Result<Header, PacketError> {
+        let fp = key_fingerprint(&key.to_public_key())?;
+        let (_, wrapped) = self
+            .recipients
+            .iter()
+            .find(|(f, _)| *f == fp)
+            .ok_or_else(|| PacketError::NotForThisKey {
+                have: hex::encode(fp),
+                recipients: self.recipients(),
+            })?;
+        let ck = Zeroizing::new(
+            key.decrypt(Oaep::new::<rsa::sha2::Sha256>(), wrapped)
+                .map_err(|_| PacketError::Decrypt)?,
+        );
+        let cipher = Aes256Gcm::new_from_slice(&ck).map_err(|_| PacketError::Decrypt)?;
+        let nonce = &self.bytes[self.aad_len..self.aad_len + NONCE_LEN];
+        let plain = Zeroizing::new(
+            cipher
+                .decrypt(
+                    Nonce::from_slice(nonce),
+                    Payload {
+                        msg: &self.bytes[self.aad_len + NONCE_LEN..],
+                        aad: &self.bytes[..self.aad_len],
+                    },
+                )
+                .map_err(|_| PacketError::Decrypt)?,
+        );
+        let mut raw = Zeroizing::new([0u8; HEADER_SIZE]);
+        if plain.len() != HEADER_SIZE {
+            return Err(PacketError::Malformed("payload is not a header".into()));
+        }
+        raw.copy_from_slice(&plain);
+        let header = Header::parse(&raw)
+            .map_err(|e| PacketError::Malformed(format!("payload header: {e}")))?;
+        let m = &self.metadata;
+        if header.family.id() != m.format
+            || header.is_hidden() != m.hidden
+            || header.encrypted_area_start != m.data_start
+            || header.encrypted_area_length != m.data_len
+            || header.sector_size != m.sector_size
+        {
+            return Err(PacketError::Malformed(
+                "the sealed header contradicts the clear metadata".into(),
+            ));
+        }
+        Ok(header)
+    }
+}

@@ -1,0 +1,560 @@
+//! Key escrow end to end: the real `tcvault` binary against a real escrow server on 127.0.0.1
+//! (port 0, TLS with the certificate `init` generated, a fresh SQLite database per test):
+//! keygen, deposits from the create / change-password hooks, "already in escrow", a second
+//! user's entry, and the help-desk restore `-R ADMIN TARGET` of a volume and of a 1 KB header
+//! backup, with the refusals (non-admin, wrong private-key passphrase, another volume's entry,
+//! unreachable server).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::OnceLock;
+
+use assert_cmd::Command;
+use tcvault::escrow::server::Server;
+use tcvault::escrow::server::auth::hash_password;
+use tcvault::escrow::server::config::{self, Config};
+use tcvault::escrow::server::store::{AuditEvent, Store, UserRecord};
+use tcvault::header::{Credentials, UnlockOptions};
+use tcvault::secret::Password;
+use tcvault::volume::{Host, SlotChoice, Volume};
+
+const PIM: &str = "1";
+
+/// The authority key pair made once per test process with `tcvault escrow keygen`.
+struct Authority {
+    _dir: tempfile::TempDir,
+    private: PathBuf,
+    public: PathBuf,
+    passphrase: PathBuf,
+    fingerprint: String,
+}
+
+fn authority() -> &'static Authority {
+    static A: OnceLock<Authority> = OnceLock::new();
+    A.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let private = dir.path().join("authority.key.pem");
+        let public = dir.path().join("authority.pub.pem");
+        let passphrase = dir.path().join("passphrase");
+        std::fs::write(&passphrase, "help desk secret\n").expect("write passphrase");
+        let out = Command::cargo_bin("tcvault")
+            .expect("binary")
+            .args(["escrow", "keygen", "--private-key"])
+            .arg(&private)
+            .arg("--public-key")
+            .arg(&public)
+            .arg("--passphrase-file")
+            .arg(&passphrase)
+            .output()
+            .expect("run keygen");
+        assert!(
+            out.status.success(),
+            "keygen: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let fingerprint = String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned();
+        Authority {
+            _dir: dir,
+            private,
+            public,
+            passphrase,
+            fingerprint,
+        }
+    })
+}
+
+/// A running server, a client configuration for it and a scratch directory.
+struct Env {
+    rt: tokio::runtime::Runtime,
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    db_url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Env {
+    fn start() -> Env {
+        let a = authority();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf_dir = dir.path().join("server");
+        config::init(&conf_dir, "localhost", 8443, Some(&a.public)).expect("init");
+        let mut cfg = Config::load(&conf_dir.join("escrowd.xml")).expect("load config");
+        cfg.listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let db_url = format!("sqlite:{}", dir.path().join("escrow.sqlite3").display());
+        cfg.database_url = db_url.clone();
+        cfg.admin_networks = vec!["127.0.0.0/8".parse().expect("network")];
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let addr = rt.block_on(async {
+            let server = Server::bind(cfg).await.expect("server binds");
+            let addr = server.local_addr();
+            tokio::spawn(server.run(async move {
+                let _ = rx.await;
+            }));
+            addr
+        });
+        let config = dir.path().join("escrow.xml");
+        write_client_config(
+            &config,
+            &format!("https://localhost:{}", addr.port()),
+            &conf_dir,
+        );
+        let env = Env {
+            rt,
+            dir,
+            config,
+            db_url,
+            stop: Some(tx),
+        };
+        env.add_user("alice", "alice pw", false);
+        env.add_user("bob", "bob pw", false);
+        env.add_user("helpdesk", "helpdesk pw", true);
+        env
+    }
+
+    fn add_user(&self, name: &str, password: &str, admin: bool) {
+        let store = Store::open(&self.db_url, Path::new("/")).expect("open store");
+        let rec = UserRecord {
+            name: name.to_owned(),
+            password_hash: hash_password(password.as_bytes()).expect("hash"),
+            admin,
+            export: false,
+            import: false,
+        };
+        store
+            .add_user(&rec, &AuditEvent::new("test", "local", "user_add"))
+            .expect("add user");
+        // Each user gets a credentials file for --escrow-credentials / --admin-password-file.
+        std::fs::write(
+            self.path(&format!("{name}.creds")),
+            format!("{name}\n{password}\n"),
+        )
+        .expect("creds");
+        std::fs::write(self.path(&format!("{name}.pw")), format!("{password}\n")).expect("pw");
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn secret(&self, name: &str, value: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, format!("{value}\n")).expect("write secret");
+        p
+    }
+
+    fn tcvault(&self) -> Command {
+        let mut c = Command::cargo_bin("tcvault").expect("binary");
+        c.current_dir(self.dir.path());
+        c.env("HOME", self.dir.path());
+        c
+    }
+
+    /// `tcvault create` of a 1 MiB volume with escrow as `user` (or `None`: no escrow).
+    fn create(&self, name: &str, password: &str, user: Option<&str>) -> (PathBuf, Output) {
+        let vol = self.path(name);
+        let pw = self.secret(&format!("{name}.volpw"), password);
+        let mut c = self.tcvault();
+        c.arg("create")
+            .arg(&vol)
+            .args(["--size", "1M", "--quick", "--pim", PIM, "--password-file"])
+            .arg(&pw)
+            .arg("--escrow-config")
+            .arg(&self.config);
+        match user {
+            Some(u) => c
+                .args(["--escrow", "yes", "--escrow-credentials"])
+                .arg(self.path(&format!("{u}.creds"))),
+            None => c.args(["--escrow", "no"]),
+        };
+        let out = c.output().expect("run create");
+        assert!(out.status.success(), "create: {}", stderr(&out));
+        (vol, out)
+    }
+
+    /// `tcvault -R admin TARGET --entry N …`.
+    fn restore(&self, admin: &str, target: &Path, entry: Option<i64>, new_pw: &str) -> Output {
+        let a = authority();
+        let np = self.secret("new.pw", new_pw);
+        let mut c = self.tcvault();
+        c.arg("-R")
+            .arg(admin)
+            .arg(target)
+            .arg("--escrow-config")
+            .arg(&self.config)
+            .arg("--admin-password-file")
+            .arg(self.path(&format!("{admin}.pw")))
+            .arg("--private-key")
+            .arg(&a.private)
+            .arg("--private-key-passphrase-file")
+            .arg(&a.passphrase)
+            .arg("--new-password-file")
+            .arg(&np)
+            .args(["--new-pim", PIM, "--no-keep-old-header"]);
+        if let Some(n) = entry {
+            c.arg("--entry").arg(n.to_string());
+        }
+        c.output().expect("run restore")
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = &self.rt;
+    }
+}
+
+fn write_client_config(path: &Path, url: &str, server_dir: &Path) {
+    let a = authority();
+    let xml = format!(
+        "<tcvault-escrow>\n  <server>{url}</server>\n  <ca-certificate>{}</ca-certificate>\n  \
+         <authority-key>{}</authority-key>\n  <authority-fingerprint>{}</authority-fingerprint>\n  \
+         <policy>ask</policy>\n</tcvault-escrow>\n",
+        server_dir.join("cert.pem").display(),
+        a.public.display(),
+        a.fingerprint
+    );
+    std::fs::write(path, xml).expect("write client config");
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The escrow number printed by a deposit.
+fn escrow_number(o: &Output) -> i64 {
+    let s = stderr(o);
+    let tail = s
+        .split("escrow number ")
+        .nth(1)
+        .or_else(|| s.split("in escrow with number ").nth(1))
+        .unwrap_or_else(|| panic!("no escrow number in: {s}"));
+    tail.trim_end_matches(|c: char| !c.is_ascii_digit())
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no escrow number in: {s}"))
+}
+
+fn creds(password: &str) -> Credentials {
+    let pw = Password::new(password.as_bytes()).expect("password");
+    Credentials::new(&pw, &[], 1).expect("credentials")
+}
+
+fn open(vol: &Path, password: &str) -> Result<Volume, tcvault::volume::VolumeError> {
+    Volume::open(
+        vol,
+        &creds(password),
+        SlotChoice::default(),
+        &UnlockOptions::default(),
+    )
+}
+
+/// Writes 64 KiB of data (an ext4 superblock magic at 0x438, so that header restores can see
+/// a filesystem, and a pattern elsewhere) and returns it.
+fn write_data(vol: &Path, password: &str) -> Vec<u8> {
+    let host = Host::open_writable(vol).expect("open writable");
+    let v = Volume::open_on(
+        host,
+        &creds(password),
+        SlotChoice::default(),
+        &UnlockOptions::default(),
+    )
+    .expect("open to write");
+    let mut data: Vec<u8> = (0..65_536u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    data[0x438] = 0x53;
+    data[0x439] = 0xEF;
+    let mut buf = data.clone();
+    v.write_data(0, &mut buf).expect("write data");
+    data
+}
+
+fn read_data(vol: &Path, password: &str) -> Vec<u8> {
+    let v = open(vol, password).expect("opens");
+    let mut buf = vec![0u8; 65_536];
+    v.read_data(0, &mut buf).expect("read data");
+    buf
+}
+
+/// Makes the volume's password unknown: change-password to a random one nobody keeps.
+fn forget_password(env: &Env, vol: &Path, old: &str) {
+    let oldp = env.secret("old.pw", old);
+    let lost = env.secret("lost.pw", &format!("lost {}", std::process::id()));
+    let out = env
+        .tcvault()
+        .arg("change-password")
+        .arg(vol)
+        .arg("--password-file")
+        .arg(&oldp)
+        .args([
+            "--pim",
+            PIM,
+            "--new-pim",
+            PIM,
+            "--escrow",
+            "no",
+            "--new-password-file",
+        ])
+        .arg(&lost)
+        .output()
+        .expect("run change-password");
+    assert!(out.status.success(), "change-password: {}", stderr(&out));
+    assert!(open(vol, old).is_err(), "the old password no longer opens");
+}
+
+#[test]
+fn escrow_and_restore_a_volume() {
+    let env = Env::start();
+    let (vol, out) = env.create("vol.tc", "user pw 1", Some("alice"));
+    let n = escrow_number(&out);
+    assert!(
+        stderr(&out).contains("Escrowed the keys"),
+        "{}",
+        stderr(&out)
+    );
+    let data = write_data(&vol, "user pw 1");
+
+    // Same user, same keys (password changed meanwhile): already in escrow, same number.
+    let oldp = env.secret("p1", "user pw 1");
+    let newp = env.secret("p2", "user pw 2");
+    let out = env
+        .tcvault()
+        .arg("change-password")
+        .arg(&vol)
+        .arg("--password-file")
+        .arg(&oldp)
+        .args([
+            "--pim",
+            PIM,
+            "--new-pim",
+            PIM,
+            "--escrow",
+            "yes",
+            "--escrow-config",
+        ])
+        .arg(&env.config)
+        .arg("--escrow-credentials")
+        .arg(env.path("alice.creds"))
+        .arg("--new-password-file")
+        .arg(&newp)
+        .output()
+        .expect("change-password");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("already in escrow with number {n}")),
+        "{}",
+        stderr(&out)
+    );
+
+    // A second user escrows the same volume: a second entry.
+    let out = env
+        .tcvault()
+        .arg("change-password")
+        .arg(&vol)
+        .arg("--password-file")
+        .arg(&newp)
+        .args([
+            "--pim",
+            PIM,
+            "--new-pim",
+            PIM,
+            "--escrow",
+            "yes",
+            "--escrow-config",
+        ])
+        .arg(&env.config)
+        .arg("--escrow-credentials")
+        .arg(env.path("bob.creds"))
+        .arg("--new-password-file")
+        .arg(&newp)
+        .output()
+        .expect("change-password");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let n_bob = escrow_number(&out);
+    assert_ne!(n_bob, n);
+
+    forget_password(&env, &vol, "user pw 2");
+
+    // A non-admin is refused; nothing is written.
+    let out = env.restore("alice", &vol, Some(n), "reset pw");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("403"), "{}", stderr(&out));
+    assert!(open(&vol, "reset pw").is_err());
+
+    // Wrong private-key passphrase: refused with exit code 3, nothing written.
+    let bad = env.secret("bad.pass", "not the passphrase");
+    let np = env.secret("np", "reset pw");
+    let out = env
+        .tcvault()
+        .arg("-R")
+        .arg("helpdesk")
+        .arg(&vol)
+        .arg("--escrow-config")
+        .arg(&env.config)
+        .arg("--admin-password-file")
+        .arg(env.path("helpdesk.pw"))
+        .arg("--private-key")
+        .arg(&authority().private)
+        .arg("--private-key-passphrase-file")
+        .arg(&bad)
+        .arg("--new-password-file")
+        .arg(&np)
+        .args(["--entry", &n.to_string()])
+        .output()
+        .expect("restore");
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("wrong passphrase"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(open(&vol, "reset pw").is_err());
+
+    // Both entries are listed (found by the salts the volume still holds).
+    let out = env.restore("helpdesk", &vol, Some(n), "reset pw");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s = stderr(&out);
+    assert!(s.contains("alice") && s.contains("bob"), "{s}");
+    assert!(s.contains("master key did not change"), "{s}");
+    assert_eq!(read_data(&vol, "reset pw"), data, "data unchanged");
+    assert!(open(&vol, "user pw 2").is_err());
+    // The embedded backup was rewritten too.
+    let b = Volume::open(
+        &vol,
+        &creds("reset pw"),
+        SlotChoice {
+            backup: true,
+            ..SlotChoice::default()
+        },
+        &UnlockOptions::default(),
+    );
+    assert!(b.is_ok(), "the embedded backup opens with the new password");
+}
+
+#[test]
+fn restore_through_a_compact_backup_file() {
+    let env = Env::start();
+    let (vol, out) = env.create("vol2.tc", "pw a", Some("alice"));
+    let n = escrow_number(&out);
+    let data = write_data(&vol, "pw a");
+    let pa = env.secret("pa", "pw a");
+    let bk = env.path("vol2.hdr");
+    let out = env
+        .tcvault()
+        .arg("backup-header")
+        .arg(&vol)
+        .arg(&bk)
+        .args(["--compact", "--pim", PIM, "--password-file"])
+        .arg(&pa)
+        .output()
+        .expect("backup-header");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::metadata(&bk).expect("backup").len(), 1024);
+    forget_password(&env, &vol, "pw a");
+
+    let out = env.restore("helpdesk", &bk, Some(n), "pw new");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::metadata(&bk).expect("backup").len(), 1024);
+    assert!(stderr(&out).contains("restore-header"), "{}", stderr(&out));
+
+    // The user restores the returned backup into the volume.
+    let pn = env.secret("pn", "pw new");
+    let out = env
+        .tcvault()
+        .arg("restore-header")
+        .arg(&vol)
+        .arg("--file")
+        .arg(&bk)
+        .args([
+            "--pim",
+            PIM,
+            "--escrow",
+            "no",
+            "--no-keep-old-header",
+            "--password-file",
+        ])
+        .arg(&pn)
+        .output()
+        .expect("restore-header");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(read_data(&vol, "pw new"), data);
+    assert!(open(&vol, "pw a").is_err());
+}
+
+#[test]
+fn another_volumes_entry_is_refused_before_writing() {
+    let env = Env::start();
+    let (_a, out) = env.create("a.tc", "pw a", Some("alice"));
+    let n = escrow_number(&out);
+    let (b, _) = env.create("b.tc", "pw b", None);
+    let before = std::fs::read(&b).expect("read b");
+    let out = env.restore("helpdesk", &b, Some(n), "pw x");
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("another volume"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(&b).expect("read b"),
+        before,
+        "nothing written"
+    );
+    assert!(open(&b, "pw b").is_ok());
+}
+
+#[test]
+fn unreachable_server_does_not_fail_create() {
+    let env = Env::start();
+    let dead = env.path("dead.xml");
+    // A port nobody listens on: bind one, note it, close it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    write_client_config(
+        &dead,
+        &format!("https://localhost:{port}"),
+        &env.path("server"),
+    );
+    let pw = env.secret("dead.volpw", "pw d");
+    let vol = env.path("dead.tc");
+    let out = env
+        .tcvault()
+        .arg("create")
+        .arg(&vol)
+        .args([
+            "--size",
+            "1M",
+            "--quick",
+            "--pim",
+            PIM,
+            "--escrow",
+            "yes",
+            "--password-file",
+        ])
+        .arg(&pw)
+        .arg("--escrow-config")
+        .arg(&dead)
+        .arg("--escrow-credentials")
+        .arg(env.path("alice.creds"))
+        .output()
+        .expect("create");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot be reached"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(open(&vol, "pw d").is_ok());
+}
