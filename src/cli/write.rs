@@ -176,9 +176,7 @@ pub fn create(a: &CreateArgs) -> Result<(), CliError> {
         sector_size: a.sector_size,
         quick: a.quick,
     };
-    with_fill_progress(|progress, cancel| {
-        write::create(target, &spec, &creds, progress, cancel)
-    })?;
+    with_fill_progress(|progress, cancel| write::create(target, &spec, &creds, progress, cancel))?;
     eprintln!(
         "Created {} ({}, {}, {}).",
         a.volume.display(),
@@ -186,7 +184,13 @@ pub fn create(a: &CreateArgs) -> Result<(), CliError> {
         prot.chain.name(),
         prot.kdf.prf().display_name()
     );
-    super::escrow::offer_new(&a.volume, &creds, false, &super::escrow::narrow(prot), &a.escrow);
+    super::escrow::offer_new(
+        &a.volume,
+        &creds,
+        false,
+        &super::escrow::narrow(prot),
+        &a.escrow,
+    );
     make_filesystem(a, &creds, prot, SlotChoice::default())
 }
 
@@ -437,6 +441,12 @@ fn create_hidden(a: &CreateArgs) -> Result<(), CliError> {
         hidden: true,
         ..SlotChoice::default()
     };
-    super::escrow::offer_new(&a.volume, &creds, true, &super::escrow::narrow(prot), &a.escrow);
+    super::escrow::offer_new(
+        &a.volume,
+        &creds,
+        true,
+        &super::escrow::narrow(prot),
+        &a.escrow,
+    );
     make_filesystem(a, &creds, prot, hidden)
 }
