@@ -558,3 +558,118 @@ fn unreachable_server_does_not_fail_create() {
     );
     assert!(open(&vol, "pw d").is_ok());
 }
+
+#[test]
+fn hidden_volume_restore() {
+    use tcvault::crypto::chain::ChainId;
+    use tcvault::crypto::prf::Prf;
+    use tcvault::header::Family;
+    use tcvault::header::seal::{Protection, new_header, seal};
+
+    let env = Env::start();
+    let (vol, _) = env.create("outer.tc", "outer pw", None);
+    // A hidden volume of 256 KiB ending 128 KiB before the embedded backups, its header in the
+    // hidden slot and the hidden backup slot (the layout of format.md §2).
+    let size = std::fs::metadata(&vol).expect("size").len();
+    let len = 256 * 1024;
+    let start = size - 131_072 - len;
+    let prot = Protection::new(Family::VeraCrypt, Prf::Sha512, 1, ChainId::Aes).expect("prot");
+    let h = new_header(prot, start, len, true, 512).expect("header");
+    let hc = creds("hidden pw");
+    let host = Host::open_writable(&vol).expect("writable");
+    host.write_at(65_536, &seal(&h, prot, &hc).expect("seal"))
+        .expect("write hidden header");
+    host.write_at(size - 65_536, &seal(&h, prot, &hc).expect("seal"))
+        .expect("write hidden backup");
+    host.sync().expect("sync");
+    drop(host);
+    let hidden = SlotChoice {
+        hidden: true,
+        ..SlotChoice::default()
+    };
+    let v = Volume::open_on(
+        Host::open_writable(&vol).expect("writable"),
+        &hc,
+        hidden,
+        &UnlockOptions::default(),
+    )
+    .expect("hidden opens");
+    let data: Vec<u8> = (0..65_536u32).map(|i| (i % 251) as u8).collect();
+    let mut buf = data.clone();
+    v.write_data(0, &mut buf).expect("write hidden data");
+    drop(v);
+
+    // Escrow the hidden volume through the change-password hook, then lose its password.
+    let hp = env.secret("hp", "hidden pw");
+    let out = env
+        .tcvault()
+        .arg("change-password")
+        .arg(&vol)
+        .args([
+            "--hidden",
+            "--pim",
+            PIM,
+            "--new-pim",
+            PIM,
+            "--escrow",
+            "yes",
+        ])
+        .arg("--password-file")
+        .arg(&hp)
+        .arg("--new-password-file")
+        .arg(&hp)
+        .arg("--escrow-config")
+        .arg(&env.config)
+        .arg("--escrow-credentials")
+        .arg(env.path("alice.creds"))
+        .output()
+        .expect("change-password");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let n = escrow_number(&out);
+    let lost = env.secret("hlost", "hidden lost");
+    let out = env
+        .tcvault()
+        .arg("change-password")
+        .arg(&vol)
+        .args(["--hidden", "--pim", PIM, "--new-pim", PIM, "--escrow", "no"])
+        .arg("--password-file")
+        .arg(&hp)
+        .arg("--new-password-file")
+        .arg(&lost)
+        .output()
+        .expect("change-password");
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = env.restore("helpdesk", &vol, Some(n), "hidden new");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("hidden volume's header"),
+        "{}",
+        stderr(&out)
+    );
+    let v = Volume::open(
+        &vol,
+        &creds("hidden new"),
+        hidden,
+        &UnlockOptions::default(),
+    )
+    .expect("hidden opens with the new password");
+    let mut back = vec![0u8; 65_536];
+    v.read_data(0, &mut back).expect("read hidden");
+    assert_eq!(back, data);
+    let b = Volume::open(
+        &vol,
+        &creds("hidden new"),
+        SlotChoice {
+            hidden: true,
+            backup: true,
+            system: false,
+        },
+        &UnlockOptions::default(),
+    );
+    assert!(b.is_ok(), "the hidden backup slot was rewritten");
+    assert!(
+        open(&vol, "outer pw").is_ok(),
+        "the outer header is untouched"
+    );
+}

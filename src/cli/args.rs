@@ -23,7 +23,7 @@ pub struct Cli {
     #[arg(short = 'R', num_args = 2, value_names = ["ADMIN", "TARGET"])]
     pub restore: Option<Vec<PathBuf>>,
     /// Options of -R.
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Options of -R (help-desk restore)")]
     pub restore_opts: RestoreOptions,
     /// The command to run.
     #[command(subcommand)]

@@ -10,8 +10,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use tcvault::crypto::chain::ChainId;
 use tcvault::crypto::prf::Prf;
-use tcvault::escrow::client::client::{ClientError, Deposit, Entry, EscrowClient, Login, Query};
 use tcvault::escrow::client::config::{ClientConfig, Policy};
+use tcvault::escrow::client::http::{ClientError, Deposit, Entry, EscrowClient, Login, Query};
 use tcvault::escrow::client::packet::{self, Packet, PacketError};
 use tcvault::escrow::client::readable_salts;
 use tcvault::header::layout::{

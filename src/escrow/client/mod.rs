@@ -1,9 +1,9 @@
 //! The escrow client: the packet format and authority keys ([`packet`]), the client's XML
-//! configuration ([`config`]) and the HTTPS client of the escrow server ([`client`]). The
+//! configuration ([`config`]) and the HTTPS client of the escrow server ([`http`]). The
 //! prompts and the restore workflow live in the binary (`src/cli/escrow.rs`).
 
-pub mod client;
 pub mod config;
+pub mod http;
 pub mod packet;
 
 use crate::header::layout::{HostKind, SALT_LEN, Slot};

@@ -435,3 +435,83 @@ impl Packet {
         Ok(header)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::chain::ChainId;
+    use crate::crypto::prf::Prf;
+    use crate::header::kdf::Family;
+    use crate::header::layout::Slot;
+    use crate::header::seal::{self, Protection};
+    use crate::header::unlock::{Candidate, Credentials, UnlockOptions, unlock};
+    use crate::secret::Password;
+    use std::sync::OnceLock;
+
+    fn key() -> &'static RsaPrivateKey {
+        static K: OnceLock<RsaPrivateKey> = OnceLock::new();
+        K.get_or_init(|| generate_key(MIN_KEY_BITS).expect("RSA key"))
+    }
+
+    fn unlocked() -> UnlockedHeader {
+        let prot = Protection::new(Family::VeraCrypt, Prf::Sha256, 1, ChainId::SerpentAes)
+            .expect("protection");
+        let h = seal::new_header(prot, 131_072, 1 << 20, false, 512).expect("header");
+        let pw = Password::new(b"packet test").expect("password");
+        let creds = Credentials::new(&pw, &[], 1).expect("credentials");
+        let bytes = seal::seal(&h, prot, &creds).expect("seal");
+        let cand = Candidate {
+            slot: Slot::Normal,
+            bytes,
+        };
+        unlock(&[cand], &creds, &UnlockOptions::default()).expect("unlock")
+    }
+
+    #[test]
+    fn round_trip_and_tampering() {
+        let u = unlocked();
+        let public = key().to_public_key();
+        let (meta, bytes) = seal(&u, "alice", std::slice::from_ref(&public)).expect("seal");
+        assert_eq!(meta.volume_fingerprint, volume_fingerprint(&u));
+        assert_eq!(meta.chain, "Serpent-AES");
+        let p = Packet::parse(&bytes).expect("parse");
+        assert_eq!(p.metadata, meta);
+        let back = p.open(key()).expect("open");
+        assert_eq!(back, u.header, "fields and master keys come back");
+
+        // Any change to the clear metadata (associated data) or the ciphertext is caught.
+        let mut t = bytes.clone();
+        let pos = t
+            .windows(5)
+            .position(|w| w == b"alice")
+            .expect("user in metadata");
+        t[pos] = b'm';
+        let p = Packet::parse(&t).expect("still parses");
+        assert!(matches!(p.open(key()), Err(PacketError::Decrypt)));
+        let mut t = bytes.clone();
+        let last = t.len() - 1;
+        t[last] ^= 1;
+        assert!(matches!(
+            Packet::parse(&t).expect("parses").open(key()),
+            Err(PacketError::Decrypt)
+        ));
+        assert!(Packet::parse(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn private_key_pem_needs_its_passphrase() {
+        let pem = encrypted_private_pem(key(), b"right").expect("pem");
+        assert!(pem.contains("ENCRYPTED PRIVATE KEY"));
+        assert!(load_private_key(&pem, b"right").is_ok());
+        assert!(matches!(
+            load_private_key(&pem, b"wrong"),
+            Err(PacketError::Key(_))
+        ));
+        let public = public_pem(&key().to_public_key()).expect("public pem");
+        assert!(parse_public_key(&public).is_ok());
+        assert!(
+            parse_public_key(&pem).is_err(),
+            "a private key is no public key"
+        );
+    }
+}
