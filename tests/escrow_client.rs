@@ -78,6 +78,11 @@ struct Env {
 
 impl Env {
     fn start() -> Env {
+        Env::start_with("127.0.0.0/8")
+    }
+
+    /// A server whose admins must call from `admin_network`.
+    fn start_with(admin_network: &str) -> Env {
         let a = authority();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -91,7 +96,7 @@ impl Env {
         cfg.listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
         let db_url = format!("sqlite:{}", dir.path().join("escrow.sqlite3").display());
         cfg.database_url = db_url.clone();
-        cfg.admin_networks = vec!["127.0.0.0/8".parse().expect("network")];
+        cfg.admin_networks = vec![admin_network.parse().expect("network")];
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let addr = rt.block_on(async {
             let server = Server::bind(cfg).await.expect("server binds");
@@ -671,5 +676,26 @@ fn hidden_volume_restore() {
     assert!(
         open(&vol, "outer pw").is_ok(),
         "the outer header is untouched"
+    );
+}
+
+#[test]
+fn admin_outside_the_allowed_network_is_refused() {
+    let env = Env::start_with("10.99.0.0/16");
+    let (vol, out) = env.create("far.tc", "pw f", Some("alice"));
+    let n = escrow_number(&out);
+    let before = std::fs::read(&vol).expect("read");
+    let out = env.restore("helpdesk", &vol, Some(n), "pw g");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("403"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ADMIN_SUBNET_MASK"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read(&vol).expect("read"),
+        before,
+        "nothing written"
     );
 }
