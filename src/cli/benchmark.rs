@@ -17,8 +17,9 @@ use tcvault::crypto::serpent::SerpentBackend;
 use tcvault::crypto::xts::{DATA_UNIT, Direction};
 use tcvault::header::kdf::{Family, Kdf};
 
-use super::args::{BenchmarkArgs, ChainArg, PrfArg};
+use super::args::{BenchmarkArgs, ChainArg};
 use super::exit::{BAD_INPUT, CliError, FAILED, USAGE};
+use super::unlock::{chain_of, prf_of};
 
 /// Largest in-memory buffer accepted for the cipher table.
 const MAX_BUFFER: u64 = 4 << 30;
@@ -55,39 +56,6 @@ fn selected_chains(args: &[ChainArg]) -> Vec<ChainId> {
         }
     }
     v
-}
-
-fn chain_of(c: ChainArg) -> ChainId {
-    match c {
-        ChainArg::Aes => ChainId::Aes,
-        ChainArg::Serpent => ChainId::Serpent,
-        ChainArg::Twofish => ChainId::Twofish,
-        ChainArg::Camellia => ChainId::Camellia,
-        ChainArg::Kuznyechik => ChainId::Kuznyechik,
-        ChainArg::AesTwofish => ChainId::AesTwofish,
-        ChainArg::AesTwofishSerpent => ChainId::AesTwofishSerpent,
-        ChainArg::SerpentAes => ChainId::SerpentAes,
-        ChainArg::SerpentTwofishAes => ChainId::SerpentTwofishAes,
-        ChainArg::TwofishSerpent => ChainId::TwofishSerpent,
-        ChainArg::CamelliaKuznyechik => ChainId::CamelliaKuznyechik,
-        ChainArg::CamelliaSerpent => ChainId::CamelliaSerpent,
-        ChainArg::KuznyechikAes => ChainId::KuznyechikAes,
-        ChainArg::KuznyechikSerpentCamellia => ChainId::KuznyechikSerpentCamellia,
-        ChainArg::KuznyechikTwofish => ChainId::KuznyechikTwofish,
-    }
-}
-
-fn prf_of(p: PrfArg) -> Prf {
-    match p {
-        PrfArg::Sha512 => Prf::Sha512,
-        PrfArg::Sha256 => Prf::Sha256,
-        PrfArg::Blake2s => Prf::Blake2s,
-        PrfArg::Whirlpool => Prf::Whirlpool,
-        PrfArg::Streebog => Prf::Streebog,
-        PrfArg::Ripemd160 => Prf::Ripemd160,
-        PrfArg::Sha1 => Prf::Sha1,
-        PrfArg::Argon2id => Prf::Argon2id,
-    }
 }
 
 /// A one-line progress indicator on standard error, only when it is a terminal.
