@@ -14,10 +14,7 @@ use tcvault::escrow::client::config::{ClientConfig, Policy};
 use tcvault::escrow::client::http::{ClientError, Deposit, Entry, EscrowClient, Login, Query};
 use tcvault::escrow::client::packet::{self, Packet, PacketError};
 use tcvault::escrow::client::readable_salts;
-use tcvault::header::layout::{
-    BACKUP_HIDDEN_FROM_END, BACKUP_NORMAL_FROM_END, DATA_AREA_OFFSET, HIDDEN_HEADER_OFFSET,
-    MIN_VOLUME_SIZE,
-};
+use tcvault::header::layout::{BACKUP_NORMAL_FROM_END, DATA_AREA_OFFSET, MIN_VOLUME_SIZE};
 use tcvault::header::seal::{Protection, seal};
 use tcvault::header::{Credentials, Header, HostKind, Slot, UnlockOptions, UnlockedHeader};
 use tcvault::volume::write::{self, WriteError};
@@ -613,7 +610,7 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
         Some(
             o.keep_old_header
                 .clone()
-                .unwrap_or_else(|| default_keep_path(target)),
+                .unwrap_or_else(|| super::write::default_keep_path(target)),
         )
     };
     let written = match tkind {
@@ -734,16 +731,6 @@ fn check_volume(
     }
 }
 
-fn default_keep_path(target: &Path) -> PathBuf {
-    let name = target
-        .file_name()
-        .map_or_else(|| "volume".into(), |n| n.to_string_lossy().into_owned());
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    PathBuf::from(format!("{name}.old-headers-{secs}"))
-}
-
 /// Writes the header, with fresh salts, to the volume's embedded backup (synced) and then to
 /// its primary slot (normal or hidden).
 fn write_volume(
@@ -754,21 +741,7 @@ fn write_volume(
     keep: Option<&Path>,
 ) -> Result<PathBuf, CliError> {
     let host = Host::open_writable(target)?;
-    let primary = seal(header, prot, creds).map_err(WriteError::from)?;
-    let backup = seal(header, prot, creds).map_err(WriteError::from)?;
-    if let Some(k) = keep {
-        write::keep_old_headers(&host, k)?;
-    }
-    let size = host.size();
-    let (p_at, b_at) = if header.is_hidden() {
-        (HIDDEN_HEADER_OFFSET, size - BACKUP_HIDDEN_FROM_END)
-    } else {
-        (0, size - BACKUP_NORMAL_FROM_END)
-    };
-    host.write_at(b_at, &backup)?;
-    host.sync()?;
-    host.write_at(p_at, &primary)?;
-    host.sync()?;
+    write::rewrite_header(&host, header, prot, creds, keep)?;
     Ok(target.to_path_buf())
 }
 

@@ -337,7 +337,7 @@ pub fn backup_header(a: &BackupHeaderArgs) -> Result<(), CliError> {
 
 /// The default file for the old header slots: `NAME.old-headers-SECONDS` in the current
 /// directory (never beside a device node).
-fn default_keep_path(volume: &Path) -> PathBuf {
+pub(super) fn default_keep_path(volume: &Path) -> PathBuf {
     let name = volume
         .file_name()
         .map_or_else(|| "volume".into(), |n| n.to_string_lossy().into_owned());

@@ -530,8 +530,24 @@ pub fn change_password(
         header.min_program_version = VERACRYPT_MIN_PROGRAM_VERSION;
         header.version = CURRENT_HEADER_VERSION;
     }
-    let primary = seal(&header, new.prot, new.creds)?;
-    let backup = seal(&header, new.prot, new.creds)?;
+    rewrite_header(host, &header, new.prot, new.creds, keep_old)
+}
+
+/// Seals `header` twice (fresh salts, each verified), keeps the old header slots in `keep_old`
+/// when given, then writes the embedded backup, syncs, and writes the primary slot (normal or
+/// hidden, as the header says) of the current-layout volume on `host`, and syncs again.
+///
+/// # Errors
+/// See [`WriteError`].
+pub fn rewrite_header(
+    host: &Host,
+    header: &crate::header::format::Header,
+    prot: Protection,
+    creds: &Credentials,
+    keep_old: Option<&Path>,
+) -> Result<(), WriteError> {
+    let primary = seal(header, prot, creds)?;
+    let backup = seal(header, prot, creds)?;
     if let Some(keep) = keep_old {
         keep_old_headers(host, keep)?;
     }
