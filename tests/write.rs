@@ -198,6 +198,32 @@ fn every_chain_and_prf_creates_and_opens() {
     }
 }
 
+/// `tcvault info --json OPTS --password-file PW VOL`, parsed.
+fn info_json(opts: &[&str], pw: &Path, vol: &Path) -> serde_json::Value {
+    run_json(
+        tcvault()
+            .arg("info")
+            .arg("--json")
+            .args(opts)
+            .arg("--password-file")
+            .arg(pw)
+            .arg(vol),
+    )
+}
+
+/// The decrypted data area: `tcvault decrypt OPTS --password-file PW VOL`.
+fn decrypted(opts: &[&str], pw: &Path, vol: &Path) -> Vec<u8> {
+    run_ok(
+        tcvault()
+            .arg("decrypt")
+            .args(opts)
+            .arg("--password-file")
+            .arg(pw)
+            .arg(vol),
+    )
+    .stdout
+}
+
 /// Whether the tests run as root (`id -u` prints 0).
 fn is_root() -> bool {
     StdCommand::new("id")
@@ -235,12 +261,7 @@ fn create_defaults_and_info() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("Created"));
     assert_eq!(fs::metadata(&vol).expect("exists").len(), 1 << 20);
-    let info = run_json(
-        tcvault()
-            .args(["info", "--json", "--pim", "1", "--password-file"])
-            .arg(&pw)
-            .arg(&vol),
-    );
+    let info = info_json(&["--pim", "1"], &pw, &vol);
     assert_eq!(info["family"], "veracrypt", "{info}");
     assert_eq!(info["cipher"], "AES", "{info}");
     assert_eq!(info["encrypted_area_start"], 131_072);
@@ -276,12 +297,7 @@ fn create_truecrypt_format() {
             .arg(&pw)
             .arg(&vol),
     );
-    let info = run_json(
-        tcvault()
-            .args(["info", "--json", "--truecrypt", "--password-file"])
-            .arg(&pw)
-            .arg(&vol),
-    );
+    let info = info_json(&["--truecrypt"], &pw, &vol);
     assert_eq!(info["family"], "truecrypt", "{info}");
     assert_eq!(info["cipher"], "Serpent-Twofish-AES", "{info}");
     for bad in [
@@ -401,12 +417,7 @@ fn change_password_and_keep_old_header() {
             .arg(&vol),
     );
     assert_eq!(fs::metadata(&keep).expect("kept").len(), 131_072);
-    let info = run_json(
-        tcvault()
-            .args(["info", "--json", "--pim", "2", "--password-file"])
-            .arg(&new)
-            .arg(&vol),
-    );
+    let info = info_json(&["--pim", "2"], &new, &vol);
     assert_eq!(info["prf"], "sha256", "{info}");
     let out = run(tcvault()
         .args(["info", "--pim", "1", "--prf", "sha512", "--password-file"])
@@ -648,13 +659,7 @@ fn veracrypt_backups_restore() {
                 .arg(volume_path(volume)),
         )
         .stdout;
-        let b = run_ok(
-            tcvault()
-                .args(["decrypt", "--password-file"])
-                .arg(&pwf)
-                .arg(&copy),
-        )
-        .stdout;
+        let b = decrypted(&[], &pwf, &copy);
         assert!(a == b, "{volume}: data differ after restore");
     }
 }
@@ -670,13 +675,7 @@ fn hidden_volume_in_a_veracrypt_outer() {
     let opw = dir.path().join("outer-pw");
     fs::write(&opw, common::password_bytes(&e, "password")).expect("pw");
     let hpw = pwfile(&dir, "hidden-pw", "hidden one");
-    let before = run_ok(
-        tcvault()
-            .args(["decrypt", "--prf", "sha512", "--password-file"])
-            .arg(&opw)
-            .arg(&outer),
-    )
-    .stdout;
+    let before = decrypted(&["--prf", "sha512"], &opw, &outer);
     // Far too big: the outer FAT's files are in the way.
     let out = run(tcvault()
         .args([
@@ -715,27 +714,11 @@ fn hidden_volume_in_a_veracrypt_outer() {
             .arg(&opw)
             .arg(&outer),
     );
-    let h = run_json(
-        tcvault()
-            .args(["info", "--json", "--pim", "1", "--password-file"])
-            .arg(&hpw)
-            .arg(&outer),
-    );
+    let h = info_json(&["--pim", "1"], &hpw, &outer);
     assert_eq!(h["type"], "hidden", "{h}");
-    let o = run_json(
-        tcvault()
-            .args(["info", "--json", "--prf", "sha512", "--password-file"])
-            .arg(&opw)
-            .arg(&outer),
-    );
+    let o = info_json(&["--prf", "sha512"], &opw, &outer);
     assert_eq!(o["type"], "normal", "{o}");
-    let after = run_ok(
-        tcvault()
-            .args(["decrypt", "--prf", "sha512", "--password-file"])
-            .arg(&opw)
-            .arg(&outer),
-    )
-    .stdout;
+    let after = decrypted(&["--prf", "sha512"], &opw, &outer);
     let start = h["encrypted_area_start"].as_u64().expect("start") as usize - 131_072;
     assert!(
         before[..start] == after[..start],
@@ -952,12 +935,7 @@ fn compact_backup_with_hidden_header() {
             .arg(&b)
             .arg(&vol),
     );
-    let v = run_json(
-        tcvault()
-            .args(["info", "--json", "--hidden", "--password-file"])
-            .arg(&hpw)
-            .arg(&vol),
-    );
+    let v = info_json(&["--hidden"], &hpw, &vol);
     assert_eq!(v["type"], "hidden");
 }
 
@@ -1029,13 +1007,7 @@ fn hidden_volume_in_our_own_fat_outer() {
             .arg(&opw)
             .arg(&vol),
     );
-    let before = run_ok(
-        tcvault()
-            .args(["decrypt", "--pim", "1", "--password-file"])
-            .arg(&opw)
-            .arg(&vol),
-    )
-    .stdout;
+    let before = decrypted(&["--pim", "1"], &opw, &vol);
     assert_eq!(&before[510..512], [0x55, 0xAA], "a FAT boot sector");
     run_ok(
         tcvault()
@@ -1055,39 +1027,17 @@ fn hidden_volume_in_our_own_fat_outer() {
             .arg(&opw)
             .arg(&vol),
     );
-    let h = run_json(
-        tcvault()
-            .args(["info", "--json", "--pim", "1", "--password-file"])
-            .arg(&hpw)
-            .arg(&vol),
-    );
+    let h = info_json(&["--pim", "1"], &hpw, &vol);
     assert_eq!(h["type"], "hidden", "{h}");
-    let o = run_json(
-        tcvault()
-            .args(["info", "--json", "--pim", "1", "--password-file"])
-            .arg(&opw)
-            .arg(&vol),
-    );
+    let o = info_json(&["--pim", "1"], &opw, &vol);
     assert_eq!(o["type"], "normal", "{o}");
-    let after = run_ok(
-        tcvault()
-            .args(["decrypt", "--pim", "1", "--password-file"])
-            .arg(&opw)
-            .arg(&vol),
-    )
-    .stdout;
+    let after = decrypted(&["--pim", "1"], &opw, &vol);
     let start = h["encrypted_area_start"].as_u64().expect("start") as usize - 131_072;
     assert!(
         before[..start] == after[..start],
         "the outer volume's used part changed"
     );
-    let hidden = run_ok(
-        tcvault()
-            .args(["decrypt", "--hidden", "--pim", "1", "--password-file"])
-            .arg(&hpw)
-            .arg(&vol),
-    )
-    .stdout;
+    let hidden = decrypted(&["--hidden", "--pim", "1"], &hpw, &vol);
     assert_eq!(
         &hidden[510..512],
         [0x55, 0xAA],
