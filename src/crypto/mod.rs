@@ -10,6 +10,7 @@ pub mod aes_xts;
 pub mod chain;
 pub mod cipher;
 pub mod keyfile;
+pub mod legacy;
 pub mod prf;
 pub mod random;
 #[allow(unsafe_code)]
