@@ -11,9 +11,15 @@ pub mod chain;
 pub mod cipher;
 pub mod keyfile;
 pub mod legacy;
+#[allow(unsafe_code)]
+pub mod pbkdf2_lanes;
 pub mod prf;
 pub mod random;
 #[allow(unsafe_code)]
 pub mod serpent;
+#[allow(unsafe_code)]
+pub mod streebog;
 pub mod twofish;
+#[allow(unsafe_code)]
+pub mod whirlpool;
 pub mod xts;

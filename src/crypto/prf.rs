@@ -141,8 +141,14 @@ pub fn pbkdf2_block(
         Prf::Blake2s => {
             block_precomputed::<blake2::Blake2s256>(password, salt, iterations, index, out, stop)
         }
+        Prf::Whirlpool if super::whirlpool::available() => {
+            super::whirlpool::pbkdf2_block(password, salt, iterations, index, out, stop)
+        }
         Prf::Whirlpool => {
             block::<Hmac<whirlpool::Whirlpool>>(password, salt, iterations, index, out, stop)
+        }
+        Prf::Streebog if super::streebog::available() => {
+            super::streebog::pbkdf2_block(password, salt, iterations, index, out, stop)
         }
         Prf::Streebog => {
             block_precomputed::<streebog::Streebog512>(password, salt, iterations, index, out, stop)

@@ -1,0 +1,349 @@
+//! PBKDF2-HMAC-Whirlpool with an AVX-512 kernel (VBMI byte permutes and GFNI affine maps).
+//!
+//! Whirlpool's 8×8-byte state (row `i` = bytes `8 i .. 8 i + 8`) fits one `zmm` register, one
+//! row per 64-bit lane. A round is
+//! * γ, the S-box: a 256-entry byte lookup as two `vpermi2b` and a select on the top bit;
+//! * π, column `j` rotated down by `j` rows: one `vpermb`;
+//! * θ, each row times the circulant matrix cir(1, 1, 4, 1, 8, 5, 2, 9) over GF(2^8) modulo
+//!   x^8 + x^4 + x^3 + x^2 + 1: output byte `j` is the XOR over `t` of `c_t` times input byte
+//!   `j − t` of the same row, i.e. the row rotated by `t` bytes (`vprolq`) times a constant,
+//!   which is a GF(2)-linear map of each byte (`vgf2p8affineqb`);
+//! * σ, the round key XOR.
+//!
+//! The S-box is built from the mini-boxes E and R of the Whirlpool specification (Barreto and
+//! Rijmen, 2003) at compile time. The first PBKDF2 iteration (salt of any length) uses the
+//! `whirlpool` crate through `hmac`; the kernel runs the rest, where each HMAC hash is the
+//! precomputed key block, one 64-byte message block and one constant padding block.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::prf::Stopped;
+
+/// How many iterations run between two looks at the stop flag.
+const STOP_CHECK_EVERY: u32 = 2048;
+
+/// Whether this CPU can run the kernel (AVX-512 F/BW/VBMI and GFNI).
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512vbmi")
+            && std::is_x86_feature_detected!("gfni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The mini-box E of the specification and its inverse, and the mini-box R.
+const MINI_E: [u8; 16] = [
+    0x1, 0xB, 0x9, 0xC, 0xD, 0x6, 0xF, 0x3, 0xE, 0x8, 0x7, 0x4, 0xA, 0x2, 0x5, 0x0,
+];
+const MINI_R: [u8; 16] = [
+    0x7, 0xC, 0xB, 0xD, 0xE, 0x4, 0x9, 0xF, 0x6, 0x3, 0x8, 0xA, 0x2, 0x5, 0x1, 0x0,
+];
+
+/// The S-box: high nibble through E, low nibble through E⁻¹, both mixed through R and back.
+const fn sbox() -> [u8; 256] {
+    let mut inv = [0u8; 16];
+    let mut i = 0;
+    while i < 16 {
+        inv[MINI_E[i] as usize] = i as u8;
+        i += 1;
+    }
+    let mut s = [0u8; 256];
+    let mut x = 0;
+    while x < 256 {
+        let u = MINI_E[x >> 4];
+        let l = inv[x & 15];
+        let r = MINI_R[(u ^ l) as usize];
+        s[x] = (MINI_E[(u ^ r) as usize] << 4) | inv[(l ^ r) as usize];
+        x += 1;
+    }
+    s
+}
+
+const SBOX: [u8; 256] = sbox();
+
+/// The `vgf2p8affineqb` matrix of multiplication by `c` modulo x^8 + x^4 + x^3 + x^2 + 1: the
+/// row for output bit `i` in byte `7 − i`, its bit `k` = bit `i` of `c · x^k`.
+const fn mul_matrix(c: u8) -> u64 {
+    let mut cols = [0u8; 8];
+    let mut v = c;
+    let mut k = 0;
+    while k < 8 {
+        cols[k] = v;
+        v = if v & 0x80 != 0 {
+            (v << 1) ^ 0x1d
+        } else {
+            v << 1
+        };
+        k += 1;
+    }
+    let mut q = 0u64;
+    let mut i = 0;
+    while i < 8 {
+        let mut row = 0u64;
+        let mut k = 0;
+        while k < 8 {
+            row |= (((cols[k] >> i) & 1) as u64) << k;
+            k += 1;
+        }
+        q |= row << (8 * (7 - i));
+        i += 1;
+    }
+    q
+}
+
+/// PBKDF2-HMAC-Whirlpool output block `index` (1-based) into `out` (up to 64 bytes), with the
+/// stop flag checked every few thousand iterations.
+///
+/// # Panics
+/// If [`available`] is false or `iterations` is 0.
+pub fn pbkdf2_block(
+    password: &[u8],
+    salt: &[u8],
+    iterations: u32,
+    index: u32,
+    out: &mut [u8],
+    stop: &AtomicBool,
+) -> Result<(), Stopped> {
+    use digest::{KeyInit, Mac};
+    assert!(
+        available(),
+        "the Whirlpool kernel needs AVX-512 VBMI and GFNI"
+    );
+    assert!(iterations > 0, "PBKDF2 needs at least one iteration");
+    let mut key = [0u8; 64];
+    if password.len() > 64 {
+        let mut d = <::whirlpool::Whirlpool as digest::Digest>::digest(password);
+        key.copy_from_slice(&d);
+        zeroize::Zeroize::zeroize(d.as_mut_slice());
+    } else {
+        key[..password.len()].copy_from_slice(password);
+    }
+    let mut mac = match <hmac::Hmac<::whirlpool::Whirlpool> as KeyInit>::new_from_slice(&key) {
+        Ok(m) => m,
+        Err(_) => unreachable!("HMAC accepts keys of any length"),
+    };
+    mac.update(salt);
+    mac.update(&index.to_be_bytes());
+    let mut first = [0u8; 64];
+    first.copy_from_slice(&mac.finalize().into_bytes());
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `available()` confirmed every target feature the kernel is compiled with.
+    let result = unsafe { kernel::run(&key, &first, iterations, stop) };
+    #[cfg(not(target_arch = "x86_64"))]
+    let result: Result<[u8; 64], Stopped> = unreachable!("available() is false here");
+    zeroize::Zeroize::zeroize(&mut key);
+    zeroize::Zeroize::zeroize(&mut first);
+    let mut acc = result?;
+    let n = out.len().min(64);
+    out[..n].copy_from_slice(&acc[..n]);
+    zeroize::Zeroize::zeroize(&mut acc);
+    Ok(())
+}
+
+#[cfg(target_arch = "x86_64")]
+mod kernel {
+    use core::arch::x86_64::*;
+
+    use super::{AtomicBool, Ordering, SBOX, STOP_CHECK_EVERY, Stopped, mul_matrix};
+
+    struct Consts {
+        sbox: [__m512i; 4],
+        shift: __m512i,
+        /// Multiplication by 4, 8, 5, 2 and 9.
+        mul: [__m512i; 5],
+        rc: [__m512i; 10],
+        /// The padding block of a 128-byte message (key block + 64 bytes).
+        pad: __m512i,
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni")]
+    fn load(bytes: &[u8; 64]) -> __m512i {
+        // SAFETY: the pointer covers 64 readable bytes; the load is unaligned.
+        unsafe { _mm512_loadu_si512(bytes.as_ptr().cast()) }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni")]
+    fn store(v: __m512i) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        // SAFETY: the pointer covers 64 writable bytes; the store is unaligned.
+        unsafe { _mm512_storeu_si512(out.as_mut_ptr().cast(), v) };
+        out
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni")]
+    fn consts() -> Consts {
+        let mut sbox = [_mm512_setzero_si512(); 4];
+        for (q, s) in sbox.iter_mut().enumerate() {
+            let mut b = [0u8; 64];
+            b.copy_from_slice(&SBOX[64 * q..64 * (q + 1)]);
+            *s = load(&b);
+        }
+        // π: output row i, column j takes input row (i − j) mod 8, column j.
+        let mut idx = [0u8; 64];
+        for (p, v) in idx.iter_mut().enumerate() {
+            let (i, j) = (p / 8, p % 8);
+            *v = (8 * ((i + 8 - j) % 8) + j) as u8;
+        }
+        let shift = load(&idx);
+        let mul = [4u8, 8, 5, 2, 9].map(|c| _mm512_set1_epi64(mul_matrix(c) as i64));
+        let rc = core::array::from_fn(|r| {
+            let mut b = [0u8; 64];
+            b[..8].copy_from_slice(&SBOX[8 * r..8 * r + 8]);
+            load(&b)
+        });
+        let mut p = [0u8; 64];
+        p[0] = 0x80;
+        p[62..].copy_from_slice(&1024u16.to_be_bytes());
+        Consts {
+            sbox,
+            shift,
+            mul,
+            rc,
+            pad: load(&p),
+        }
+    }
+
+    /// θ ∘ π ∘ γ.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni")]
+    fn round(x: __m512i, k: &Consts) -> __m512i {
+        let lo = _mm512_permutex2var_epi8(k.sbox[0], x, k.sbox[1]);
+        let hi = _mm512_permutex2var_epi8(k.sbox[2], x, k.sbox[3]);
+        let s = _mm512_mask_blend_epi8(_mm512_movepi8_mask(x), lo, hi);
+        let a = _mm512_permutexvar_epi8(k.shift, s);
+        // Row byte j gets c_t · byte (j − t): a rotation left by t bytes of the little-endian lane.
+        let m = |c: usize, v: __m512i| _mm512_gf2p8affine_epi64_epi8::<0>(v, k.mul[c]);
+        let t0 = _mm512_ternarylogic_epi64::<0x96>(
+            a,
+            _mm512_rol_epi64::<8>(a),
+            _mm512_rol_epi64::<24>(a),
+        );
+        let t1 = _mm512_ternarylogic_epi64::<0x96>(
+            m(0, _mm512_rol_epi64::<16>(a)),
+            m(1, _mm512_rol_epi64::<32>(a)),
+            m(2, _mm512_rol_epi64::<40>(a)),
+        );
+        let t2 = _mm512_ternarylogic_epi64::<0x96>(
+            m(3, _mm512_rol_epi64::<48>(a)),
+            m(4, _mm512_rol_epi64::<56>(a)),
+            t0,
+        );
+        _mm512_xor_si512(t1, t2)
+    }
+
+    /// The compression function: W[h](m) ⊕ h ⊕ m.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni")]
+    fn compress(h: __m512i, m: __m512i, k: &Consts) -> __m512i {
+        let mut key = h;
+        let mut s = _mm512_xor_si512(m, h);
+        for rc in &k.rc {
+            key = _mm512_xor_si512(round(key, k), *rc);
+            s = _mm512_xor_si512(round(s, k), key);
+        }
+        _mm512_ternarylogic_epi64::<0x96>(s, h, m)
+    }
+
+    /// Iterations 2..=`iterations` of one PBKDF2 block whose first U is `first`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni")]
+    pub(super) fn run(
+        key: &[u8; 64],
+        first: &[u8; 64],
+        iterations: u32,
+        stop: &AtomicBool,
+    ) -> Result<[u8; 64], Stopped> {
+        let k = consts();
+        let keyed = |pad: u8| {
+            let mut blk = *key;
+            for b in &mut blk {
+                *b ^= pad;
+            }
+            let h = compress(_mm512_setzero_si512(), load(&blk), &k);
+            zeroize::Zeroize::zeroize(&mut blk);
+            h
+        };
+        let inner = keyed(0x36);
+        let outer = keyed(0x5c);
+        let mut u = load(first);
+        let mut acc = u;
+        for i in 1..iterations {
+            if i % STOP_CHECK_EVERY == 0 && stop.load(Ordering::Relaxed) {
+                return Err(Stopped);
+            }
+            let ih = compress(compress(inner, u, &k), k.pad, &k);
+            u = compress(compress(outer, ih, &k), k.pad, &k);
+            acc = _mm512_xor_si512(acc, u);
+        }
+        Ok(store(acc))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small deterministic generator for test inputs (SplitMix64).
+    fn next(state: &mut u64) -> u64 {
+        *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    #[test]
+    fn kernel_matches_whirlpool_crate_on_random_inputs() {
+        if !available() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI machines must run the Whirlpool kernel"
+            );
+            eprintln!("skipped: no AVX-512 VBMI/GFNI on this CPU");
+            return;
+        }
+        let never = AtomicBool::new(false);
+        let mut seed = 0x5eed_0002;
+        for case in 0..24 {
+            let pw_len = [0, 1, 20, 63, 64, 65, 128, 150][case % 8];
+            let salt_len = [64, 0, 16, 100][case % 4];
+            let iterations = [1, 2, 3, 17, 1000, 2049][case % 6];
+            let password: Vec<u8> = (0..pw_len).map(|_| next(&mut seed) as u8).collect();
+            let salt: Vec<u8> = (0..salt_len).map(|_| next(&mut seed) as u8).collect();
+            let mut want = [0u8; 192];
+            pbkdf2::pbkdf2_hmac::<::whirlpool::Whirlpool>(&password, &salt, iterations, &mut want);
+            for index in 1..=3u32 {
+                let mut got = [0u8; 64];
+                pbkdf2_block(&password, &salt, iterations, index, &mut got, &never)
+                    .expect("never stopped");
+                let at = (index as usize - 1) * 64;
+                assert_eq!(
+                    got[..],
+                    want[at..at + 64],
+                    "case {case}: password {pw_len} B, salt {salt_len} B, {iterations} iterations, block {index}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn kernel_stops_when_flag_raised() {
+        if !available() {
+            return;
+        }
+        let stop = AtomicBool::new(true);
+        let mut out = [0u8; 64];
+        assert_eq!(
+            pbkdf2_block(b"pw", b"salt", 100_000, 1, &mut out, &stop),
+            Err(Stopped)
+        );
+        assert_eq!(out, [0u8; 64], "nothing written when stopped");
+    }
+}
