@@ -17,6 +17,9 @@ use assert_cmd::Command;
 use serde_json::Value;
 use tempfile::TempDir;
 
+/// Legacy TrueCrypt (1.0–5.1a) volumes built from first principles (issue 8).
+pub mod legacy;
+
 /// Bytes before the data area of a current-layout volume (format.md §2); the same again follows
 /// it (the embedded backup headers).
 pub const DATA_AREA_OFFSET: u64 = 131_072;
