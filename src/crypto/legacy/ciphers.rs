@@ -193,6 +193,16 @@ mod tests {
     }
 
     #[test]
+    fn crate_ciphers_wipe_their_key_schedules() {
+        // Compiles only while the crates' `zeroize` features are on (Cargo.toml): then their
+        // key schedules are wiped on drop.
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        wiped_on_drop::<blowfish::BlowfishLE>();
+        wiped_on_drop::<cast5::Cast5>();
+        wiped_on_drop::<des::TdesEde3>();
+    }
+
+    #[test]
     fn cast5_rfc2144_vector() {
         let c = narrow(
             LegacyCipherId::Cast5,
