@@ -10,7 +10,8 @@
 //! runs them through a lane kernel when the CPU and PRF have one (in groups of [`lanes`]), and
 //! otherwise one after another with [`pbkdf2_block`]. The first iteration of every job (the salt,
 //! of any length) is computed with the RustCrypto HMAC; the kernel runs the rest, where every
-//! message is exactly one hash output. Kernels: RIPEMD-160 with AVX-512 (16 lanes).
+//! message is exactly one hash output. Kernels: RIPEMD-160, SHA-256 and BLAKE2s
+//! with AVX-512 (16 lanes of 32 bits).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -45,7 +46,7 @@ impl std::fmt::Debug for LaneJob<'_> {
 /// How many blocks of `prf` one kernel call advances together on this CPU (1 = no lane kernel).
 pub fn lanes(prf: Prf) -> usize {
     match prf {
-        Prf::Ripemd160 if avx512() => 16,
+        Prf::Ripemd160 | Prf::Sha256 | Prf::Blake2s if avx512() => 16,
         _ => 1,
     }
 }
@@ -96,7 +97,9 @@ pub fn pbkdf2_blocks(
     for (group, outs) in jobs.chunks(width).zip(outs.chunks_mut(width)) {
         match prf {
             #[cfg(target_arch = "x86_64")]
-            Prf::Ripemd160 => ripemd160_group(group, iterations, outs, stop)?,
+            Prf::Ripemd160 | Prf::Sha256 | Prf::Blake2s => {
+                group32(prf, group, iterations, outs, stop)?;
+            }
             _ => unreachable!("lanes() offers no kernel for {prf:?}"),
         }
     }
@@ -112,54 +115,129 @@ const RMD_IV: [u32; 5] = [
     0xc3d2_e1f0,
 ];
 
+/// Per-lane kernel inputs: each lane's HMAC key block (16 words) and first U (up to 8 words),
+/// in the hash's word order; lanes past the group repeat its first job and are discarded.
+struct Prepared {
+    keys: [[u32; 16]; 16],
+    firsts: [[u32; 8]; 16],
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.keys);
+        zeroize::Zeroize::zeroize(&mut self.firsts);
+    }
+}
+
+/// The first HMAC of a block, `HMAC(key, salt || INT(index))`, by the RustCrypto crates.
+fn first_u(prf: Prf, key: &[u8; 64], salt: &[u8], index: u32, out: &mut [u8; 32]) {
+    fn mac<M: Mac + KeyInit>(key: &[u8], salt: &[u8], index: u32, out: &mut [u8; 32]) {
+        let mut m = match <M as KeyInit>::new_from_slice(key) {
+            Ok(m) => m,
+            Err(_) => unreachable!("HMAC accepts keys of any length"),
+        };
+        m.update(salt);
+        m.update(&index.to_be_bytes());
+        let mut u = m.finalize().into_bytes();
+        out[..u.len()].copy_from_slice(&u);
+        zeroize::Zeroize::zeroize(u.as_mut_slice());
+    }
+    match prf {
+        Prf::Ripemd160 => mac::<Hmac<ripemd::Ripemd160>>(key, salt, index, out),
+        Prf::Sha256 => mac::<Hmac<sha2::Sha256>>(key, salt, index, out),
+        Prf::Blake2s => mac::<hmac::SimpleHmac<blake2::Blake2s256>>(key, salt, index, out),
+        other => unreachable!("no 32-bit lane kernel for {other:?}"),
+    }
+}
+
+/// The HMAC key block of `password` (hashed first when longer than the 64-byte block).
+fn key_block(prf: Prf, password: &[u8]) -> [u8; 64] {
+    fn digest_into<D: digest::Digest>(password: &[u8], key: &mut [u8; 64]) {
+        let mut d = D::digest(password);
+        key[..d.len()].copy_from_slice(&d);
+        zeroize::Zeroize::zeroize(d.as_mut_slice());
+    }
+    let mut key = [0u8; 64];
+    if password.len() > 64 {
+        match prf {
+            Prf::Ripemd160 => digest_into::<ripemd::Ripemd160>(password, &mut key),
+            Prf::Sha256 => digest_into::<sha2::Sha256>(password, &mut key),
+            Prf::Blake2s => digest_into::<blake2::Blake2s256>(password, &mut key),
+            other => unreachable!("no 32-bit lane kernel for {other:?}"),
+        }
+    } else {
+        key[..password.len()].copy_from_slice(password);
+    }
+    key
+}
+
+/// Whether the hash reads and writes its 32-bit words big-endian (SHA-256) or little-endian.
+fn big_endian(prf: Prf) -> bool {
+    prf == Prf::Sha256
+}
+
+fn word(bytes: &[u8], big: bool) -> u32 {
+    let b = [bytes[0], bytes[1], bytes[2], bytes[3]];
+    if big {
+        u32::from_be_bytes(b)
+    } else {
+        u32::from_le_bytes(b)
+    }
+}
+
+fn prepare(prf: Prf, group: &[LaneJob<'_>]) -> Prepared {
+    let big = big_endian(prf);
+    let mut p = Prepared {
+        keys: [[0; 16]; 16],
+        firsts: [[0; 8]; 16],
+    };
+    for lane in 0..16 {
+        let job = group[lane.min(group.len() - 1)];
+        let mut key = key_block(prf, job.password);
+        for (w, c) in p.keys[lane].iter_mut().zip(key.chunks_exact(4)) {
+            *w = word(c, big);
+        }
+        let mut u = [0u8; 32];
+        first_u(prf, &key, job.salt, job.index, &mut u);
+        for (w, c) in p.firsts[lane].iter_mut().zip(u.chunks_exact(4)) {
+            *w = word(c, big);
+        }
+        zeroize::Zeroize::zeroize(&mut key);
+        zeroize::Zeroize::zeroize(&mut u);
+    }
+    p
+}
+
 #[cfg(target_arch = "x86_64")]
-fn ripemd160_group(
+fn group32(
+    prf: Prf,
     group: &[LaneJob<'_>],
     iterations: u32,
     outs: &mut [&mut [u8]],
     stop: &AtomicBool,
 ) -> Result<(), Stopped> {
-    // Lane-major inputs: key blocks (16 words) and first U (5 words) of every lane; lanes past
-    // the group repeat its first job and are discarded.
-    let mut keys = [[0u32; 16]; 16];
-    let mut firsts = [[0u32; 5]; 16];
-    for lane in 0..16 {
-        let job = group[lane.min(group.len() - 1)];
-        let mut key = [0u8; 64];
-        if job.password.len() > 64 {
-            let mut d = <ripemd::Ripemd160 as digest::Digest>::digest(job.password);
-            key[..20].copy_from_slice(&d);
-            zeroize::Zeroize::zeroize(d.as_mut_slice());
-        } else {
-            key[..job.password.len()].copy_from_slice(job.password);
+    let p = prepare(prf, group);
+    // SAFETY: `lanes()` returned 16 only after detecting AVX-512F, the kernels' only feature.
+    let result = unsafe {
+        match prf {
+            Prf::Ripemd160 => avx512::ripemd160(&p.keys, &p.firsts, iterations, stop),
+            Prf::Sha256 => avx512::sha256(&p.keys, &p.firsts, iterations, stop),
+            _ => avx512::blake2s(&p.keys, &p.firsts, iterations, stop),
         }
-        for (w, c) in keys[lane].iter_mut().zip(key.chunks_exact(4)) {
-            *w = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        }
-        let mut mac = match <Hmac<ripemd::Ripemd160> as KeyInit>::new_from_slice(&key) {
-            Ok(m) => m,
-            Err(_) => unreachable!("HMAC accepts keys of any length"),
-        };
-        zeroize::Zeroize::zeroize(&mut key);
-        mac.update(job.salt);
-        mac.update(&job.index.to_be_bytes());
-        let mut u = mac.finalize().into_bytes();
-        for (w, c) in firsts[lane].iter_mut().zip(u.chunks_exact(4)) {
-            *w = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        }
-        zeroize::Zeroize::zeroize(u.as_mut_slice());
-    }
-    // SAFETY: `lanes()` returned 16 only after detecting AVX-512F, the kernel's only feature.
-    let result = unsafe { rmd_avx512::run(&keys, &firsts, iterations, stop) };
-    zeroize::Zeroize::zeroize(&mut keys);
-    zeroize::Zeroize::zeroize(&mut firsts);
+    };
+    drop(p);
     let mut acc = result?;
+    let big = big_endian(prf);
     for (lane, out) in outs.iter_mut().enumerate() {
-        let mut bytes = [0u8; 20];
+        let mut bytes = [0u8; 32];
         for (c, w) in bytes.chunks_exact_mut(4).zip(&acc[lane]) {
-            c.copy_from_slice(&w.to_le_bytes());
+            c.copy_from_slice(&if big {
+                w.to_be_bytes()
+            } else {
+                w.to_le_bytes()
+            });
         }
-        let n = out.len().min(20);
+        let n = out.len().min(prf.block_len());
         out[..n].copy_from_slice(&bytes[..n]);
         zeroize::Zeroize::zeroize(&mut bytes);
     }
@@ -218,45 +296,187 @@ const RMD_K: [[u32; 5]; 2] = [
     ],
 ];
 
+/// SHA-256 and BLAKE2s share their initial value: the first 32 bits of the fractional parts of
+/// the square roots of the first eight primes. Computed here rather than typed in.
+const SQRT_IV: [u32; 8] = {
+    let primes = [2u128, 3, 5, 7, 11, 13, 17, 19];
+    let mut iv = [0u32; 8];
+    let mut i = 0;
+    while i < 8 {
+        // floor(sqrt(p · 2^64)) = floor(sqrt(p) · 2^32); its low 32 bits are the fraction.
+        iv[i] = int_root(primes[i] << 64, 2) as u32;
+        i += 1;
+    }
+    iv
+};
+
+/// SHA-256 round constants: the first 32 bits of the fractional parts of the cube roots of the
+/// first 64 primes (FIPS 180-4 §4.2.2), computed at compile time.
+const SHA256_K: [u32; 64] = {
+    let mut k = [0u32; 64];
+    let mut n = 0;
+    let mut p = 2u128;
+    while n < 64 {
+        let mut d = 2;
+        let mut prime = true;
+        while d * d <= p {
+            if p % d == 0 {
+                prime = false;
+            }
+            d += 1;
+        }
+        if prime {
+            k[n] = int_root(p << 96, 3) as u32;
+            n += 1;
+        }
+        p += 1;
+    }
+    k
+};
+
+/// floor(x^(1/e)) for e = 2 or 3 by bisection (x < 2^110).
+const fn int_root(x: u128, e: u32) -> u128 {
+    let (mut lo, mut hi) = (0u128, 1u128 << 40);
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if mid.pow(e) <= x {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    lo
+}
+
+/// BLAKE2s message schedule (RFC 7693 §2.7).
+const BLAKE2S_SIGMA: [[usize; 16]; 10] = [
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
+    [14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3],
+    [11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4],
+    [7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8],
+    [9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13],
+    [2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9],
+    [12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11],
+    [13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10],
+    [6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5],
+    [10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0],
+];
+
 #[cfg(target_arch = "x86_64")]
-mod rmd_avx512 {
+mod avx512 {
     use core::arch::x86_64::*;
 
-    use super::{AtomicBool, Ordering, RMD_IV, RMD_K, RMD_R, RMD_S, STOP_CHECK_EVERY, Stopped};
+    use super::{
+        AtomicBool, BLAKE2S_SIGMA, Ordering, RMD_IV, RMD_K, RMD_R, RMD_S, SHA256_K, SQRT_IV,
+        STOP_CHECK_EVERY, Stopped,
+    };
 
-    type State = [__m512i; 5];
+    type V = __m512i;
 
-    /// The five boolean functions as `vpternlogd` truth tables (x, y, z = first, second, third).
-    const F: [i32; 5] = [0x96, 0xca, 0x59, 0xe4, 0x2d];
+    /// The kernels' result: each lane's XOR of all U, as words.
+    type Acc = [[u32; 8]; 16];
 
-    #[inline(always)]
-    fn f<const IMM: i32>(x: __m512i, y: __m512i, z: __m512i) -> __m512i {
-        // SAFETY: only called from `compress`, which runs with AVX-512F enabled.
-        unsafe { _mm512_ternarylogic_epi32::<IMM>(x, y, z) }
-    }
-
-    /// One line (left `L = 0`, right `L = 1`) of the compression function.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn line<const L: usize>(h: &State, x: &[__m512i; 16]) -> State {
+    fn column(f: &dyn Fn(usize) -> u32) -> V {
+        let mut w = [0u32; 16];
+        for (lane, v) in w.iter_mut().enumerate() {
+            *v = f(lane);
+        }
+        // SAFETY: the pointer covers 64 readable bytes; the load is unaligned.
+        let v = unsafe { _mm512_loadu_si512(w.as_ptr().cast()) };
+        zeroize::Zeroize::zeroize(&mut w);
+        v
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn splat(x: u32) -> V {
+        _mm512_set1_epi32(x as i32)
+    }
+
+    #[target_feature(enable = "avx512f")]
+    fn unpack(acc: &[V]) -> Acc {
+        let mut out = [[0u32; 8]; 16];
+        for (i, v) in acc.iter().enumerate() {
+            let mut w = [0u32; 16];
+            // SAFETY: the pointer covers 64 writable bytes; the store is unaligned.
+            unsafe { _mm512_storeu_si512(w.as_mut_ptr().cast(), *v) };
+            for (lane, o) in out.iter_mut().enumerate() {
+                o[i] = w[lane];
+            }
+            zeroize::Zeroize::zeroize(&mut w);
+        }
+        out
+    }
+
+    /// The PBKDF2 loop shared by the kernels: `N` state words per lane, message words `x`
+    /// (message in words `0..N`, the constant padding elsewhere), `compress(state, x)`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn pbkdf2<const N: usize>(
+        inner: &[V; N],
+        outer: &[V; N],
+        pad: [V; 16],
+        firsts: &[[u32; 8]; 16],
+        iterations: u32,
+        stop: &AtomicBool,
+        compress: impl Fn(&[V; N], &[V; 16]) -> [V; N],
+    ) -> Result<Acc, Stopped> {
+        let mut x = pad;
+        let mut u: [V; N] = core::array::from_fn(|i| column(&|lane| firsts[lane][i]));
+        let mut acc = u;
+        for i in 1..iterations {
+            if i % STOP_CHECK_EVERY == 0 && stop.load(Ordering::Relaxed) {
+                return Err(Stopped);
+            }
+            x[..N].copy_from_slice(&u);
+            let ih = compress(inner, &x);
+            x[..N].copy_from_slice(&ih);
+            u = compress(outer, &x);
+            for (a, v) in acc.iter_mut().zip(&u) {
+                *a = _mm512_xor_si512(*a, *v);
+            }
+        }
+        Ok(unpack(&acc))
+    }
+
+    fn keyed<const N: usize>(
+        keys: &[[u32; 16]; 16],
+        pad: u32,
+        compress: &impl Fn(&[V; N], &[V; 16]) -> [V; N],
+        iv: &[V; N],
+    ) -> [V; N] {
+        // SAFETY: only called from the kernels below, which run with AVX-512F enabled.
+        let x: [V; 16] = core::array::from_fn(|i| unsafe { column(&|lane| keys[lane][i] ^ pad) });
+        compress(iv, &x)
+    }
+
+    // ---- RIPEMD-160 -------------------------------------------------------------------------
+
+    /// The five boolean functions as `vpternlogd` truth tables (x, y, z = first, second, third).
+    const RMD_F: [i32; 5] = [0x96, 0xca, 0x59, 0xe4, 0x2d];
+
+    /// One line (left `L = 0`, right `L = 1`) of the RIPEMD-160 compression function.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn rmd_line<const L: usize>(h: &[V; 5], x: &[V; 16]) -> [V; 5] {
         let [mut a, mut b, mut c, mut d, mut e] = *h;
         for j in 0..80 {
             let round = j / 16;
             let func = if L == 0 { round } else { 4 - round };
             let fx = match func {
-                0 => f::<{ F[0] }>(b, c, d),
-                1 => f::<{ F[1] }>(b, c, d),
-                2 => f::<{ F[2] }>(b, c, d),
-                3 => f::<{ F[3] }>(b, c, d),
-                _ => f::<{ F[4] }>(b, c, d),
+                0 => _mm512_ternarylogic_epi32::<{ RMD_F[0] }>(b, c, d),
+                1 => _mm512_ternarylogic_epi32::<{ RMD_F[1] }>(b, c, d),
+                2 => _mm512_ternarylogic_epi32::<{ RMD_F[2] }>(b, c, d),
+                3 => _mm512_ternarylogic_epi32::<{ RMD_F[3] }>(b, c, d),
+                _ => _mm512_ternarylogic_epi32::<{ RMD_F[4] }>(b, c, d),
             };
-            let k = _mm512_set1_epi32(RMD_K[L][round] as i32);
-            let sum =
-                _mm512_add_epi32(_mm512_add_epi32(a, fx), _mm512_add_epi32(x[RMD_R[L][j]], k));
-            let t = _mm512_add_epi32(
-                _mm512_rolv_epi32(sum, _mm512_set1_epi32(RMD_S[L][j] as i32)),
-                e,
+            let sum = _mm512_add_epi32(
+                _mm512_add_epi32(a, fx),
+                _mm512_add_epi32(x[RMD_R[L][j]], splat(RMD_K[L][round])),
             );
+            let t = _mm512_add_epi32(_mm512_rolv_epi32(sum, splat(RMD_S[L][j])), e);
             a = e;
             e = d;
             d = _mm512_rol_epi32::<10>(c);
@@ -268,10 +488,10 @@ mod rmd_avx512 {
 
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn compress(h: &State, x: &[__m512i; 16]) -> State {
-        let l = line::<0>(h, x);
-        let r = line::<1>(h, x);
-        let add3 = |p: __m512i, q: __m512i, s: __m512i| _mm512_add_epi32(p, _mm512_add_epi32(q, s));
+    fn rmd_compress(h: &[V; 5], x: &[V; 16]) -> [V; 5] {
+        let l = rmd_line::<0>(h, x);
+        let r = rmd_line::<1>(h, x);
+        let add3 = |p: V, q: V, s: V| _mm512_add_epi32(p, _mm512_add_epi32(q, s));
         [
             add3(h[1], l[2], r[3]),
             add3(h[2], l[3], r[4]),
@@ -281,66 +501,161 @@ mod rmd_avx512 {
         ]
     }
 
-    #[inline]
+    /// PBKDF2-HMAC-RIPEMD-160 iterations 2..=`iterations` for 16 lanes.
     #[target_feature(enable = "avx512f")]
-    fn lanes_of(words: &[u32; 16]) -> __m512i {
-        // SAFETY: the pointer covers 64 readable bytes; the load is unaligned.
-        unsafe { _mm512_loadu_si512(words.as_ptr().cast()) }
-    }
-
-    /// Iterations 2..=`iterations` for 16 lanes, given each lane's HMAC key block and first U.
-    #[target_feature(enable = "avx512f")]
-    pub(super) fn run(
+    pub(super) fn ripemd160(
         keys: &[[u32; 16]; 16],
-        firsts: &[[u32; 5]; 16],
+        firsts: &[[u32; 8]; 16],
         iterations: u32,
         stop: &AtomicBool,
-    ) -> Result<[[u32; 5]; 16], Stopped> {
-        let column = |f: &dyn Fn(usize) -> u32| {
-            let mut w = [0u32; 16];
-            for (lane, v) in w.iter_mut().enumerate() {
-                *v = f(lane);
+    ) -> Result<Acc, Stopped> {
+        // The closure inherits this function's target features.
+        let compress = |h: &[V; 5], x: &[V; 16]| rmd_compress(h, x);
+        let iv: [V; 5] = core::array::from_fn(|i| splat(RMD_IV[i]));
+        let inner = keyed(keys, 0x3636_3636, &compress, &iv);
+        let outer = keyed(keys, 0x5c5c_5c5c, &compress, &iv);
+        // 20 message bytes, 0x80, zeros, the bit length of key block plus message
+        // (64 + 20 bytes) little-endian in words 14 and 15.
+        let mut pad = [_mm512_setzero_si512(); 16];
+        pad[5] = splat(0x80);
+        pad[14] = splat((64 + 20) * 8);
+        pbkdf2(&inner, &outer, pad, firsts, iterations, stop, compress)
+    }
+
+    // ---- SHA-256 ----------------------------------------------------------------------------
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn sha256_compress(h: &[V; 8], x: &[V; 16]) -> [V; 8] {
+        let mut w = *x;
+        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut hh] = *h;
+        for t in 0..64 {
+            if t >= 16 {
+                let w15 = w[(t + 1) % 16];
+                let w2 = w[(t + 14) % 16];
+                let s0 = _mm512_ternarylogic_epi32::<0x96>(
+                    _mm512_ror_epi32::<7>(w15),
+                    _mm512_ror_epi32::<18>(w15),
+                    _mm512_srli_epi32::<3>(w15),
+                );
+                let s1 = _mm512_ternarylogic_epi32::<0x96>(
+                    _mm512_ror_epi32::<17>(w2),
+                    _mm512_ror_epi32::<19>(w2),
+                    _mm512_srli_epi32::<10>(w2),
+                );
+                w[t % 16] = _mm512_add_epi32(
+                    _mm512_add_epi32(w[t % 16], s0),
+                    _mm512_add_epi32(w[(t + 9) % 16], s1),
+                );
             }
-            lanes_of(&w)
-        };
-        let iv: State = core::array::from_fn(|i| _mm512_set1_epi32(RMD_IV[i] as i32));
-        let keyed = |pad: u32| {
-            let x: [__m512i; 16] = core::array::from_fn(|i| column(&|lane| keys[lane][i] ^ pad));
-            compress(&iv, &x)
-        };
-        let inner = keyed(0x3636_3636);
-        let outer = keyed(0x5c5c_5c5c);
-        // The message block of every HMAC hash here: 20 bytes, 0x80, zeros, bit length of
-        // key block plus message (64 + 20 bytes) little-endian in words 14 and 15.
-        let zero = _mm512_setzero_si512();
-        let mut x = [zero; 16];
-        x[5] = _mm512_set1_epi32(0x80);
-        x[14] = _mm512_set1_epi32((64 + 20) * 8);
-        let mut u: [__m512i; 5] = core::array::from_fn(|i| column(&|lane| firsts[lane][i]));
-        let mut acc = u;
-        for i in 1..iterations {
-            if i % STOP_CHECK_EVERY == 0 && stop.load(Ordering::Relaxed) {
-                return Err(Stopped);
-            }
-            x[..5].copy_from_slice(&u);
-            let ih = compress(&inner, &x);
-            x[..5].copy_from_slice(&ih);
-            u = compress(&outer, &x);
-            for (a, v) in acc.iter_mut().zip(&u) {
-                *a = _mm512_xor_si512(*a, *v);
-            }
+            let s1 = _mm512_ternarylogic_epi32::<0x96>(
+                _mm512_ror_epi32::<6>(e),
+                _mm512_ror_epi32::<11>(e),
+                _mm512_ror_epi32::<25>(e),
+            );
+            let ch = _mm512_ternarylogic_epi32::<0xca>(e, f, g);
+            let t1 = _mm512_add_epi32(
+                _mm512_add_epi32(hh, s1),
+                _mm512_add_epi32(ch, _mm512_add_epi32(w[t % 16], splat(SHA256_K[t]))),
+            );
+            let s0 = _mm512_ternarylogic_epi32::<0x96>(
+                _mm512_ror_epi32::<2>(a),
+                _mm512_ror_epi32::<13>(a),
+                _mm512_ror_epi32::<22>(a),
+            );
+            let maj = _mm512_ternarylogic_epi32::<0xe8>(a, b, c);
+            hh = g;
+            g = f;
+            f = e;
+            e = _mm512_add_epi32(d, t1);
+            d = c;
+            c = b;
+            b = a;
+            a = _mm512_add_epi32(t1, _mm512_add_epi32(s0, maj));
         }
-        let mut out = [[0u32; 5]; 16];
-        for (i, v) in acc.iter().enumerate() {
-            let mut w = [0u32; 16];
-            // SAFETY: the pointer covers 64 writable bytes; the store is unaligned.
-            unsafe { _mm512_storeu_si512(w.as_mut_ptr().cast(), *v) };
-            for (lane, o) in out.iter_mut().enumerate() {
-                o[i] = w[lane];
-            }
-            zeroize::Zeroize::zeroize(&mut w);
+        let v = [a, b, c, d, e, f, g, hh];
+        core::array::from_fn(|i| _mm512_add_epi32(h[i], v[i]))
+    }
+
+    /// PBKDF2-HMAC-SHA-256 iterations 2..=`iterations` for 16 lanes.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn sha256(
+        keys: &[[u32; 16]; 16],
+        firsts: &[[u32; 8]; 16],
+        iterations: u32,
+        stop: &AtomicBool,
+    ) -> Result<Acc, Stopped> {
+        // The closure inherits this function's target features.
+        let compress = |h: &[V; 8], x: &[V; 16]| sha256_compress(h, x);
+        let iv: [V; 8] = core::array::from_fn(|i| splat(SQRT_IV[i]));
+        let inner = keyed(keys, 0x3636_3636, &compress, &iv);
+        let outer = keyed(keys, 0x5c5c_5c5c, &compress, &iv);
+        // 32 message bytes, 0x80, zeros, the bit length (64 + 32 bytes) big-endian at the end.
+        let mut pad = [_mm512_setzero_si512(); 16];
+        pad[8] = splat(0x8000_0000);
+        pad[15] = splat((64 + 32) * 8);
+        pbkdf2(&inner, &outer, pad, firsts, iterations, stop, compress)
+    }
+
+    // ---- BLAKE2s ----------------------------------------------------------------------------
+
+    /// BLAKE2s compression of a final block of `bytes` bytes counted in total (`f0` set when
+    /// `last`).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn blake2s_compress(h: &[V; 8], m: &[V; 16], bytes: u32, last: bool) -> [V; 8] {
+        let mut v = [_mm512_setzero_si512(); 16];
+        v[..8].copy_from_slice(h);
+        for i in 0..4 {
+            v[8 + i] = splat(SQRT_IV[i]);
         }
-        Ok(out)
+        v[12] = splat(SQRT_IV[4] ^ bytes);
+        v[13] = splat(SQRT_IV[5]);
+        v[14] = splat(if last { !SQRT_IV[6] } else { SQRT_IV[6] });
+        v[15] = splat(SQRT_IV[7]);
+        let g = |v: &mut [V; 16], a: usize, b: usize, c: usize, d: usize, x: V, y: V| {
+            v[a] = _mm512_add_epi32(_mm512_add_epi32(v[a], v[b]), x);
+            v[d] = _mm512_ror_epi32::<16>(_mm512_xor_si512(v[d], v[a]));
+            v[c] = _mm512_add_epi32(v[c], v[d]);
+            v[b] = _mm512_ror_epi32::<12>(_mm512_xor_si512(v[b], v[c]));
+            v[a] = _mm512_add_epi32(_mm512_add_epi32(v[a], v[b]), y);
+            v[d] = _mm512_ror_epi32::<8>(_mm512_xor_si512(v[d], v[a]));
+            v[c] = _mm512_add_epi32(v[c], v[d]);
+            v[b] = _mm512_ror_epi32::<7>(_mm512_xor_si512(v[b], v[c]));
+        };
+        for s in &BLAKE2S_SIGMA {
+            g(&mut v, 0, 4, 8, 12, m[s[0]], m[s[1]]);
+            g(&mut v, 1, 5, 9, 13, m[s[2]], m[s[3]]);
+            g(&mut v, 2, 6, 10, 14, m[s[4]], m[s[5]]);
+            g(&mut v, 3, 7, 11, 15, m[s[6]], m[s[7]]);
+            g(&mut v, 0, 5, 10, 15, m[s[8]], m[s[9]]);
+            g(&mut v, 1, 6, 11, 12, m[s[10]], m[s[11]]);
+            g(&mut v, 2, 7, 8, 13, m[s[12]], m[s[13]]);
+            g(&mut v, 3, 4, 9, 14, m[s[14]], m[s[15]]);
+        }
+        core::array::from_fn(|i| _mm512_ternarylogic_epi32::<0x96>(h[i], v[i], v[i + 8]))
+    }
+
+    /// PBKDF2-HMAC-BLAKE2s-256 iterations 2..=`iterations` for 16 lanes.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn blake2s(
+        keys: &[[u32; 16]; 16],
+        firsts: &[[u32; 8]; 16],
+        iterations: u32,
+        stop: &AtomicBool,
+    ) -> Result<Acc, Stopped> {
+        // Parameter block: digest length 32, no key, fanout 1, depth 1.
+        let mut iv: [V; 8] = core::array::from_fn(|i| splat(SQRT_IV[i]));
+        iv[0] = splat(SQRT_IV[0] ^ 0x0101_0020);
+        // The key block is not the last one: 64 bytes counted, no final flag.
+        // The closures inherit this function's target features.
+        let key_compress = |h: &[V; 8], x: &[V; 16]| blake2s_compress(h, x, 64, false);
+        let inner = keyed(keys, 0x3636_3636, &key_compress, &iv);
+        let outer = keyed(keys, 0x5c5c_5c5c, &key_compress, &iv);
+        // Then the 32-byte message, zero-padded, as the last block: 96 bytes counted.
+        let compress = |h: &[V; 8], x: &[V; 16]| blake2s_compress(h, x, 96, true);
+        let pad = [_mm512_setzero_si512(); 16];
+        pbkdf2(&inner, &outer, pad, firsts, iterations, stop, compress)
     }
 }
 
@@ -361,6 +676,13 @@ mod tests {
         match prf {
             Prf::Ripemd160 => {
                 pbkdf2::pbkdf2_hmac::<ripemd::Ripemd160>(password, salt, iterations, out)
+            }
+            Prf::Sha256 => pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password, salt, iterations, out),
+            Prf::Blake2s => {
+                pbkdf2::pbkdf2::<hmac::SimpleHmac<blake2::Blake2s256>>(
+                    password, salt, iterations, out,
+                )
+                .expect("HMAC takes any key length");
             }
             other => unreachable!("no oracle wired for {other:?}"),
         }
@@ -423,6 +745,26 @@ mod tests {
     fn ripemd160_lanes_match_pbkdf2_crate() {
         require_kernel(Prf::Ripemd160);
         check(Prf::Ripemd160, 0x0001_0160);
+    }
+
+    #[test]
+    fn sha256_lanes_match_pbkdf2_crate() {
+        require_kernel(Prf::Sha256);
+        check(Prf::Sha256, 0x0001_0256);
+    }
+
+    #[test]
+    fn blake2s_lanes_match_pbkdf2_crate() {
+        require_kernel(Prf::Blake2s);
+        check(Prf::Blake2s, 0x0001_b125);
+    }
+
+    #[test]
+    fn constants_match_fips_180_4() {
+        assert_eq!(SQRT_IV[0], 0x6a09_e667);
+        assert_eq!(SQRT_IV[7], 0x5be0_cd19);
+        assert_eq!(SHA256_K[0], 0x428a_2f98);
+        assert_eq!(SHA256_K[63], 0xc671_78f2);
     }
 
     #[test]
