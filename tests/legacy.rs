@@ -356,6 +356,23 @@ mod builder {
         assert_eq!(w16.len(), 8);
     }
 
+    /// The keyfile pool's running CRC is the standard CRC-32 without its final xor.
+    #[test]
+    fn keyfile_pool_crc() {
+        for b in [0u8, 1, 0x5a, 0xff] {
+            let pool = keyfile_pool(b"", &[&[b]]);
+            assert_eq!(pool[..4], (!crc32fast::hash(&[b])).to_be_bytes());
+            assert!(pool[4..].iter().all(|&x| x == 0));
+        }
+        // Two keyfiles add up; the order does not matter.
+        let (a, b) = (pattern(1, 300), pattern(2, 77));
+        assert_eq!(
+            keyfile_pool(b"pw", &[&a, &b]),
+            keyfile_pool(b"pw", &[&b, &a])
+        );
+        assert_ne!(keyfile_pool(b"pw", &[&a]), keyfile_pool(b"pw", &[&b]));
+    }
+
     #[test]
     fn headers_round_trip_every_mode_and_chain() {
         for (i, (mode, chain)) in modes_and_chains().into_iter().enumerate() {
@@ -956,6 +973,78 @@ fn restore_from_builder_made_backup() {
             &what,
         );
     }
+}
+
+/// Keyfiles (TrueCrypt's 64-byte pool) with a password and without one.
+#[test]
+fn keyfiles_with_legacy_volumes() {
+    let cases: [(Mode, &str, Prf, &[u8]); 2] = [
+        (
+            Mode::Lrw,
+            "AES-Twofish-Serpent",
+            Prf::Ripemd160,
+            b"with keyfiles",
+        ),
+        (Mode::Cbc, "CAST5", Prf::Sha1, b""),
+    ];
+    for (mode, chain, prf, pw) in cases {
+        let what = format!("{} {chain} keyfiles", mode.json());
+        let (k1, k2) = (pattern(5, 3000), pattern(6, 100));
+        let pool = legacy::keyfile_pool(pw, &[&k1, &k2]);
+        let v = make(&LegacySpec::new(mode, chain, prf, &pool, 256 * KIB));
+        let pwf = pwfile(&v.dir, "real-pw", pw);
+        let kf1 = v.dir.path().join("k1");
+        let kf2 = v.dir.path().join("k2");
+        fs::write(&kf1, &k1).expect("keyfile");
+        fs::write(&kf2, &k2).expect("keyfile");
+        let (a, b) = (kf1.to_str().expect("UTF-8"), kf2.to_str().expect("UTF-8"));
+        let args = ["--prf", prf.name(), "-k", a, "-k", b];
+        check_info(&info(&v.path, &pwf, &args), &v.built, prf, false, &what);
+        v.built.check_normal(&decrypt(&v.path, &pwf, &args), &what);
+        let out = run(tcvault()
+            .args(["info", "--truecrypt", "-k", a, "--password-file"])
+            .arg(&pwf)
+            .arg(&v.path));
+        assert_fails(
+            &out,
+            &[3],
+            "password",
+            &format!("{what}: one keyfile missing"),
+        );
+    }
+}
+
+/// `change-password --new-prf` re-derives the legacy header with another TrueCrypt PRF.
+#[test]
+fn change_password_with_new_prf() {
+    let v = make(&LegacySpec::new(
+        Mode::Lrw,
+        "Twofish",
+        Prf::Sha1,
+        PASSWORD,
+        256 * KIB,
+    ));
+    let new = pwfile(&v.dir, "new", b"whirled");
+    let keep = v.dir.path().join("old.headers");
+    let out = change_password(&v.path, &v.pw, &new, &keep, &["--new-prf", "whirlpool"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = fs::read(&v.path).expect("read");
+    let o = open_header(&after[..512], b"whirled").expect("the new header opens");
+    assert_eq!(
+        (o.mode, o.chain, o.prf),
+        (Mode::Lrw, "Twofish", Prf::Whirlpool)
+    );
+    assert!(o.fields.key_area == v.built.normal.fields.key_area);
+    check_normal(
+        &Vol { pw: new, ..v },
+        Prf::Whirlpool,
+        &[],
+        "LRW Twofish after --new-prf whirlpool",
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

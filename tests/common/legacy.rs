@@ -92,6 +92,34 @@ impl Prf {
     }
 }
 
+/// The PBKDF2 password when keyfiles are used (format.md §5, TrueCrypt's 64-byte pool): the
+/// password zero-padded to 64 bytes, then for each keyfile a running CRC-32 (reflected, no final
+/// xor) over its first 1 MiB whose four bytes (most significant first) are added into the pool
+/// after every byte.
+pub fn keyfile_pool(password: &[u8], keyfiles: &[&[u8]]) -> Vec<u8> {
+    assert!(password.len() <= 64);
+    let mut pool = vec![0u8; 64];
+    pool[..password.len()].copy_from_slice(password);
+    for kf in keyfiles {
+        let (mut crc, mut pos) = (0xFFFF_FFFFu32, 0usize);
+        for &b in kf.iter().take(1 << 20) {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+            for byte in crc.to_be_bytes() {
+                pool[pos] = pool[pos].wrapping_add(byte);
+                pos = (pos + 1) % 64;
+            }
+        }
+    }
+    pool
+}
+
 /// One block cipher of a chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Algo {
