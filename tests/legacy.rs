@@ -89,6 +89,14 @@ fn check_info(v: &Value, b: &Built, prf: Prf, hidden: bool, what: &str) {
     assert_eq!(v["header_version"], part.fields.version, "{what}: {v}");
     assert_eq!(v["data_area_start"], part.start, "{what}: {v}");
     assert_eq!(v["data_area_length"], len, "{what}: {v}");
+    assert_eq!(
+        v["min_program_version"],
+        format!("{:#06x}", part.fields.min_program),
+        "{what}: {v}"
+    );
+    if hidden {
+        assert_eq!(v["hidden_volume_size"], len, "{what}: {v}");
+    }
 }
 
 /// Exit code, no panic, one `tcvault: error:` line naming `needle` (case-insensitive; any of
