@@ -29,7 +29,7 @@
 //! )?;
 //! let mut sector = vec![0u8; 512];
 //! volume.read_data(0, &mut sector)?;
-//! println!("{} uses {}", volume.host().path().display(), volume.unlocked().chain);
+//! println!("{} uses {}", volume.host().path().display(), volume.unlocked().scheme);
 //! # Ok(())
 //! # }
 //! ```

@@ -14,6 +14,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tcvault::crypto::chain::ChainId;
 use tcvault::crypto::prf::Prf;
+use tcvault::crypto::scheme::Scheme;
 use tcvault::header::{Credentials, Family, HostKind, Slot, UnlockOptions};
 use tcvault::secret::{Password, SecretBytes};
 use tcvault::volume::keyfiles::read_keyfiles;
@@ -161,7 +162,7 @@ fn every_volume_and_its_embedded_backup_open_with_their_fields_and_data() {
             .unwrap_or_else(|err| panic!("{file} ({}): {err}", s(e, "type")));
         let u = vol.unlocked();
         let chain = ChainId::from_name(s(e, "cipher")).expect("known chain");
-        assert_eq!(u.chain, chain, "{file}: chain");
+        assert_eq!(u.scheme, Scheme::Xts(chain), "{file}: chain");
         assert_eq!(u.kdf.prf(), prf, "{file}: PRF");
         assert_eq!(u.family(), Family::VeraCrypt, "{file}: family");
         assert_eq!(u.header.version, 5, "{file}: header version");
@@ -417,7 +418,7 @@ fn third_party_volumes_open() {
         let vol = open(&path, &c, prf, SlotChoice::default())
             .unwrap_or_else(|err| panic!("{file}: {err}"));
         if let Some(cipher) = e.get("cipher").and_then(Value::as_str) {
-            assert_eq!(vol.unlocked().chain.name(), cipher, "{file}");
+            assert_eq!(vol.unlocked().scheme.name(), cipher, "{file}");
         }
         for key in ["header", "header_normal"] {
             if let Some(h) = e.get(key) {

@@ -15,6 +15,7 @@ use std::sync::atomic::AtomicBool;
 use common::{in_ci, password_file, run, run_json, run_ok, tcvault, temp_dir, volume_path};
 use tcvault::crypto::chain::ChainId;
 use tcvault::crypto::prf::Prf;
+use tcvault::crypto::scheme::Scheme;
 use tcvault::header::seal::Protection;
 use tcvault::header::{Credentials, Family, UnlockOptions};
 use tcvault::secret::Password;
@@ -191,7 +192,7 @@ fn every_chain_and_prf_creates_and_opens() {
             .expect("create");
             let vol = Volume::open(&path, &c, SlotChoice::default(), &opts_for(prf, chain))
                 .expect("opens");
-            assert_eq!(vol.unlocked().chain, chain);
+            assert_eq!(vol.unlocked().scheme, Scheme::Xts(chain));
             assert_eq!(vol.unlocked().kdf.prf(), prf);
             assert_eq!(vol.data_len(), 300 * 1024 - 262_144);
         }

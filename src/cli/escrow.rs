@@ -8,13 +8,12 @@ use std::process::ExitCode;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use tcvault::crypto::chain::ChainId;
+use tcvault::crypto::scheme::{Scheme, SectorCipher};
 use tcvault::crypto::prf::Prf;
 use tcvault::escrow::client::config::{ClientConfig, Policy};
 use tcvault::escrow::client::http::{ClientError, Deposit, Entry, EscrowClient, Login, Query};
 use tcvault::escrow::client::packet::{self, Packet, PacketError};
 use tcvault::escrow::client::readable_salts;
-use tcvault::header::layout::{BACKUP_NORMAL_FROM_END, DATA_AREA_OFFSET, MIN_VOLUME_SIZE};
 use tcvault::header::seal::{Protection, seal};
 use tcvault::header::{Credentials, Header, HostKind, Slot, UnlockOptions, UnlockedHeader};
 use tcvault::volume::write::{self, WriteError};
@@ -112,7 +111,7 @@ pub fn narrow(prot: Protection) -> UnlockOptions {
     UnlockOptions {
         family: Some(prot.family),
         prf: Some(prot.kdf.prf()),
-        chain: Some(prot.chain),
+        scheme: Some(prot.scheme),
         ..UnlockOptions::default()
     }
 }
@@ -438,15 +437,6 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
     let kind = host.kind();
     let tkind = match kind {
         HostKind::Volume => {
-            if host.size() < MIN_VOLUME_SIZE {
-                return Err(CliError::msg(
-                    format!(
-                        "{}: too small for a volume of the current layout",
-                        target.display()
-                    ),
-                    BAD_INPUT,
-                ));
-            }
             Target::Volume
         }
         k => Target::Backup(k),
@@ -566,7 +556,7 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
     let key = packet::load_private_key(&key_pem, &passphrase).map_err(packet_err)?;
     let header = pk.open(&key).map_err(packet_err)?;
     drop(key);
-    let chain = ChainId::from_name(&pk.metadata.chain).ok_or_else(|| {
+    let scheme = Scheme::from_id(&pk.metadata.chain).ok_or_else(|| {
         CliError::msg(
             format!(
                 "escrow entry {number}: unknown cipher {}",
@@ -578,7 +568,7 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
 
     // Check that the entry belongs to TARGET before anything is written.
     match tkind {
-        Target::Volume => check_volume(target, &header, chain, linked.contains(&number), o.force)?,
+        Target::Volume => check_volume(target, &header, scheme, linked.contains(&number), o.force)?,
         Target::Backup(_) => {
             if linked.contains(&number) {
                 eprintln!("The entry's salts are those of {}.", target.display());
@@ -603,7 +593,8 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
         &format!("New password for {}", target.display()),
         true,
     )?;
-    let prot = Protection::new(header.family, prf, creds.pim(), chain).map_err(WriteError::from)?;
+    let prot =
+        Protection::for_scheme(header.family, prf, creds.pim(), scheme).map_err(WriteError::from)?;
     let keep = if o.no_keep_old_header {
         None
     } else {
@@ -632,7 +623,7 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
     let opts = UnlockOptions {
         family: Some(prot.family),
         prf: Some(prot.kdf.prf()),
-        chain: Some(chain),
+        scheme: Some(scheme),
         ..UnlockOptions::default()
     };
     let back = Volume::open(&written, &creds, slots, &opts)?;
@@ -672,23 +663,13 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
 fn check_volume(
     target: &Path,
     header: &Header,
-    chain: ChainId,
+    scheme: Scheme,
     linked: bool,
     force: bool,
 ) -> Result<(), CliError> {
     let host = Host::open(target)?;
     let size = host.size();
-    let end = header
-        .encrypted_area_start
-        .checked_add(header.encrypted_area_length);
-    let fits = if header.is_hidden() {
-        header.encrypted_area_start >= DATA_AREA_OFFSET
-            && end.is_some_and(|e| e <= size - BACKUP_NORMAL_FROM_END)
-    } else {
-        header.encrypted_area_start == DATA_AREA_OFFSET
-            && end == Some(size - BACKUP_NORMAL_FROM_END)
-    };
-    if !fits {
+    let Some(area) = write::fitting_area(header, scheme, size) else {
         return Err(CliError::msg(
             format!(
                 "the escrow entry describes a data area of {} bytes at byte {}, which does not \
@@ -697,17 +678,14 @@ fn check_volume(
             ),
             BAD_INPUT,
         ));
-    }
-    let cipher = tcvault::crypto::chain::XtsChain::new(
-        chain,
-        &header.key_area.expose()[..chain.key_material_len()],
-    )
-    .map_err(|_| CliError::msg("the entry's key area does not fit its cipher", BAD_INPUT))?;
-    let n = probe::PROBE_LEN.min(usize::try_from(header.encrypted_area_length).unwrap_or(0));
+    };
+    let cipher = SectorCipher::new(scheme, header.key_area.expose())
+        .map_err(|_| CliError::msg("the entry's key area does not fit its cipher", BAD_INPUT))?;
+    let n = probe::PROBE_LEN.min(usize::try_from(area.len).unwrap_or(0));
     let n = n - n % 512;
     let mut head = Zeroizing::new(vec![0u8; n]);
-    host.read_at(header.encrypted_area_start, &mut head)?;
-    cipher.decrypt(&mut head, header.encrypted_area_start / 512);
+    host.read_at(area.start, &mut head)?;
+    cipher.decrypt(&mut head, area.first_unit);
     let fs = probe::detect(&head);
     match (fs, linked) {
         (Some(fs), _) => {

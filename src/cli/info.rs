@@ -4,6 +4,7 @@ use std::io::{self, Write};
 
 use serde_json::json;
 use tcvault::header::format::{FLAG_IN_PLACE, FLAG_SYSTEM};
+use tcvault::header::layout::DataArea;
 use tcvault::header::{HostKind, Kdf};
 use tcvault::volume::Volume;
 
@@ -62,12 +63,27 @@ fn flag_names(flags: u32) -> Vec<&'static str> {
     v
 }
 
-/// The used part of the key area, split into primary and tweak halves, in hex.
+/// The used part of the key area in hex: the cipher keys and the secondary keys (XTS: the
+/// primary half and the tweak half; legacy modes: the keys after the first 32 bytes, and those
+/// 32 bytes, the LRW tweak key or CBC IV seed).
 fn key_halves(vol: &Volume) -> (String, String) {
     let u = vol.unlocked();
-    let len = u.chain.key_material_len();
+    let len = u.scheme.key_material_len();
     let keys = &u.header.key_area.expose()[..len];
-    (hex(&keys[..len / 2]), hex(&keys[len / 2..]))
+    if u.scheme.is_legacy() {
+        (hex(&keys[32..]), hex(&keys[..32]))
+    } else {
+        (hex(&keys[..len / 2]), hex(&keys[len / 2..]))
+    }
+}
+
+/// `legacy` for the layout of TrueCrypt before 6.0, `current` otherwise.
+fn layout(vol: &Volume) -> &'static str {
+    if DataArea::is_legacy_layout(&vol.unlocked().header) {
+        "legacy"
+    } else {
+        "current"
+    }
 }
 
 fn hex(b: &[u8]) -> String {
@@ -95,8 +111,11 @@ fn json_report(vol: &Volume, show_keys: bool) -> String {
         "kdf": u.kdf.prf().display_name(),
         "iterations": iterations,
         "argon2": argon2,
-        "cipher": u.chain.name(),
-        "mode": "XTS",
+        "cipher": u.scheme.name(),
+        "mode": u.scheme.mode_name(),
+        "layout": layout(vol),
+        "data_area_start": vol.data_area().start,
+        "data_area_length": vol.data_len(),
         "header_version": h.version,
         "min_program_version": format!("{:#06x}", h.min_program_version),
         "sector_size": h.sector_size,
@@ -134,8 +153,15 @@ fn text_report(vol: &Volume, show_keys: bool) -> String {
             "PRF",
             format!("{} ({})", u.kdf.prf().display_name(), u.kdf.cost_summary()),
         ),
-        ("Cipher", u.chain.name()),
-        ("Mode", "XTS".to_string()),
+        ("Cipher", u.scheme.name()),
+        ("Mode", u.scheme.mode_name().to_string()),
+        (
+            "Layout",
+            match layout(vol) {
+                "legacy" => "TrueCrypt before 6.0 (no embedded backup headers)".to_string(),
+                _ => "current".to_string(),
+            },
+        ),
         ("Header version", h.version.to_string()),
         (
             "Min. program version",
@@ -150,6 +176,14 @@ fn text_report(vol: &Volume, show_keys: bool) -> String {
         ),
         ("Encrypted area length", size(h.encrypted_area_length)),
         (
+            "Data area",
+            format!(
+                "{} from byte {}",
+                size(vol.data_len()),
+                vol.data_area().start
+            ),
+        ),
+        (
             "Flags",
             if flags.is_empty() {
                 "none".to_string()
@@ -161,7 +195,14 @@ fn text_report(vol: &Volume, show_keys: bool) -> String {
     if show_keys {
         let (p, s) = key_halves(vol);
         rows.push(("Master key (primary)", p));
-        rows.push(("Master key (XTS tweak)", s));
+        rows.push((
+            match u.scheme.mode_name() {
+                "LRW" => "Master key (LRW tweak)",
+                "CBC" => "Master key (CBC IV seed)",
+                _ => "Master key (XTS tweak)",
+            },
+            s,
+        ));
     }
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     rows.iter()

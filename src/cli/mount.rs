@@ -116,11 +116,8 @@ pub fn mount(a: &MountArgs) -> Result<(), CliError> {
                  --hidden-password-file, --hidden-keyfile, --hidden-pim)",
             )
         })?;
-        let h = &hidden.unlocked().header;
-        let end = h
-            .encrypted_area_start
-            .saturating_add(h.encrypted_area_length);
-        req.protect = Some(h.encrypted_area_start..end);
+        let area = hidden.data_area();
+        req.protect = Some(area.start..area.start.saturating_add(area.len));
     }
     let exe = std::env::current_exe()
         .map_err(|e| CliError::msg(format!("cannot find the tcvault program: {e}"), FAILED))?;

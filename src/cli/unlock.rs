@@ -54,7 +54,7 @@ pub fn unlock_inputs(
         prf: a.prf.map(prf_of),
         chain: a.cipher.map(chain_of),
         system: a.system,
-        threads: 0,
+        ..UnlockOptions::default()
     };
     let slots = SlotChoice {
         hidden: a.hidden,

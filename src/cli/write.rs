@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicBool;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use tcvault::crypto::prf::Prf;
+use tcvault::header::layout::DataArea;
 use tcvault::header::seal::Protection;
 use tcvault::header::{Family, SealError, Slot};
 use tcvault::volume::write::{
@@ -181,7 +182,7 @@ pub fn create(a: &CreateArgs) -> Result<(), CliError> {
         "Created {} ({}, {}, {}).",
         a.volume.display(),
         family.id(),
-        prot.chain.name(),
+        prot.scheme.name(),
         prot.kdf.prf().display_name()
     );
     super::escrow::offer_new(
@@ -215,7 +216,7 @@ fn make_filesystem(
     let opts = tcvault::header::UnlockOptions {
         family: Some(prot.family),
         prf: Some(prot.kdf.prf()),
-        chain: Some(prot.chain),
+        scheme: Some(prot.scheme),
         ..tcvault::header::UnlockOptions::default()
     };
     let vol = Volume::open(&a.volume, creds, slots, &opts)?;
@@ -239,6 +240,19 @@ pub fn change_password(a: &ChangePasswordArgs) -> Result<(), CliError> {
                 USAGE,
             ));
         }
+        if u.scheme.is_legacy() || DataArea::is_legacy_layout(&u.header) {
+            return Err(CliError::msg(
+                format!(
+                    "{}: is a TrueCrypt volume from before 6.0 ({}, legacy layout); VeraCrypt \
+                     needs XTS and the current layout, so --to-veracrypt would mean \
+                     re-encrypting its data",
+                    a.volume.display(),
+                    u.scheme
+                ),
+                USAGE,
+            )
+            .hint("copy its files into a new volume made with `tcvault create` instead"));
+        }
         Family::VeraCrypt
     } else {
         u.family()
@@ -254,7 +268,7 @@ pub fn change_password(a: &ChangePasswordArgs) -> Result<(), CliError> {
         return Err(CliError::msg("TrueCrypt volumes take no PIM", USAGE)
             .hint("add --to-veracrypt to make it a VeraCrypt volume"));
     }
-    let prot = Protection::new(family, prf, pim, u.chain).map_err(WriteError::from)?;
+    let prot = Protection::for_scheme(family, prf, pim, u.scheme).map_err(WriteError::from)?;
     let creds = credentials(
         a.new.new_password_file.as_deref(),
         &a.new.new_keyfiles,
@@ -266,7 +280,22 @@ pub fn change_password(a: &ChangePasswordArgs) -> Result<(), CliError> {
         creds: &creds,
         prot,
     };
-    write::change_password(&vol, &new, a.keep_old_header.as_deref())?;
+    // A legacy volume has one header and no embedded backup: unless told where, its old header
+    // is kept next to the user (as restore-header does), so that a failed write loses nothing.
+    let keep = match (&a.keep_old_header, write::is_legacy(&vol)) {
+        (Some(k), _) => Some(k.clone()),
+        (None, true) => Some(default_keep_path(&a.volume)),
+        (None, false) => None,
+    };
+    write::change_password(&vol, &new, keep.as_deref())?;
+    if let (None, Some(k)) = (&a.keep_old_header, &keep) {
+        eprintln!(
+            "Saved the previous header to {} (1,024-byte backup format): this legacy volume has \
+             no embedded backup header. It opens with the old password; delete it once the new \
+             one works.",
+            k.display()
+        );
+    }
     super::escrow::offer(&a.volume, u, &a.escrow);
     eprintln!(
         "Changed the {} header of {} ({}, {}).",
@@ -322,6 +351,13 @@ pub fn backup_header(a: &BackupHeaderArgs) -> Result<(), CliError> {
         a.compact,
     )?;
     write::write_backup_file(&a.file, &bytes, a.force)?;
+    if !a.compact && write::is_legacy(&normal) {
+        eprintln!(
+            "Note: {} uses the layout of TrueCrypt before 6.0, whose header backups are the \
+             1,024-byte format; that is what was written.",
+            a.volume.display()
+        );
+    }
     eprintln!(
         "Wrote {} ({} bytes: normal header{}).",
         a.file.display(),

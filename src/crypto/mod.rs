@@ -15,6 +15,7 @@ pub mod legacy;
 pub mod pbkdf2_lanes;
 pub mod prf;
 pub mod random;
+pub mod scheme;
 #[allow(unsafe_code)]
 pub mod serpent;
 #[allow(unsafe_code)]

@@ -3,6 +3,10 @@
 
 use std::fmt;
 
+use super::format::Header;
+use crate::crypto::legacy::LegacyMode;
+use crate::crypto::scheme::Scheme;
+
 /// Size of one header (format.md §1).
 pub const HEADER_SIZE: usize = 512;
 /// The clear salt at the start of a header (format.md §1).
@@ -23,6 +27,9 @@ pub const SYSTEM_HEADER_OFFSET: u64 = 31_744;
 pub const LEGACY_HIDDEN_FROM_END: u64 = 1_536;
 /// Smallest volume of the current layout (format.md §2).
 pub const MIN_VOLUME_SIZE: u64 = 292 * 1024;
+/// Smallest host of the legacy layout (TrueCrypt before 6.0): a header, one data unit and the
+/// legacy hidden-header place (format.md §2).
+pub const MIN_LEGACY_VOLUME_SIZE: u64 = 2 * HEADER_SIZE as u64 + LEGACY_HIDDEN_FROM_END;
 /// A current-format header backup file: two 64 KiB slots (format.md §3).
 pub const BACKUP_FILE_SIZE: u64 = 131_072;
 /// A legacy header backup file: two 512-byte headers (format.md §3).
@@ -122,6 +129,78 @@ impl fmt::Display for Slot {
         })
     }
 }
+
+/// Where a volume's data area lies in its host, and the number of its first 512-byte data unit
+/// as the cipher counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataArea {
+    /// Absolute byte offset in the host.
+    pub start: u64,
+    /// Length in bytes.
+    pub len: u64,
+    /// The data-unit number the cipher uses for the first 512 bytes (each next unit counts
+    /// one more).
+    pub first_unit: u64,
+}
+
+impl DataArea {
+    /// The data area that `header` (opened from `slot` with `scheme`) describes in a host of
+    /// `host_size` bytes; `None` when the header places it outside any host of that size.
+    ///
+    /// Current layout (header version 4 and later): the header's own start and length fields,
+    /// units counted from the start of the host. Legacy layout (versions 1–3, TrueCrypt
+    /// before 6.0; format.md §2, §7): a hidden volume's data ends 1,536 bytes before the end of
+    /// the host and is as long as its hidden-size field; a normal volume's data starts at the
+    /// start field or, when that is 0 (versions 1–2), at byte 512, and runs to the end of the
+    /// host unless the length field says otherwise. Units: XTS counts from the start of the
+    /// host, LRW from the start of the data area, CBC from the start field (512 when 0), for
+    /// hidden volumes too.
+    pub fn of(header: &Header, slot: Slot, scheme: Scheme, host_size: u64) -> Option<DataArea> {
+        let unit = DATA_UNIT_LEN;
+        if header.version >= 4 {
+            let start = header.encrypted_area_start;
+            return Some(DataArea {
+                start,
+                len: header.encrypted_area_length,
+                first_unit: start / unit,
+            });
+        }
+        let field_start = match header.encrypted_area_start {
+            0 => HEADER_SIZE as u64,
+            s => s,
+        };
+        let (start, len) = if header.is_hidden() || slot == Slot::LegacyHidden {
+            let len = header.hidden_volume_size;
+            let start = host_size.checked_sub(len.checked_add(LEGACY_HIDDEN_FROM_END)?)?;
+            (start, len)
+        } else {
+            let len = match header.encrypted_area_length {
+                0 => host_size.checked_sub(field_start)?,
+                l => l,
+            };
+            (field_start, len)
+        };
+        let first_unit = match scheme {
+            Scheme::Xts(_) => start / unit,
+            Scheme::Legacy(_, LegacyMode::Lrw) => 0,
+            Scheme::Legacy(_, LegacyMode::Cbc) => field_start / unit,
+        };
+        Some(DataArea {
+            start,
+            len,
+            first_unit,
+        })
+    }
+
+    /// Whether `header` uses the layout of TrueCrypt before 6.0 (header at 0 only, no
+    /// embedded backups, hidden header 1,536 bytes before the end).
+    pub fn is_legacy_layout(header: &Header) -> bool {
+        header.version < 4
+    }
+}
+
+/// The size of a data unit, as a `u64` for offset arithmetic.
+const DATA_UNIT_LEN: u64 = 512;
 
 #[cfg(test)]
 mod tests {

@@ -10,10 +10,11 @@ use super::format::{Header, KEY_AREA_LEN};
 use super::kdf::{Family, Kdf};
 use super::layout::{HEADER_SIZE, SALT_LEN, Slot};
 use super::unlock::{Candidate, Credentials, DERIVED_KEY_LEN, UnlockOptions, unlock};
-use crate::crypto::chain::{ChainId, XtsChain};
+use crate::crypto::chain::ChainId;
 use crate::crypto::cipher::CipherId;
 use crate::crypto::prf::{Prf, argon2id, pbkdf2};
 use crate::crypto::random::{self, RandomError};
+use crate::crypto::scheme::{Scheme, SectorCipher};
 use crate::secret::SecretBytes;
 
 /// The program version VeraCrypt writes in new headers (format.md §1).
@@ -66,8 +67,8 @@ pub struct Protection {
     pub family: Family,
     /// The key derivation (PRF and its cost).
     pub kdf: Kdf,
-    /// The cipher chain of both the header and the data.
-    pub chain: ChainId,
+    /// The cipher chain and mode of both the header and the data.
+    pub scheme: Scheme,
 }
 
 impl Protection {
@@ -76,20 +77,42 @@ impl Protection {
     /// # Errors
     /// [`SealError::NoSuchKdf`] or [`SealError::NoSuchChain`].
     pub fn new(family: Family, prf: Prf, pim: u32, chain: ChainId) -> Result<Self, SealError> {
+        Self::for_scheme(family, prf, pim, Scheme::Xts(chain))
+    }
+
+    /// As [`Protection::new`] for any scheme: the legacy LRW and CBC schemes exist only in
+    /// TrueCrypt volumes, and only they may keep SHA-1 (TrueCrypt before 5.0).
+    ///
+    /// # Errors
+    /// [`SealError::NoSuchKdf`] or [`SealError::NoSuchChain`].
+    pub fn for_scheme(
+        family: Family,
+        prf: Prf,
+        pim: u32,
+        scheme: Scheme,
+    ) -> Result<Self, SealError> {
         let kdf = Kdf::for_header(family, prf, pim, false)
-            .filter(|_| family == Family::VeraCrypt || prf != Prf::Sha1)
+            .filter(|_| prf != Prf::Sha1 || scheme.is_legacy())
             .ok_or(SealError::NoSuchKdf {
                 family: family.id(),
                 prf: prf.id(),
                 pim,
             })?;
-        if family == Family::TrueCrypt && !chain.in_truecrypt() {
+        let known = match scheme {
+            Scheme::Xts(c) => family == Family::VeraCrypt || c.in_truecrypt(),
+            Scheme::Legacy(..) => family == Family::TrueCrypt,
+        };
+        if !known {
             return Err(SealError::NoSuchChain {
                 family: family.id(),
-                chain: chain.name(),
+                chain: scheme.to_string(),
             });
         }
-        Ok(Protection { family, kdf, chain })
+        Ok(Protection {
+            family,
+            kdf,
+            scheme,
+        })
     }
 }
 
@@ -156,21 +179,22 @@ pub fn seal(
     let mut salt = [0u8; SALT_LEN];
     random::fill(&mut salt)?;
     let key = derive(prot.family, prot.kdf, creds, &salt)?;
-    let sealed = encrypt_with(header, prot.chain, key.expose(), &salt);
+    let sealed = encrypt_with(header, prot.scheme, key.expose(), &salt);
     verify(&sealed, header, prot, creds)?;
     Ok(sealed)
 }
 
 fn encrypt_with(
     header: &Header,
-    chain: ChainId,
+    scheme: Scheme,
     header_key: &[u8],
     salt: &[u8; SALT_LEN],
 ) -> [u8; HEADER_SIZE] {
     let mut plain = header.serialize(salt);
-    // The key length always matches the chain: `header_key` is DERIVED_KEY_LEN (192) bytes.
-    if let Ok(cipher) = XtsChain::new(chain, &header_key[..chain.key_material_len()]) {
-        cipher.encrypt(&mut plain.expose_mut()[SALT_LEN..], 0);
+    // The key length always suffices: `header_key` is DERIVED_KEY_LEN (192) bytes. Should it
+    // not, the header stays unencrypted and the verification after sealing refuses it.
+    if let Ok(cipher) = SectorCipher::new(scheme, header_key) {
+        cipher.encrypt_header(&mut plain.expose_mut()[SALT_LEN..]);
     }
     let mut out = [0u8; HEADER_SIZE];
     out.copy_from_slice(plain.expose());
@@ -190,11 +214,11 @@ fn verify(
     let opts = UnlockOptions {
         family: Some(prot.family),
         prf: Some(prot.kdf.prf()),
-        chain: Some(prot.chain),
+        scheme: Some(prot.scheme),
         ..UnlockOptions::default()
     };
     let back = unlock(&[cand], creds, &opts).map_err(|_| SealError::Verify)?;
-    if back.header != *header || back.kdf != prot.kdf || back.chain != prot.chain {
+    if back.header != *header || back.kdf != prot.kdf || back.scheme != prot.scheme {
         return Err(SealError::Verify);
     }
     Ok(())
@@ -224,7 +248,7 @@ pub fn fake_header() -> Result<[u8; HEADER_SIZE], RandomError> {
     random::fill(&mut salt)?;
     let mut key = SecretBytes::zeroed(DERIVED_KEY_LEN);
     random::fill(key.expose_mut())?;
-    Ok(encrypt_with(&header, chain, key.expose(), &salt))
+    Ok(encrypt_with(&header, Scheme::Xts(chain), key.expose(), &salt))
 }
 
 /// A new header for a data area of `data_len` bytes at absolute `data_start`, with fresh master
@@ -253,7 +277,14 @@ pub fn new_header(
         encrypted_area_length: data_len,
         flags: 0,
         sector_size,
-        key_area: random_key_area(prot.chain)?,
+        key_area: match prot.scheme {
+            Scheme::Xts(chain) => random_key_area(chain)?,
+            Scheme::Legacy(..) => {
+                let mut area = SecretBytes::zeroed(KEY_AREA_LEN);
+                random::fill(&mut area.expose_mut()[..prot.scheme.key_material_len()])?;
+                area
+            }
+        },
     })
 }
 

@@ -13,7 +13,8 @@ use std::sync::{Mutex, PoisonError};
 use super::format::Header;
 use super::kdf::{Family, Kdf};
 use super::layout::{HEADER_SIZE, SALT_LEN, Slot};
-use crate::crypto::chain::{ChainId, XtsChain};
+use crate::crypto::chain::ChainId;
+use crate::crypto::scheme::{Scheme, SectorCipher};
 use crate::crypto::keyfile::{KeyfileError, KeyfilePool};
 use crate::crypto::prf::{Prf, argon2id, pbkdf2_block};
 use crate::secret::{Password, SecretBytes};
@@ -122,8 +123,12 @@ pub struct UnlockOptions {
     pub family: Option<Family>,
     /// Only this PRF.
     pub prf: Option<Prf>,
-    /// Only this chain.
+    /// Only this chain (by name: XTS, or the legacy chain of the same name in LRW or CBC).
     pub chain: Option<ChainId>,
+    /// Only this exact chain and mode (used to check a header just written).
+    pub scheme: Option<Scheme>,
+    /// Leave out the modes of TrueCrypt before 5.0 (LRW, CBC).
+    pub no_legacy: bool,
     /// System-encryption iteration counts.
     pub system: bool,
     /// Worker threads; 0 = one per core.
@@ -138,16 +143,16 @@ pub struct UnlockedHeader {
     pub slot: Slot,
     /// The key derivation that opened it.
     pub kdf: Kdf,
-    /// The cipher chain.
-    pub chain: ChainId,
+    /// The cipher chain and mode.
+    pub scheme: Scheme,
     /// Its salt.
     pub salt: [u8; SALT_LEN],
-    data_cipher: XtsChain,
+    data_cipher: SectorCipher,
 }
 
 impl UnlockedHeader {
-    /// The chain keyed with the master keys, for the data area.
-    pub fn data_cipher(&self) -> &XtsChain {
+    /// The scheme keyed with the master keys, for the data area.
+    pub fn data_cipher(&self) -> &SectorCipher {
         &self.data_cipher
     }
 
@@ -162,7 +167,7 @@ impl std::fmt::Debug for UnlockedHeader {
         f.debug_struct("UnlockedHeader")
             .field("slot", &self.slot)
             .field("kdf", &self.kdf)
-            .field("chain", &self.chain)
+            .field("scheme", &self.scheme)
             .finish_non_exhaustive()
     }
 }
@@ -183,9 +188,9 @@ struct Trial {
     cand: usize,
     family: Family,
     kdf: Kdf,
-    /// Chains to test, ordered by their number of ciphers.
-    chains: Vec<ChainId>,
-    /// Highest number of ciphers among `chains`.
+    /// Schemes to test, ordered by the derived bytes they need ([`Scheme::stage`]).
+    schemes: Vec<Scheme>,
+    /// Highest stage among `schemes`.
     max_stage: usize,
     state: Mutex<TrialState>,
 }
@@ -266,15 +271,6 @@ fn plan_trials(
         if opts.family.is_some_and(|f| f != family) || creds.for_family(family).is_none() {
             continue;
         }
-        let mut chains: Vec<ChainId> = ChainId::ALL
-            .into_iter()
-            .filter(|c| family == Family::VeraCrypt || c.in_truecrypt())
-            .filter(|c| opts.chain.is_none_or(|o| o == *c))
-            .collect();
-        chains.sort_by_key(|c| c.ciphers().len());
-        let Some(max_stage) = chains.iter().map(|c| c.ciphers().len()).max() else {
-            continue;
-        };
         for prf in Prf::ALL {
             if opts.prf.is_some_and(|p| p != prf) {
                 continue;
@@ -282,7 +278,11 @@ fn plan_trials(
             let Some(kdf) = Kdf::for_header(family, prf, creds.pim, opts.system) else {
                 continue;
             };
-            for cand in 0..candidates.len() {
+            for (cand, c) in candidates.iter().enumerate() {
+                let schemes = schemes_for(family, c.slot, opts);
+                let Some(max_stage) = schemes.iter().map(|s| s.stage()).max() else {
+                    continue;
+                };
                 let blocks = match kdf {
                     Kdf::Argon2id(_) => 1,
                     Kdf::Pbkdf2 { prf, .. } => blocks_for(prf, DERIVED_KEY_LEN) as usize,
@@ -291,7 +291,7 @@ fn plan_trials(
                     cand,
                     family,
                     kdf,
-                    chains: chains.clone(),
+                    schemes,
                     max_stage,
                     state: Mutex::new(TrialState {
                         key: SecretBytes::zeroed(DERIVED_KEY_LEN),
@@ -312,6 +312,30 @@ fn plan_trials(
         return Err(UnlockError::NothingToTry(what));
     }
     Ok(trials)
+}
+
+/// The schemes a header of `family` read from `slot` may use, narrowed by `opts`, ordered by
+/// stage. VeraCrypt knows only XTS and never used the legacy hidden slot; TrueCrypt adds its
+/// eight XTS chains and, outside system and embedded-backup slots (which came with XTS), the
+/// legacy LRW and CBC schemes.
+fn schemes_for(family: Family, slot: Slot, opts: &UnlockOptions) -> Vec<Scheme> {
+    if family == Family::VeraCrypt && slot == Slot::LegacyHidden {
+        return Vec::new();
+    }
+    let xts = ChainId::ALL
+        .into_iter()
+        .filter(|c| family == Family::VeraCrypt || c.in_truecrypt())
+        .map(Scheme::Xts);
+    let legacy_slot = !matches!(slot, Slot::System | Slot::BackupNormal | Slot::BackupHidden);
+    let legacy = Scheme::all_legacy()
+        .filter(|_| family == Family::TrueCrypt && legacy_slot && !opts.no_legacy);
+    let mut schemes: Vec<Scheme> = xts
+        .chain(legacy)
+        .filter(|s| opts.chain.is_none_or(|c| c.name().eq_ignore_ascii_case(&s.name())))
+        .filter(|s| opts.scheme.is_none_or(|o| o == *s))
+        .collect();
+    schemes.sort_by_key(|s| s.stage());
+    schemes
 }
 
 /// Orders the work: cheap TrueCrypt derivations first, then for each stage (bytes for 1, 2, 3
@@ -397,8 +421,8 @@ fn run_job(
             break;
         }
         st.tested = stage;
-        for &chain in trial.chains.iter().filter(|c| c.ciphers().len() == stage) {
-            if let Some(h) = try_chain(cand, chain, st.key.expose(), trial) {
+        for &scheme in trial.schemes.iter().filter(|s| s.stage() == stage) {
+            if let Some(h) = try_scheme(cand, scheme, st.key.expose(), trial) {
                 return Some(h);
             }
         }
@@ -406,28 +430,28 @@ fn run_job(
     None
 }
 
-fn try_chain(
+fn try_scheme(
     cand: &Candidate,
-    chain: ChainId,
+    scheme: Scheme,
     key: &[u8],
     trial: &Trial,
 ) -> Option<UnlockedHeader> {
-    let header_cipher = XtsChain::new(chain, key).ok()?;
+    let header_cipher = SectorCipher::new(scheme, key).ok()?;
     let mut plain = SecretBytes::from_slice(&cand.bytes);
-    header_cipher.decrypt(&mut plain.expose_mut()[SALT_LEN..], 0);
+    header_cipher.decrypt_header(&mut plain.expose_mut()[SALT_LEN..]);
     let bytes: &[u8; HEADER_SIZE] = plain.expose().try_into().ok()?;
     let header = Header::parse(bytes).ok()?;
-    if header.family != trial.family {
+    if header.family != trial.family || (scheme.is_legacy() && header.version >= 4) {
         return None;
     }
-    let data_cipher = XtsChain::new(chain, header.key_area.expose()).ok()?;
+    let data_cipher = SectorCipher::new(scheme, header.key_area.expose()).ok()?;
     let mut salt = [0u8; SALT_LEN];
     salt.copy_from_slice(&cand.bytes[..SALT_LEN]);
     Some(UnlockedHeader {
         header,
         slot: cand.slot,
         kdf: trial.kdf,
-        chain,
+        scheme,
         salt,
         data_cipher,
     })

@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use zeroize::Zeroize;
 
-use crate::crypto::chain::{ChainId, XtsChain};
+use crate::crypto::chain::ChainId;
+use crate::crypto::scheme::{Scheme, SectorCipher};
 use crate::crypto::xts::DATA_UNIT;
 use crate::volume::Volume;
 
@@ -41,8 +42,11 @@ pub struct AreaSpec {
     pub start: u64,
     /// Length of the data area in bytes.
     pub len: u64,
-    /// The cipher chain.
-    pub chain: ChainId,
+    /// The cipher chain and mode.
+    pub scheme: Scheme,
+    /// The cipher's number for the area's first 512-byte unit
+    /// ([`crate::header::layout::DataArea::first_unit`]).
+    pub first_unit: u64,
     /// Open the host read-only and refuse every write.
     pub read_only: bool,
     /// Host byte range that writes must not touch (the hidden volume), if protection is on.
@@ -54,12 +58,13 @@ pub struct AreaSpec {
 impl AreaSpec {
     /// The spec of `volume`'s data area.
     pub fn of(volume: &Volume, read_only: bool) -> AreaSpec {
-        let h = &volume.unlocked().header;
+        let area = volume.data_area();
         AreaSpec {
             host: volume.host().path().to_path_buf(),
-            start: h.encrypted_area_start,
-            len: volume.data_len(),
-            chain: volume.unlocked().chain,
+            start: area.start,
+            len: area.len,
+            scheme: volume.unlocked().scheme,
+            first_unit: area.first_unit,
             read_only,
             protect: None,
             direct_io: true,
@@ -74,7 +79,7 @@ pub struct DataArea {
     direct: Option<File>,
     /// Set once the host refused an unaligned direct request; the buffered file is used after.
     direct_failed: AtomicBool,
-    cipher: XtsChain,
+    cipher: SectorCipher,
     tripped: AtomicBool,
 }
 
@@ -125,7 +130,7 @@ impl DataArea {
     /// # Errors
     /// The host cannot be opened, or the key material is too short for the chain.
     pub fn open(spec: AreaSpec, key_material: &[u8]) -> Result<DataArea, MountError> {
-        let cipher = XtsChain::new(spec.chain, key_material).map_err(|need| {
+        let cipher = SectorCipher::new(spec.scheme, key_material).map_err(|need| {
             MountError::Protocol(format!("key material shorter than {need} bytes"))
         })?;
         let open = |direct: bool| {
@@ -217,10 +222,15 @@ impl DataArea {
         self.buffered.write_all_at(buf, at)
     }
 
+    /// The cipher's number for the unit at host offset `host` (inside the area).
+    fn unit_at(&self, host: u64) -> u64 {
+        self.spec.first_unit + (host - self.spec.start) / UNIT
+    }
+
     /// Encrypts or decrypts `buf`, which starts at host offset `host`, slice by slice.
     fn crypt(&self, buf: &mut [u8], host: u64, encrypt: bool) {
-        let mut unit = host / UNIT;
-        if self.spec.chain != ChainId::Aes {
+        let mut unit = self.unit_at(host);
+        if self.spec.scheme != Scheme::Xts(ChainId::Aes) {
             if encrypt {
                 self.cipher.encrypt(buf, unit);
             } else {
@@ -323,13 +333,13 @@ impl DataArea {
             let tail_start = head + data.len();
             if head != 0 {
                 self.host_read(&mut buf[..DATA_UNIT], host)?;
-                self.cipher.decrypt(&mut buf[..DATA_UNIT], host / UNIT);
+                self.cipher.decrypt(&mut buf[..DATA_UNIT], self.unit_at(host));
             }
             if tail_start != n && (head == 0 || n > DATA_UNIT) {
                 let last = n - DATA_UNIT;
                 let lh = host + last as u64;
                 self.host_read(&mut buf[last..], lh)?;
-                self.cipher.decrypt(&mut buf[last..], lh / UNIT);
+                self.cipher.decrypt(&mut buf[last..], self.unit_at(lh));
             }
             buf[head..tail_start].copy_from_slice(data);
             self.crypt(buf, host, true);

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::chain::ChainId;
+use crate::crypto::scheme::Scheme;
 use crate::secret::SecretBytes;
 use crate::volume::Volume;
 
@@ -72,7 +72,9 @@ struct Setup {
     host: PathBuf,
     start: u64,
     len: u64,
+    /// [`Scheme::id`]: the chain, and the mode of a legacy one.
     chain: String,
+    first_unit: u64,
     prf: String,
     kind: String,
 }
@@ -119,9 +121,10 @@ pub fn start(volume: &Volume, req: &MountRequest, exe: &Path) -> Result<MountSta
     let setup = Setup {
         request: req.clone(),
         host,
-        start: u.header.encrypted_area_start,
+        start: volume.data_area().start,
         len: volume.data_len(),
-        chain: u.chain.name(),
+        chain: u.scheme.id(),
+        first_unit: volume.data_area().first_unit,
         prf: u.kdf.prf().id().to_string(),
         kind: if u.slot.is_hidden() {
             "hidden"
@@ -366,8 +369,8 @@ fn setup(
     let mut key = SecretBytes::zeroed(n);
     control.read_exact(key.expose_mut()).map_err(proto)?;
     let req = setup.request;
-    let chain = ChainId::from_name(&setup.chain)
-        .ok_or_else(|| proto(format!("unknown chain {}", setup.chain)))?;
+    let scheme = Scheme::from_id(&setup.chain)
+        .ok_or_else(|| proto(format!("unknown cipher {}", setup.chain)))?;
 
     let (volume_dev, volume_ino) = state::identity(&setup.host)
         .map_err(|e| MountError::io(&setup.host, "cannot examine", e))?;
@@ -391,7 +394,7 @@ fn setup(
         fuse_dir: dir.join("fuse"),
         filesystem: None,
         driver: None,
-        chain: chain.name(),
+        chain: scheme.id(),
         prf: setup.prf,
         kind: setup.kind,
         read_only: req.read_only,
@@ -426,7 +429,8 @@ fn setup(
         host: setup.host.clone(),
         start: setup.start,
         len: setup.len,
-        chain,
+        scheme,
+        first_unit: setup.first_unit,
         read_only: req.read_only,
         protect: req.protect.clone(),
         direct_io: true,

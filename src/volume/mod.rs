@@ -16,7 +16,9 @@ use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::{Path, PathBuf};
 
 use crate::crypto::xts::DATA_UNIT;
-use crate::header::layout::{HEADER_SIZE, HostKind, MIN_VOLUME_SIZE, Slot};
+use crate::header::layout::{
+    DataArea, HEADER_SIZE, HostKind, MIN_LEGACY_VOLUME_SIZE, MIN_VOLUME_SIZE, Slot,
+};
 use crate::header::unlock::{
     Candidate, Credentials, UnlockError, UnlockOptions, UnlockedHeader, unlock,
 };
@@ -44,8 +46,8 @@ pub enum VolumeError {
     },
     /// Smaller than any volume or backup file.
     #[error(
-        "{path}: {size} bytes is too small for a volume (at least {min} bytes) or a header backup \
-         (131072 or 1024 bytes)"
+        "{path}: {size} bytes is too small for a volume (at least {min} bytes; {MIN_VOLUME_SIZE} \
+         since TrueCrypt 6.0) or a header backup (131072 or 1024 bytes)"
     )]
     TooSmall {
         /// The path given.
@@ -172,11 +174,11 @@ impl Host {
             meta.len()
         };
         let kind = HostKind::of_size(size);
-        if kind == HostKind::Volume && size < MIN_VOLUME_SIZE {
+        if kind == HostKind::Volume && size < MIN_LEGACY_VOLUME_SIZE {
             return Err(VolumeError::TooSmall {
                 path: p,
                 size,
-                min: MIN_VOLUME_SIZE,
+                min: MIN_LEGACY_VOLUME_SIZE,
             });
         }
         Ok(Host {
@@ -302,8 +304,8 @@ impl SlotChoice {
             (true, _, _) => vec![Slot::System],
             (false, true, true) => vec![Slot::BackupHidden],
             (false, true, false) => vec![Slot::BackupNormal, Slot::BackupHidden],
-            (false, false, true) => vec![Slot::Hidden],
-            (false, false, false) => vec![Slot::Normal, Slot::Hidden],
+            (false, false, true) => vec![Slot::Hidden, Slot::LegacyHidden],
+            (false, false, false) => vec![Slot::Normal, Slot::Hidden, Slot::LegacyHidden],
         }
     }
 }
@@ -313,6 +315,8 @@ impl SlotChoice {
 pub struct Volume {
     host: Host,
     unlocked: UnlockedHeader,
+    /// Where the data lies (empty for a header backup file).
+    area: DataArea,
 }
 
 impl Volume {
@@ -344,18 +348,40 @@ impl Volume {
         opts.system |= slots.system;
         let candidates = host.candidates(&slots.slots())?;
         let unlocked = unlock(&candidates, creds, &opts)?;
-        if host.kind == HostKind::Volume {
-            let h = &unlocked.header;
-            let end = h.encrypted_area_start.checked_add(h.encrypted_area_length);
-            if end.is_none_or(|e| e > host.size) {
-                return Err(VolumeError::Truncated {
-                    path: host.path.clone(),
-                    end: end.unwrap_or(u64::MAX),
-                    size: host.size,
-                });
-            }
+        Volume::with_header(host, unlocked)
+    }
+
+    /// A volume from a header already opened on `host`.
+    ///
+    /// # Errors
+    /// [`VolumeError::Truncated`] when the header's data area does not fit in the host.
+    pub fn with_header(host: Host, unlocked: UnlockedHeader) -> Result<Volume, VolumeError> {
+        let empty = DataArea {
+            start: 0,
+            len: 0,
+            first_unit: 0,
+        };
+        if host.kind != HostKind::Volume {
+            return Ok(Volume {
+                host,
+                unlocked,
+                area: empty,
+            });
         }
-        Ok(Volume { host, unlocked })
+        let area = DataArea::of(&unlocked.header, unlocked.slot, unlocked.scheme, host.size);
+        let end = area.and_then(|a| a.start.checked_add(a.len));
+        match (area, end) {
+            (Some(area), Some(end)) if end <= host.size => Ok(Volume {
+                host,
+                unlocked,
+                area,
+            }),
+            _ => Err(VolumeError::Truncated {
+                path: host.path.clone(),
+                end: end.unwrap_or(u64::MAX),
+                size: host.size,
+            }),
+        }
     }
 
     /// The host.
@@ -370,10 +396,13 @@ impl Volume {
 
     /// Length of the decrypted data area in bytes (0 for a header backup file).
     pub fn data_len(&self) -> u64 {
-        match self.host.kind {
-            HostKind::Volume => self.unlocked.header.encrypted_area_length,
-            _ => 0,
-        }
+        self.area.len
+    }
+
+    /// Where the data area lies in the host and how its units are numbered (all zero for a
+    /// header backup file).
+    pub fn data_area(&self) -> DataArea {
+        self.area
     }
 
     /// Reads and decrypts `buf.len()` bytes of the data area starting at `offset`; both must be
@@ -385,9 +414,7 @@ impl Volume {
     pub fn read_data(&self, offset: u64, buf: &mut [u8]) -> Result<(), VolumeError> {
         let host_offset = self.data_range_check(offset, buf.len())?;
         self.host.read_at(host_offset, buf)?;
-        self.unlocked
-            .data_cipher()
-            .decrypt(buf, host_offset / DATA_UNIT as u64);
+        self.unlocked.data_cipher().decrypt(buf, self.unit_at(offset));
         Ok(())
     }
 
@@ -398,10 +425,13 @@ impl Volume {
     /// As [`Volume::read_data`], plus write errors.
     pub fn write_data(&self, offset: u64, buf: &mut [u8]) -> Result<(), VolumeError> {
         let host_offset = self.data_range_check(offset, buf.len())?;
-        self.unlocked
-            .data_cipher()
-            .encrypt(buf, host_offset / DATA_UNIT as u64);
+        self.unlocked.data_cipher().encrypt(buf, self.unit_at(offset));
         self.host.write_at(host_offset, buf)
+    }
+
+    /// The cipher's number for the data unit at `offset` of the data area.
+    fn unit_at(&self, offset: u64) -> u64 {
+        self.area.first_unit + offset / DATA_UNIT as u64
     }
 
     /// Checks that `offset..offset+len` is whole data units inside the data area and returns
@@ -425,6 +455,6 @@ impl Volume {
                 size: self.data_len(),
             });
         }
-        Ok(self.unlocked.header.encrypted_area_start + offset)
+        Ok(self.area.start + offset)
     }
 }

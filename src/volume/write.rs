@@ -7,6 +7,10 @@
 //! the backup. Before a header is overwritten its host's first 128 KiB (normal and hidden
 //! header slots) can be kept in a file in the 131,072-byte backup format, which
 //! `restore-header --file` takes back.
+//!
+//! Volumes of TrueCrypt before 6.0 (the legacy layout: one header at 0, a hidden volume's
+//! header 1,536 bytes before the end, no embedded backups) are rewritten in their own layout
+//! and mode; their backups are the 1,024-byte format. New volumes are never legacy ones.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -16,15 +20,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::probe::{self, PROBE_LEN};
 use super::{Host, SlotChoice, Volume, VolumeError};
-use crate::crypto::chain::XtsChain;
 use crate::crypto::random::{self, RandomError};
+use crate::crypto::scheme::{Scheme, SectorCipher};
 use crate::crypto::xts::DATA_UNIT;
 use crate::header::kdf::Family;
 use crate::header::layout::{
-    BACKUP_FILE_SIZE, BACKUP_HIDDEN_FROM_END, BACKUP_NORMAL_FROM_END, DATA_AREA_OFFSET,
+    BACKUP_FILE_SIZE, BACKUP_HIDDEN_FROM_END, BACKUP_NORMAL_FROM_END, DATA_AREA_OFFSET, DataArea,
     HEADER_SIZE, HEADER_SLOT_SIZE, HIDDEN_HEADER_OFFSET, HostKind, LEGACY_BACKUP_FILE_SIZE,
-    MIN_VOLUME_SIZE, Slot,
+    LEGACY_HIDDEN_FROM_END, MIN_LEGACY_VOLUME_SIZE, MIN_VOLUME_SIZE, Slot,
 };
+use crate::header::format::Header;
 use crate::header::seal::{
     CURRENT_HEADER_VERSION, Protection, SealError, VERACRYPT_MIN_PROGRAM_VERSION, fake_header,
     new_header, seal,
@@ -379,10 +384,10 @@ pub(crate) fn fill_area(
     progress: Progress<'_>,
     cancel: &AtomicBool,
 ) -> Result<(), WriteError> {
-    let chain = spec.prot.chain;
-    let mut key = crate::secret::SecretBytes::zeroed(chain.key_material_len());
+    let scheme = spec.prot.scheme;
+    let mut key = crate::secret::SecretBytes::zeroed(scheme.key_material_len());
     random::fill(key.expose_mut())?;
-    let cipher = XtsChain::new(chain, key.expose()).map_err(|_| SealError::Verify)?;
+    let cipher = SectorCipher::new(scheme, key.expose()).map_err(|_| SealError::Verify)?;
     let mut buf = vec![0u8; FILL_CHUNK];
     let mut done = 0u64;
     while done < len {
@@ -403,19 +408,21 @@ pub(crate) fn fill_area(
     Ok(())
 }
 
-/// The two places a header of `slot`'s kind lives in a current-layout host of `size` bytes:
-/// (primary, embedded backup).
-fn header_places(hidden: bool, size: u64) -> (u64, u64) {
-    if hidden {
-        (HIDDEN_HEADER_OFFSET, size - BACKUP_HIDDEN_FROM_END)
-    } else {
-        (0, size - BACKUP_NORMAL_FROM_END)
+/// Where a header lives in a host of `size` bytes: its primary place and, in the current
+/// layout, its embedded backup. The legacy layout (TrueCrypt before 6.0) has no embedded
+/// backup and keeps a hidden volume's header 1,536 bytes before the end.
+fn header_places(header: &Header, size: u64) -> (u64, Option<u64>) {
+    match (DataArea::is_legacy_layout(header), header.is_hidden()) {
+        (true, false) => (0, None),
+        (true, true) => (size - LEGACY_HIDDEN_FROM_END, None),
+        (false, true) => (HIDDEN_HEADER_OFFSET, Some(size - BACKUP_HIDDEN_FROM_END)),
+        (false, false) => (0, Some(size - BACKUP_NORMAL_FROM_END)),
     }
 }
 
-/// Refuses headers this module cannot rewrite in place: the legacy layout (before TrueCrypt
-/// 6.0: no embedded backups, CBC/LRW modes) and system-encryption headers.
-fn check_current_layout(u: &UnlockedHeader, host: &Host) -> Result<(), WriteError> {
+/// Refuses headers this module cannot rewrite in place (system-encryption headers) and hosts
+/// too small for the header's layout.
+fn check_rewritable(u: &UnlockedHeader, host: &Host) -> Result<(), WriteError> {
     let unsupported = |why: &str| {
         Err(WriteError::Unsupported {
             path: host.path().to_path_buf(),
@@ -425,23 +432,31 @@ fn check_current_layout(u: &UnlockedHeader, host: &Host) -> Result<(), WriteErro
     if u.header.is_system() || u.slot == Slot::System {
         return unsupported("is a system-encryption header; tcvault does not rewrite those");
     }
-    if u.header.version < 4 || u.slot == Slot::LegacyHidden {
-        return unsupported(
-            "uses the legacy layout of TrueCrypt before 6.0 (no embedded backup header)",
-        );
-    }
-    if host.kind() != HostKind::Volume || host.size() < MIN_VOLUME_SIZE {
+    let min = if DataArea::is_legacy_layout(&u.header) {
+        MIN_LEGACY_VOLUME_SIZE
+    } else {
+        MIN_VOLUME_SIZE
+    };
+    if host.kind() != HostKind::Volume || host.size() < min {
         return unsupported("is not a volume");
     }
     Ok(())
 }
 
-/// Copies the host's first 128 KiB (the normal and hidden header slots as they are now) to
-/// `keep` in the 131,072-byte backup format, created exclusively with mode 0600 and synced.
+/// Copies the host's header slots as they are now to `keep`, created exclusively with mode
+/// 0600 and synced: the first 128 KiB in the 131,072-byte backup format, or, for the legacy
+/// layout, the header at 0 and the one 1,536 bytes before the end in the 1,024-byte format.
 ///
 /// # Errors
 /// `keep` exists, or an I/O error.
-pub fn keep_old_headers(host: &Host, keep: &Path) -> Result<(), WriteError> {
+pub fn keep_old_headers(host: &Host, keep: &Path, legacy: bool) -> Result<(), WriteError> {
+    if legacy {
+        let mut buf = vec![0u8; LEGACY_BACKUP_FILE_SIZE as usize];
+        let (normal, hidden) = buf.split_at_mut(HEADER_SIZE);
+        host.read_at(0, normal)?;
+        host.read_at(host.size() - LEGACY_HIDDEN_FROM_END, hidden)?;
+        return write_new_file(keep, &buf, false);
+    }
     let mut buf = vec![0u8; BACKUP_FILE_SIZE as usize];
     host.read_at(0, &mut buf)?;
     write_new_file(keep, &buf, false)
@@ -509,9 +524,9 @@ pub fn change_password(
 ) -> Result<(), WriteError> {
     let u = vol.unlocked();
     let host = vol.host();
-    check_current_layout(u, host)?;
+    check_rewritable(u, host)?;
     let mut header = u.header.clone();
-    if new.prot.chain != u.chain {
+    if new.prot.scheme != u.scheme {
         return Err(WriteError::Unsupported {
             path: host.path().to_path_buf(),
             why: "the cipher of an existing volume cannot change (its data would need \
@@ -526,6 +541,17 @@ pub fn change_password(
                 why: "a VeraCrypt header cannot become a TrueCrypt one".into(),
             });
         }
+        if u.scheme.is_legacy() || DataArea::is_legacy_layout(&header) {
+            return Err(WriteError::Unsupported {
+                path: host.path().to_path_buf(),
+                why: format!(
+                    "is a TrueCrypt volume from before 6.0 ({}, legacy layout); VeraCrypt \
+                     needs XTS and the current layout, so its data would have to be \
+                     re-encrypted: copy the files into a new volume instead",
+                    u.scheme
+                ),
+            });
+        }
         header.family = Family::VeraCrypt;
         header.min_program_version = VERACRYPT_MIN_PROGRAM_VERSION;
         header.version = CURRENT_HEADER_VERSION;
@@ -533,28 +559,34 @@ pub fn change_password(
     rewrite_header(host, &header, new.prot, new.creds, keep_old)
 }
 
-/// Seals `header` twice (fresh salts, each verified), keeps the old header slots in `keep_old`
-/// when given, then writes the embedded backup, syncs, and writes the primary slot (normal or
-/// hidden, as the header says) of the current-layout volume on `host`, and syncs again.
+/// Seals `header` (fresh salt, verified), keeps the old header slots in `keep_old` when given,
+/// then, in the current layout, writes a second sealing to the embedded backup and syncs before
+/// it writes the primary slot (normal or hidden, as the header says) and syncs again. The
+/// legacy layout has only the primary slot.
 ///
 /// # Errors
 /// See [`WriteError`].
 pub fn rewrite_header(
     host: &Host,
-    header: &crate::header::format::Header,
+    header: &Header,
     prot: Protection,
     creds: &Credentials,
     keep_old: Option<&Path>,
 ) -> Result<(), WriteError> {
+    let (p_at, b_at) = header_places(header, host.size());
     let primary = seal(header, prot, creds)?;
-    let backup = seal(header, prot, creds)?;
+    let backup = match b_at {
+        Some(_) => Some(seal(header, prot, creds)?),
+        None => None,
+    };
     if let Some(keep) = keep_old {
-        keep_old_headers(host, keep)?;
+        keep_old_headers(host, keep, b_at.is_none())?;
     }
-    let (p_at, b_at) = header_places(header.is_hidden(), host.size());
-    host.write_at(b_at, &backup)?;
-    host.sync()?;
-    pause_for_tests("embedded backup header");
+    if let (Some(at), Some(backup)) = (b_at, backup) {
+        host.write_at(at, &backup)?;
+        host.sync()?;
+        pause_for_tests("embedded backup header");
+    }
     host.write_at(p_at, &primary)?;
     host.sync()?;
     Ok(())
@@ -607,45 +639,36 @@ pub fn restore_header(
             // Both embedded backups are tried: normal, then hidden.
             let b = Host::open(volume)?;
             let cands = b.candidates(&[Slot::BackupNormal, Slot::BackupHidden])?;
-            let u =
-                crate::header::unlock::unlock(&cands, creds, opts).map_err(VolumeError::from)?;
-            Volume {
-                host: b,
-                unlocked: u,
-            }
+            let u = crate::header::unlock::unlock(&cands, creds, opts).map_err(|e| {
+                match (e, b.size() < MIN_VOLUME_SIZE) {
+                    (_, true) => WriteError::Unsupported {
+                        path: volume.to_path_buf(),
+                        why: "is too small to hold embedded backup headers".into(),
+                    },
+                    (e, false) => VolumeError::from(e).into(),
+                }
+            })?;
+            Volume::with_header(b, u)?
         }
     };
     let u = from.unlocked();
-    check_current_layout(u, &host)?;
+    check_rewritable(u, &host)?;
     let header = &u.header;
     let size = host.size();
-    let data_end = header
-        .encrypted_area_start
-        .checked_add(header.encrypted_area_length);
-    let fits = if header.is_hidden() {
-        header.encrypted_area_start >= DATA_AREA_OFFSET
-            && data_end.is_some_and(|e| e <= size - BACKUP_NORMAL_FROM_END)
-    } else {
-        header.encrypted_area_start == DATA_AREA_OFFSET
-            && data_end == Some(size - BACKUP_NORMAL_FROM_END)
-    };
-    if !fits {
-        return Err(WriteError::WrongVolume {
-            path: volume.to_path_buf(),
-            why: format!(
-                "the backup describes a data area of {} bytes at byte {}, which does not fit \
-                 this {size}-byte volume: it belongs to another volume",
-                header.encrypted_area_length, header.encrypted_area_start
-            ),
-        });
-    }
+    let area = fitting_area(header, u.scheme, size).ok_or_else(|| WriteError::WrongVolume {
+        path: volume.to_path_buf(),
+        why: format!(
+            "the backup describes a data area of {} bytes at byte {}, which does not fit this \
+             {size}-byte volume: it belongs to another volume",
+            header.encrypted_area_length, header.encrypted_area_start
+        ),
+    })?;
     if !force {
-        let n = PROBE_LEN.min(usize::try_from(header.encrypted_area_length).unwrap_or(0));
+        let n = PROBE_LEN.min(usize::try_from(area.len).unwrap_or(0));
         let n = n - n % DATA_UNIT;
         let mut head = vec![0u8; n];
-        host.read_at(header.encrypted_area_start, &mut head)?;
-        u.data_cipher()
-            .decrypt(&mut head, header.encrypted_area_start / DATA_UNIT as u64);
+        host.read_at(area.start, &mut head)?;
+        u.data_cipher().decrypt(&mut head, area.first_unit);
         let found = probe::detect(&head);
         zeroize::Zeroize::zeroize(&mut head);
         if found.is_none() {
@@ -660,24 +683,56 @@ pub fn restore_header(
     let prot = Protection {
         family: header.family,
         kdf: u.kdf,
-        chain: u.chain,
+        scheme: u.scheme,
     };
+    let (p_at, b_at) = header_places(header, size);
     let primary = seal(header, prot, creds)?;
-    let backup = seal(header, prot, creds)?;
+    let backup = match b_at {
+        Some(_) => Some(seal(header, prot, creds)?),
+        None => None,
+    };
     if let Some(keep) = keep_old {
-        keep_old_headers(&host, keep)?;
+        keep_old_headers(&host, keep, b_at.is_none())?;
     }
-    let (p_at, b_at) = header_places(header.is_hidden(), size);
     host.write_at(p_at, &primary)?;
     host.sync()?;
-    pause_for_tests("primary header");
-    host.write_at(b_at, &backup)?;
-    host.sync()?;
-    Ok(if header.is_hidden() {
-        Slot::Hidden
+    if let (Some(at), Some(backup)) = (b_at, backup) {
+        pause_for_tests("primary header");
+        host.write_at(at, &backup)?;
+        host.sync()?;
+    }
+    Ok(match (header.is_hidden(), b_at.is_none()) {
+        (true, true) => Slot::LegacyHidden,
+        (true, false) => Slot::Hidden,
+        (false, _) => Slot::Normal,
+    })
+}
+
+/// The data area `header` (with `scheme`) describes, if it fits a volume of `size` bytes
+/// exactly as its layout demands: in the current layout a normal volume's data runs from
+/// 128 KiB to 128 KiB before the end and a hidden one lies inside that; in the legacy layout a
+/// normal volume's data starts at 512 (its length, when recorded, reaching the end of the host)
+/// and a hidden one ends 1,536 bytes before the end, past the normal header.
+pub fn fitting_area(header: &Header, scheme: Scheme, size: u64) -> Option<DataArea> {
+    let legacy = DataArea::is_legacy_layout(header);
+    let slot = if header.is_hidden() && legacy {
+        Slot::LegacyHidden
     } else {
         Slot::Normal
-    })
+    };
+    let area = DataArea::of(header, slot, scheme, size)?;
+    let end = area.start.checked_add(area.len)?;
+    let fits = match (legacy, header.is_hidden()) {
+        (false, true) => {
+            area.start >= DATA_AREA_OFFSET && end <= size.checked_sub(BACKUP_NORMAL_FROM_END)?
+        }
+        (false, false) => {
+            area.start == DATA_AREA_OFFSET && end == size.checked_sub(BACKUP_NORMAL_FROM_END)?
+        }
+        (true, true) => area.start >= HEADER_SIZE as u64 && end <= size,
+        (true, false) => area.start == HEADER_SIZE as u64 && end == size,
+    };
+    fits.then_some(area)
 }
 
 /// The header backup of `normal` (and of `hidden` when given, else a random-keyed header in
@@ -694,11 +749,11 @@ pub fn backup_bytes(
 ) -> Result<Vec<u8>, WriteError> {
     let reseal = |v: &Volume, c: &Credentials| -> Result<[u8; HEADER_SIZE], WriteError> {
         let u = v.unlocked();
-        check_current_layout(u, v.host())?;
+        check_rewritable(u, v.host())?;
         let prot = Protection {
             family: u.header.family,
             kdf: u.kdf,
-            chain: u.chain,
+            scheme: u.scheme,
         };
         Ok(seal(&u.header, prot, c)?)
     };
@@ -707,7 +762,9 @@ pub fn backup_bytes(
         Some((v, c)) => reseal(v, c)?,
         None => fake_header()?,
     };
-    if compact {
+    // A legacy volume's headers go back only to the legacy places: its backup is always the
+    // 1,024-byte format, which is also what TrueCrypt before 6.0 wrote.
+    if compact || is_legacy(normal) || hidden.is_some_and(|(v, _)| is_legacy(v)) {
         let mut out = Vec::with_capacity(LEGACY_BACKUP_FILE_SIZE as usize);
         out.extend_from_slice(&n);
         out.extend_from_slice(&h);
@@ -717,6 +774,11 @@ pub fn backup_bytes(
         out.extend_from_slice(&slot_bytes(&h)?);
         Ok(out)
     }
+}
+
+/// Whether `v` uses the layout of TrueCrypt before 6.0.
+pub fn is_legacy(v: &Volume) -> bool {
+    DataArea::is_legacy_layout(&v.unlocked().header)
 }
 
 /// Writes a header backup file (see [`backup_bytes`]) to `out`: mode 0600, via a temporary

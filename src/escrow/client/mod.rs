@@ -22,6 +22,7 @@ pub fn readable_salts(host: &Host) -> Result<Vec<[u8; SALT_LEN]>, VolumeError> {
             Slot::Hidden,
             Slot::BackupNormal,
             Slot::BackupHidden,
+            Slot::LegacyHidden,
         ],
         HostKind::BackupFile | HostKind::LegacyBackupFile => &[Slot::Normal, Slot::Hidden],
     };

@@ -91,7 +91,8 @@ pub struct Metadata {
     pub format: String,
     /// Whether the header is a hidden volume's.
     pub hidden: bool,
-    /// Cipher chain, e.g. "AES" or "Serpent-AES".
+    /// Cipher chain, e.g. "AES" or "Serpent-AES" (XTS); a legacy TrueCrypt volume's chain
+    /// with its mode, e.g. "AES-Blowfish/CBC" ([`crate::crypto::scheme::Scheme::id`]).
     pub chain: String,
     /// PRF of the header when escrowed (e.g. "sha512").
     pub prf: String,
@@ -135,10 +136,10 @@ impl fmt::Debug for Packet {
 /// over a domain label, the chain name and the key material, in hex. Equal for every header
 /// of the same volume (password changes keep the keys).
 pub fn volume_fingerprint(u: &UnlockedHeader) -> String {
-    let k = u.chain.key_material_len();
+    let k = u.scheme.key_material_len();
     let mut h = Sha256::new();
     h.update(b"tcvault escrow volume fingerprint v1\0");
-    h.update(u.chain.name().as_bytes());
+    h.update(u.scheme.id().as_bytes());
     h.update([0u8]);
     h.update(&u.header.key_area.expose()[..k]);
     hex::encode(h.finalize())
@@ -253,7 +254,7 @@ pub fn seal(
         packet_version: PACKET_VERSION,
         format: h.family.id().to_owned(),
         hidden: h.is_hidden(),
-        chain: u.chain.name(),
+        chain: u.scheme.id(),
         prf: u.kdf.prf().id().to_owned(),
         sector_size: h.sector_size,
         volume_size: h.volume_size,
