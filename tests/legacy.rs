@@ -157,6 +157,7 @@ fn make_hidden(mode: Mode, chain: &str, prf: Prf, hprf: Prf, host: u64, hidden: 
         password: HIDDEN_PASSWORD,
         prf: hprf,
         size: hidden,
+        data: None,
     });
     make(&spec)
 }
@@ -412,6 +413,7 @@ mod builder {
                 password: b"hidden",
                 prf: Prf::ALL[(i + 1) % 4],
                 size: 8192,
+                data: None,
             });
             let b = build(&spec, &path);
             let file = fs::read(&path).expect("read");
@@ -1221,19 +1223,11 @@ impl Drop for Unmount {
     }
 }
 
-/// An LRW volume whose data area is an ext4 image made by mkfs.ext4 on a plain file: mounted
-/// read-write, a file written, unmounted, remounted, read back; then the independent reader
-/// decrypts the data area and finds the ext4 superblock and the file (debugfs).
-#[test]
-fn lrw_ext4_mounts_read_write() {
-    if !can_mount() {
-        return;
-    }
-    let dir = temp_dir();
-    let data_len: u64 = 8 << 20;
+/// A plain ext4 image of `len` bytes made by mkfs.ext4 on a file.
+fn ext4_image(dir: &TempDir, len: u64) -> Vec<u8> {
     let image = dir.path().join("plain.ext4");
     fs::File::create(&image)
-        .and_then(|f| f.set_len(data_len))
+        .and_then(|f| f.set_len(len))
         .expect("image file");
     let st = sbin("mkfs.ext4")
         .args(["-q", "-F", "-L", "legacy"])
@@ -1241,47 +1235,93 @@ fn lrw_ext4_mounts_read_write() {
         .status()
         .expect("run mkfs.ext4 (e2fsprogs, scripts/setup.d/mount.sh)");
     assert!(st.success(), "mkfs.ext4 failed");
-    let mut spec = LegacySpec::new(Mode::Lrw, "AES", Prf::Sha1, PASSWORD, data_len + 512);
-    spec.data = Some(fs::read(&image).expect("read image"));
+    let bytes = fs::read(&image).expect("read image");
+    fs::remove_file(&image).expect("remove image");
+    bytes
+}
+
+/// A legacy volume (or, with `hidden`, the hidden volume inside one) whose data area is an
+/// ext4 image: mounted read-write, a file written, unmounted, remounted read-only, read back;
+/// then the independent reader decrypts the data area and finds the ext4 superblock and the
+/// file (debugfs), and, for a hidden volume, the outer data untouched.
+fn ext4_round_trip(mode: Mode, chain: &str, prf: Prf, hidden: bool) {
+    let what = format!(
+        "{} {chain}{}",
+        mode.json(),
+        if hidden { " hidden" } else { "" }
+    );
+    let dir = temp_dir();
+    let fs_len: u64 = 8 << 20;
+    let image = ext4_image(&dir, fs_len);
+    let (spec_pw, host) = if hidden {
+        (HIDDEN_PASSWORD, 2 * fs_len + 4096)
+    } else {
+        (PASSWORD, fs_len + 512)
+    };
+    let mut spec = LegacySpec::new(mode, chain, prf, PASSWORD, host);
+    if hidden {
+        spec.hidden = Some(HiddenSpec {
+            password: HIDDEN_PASSWORD,
+            prf,
+            size: fs_len,
+            data: Some(image),
+        });
+    } else {
+        spec.data = Some(image);
+    }
     let vol = dir.path().join("ext4.tc");
     let built = build(&spec, &vol);
-    let pw = pwfile(&dir, "pw", PASSWORD);
-    let unlock = |c: &mut assert_cmd::Command| {
-        c.args(["--truecrypt", "--prf", "sha1", "--password-file"])
-            .arg(&pw);
-    };
+    let pw = pwfile(&dir, "pw", spec_pw);
+    let mut unlock = vec!["--truecrypt", "--prf", prf.name()];
+    if hidden {
+        unlock.push("--hidden");
+    }
     let mp = dir.path().join("mnt");
     fs::create_dir(&mp).expect("mount point");
     let _guard = Unmount(mp.clone());
+    let mount = |extra: &[&str]| {
+        run_ok(
+            tcvault()
+                .arg("mount")
+                .arg(&vol)
+                .args(&unlock)
+                .args(extra)
+                .arg("--password-file")
+                .arg(&pw)
+                .arg(&mp),
+        );
+    };
 
-    let mut m = tcvault();
-    m.arg("mount").arg(&vol);
-    unlock(&mut m);
-    run_ok(m.arg(&mp));
+    mount(&[]);
     let text = pattern(77, 100_000);
     fs::write(mp.join("hello.bin"), &text).expect("write through the mount");
     run_ok(tcvault().arg("unmount").arg(&mp));
-    assert!(!mp.join("hello.bin").exists(), "still mounted");
-
-    let mut m = tcvault();
-    m.arg("mount").args(["--read-only"]).arg(&vol);
-    unlock(&mut m);
-    run_ok(m.arg(&mp));
+    assert!(!mp.join("hello.bin").exists(), "{what}: still mounted");
+    mount(&["--read-only"]);
     assert!(
         fs::read(mp.join("hello.bin")).expect("read back") == text,
-        "file differs after remount"
+        "{what}: file differs after remount"
     );
     run_ok(tcvault().arg("unmount").arg(&mp));
 
     // Decrypted by the independent reader: an ext4 image with the file in it.
     let file = fs::read(&vol).expect("read volume");
-    let o = open_header(&file[..512], PASSWORD).expect("header still opens");
-    assert!(o.fields.key_area == built.normal.fields.key_area);
-    let plain = decrypt_area(&o, &file, 512, data_len);
+    let (normal_slot, hidden_slot) = header_slots(&file);
+    let o = open_header(if hidden { hidden_slot } else { normal_slot }, spec_pw)
+        .unwrap_or_else(|| panic!("{what}: header no longer opens"));
+    let part = if hidden {
+        built.hidden.as_ref().expect("hidden")
+    } else {
+        &built.normal
+    };
+    assert!(o.fields.key_area == part.fields.key_area, "{what}: keys");
+    let (start, len) = area_of(&o, built.host_size, hidden);
+    assert_eq!((start, len), (part.start, fs_len), "{what}");
+    let plain = decrypt_area(&o, &file, start, len);
     assert_eq!(
         &plain[1024 + 56..1024 + 58],
         &[0x53, 0xEF],
-        "ext4 superblock magic"
+        "{what}: ext4 superblock magic"
     );
     let out_image = dir.path().join("after.ext4");
     fs::write(&out_image, &plain).expect("write decrypted image");
@@ -1292,10 +1332,27 @@ fn lrw_ext4_mounts_read_write() {
         .expect("run debugfs");
     assert!(
         out.stdout == text,
-        "debugfs does not find the file written through the mount ({} bytes; {})",
+        "{what}: debugfs does not find the file written through the mount ({} bytes; {})",
         out.stdout.len(),
         String::from_utf8_lossy(&out.stderr)
     );
+    if hidden {
+        let o = open_header(normal_slot, PASSWORD).expect("outer header opens");
+        let (s, l) = area_of(&o, built.host_size, false);
+        built.check_normal(&decrypt_area(&o, &file, s, l), &format!("{what}: outer"));
+    }
+}
+
+#[test]
+fn ext4_on_legacy_volumes_mounts_read_write() {
+    if !can_mount() {
+        return;
+    }
+    ext4_round_trip(Mode::Lrw, "AES", Prf::Sha1, false);
+    // Inner CBC (mixed block sizes): every write re-encrypts whole sectors with both passes.
+    ext4_round_trip(Mode::Cbc, "AES-Blowfish", Prf::Ripemd160, false);
+    // A hidden CBC volume: sector numbers from 1 relative to the hidden area.
+    ext4_round_trip(Mode::Cbc, "Serpent", Prf::Sha1, true);
 }
 
 // ---------------------------------------------------------------------------------------------

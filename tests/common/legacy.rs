@@ -691,6 +691,8 @@ pub struct HiddenSpec<'a> {
     pub prf: Prf,
     /// Bytes of hidden data (a multiple of 512).
     pub size: u64,
+    /// The hidden volume's plaintext (default: [`pattern`] with seed 2), `size` bytes.
+    pub data: Option<Vec<u8>>,
 }
 
 /// What to build.
@@ -844,7 +846,11 @@ pub fn build(spec: &LegacySpec, path: &Path) -> Built {
             area_len: if v3 { h.size } else { 0 },
             key_area: random_key_area(),
         };
-        let data = pattern(2, h.size as usize);
+        let data = h
+            .data
+            .clone()
+            .unwrap_or_else(|| pattern(2, h.size as usize));
+        assert_eq!(data.len() as u64, h.size, "hidden data length");
         let mut enc = data.clone();
         // CBC: sector numbers from the area-start field, or 512 when it is 0.
         let cbc_base = if v3 { start / 512 } else { 1 };
