@@ -1024,6 +1024,115 @@ fn keyfiles_with_legacy_volumes() {
     }
 }
 
+/// Without `--keep-old-header`, a legacy volume (no embedded backup) keeps its old headers in
+/// the current directory as a 1,024-byte backup that the old password opens. When that name
+/// is taken, the old file is not replaced and the answer is actionable: either another name,
+/// or a refusal that leaves the volume unchanged and names only options the command has.
+#[test]
+fn change_password_default_keep_file() {
+    let v = make(&LegacySpec::new(
+        Mode::Lrw,
+        "AES",
+        Prf::Sha1,
+        PASSWORD,
+        256 * KIB,
+    ));
+    let new = pwfile(&v.dir, "new", b"kept elsewhere");
+    let cwd = temp_dir();
+    let change = |vol: &Path| {
+        run(tcvault()
+            .current_dir(cwd.path())
+            .args(["change-password", "--truecrypt", "--password-file"])
+            .arg(&v.pw)
+            .arg("--new-password-file")
+            .arg(&new)
+            .arg(vol))
+    };
+    let kept = |prefix: &str| -> Vec<PathBuf> {
+        let mut k: Vec<PathBuf> = fs::read_dir(cwd.path())
+            .expect("read cwd")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(prefix))
+            })
+            .collect();
+        k.sort();
+        k
+    };
+    let out = change(&v.path);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let files = kept("legacy.tc.old-headers");
+    assert_eq!(
+        files.len(),
+        1,
+        "one kept-headers file in the current directory"
+    );
+    let bytes = fs::read(&files[0]).expect("read kept file");
+    assert_eq!(bytes.len(), 1024);
+    let o = open_header(&bytes[..512], PASSWORD).expect("the old password opens the kept file");
+    assert!(o.fields.key_area == v.built.normal.fields.key_area);
+    fs::remove_file(&files[0]).expect("rm");
+
+    // Every name the next minute could give is taken (another volume called legacy.tc).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    for t in now - 2..now + 60 {
+        fs::write(
+            cwd.path().join(format!("legacy.tc.old-headers-{t}")),
+            b"precious",
+        )
+        .expect("write");
+    }
+    let w = make(&LegacySpec::new(
+        Mode::Cbc,
+        "AES",
+        Prf::Sha1,
+        PASSWORD,
+        256 * KIB,
+    ));
+    let before = fs::read(&w.path).expect("read");
+    let out = change(&w.path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for p in kept("legacy.tc.old-headers-") {
+        let b = fs::read(&p).expect("read");
+        if b.len() == 8 {
+            assert_eq!(b, b"precious", "{} replaced", p.display());
+        }
+    }
+    if out.status.success() {
+        let fresh: Vec<PathBuf> = kept("legacy.tc.old-headers")
+            .into_iter()
+            .filter(|p| fs::read(p).is_ok_and(|b| b.len() == 1024))
+            .collect();
+        assert_eq!(
+            fresh.len(),
+            1,
+            "the old headers were kept under another name"
+        );
+    } else {
+        assert_eq!(out.status.code(), Some(4), "{stderr}");
+        assert!(
+            fs::read(&w.path).expect("read") == before,
+            "the volume changed"
+        );
+        let help = run_ok(tcvault().args(["change-password", "--help"]));
+        let help = String::from_utf8_lossy(&help.stdout);
+        assert!(
+            !stderr.contains("--force") || help.contains("--force"),
+            "the hint names --force, which change-password does not have:\n{stderr}"
+        );
+    }
+}
+
 /// `change-password --new-prf` re-derives the legacy header with another TrueCrypt PRF.
 #[test]
 fn change_password_with_new_prf() {
