@@ -11,7 +11,8 @@
 //! otherwise one after another with [`pbkdf2_block`]. The first iteration of every job (the salt,
 //! of any length) is computed with the RustCrypto HMAC; the kernel runs the rest, where every
 //! message is exactly one hash output. Kernels: RIPEMD-160, SHA-256 and BLAKE2s
-//! with AVX-512 (16 lanes of 32 bits).
+//! with AVX-512 (16 lanes of 32 bits); Streebog and Whirlpool (AVX-512 VBMI + GFNI, one block
+//! per register) interleave three chains in [`super::streebog`] and [`super::whirlpool`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -47,6 +48,8 @@ impl std::fmt::Debug for LaneJob<'_> {
 pub fn lanes(prf: Prf) -> usize {
     match prf {
         Prf::Ripemd160 | Prf::Sha256 | Prf::Blake2s if avx512() => 16,
+        Prf::Streebog if super::streebog::available() => super::streebog::CHAINS,
+        Prf::Whirlpool if super::whirlpool::available() => super::whirlpool::CHAINS,
         _ => 1,
     }
 }
@@ -93,6 +96,11 @@ pub fn pbkdf2_blocks(
             )?;
         }
         return Ok(());
+    }
+    match prf {
+        Prf::Streebog => return super::streebog::pbkdf2_blocks(jobs, iterations, outs, stop),
+        Prf::Whirlpool => return super::whirlpool::pbkdf2_blocks(jobs, iterations, outs, stop),
+        _ => {}
     }
     for (group, outs) in jobs.chunks(width).zip(outs.chunks_mut(width)) {
         match prf {
@@ -678,8 +686,18 @@ mod tests {
                 pbkdf2::pbkdf2_hmac::<ripemd::Ripemd160>(password, salt, iterations, out)
             }
             Prf::Sha256 => pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password, salt, iterations, out),
+            Prf::Sha512 => pbkdf2::pbkdf2_hmac::<sha2::Sha512>(password, salt, iterations, out),
             Prf::Blake2s => {
                 pbkdf2::pbkdf2::<hmac::SimpleHmac<blake2::Blake2s256>>(
+                    password, salt, iterations, out,
+                )
+                .expect("HMAC takes any key length");
+            }
+            Prf::Whirlpool => {
+                pbkdf2::pbkdf2_hmac::<whirlpool::Whirlpool>(password, salt, iterations, out)
+            }
+            Prf::Streebog => {
+                pbkdf2::pbkdf2::<hmac::SimpleHmac<streebog::Streebog512>>(
                     password, salt, iterations, out,
                 )
                 .expect("HMAC takes any key length");
@@ -757,6 +775,19 @@ mod tests {
     fn blake2s_lanes_match_pbkdf2_crate() {
         require_kernel(Prf::Blake2s);
         check(Prf::Blake2s, 0x0001_b125);
+    }
+
+    #[test]
+    fn streebog_and_whirlpool_groups_match_pbkdf2_crate() {
+        require_kernel(Prf::Streebog);
+        check(Prf::Streebog, 0x0001_5b06);
+        require_kernel(Prf::Whirlpool);
+        check(Prf::Whirlpool, 0x0001_3412);
+    }
+
+    #[test]
+    fn sha512_without_lane_kernel_runs_one_by_one() {
+        check(Prf::Sha512, 0x0001_0512);
     }
 
     #[test]

@@ -19,6 +19,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::pbkdf2_lanes::LaneJob;
 use super::prf::Stopped;
 
 /// The substitution π (RFC 6986 §6.2), the S-box shared with Kuznyechik.
@@ -226,40 +227,85 @@ pub fn pbkdf2_block(
     out: &mut [u8],
     stop: &AtomicBool,
 ) -> Result<(), Stopped> {
-    use digest::{KeyInit, Mac};
+    let job = LaneJob {
+        password,
+        salt,
+        index,
+    };
+    pbkdf2_blocks(&[job], iterations, &mut [out], stop)
+}
+
+/// Several PBKDF2-HMAC-Streebog-512 blocks (any passwords, salts and indices), run
+/// [`CHAINS`] at a time interleaved in one thread; `outs[i]` receives up to 64 bytes of job `i`.
+///
+/// # Panics
+/// If [`available`] is false, `iterations` is 0 or `jobs` and `outs` differ in length.
+pub fn pbkdf2_blocks(
+    jobs: &[LaneJob<'_>],
+    iterations: u32,
+    outs: &mut [&mut [u8]],
+    stop: &AtomicBool,
+) -> Result<(), Stopped> {
     assert!(
         available(),
         "the Streebog kernel needs AVX-512 VBMI and GFNI"
     );
     assert!(iterations > 0, "PBKDF2 needs at least one iteration");
-    let mut key = [0u8; 64];
-    if password.len() > 64 {
-        let mut d = <::streebog::Streebog512 as digest::Digest>::digest(password);
-        key.copy_from_slice(&d);
-        zeroize::Zeroize::zeroize(d.as_mut_slice());
-    } else {
-        key[..password.len()].copy_from_slice(password);
+    assert_eq!(jobs.len(), outs.len(), "one output per job");
+    for (group, outs) in jobs.chunks(CHAINS).zip(outs.chunks_mut(CHAINS)) {
+        match group.len() {
+            3 => chains::<3, 6>(group, iterations, outs, stop)?,
+            2 => chains::<2, 4>(group, iterations, outs, stop)?,
+            _ => chains::<1, 2>(group, iterations, outs, stop)?,
+        }
     }
-    let mut mac = match <hmac::SimpleHmac<::streebog::Streebog512> as KeyInit>::new_from_slice(&key)
-    {
-        Ok(m) => m,
-        Err(_) => unreachable!("HMAC accepts keys of any length"),
-    };
-    mac.update(salt);
-    mac.update(&index.to_be_bytes());
-    let mut first = [0u8; 64];
-    first.copy_from_slice(&mac.finalize().into_bytes());
+    Ok(())
+}
+
+/// How many blocks [`pbkdf2_blocks`] interleaves in one thread.
+pub const CHAINS: usize = 3;
+
+fn chains<const N: usize, const M: usize>(
+    group: &[LaneJob<'_>],
+    iterations: u32,
+    outs: &mut [&mut [u8]],
+    stop: &AtomicBool,
+) -> Result<(), Stopped> {
+    use digest::{KeyInit, Mac};
+    let mut keys = [[0u8; 64]; N];
+    let mut firsts = [[0u8; 64]; N];
+    for ((job, key), first) in group.iter().zip(&mut keys).zip(&mut firsts) {
+        if job.password.len() > 64 {
+            let mut d = <::streebog::Streebog512 as digest::Digest>::digest(job.password);
+            key.copy_from_slice(&d);
+            zeroize::Zeroize::zeroize(d.as_mut_slice());
+        } else {
+            key[..job.password.len()].copy_from_slice(job.password);
+        }
+        let mut mac =
+            match <hmac::SimpleHmac<::streebog::Streebog512> as KeyInit>::new_from_slice(key) {
+                Ok(m) => m,
+                Err(_) => unreachable!("HMAC accepts keys of any length"),
+            };
+        mac.update(job.salt);
+        mac.update(&job.index.to_be_bytes());
+        let mut u = mac.finalize().into_bytes();
+        first.copy_from_slice(&u);
+        zeroize::Zeroize::zeroize(u.as_mut_slice());
+    }
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: `available()` confirmed every target feature the kernel is compiled with.
-    let result = unsafe { kernel::run(&key, &first, iterations, stop) };
+    // SAFETY: the caller checked `available()`: every target feature the kernel is compiled with.
+    let result = unsafe { kernel::run::<N, M>(&keys, &firsts, iterations, stop) };
     #[cfg(not(target_arch = "x86_64"))]
-    let result: Result<[u8; 64], Stopped> = unreachable!("available() is false here");
-    zeroize::Zeroize::zeroize(&mut key);
-    zeroize::Zeroize::zeroize(&mut first);
+    let result: Result<[[u8; 64]; N], Stopped> = unreachable!("available() is false here");
+    zeroize::Zeroize::zeroize(keys.as_flattened_mut());
+    zeroize::Zeroize::zeroize(firsts.as_flattened_mut());
     let mut acc = result?;
-    let n = out.len().min(64);
-    out[..n].copy_from_slice(&acc[..n]);
-    zeroize::Zeroize::zeroize(&mut acc);
+    for (out, a) in outs.iter_mut().zip(&acc) {
+        let n = out.len().min(64);
+        out[..n].copy_from_slice(&a[..n]);
+    }
+    zeroize::Zeroize::zeroize(acc.as_flattened_mut());
     Ok(())
 }
 
@@ -320,18 +366,6 @@ mod kernel {
         n512: __m512i,
         n1024: __m512i,
         pad: __m512i,
-    }
-
-    /// One HMAC half after its key block: the chaining value (transposed) and Σ + 1 (words).
-    struct Half {
-        h: __m512i,
-        sigma_plus_one: [u64; 8],
-    }
-
-    impl Drop for Half {
-        fn drop(&mut self) {
-            zeroize::Zeroize::zeroize(&mut self.sigma_plus_one);
-        }
     }
 
     #[inline]
@@ -422,74 +456,125 @@ mod kernel {
         _mm512_xor_si512(b, c)
     }
 
-    /// The compression g_N(h, m), every value transposed.
+    /// The compression g_N(h, m) of `N` independent chains side by side, every value
+    /// transposed. Each of the twelve steps runs `M` = 2 `N` LPS (every chain's data and key),
+    /// which keeps the vector units busy while one LPS waits on the previous one.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni")]
-    fn g(h: __m512i, n: __m512i, m: __m512i, k: &Consts) -> __m512i {
-        let mut key = lps(_mm512_xor_si512(h, n), k);
+    fn g<const N: usize, const M: usize>(
+        h: [__m512i; N],
+        n: __m512i,
+        m: [__m512i; N],
+        k: &Consts,
+    ) -> [__m512i; N] {
+        let mut key: [__m512i; N] = core::array::from_fn(|c| lps(_mm512_xor_si512(h[c], n), k));
         let mut t = m;
-        for c in &k.c {
-            t = lps(_mm512_xor_si512(t, key), k);
-            key = lps(_mm512_xor_si512(key, *c), k);
+        for rc in &k.c {
+            let both: [__m512i; M] = core::array::from_fn(|i| {
+                if i < N {
+                    lps(_mm512_xor_si512(t[i], key[i]), k)
+                } else {
+                    lps(_mm512_xor_si512(key[i - N], *rc), k)
+                }
+            });
+            t = core::array::from_fn(|c| both[c]);
+            key = core::array::from_fn(|c| both[N + c]);
         }
-        _mm512_ternarylogic_epi64::<0x96>(h, m, _mm512_xor_si512(t, key))
+        core::array::from_fn(|c| {
+            _mm512_ternarylogic_epi64::<0x96>(h[c], m[c], _mm512_xor_si512(t[c], key[c]))
+        })
+    }
+
+    /// One HMAC half of `N` chains after their key blocks: chaining values (transposed) and
+    /// Σ + 1 (words).
+    struct Halves<const N: usize> {
+        h: [__m512i; N],
+        sigma_plus_one: [[u64; 8]; N],
+    }
+
+    impl<const N: usize> Drop for Halves<N> {
+        fn drop(&mut self) {
+            zeroize::Zeroize::zeroize(self.sigma_plus_one.as_flattened_mut());
+        }
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni")]
-    fn half(key: &[u8; 64], pad: u8, k: &Consts) -> Half {
-        let mut blk = *key;
-        for b in &mut blk {
-            *b ^= pad;
-        }
-        let v = load(&blk);
+    fn halves<const N: usize, const M: usize>(
+        keys: &[[u8; 64]; N],
+        pad: u8,
+        k: &Consts,
+    ) -> Halves<N> {
+        let mut sigma_plus_one = [[0u64; 8]; N];
+        let blocks: [__m512i; N] = core::array::from_fn(|c| {
+            let mut blk = keys[c];
+            for b in &mut blk {
+                *b ^= pad;
+            }
+            let v = load(&blk);
+            zeroize::Zeroize::zeroize(&mut blk);
+            sigma_plus_one[c] = words(v);
+            add512(&mut sigma_plus_one[c], &[1, 0, 0, 0, 0, 0, 0, 0]);
+            _mm512_permutexvar_epi8(k.transpose, v)
+        });
         let zero = _mm512_setzero_si512();
-        let h = g(zero, zero, _mm512_permutexvar_epi8(k.transpose, v), k);
-        let mut sigma_plus_one = words(v);
-        add512(&mut sigma_plus_one, &[1, 0, 0, 0, 0, 0, 0, 0]);
-        zeroize::Zeroize::zeroize(&mut blk);
-        Half { h, sigma_plus_one }
+        let h = g::<N, M>([zero; N], zero, blocks, k);
+        Halves { h, sigma_plus_one }
     }
 
-    /// Streebog-512 of the half's key block followed by the 64-byte message `m` (transposed):
+    /// Streebog-512 of each chain's key block followed by its 64-byte message (transposed):
     /// the message block, the padding block of the empty tail, then N and Σ.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni")]
-    fn hash(half: &Half, m: __m512i, k: &Consts) -> __m512i {
+    fn hash<const N: usize, const M: usize>(
+        half: &Halves<N>,
+        m: [__m512i; N],
+        k: &Consts,
+    ) -> [__m512i; N] {
         let zero = _mm512_setzero_si512();
-        let h = g(half.h, k.n512, m, k);
-        let h = g(h, k.n1024, k.pad, k);
-        let h = g(h, zero, k.n1024, k);
-        let mut msg = words(_mm512_permutexvar_epi8(k.transpose, m));
-        let mut sigma = half.sigma_plus_one;
-        add512(&mut sigma, &msg);
-        let s = _mm512_permutexvar_epi8(k.transpose, from_words(&sigma));
-        zeroize::Zeroize::zeroize(&mut msg);
-        zeroize::Zeroize::zeroize(&mut sigma);
-        g(h, zero, s, k)
+        let h = g::<N, M>(half.h, k.n512, m, k);
+        let h = g::<N, M>(h, k.n1024, [k.pad; N], k);
+        let h = g::<N, M>(h, zero, [k.n1024; N], k);
+        let s: [__m512i; N] = core::array::from_fn(|c| {
+            let mut msg = words(_mm512_permutexvar_epi8(k.transpose, m[c]));
+            let mut sigma = half.sigma_plus_one[c];
+            add512(&mut sigma, &msg);
+            let s = _mm512_permutexvar_epi8(k.transpose, from_words(&sigma));
+            zeroize::Zeroize::zeroize(&mut msg);
+            zeroize::Zeroize::zeroize(&mut sigma);
+            s
+        });
+        g::<N, M>(h, zero, s, k)
     }
 
-    /// Iterations 2..=`iterations` of one PBKDF2 block whose first U is `first`.
+    /// Iterations 2..=`iterations` of `N` PBKDF2 blocks (key blocks `keys`, first U `firsts`),
+    /// `M` = 2 `N`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni")]
-    pub(super) fn run(
-        key: &[u8; 64],
-        first: &[u8; 64],
+    pub(super) fn run<const N: usize, const M: usize>(
+        keys: &[[u8; 64]; N],
+        firsts: &[[u8; 64]; N],
         iterations: u32,
         stop: &AtomicBool,
-    ) -> Result<[u8; 64], Stopped> {
+    ) -> Result<[[u8; 64]; N], Stopped> {
+        debug_assert_eq!(M, 2 * N);
         let k = consts();
-        let inner = half(key, 0x36, &k);
-        let outer = half(key, 0x5c, &k);
-        let mut u = _mm512_permutexvar_epi8(k.transpose, load(first));
+        let inner = halves::<N, M>(keys, 0x36, &k);
+        let outer = halves::<N, M>(keys, 0x5c, &k);
+        let mut u: [__m512i; N] =
+            core::array::from_fn(|c| _mm512_permutexvar_epi8(k.transpose, load(&firsts[c])));
         let mut acc = u;
         for i in 1..iterations {
             if i % STOP_CHECK_EVERY == 0 && stop.load(Ordering::Relaxed) {
                 return Err(Stopped);
             }
-            let ih = hash(&inner, u, &k);
-            u = hash(&outer, ih, &k);
-            acc = _mm512_xor_si512(acc, u);
+            let ih = hash::<N, M>(&inner, u, &k);
+            u = hash::<N, M>(&outer, ih, &k);
+            for (a, v) in acc.iter_mut().zip(&u) {
+                *a = _mm512_xor_si512(*a, *v);
+            }
         }
-        Ok(store(_mm512_permutexvar_epi8(k.transpose, acc)))
+        Ok(core::array::from_fn(|c| {
+            store(_mm512_permutexvar_epi8(k.transpose, acc[c]))
+        }))
     }
 }
 
@@ -543,6 +628,43 @@ mod tests {
                     want[at..at + 64],
                     "case {case}: password {pw_len} B, salt {salt_len} B, {iterations} iterations, block {index}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn interleaved_chains_match_streebog_crate() {
+        if !available() {
+            return;
+        }
+        let never = AtomicBool::new(false);
+        let mut seed = 0x5eed_0003;
+        let specs: Vec<(Vec<u8>, Vec<u8>, u32)> = (0..7)
+            .map(|i| {
+                let pw = (0..[3usize, 64, 90][i % 3])
+                    .map(|_| next(&mut seed) as u8)
+                    .collect();
+                let salt = (0..64).map(|_| next(&mut seed) as u8).collect();
+                (pw, salt, 1 + (i as u32 % 3))
+            })
+            .collect();
+        for n in 1..=specs.len() {
+            let jobs: Vec<LaneJob<'_>> = specs[..n]
+                .iter()
+                .map(|(p, s, i)| LaneJob {
+                    password: p,
+                    salt: s,
+                    index: *i,
+                })
+                .collect();
+            let mut got = vec![[0u8; 64]; n];
+            let mut outs: Vec<&mut [u8]> = got.iter_mut().map(|b| b.as_mut_slice()).collect();
+            pbkdf2_blocks(&jobs, 33, &mut outs, &never).expect("never stopped");
+            for (k, (p, s, i)) in specs[..n].iter().enumerate() {
+                let mut want = [0u8; 192];
+                reference(p, s, 33, &mut want);
+                let at = (*i as usize - 1) * 64;
+                assert_eq!(got[k][..], want[at..at + 64], "{n} jobs, job {k}");
             }
         }
     }

@@ -17,6 +17,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::pbkdf2_lanes::LaneJob;
 use super::prf::Stopped;
 
 /// How many iterations run between two looks at the stop flag.
@@ -110,39 +111,84 @@ pub fn pbkdf2_block(
     out: &mut [u8],
     stop: &AtomicBool,
 ) -> Result<(), Stopped> {
-    use digest::{KeyInit, Mac};
+    let job = LaneJob {
+        password,
+        salt,
+        index,
+    };
+    pbkdf2_blocks(&[job], iterations, &mut [out], stop)
+}
+
+/// How many blocks [`pbkdf2_blocks`] interleaves in one thread.
+pub const CHAINS: usize = 3;
+
+/// Several PBKDF2-HMAC-Whirlpool blocks (any passwords, salts and indices), run [`CHAINS`] at
+/// a time interleaved in one thread; `outs[i]` receives up to 64 bytes of job `i`.
+///
+/// # Panics
+/// If [`available`] is false, `iterations` is 0 or `jobs` and `outs` differ in length.
+pub fn pbkdf2_blocks(
+    jobs: &[LaneJob<'_>],
+    iterations: u32,
+    outs: &mut [&mut [u8]],
+    stop: &AtomicBool,
+) -> Result<(), Stopped> {
     assert!(
         available(),
         "the Whirlpool kernel needs AVX-512 VBMI and GFNI"
     );
     assert!(iterations > 0, "PBKDF2 needs at least one iteration");
-    let mut key = [0u8; 64];
-    if password.len() > 64 {
-        let mut d = <::whirlpool::Whirlpool as digest::Digest>::digest(password);
-        key.copy_from_slice(&d);
-        zeroize::Zeroize::zeroize(d.as_mut_slice());
-    } else {
-        key[..password.len()].copy_from_slice(password);
+    assert_eq!(jobs.len(), outs.len(), "one output per job");
+    for (group, outs) in jobs.chunks(CHAINS).zip(outs.chunks_mut(CHAINS)) {
+        match group.len() {
+            3 => chains::<3>(group, iterations, outs, stop)?,
+            2 => chains::<2>(group, iterations, outs, stop)?,
+            _ => chains::<1>(group, iterations, outs, stop)?,
+        }
     }
-    let mut mac = match <hmac::Hmac<::whirlpool::Whirlpool> as KeyInit>::new_from_slice(&key) {
-        Ok(m) => m,
-        Err(_) => unreachable!("HMAC accepts keys of any length"),
-    };
-    mac.update(salt);
-    mac.update(&index.to_be_bytes());
-    let mut first = [0u8; 64];
-    first.copy_from_slice(&mac.finalize().into_bytes());
+    Ok(())
+}
+
+fn chains<const N: usize>(
+    group: &[LaneJob<'_>],
+    iterations: u32,
+    outs: &mut [&mut [u8]],
+    stop: &AtomicBool,
+) -> Result<(), Stopped> {
+    use digest::{KeyInit, Mac};
+    let mut keys = [[0u8; 64]; N];
+    let mut firsts = [[0u8; 64]; N];
+    for ((job, key), first) in group.iter().zip(&mut keys).zip(&mut firsts) {
+        if job.password.len() > 64 {
+            let mut d = <::whirlpool::Whirlpool as digest::Digest>::digest(job.password);
+            key.copy_from_slice(&d);
+            zeroize::Zeroize::zeroize(d.as_mut_slice());
+        } else {
+            key[..job.password.len()].copy_from_slice(job.password);
+        }
+        let mut mac = match <hmac::Hmac<::whirlpool::Whirlpool> as KeyInit>::new_from_slice(key) {
+            Ok(m) => m,
+            Err(_) => unreachable!("HMAC accepts keys of any length"),
+        };
+        mac.update(job.salt);
+        mac.update(&job.index.to_be_bytes());
+        let mut u = mac.finalize().into_bytes();
+        first.copy_from_slice(&u);
+        zeroize::Zeroize::zeroize(u.as_mut_slice());
+    }
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: `available()` confirmed every target feature the kernel is compiled with.
-    let result = unsafe { kernel::run(&key, &first, iterations, stop) };
+    // SAFETY: the caller checked `available()`: every target feature the kernel is compiled with.
+    let result = unsafe { kernel::run::<N>(&keys, &firsts, iterations, stop) };
     #[cfg(not(target_arch = "x86_64"))]
-    let result: Result<[u8; 64], Stopped> = unreachable!("available() is false here");
-    zeroize::Zeroize::zeroize(&mut key);
-    zeroize::Zeroize::zeroize(&mut first);
+    let result: Result<[[u8; 64]; N], Stopped> = unreachable!("available() is false here");
+    zeroize::Zeroize::zeroize(keys.as_flattened_mut());
+    zeroize::Zeroize::zeroize(firsts.as_flattened_mut());
     let mut acc = result?;
-    let n = out.len().min(64);
-    out[..n].copy_from_slice(&acc[..n]);
-    zeroize::Zeroize::zeroize(&mut acc);
+    for (out, a) in outs.iter_mut().zip(&acc) {
+        let n = out.len().min(64);
+        out[..n].copy_from_slice(&a[..n]);
+    }
+    zeroize::Zeroize::zeroize(acc.as_flattened_mut());
     Ok(())
 }
 
@@ -239,50 +285,59 @@ mod kernel {
         _mm512_xor_si512(t1, t2)
     }
 
-    /// The compression function: W[h](m) ⊕ h ⊕ m.
+    /// The compression function W[h](m) ⊕ h ⊕ m of `N` independent chains side by side
+    /// (2 `N` rounds in flight per step: every chain's key and data).
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni")]
-    fn compress(h: __m512i, m: __m512i, k: &Consts) -> __m512i {
+    fn compress<const N: usize>(h: [__m512i; N], m: [__m512i; N], k: &Consts) -> [__m512i; N] {
         let mut key = h;
-        let mut s = _mm512_xor_si512(m, h);
+        let mut s: [__m512i; N] = core::array::from_fn(|c| _mm512_xor_si512(m[c], h[c]));
         for rc in &k.rc {
-            key = _mm512_xor_si512(round(key, k), *rc);
-            s = _mm512_xor_si512(round(s, k), key);
+            let rk: [__m512i; N] = core::array::from_fn(|c| round(key[c], k));
+            let rs: [__m512i; N] = core::array::from_fn(|c| round(s[c], k));
+            key = core::array::from_fn(|c| _mm512_xor_si512(rk[c], *rc));
+            s = core::array::from_fn(|c| _mm512_ternarylogic_epi64::<0x96>(rs[c], rk[c], *rc));
         }
-        _mm512_ternarylogic_epi64::<0x96>(s, h, m)
+        core::array::from_fn(|c| _mm512_ternarylogic_epi64::<0x96>(s[c], h[c], m[c]))
     }
 
-    /// Iterations 2..=`iterations` of one PBKDF2 block whose first U is `first`.
+    /// Iterations 2..=`iterations` of `N` PBKDF2 blocks (key blocks `keys`, first U `firsts`).
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni")]
-    pub(super) fn run(
-        key: &[u8; 64],
-        first: &[u8; 64],
+    pub(super) fn run<const N: usize>(
+        keys: &[[u8; 64]; N],
+        firsts: &[[u8; 64]; N],
         iterations: u32,
         stop: &AtomicBool,
-    ) -> Result<[u8; 64], Stopped> {
+    ) -> Result<[[u8; 64]; N], Stopped> {
         let k = consts();
         let keyed = |pad: u8| {
-            let mut blk = *key;
-            for b in &mut blk {
-                *b ^= pad;
-            }
-            let h = compress(_mm512_setzero_si512(), load(&blk), &k);
-            zeroize::Zeroize::zeroize(&mut blk);
-            h
+            let blocks: [__m512i; N] = core::array::from_fn(|c| {
+                let mut blk = keys[c];
+                for b in &mut blk {
+                    *b ^= pad;
+                }
+                let v = load(&blk);
+                zeroize::Zeroize::zeroize(&mut blk);
+                v
+            });
+            compress([_mm512_setzero_si512(); N], blocks, &k)
         };
         let inner = keyed(0x36);
         let outer = keyed(0x5c);
-        let mut u = load(first);
+        let pad = [k.pad; N];
+        let mut u: [__m512i; N] = core::array::from_fn(|c| load(&firsts[c]));
         let mut acc = u;
         for i in 1..iterations {
             if i % STOP_CHECK_EVERY == 0 && stop.load(Ordering::Relaxed) {
                 return Err(Stopped);
             }
-            let ih = compress(compress(inner, u, &k), k.pad, &k);
-            u = compress(compress(outer, ih, &k), k.pad, &k);
-            acc = _mm512_xor_si512(acc, u);
+            let ih = compress(compress(inner, u, &k), pad, &k);
+            u = compress(compress(outer, ih, &k), pad, &k);
+            for (a, v) in acc.iter_mut().zip(&u) {
+                *a = _mm512_xor_si512(*a, *v);
+            }
         }
-        Ok(store(acc))
+        Ok(core::array::from_fn(|c| store(acc[c])))
     }
 }
 
@@ -329,6 +384,43 @@ mod tests {
                     want[at..at + 64],
                     "case {case}: password {pw_len} B, salt {salt_len} B, {iterations} iterations, block {index}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn interleaved_chains_match_whirlpool_crate() {
+        if !available() {
+            return;
+        }
+        let never = AtomicBool::new(false);
+        let mut seed = 0x5eed_0004;
+        let specs: Vec<(Vec<u8>, Vec<u8>, u32)> = (0..7)
+            .map(|i| {
+                let pw = (0..[3usize, 64, 90][i % 3])
+                    .map(|_| next(&mut seed) as u8)
+                    .collect();
+                let salt = (0..64).map(|_| next(&mut seed) as u8).collect();
+                (pw, salt, 1 + (i as u32 % 3))
+            })
+            .collect();
+        for n in 1..=specs.len() {
+            let jobs: Vec<LaneJob<'_>> = specs[..n]
+                .iter()
+                .map(|(p, s, i)| LaneJob {
+                    password: p,
+                    salt: s,
+                    index: *i,
+                })
+                .collect();
+            let mut got = vec![[0u8; 64]; n];
+            let mut outs: Vec<&mut [u8]> = got.iter_mut().map(|b| b.as_mut_slice()).collect();
+            pbkdf2_blocks(&jobs, 33, &mut outs, &never).expect("never stopped");
+            for (k, (p, s, i)) in specs[..n].iter().enumerate() {
+                let mut want = [0u8; 192];
+                pbkdf2::pbkdf2_hmac::<::whirlpool::Whirlpool>(p, s, 33, &mut want);
+                let at = (*i as usize - 1) * 64;
+                assert_eq!(got[k][..], want[at..at + 64], "{n} jobs, job {k}");
             }
         }
     }
