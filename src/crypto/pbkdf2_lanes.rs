@@ -465,40 +465,45 @@ mod avx512 {
     /// The five boolean functions as `vpternlogd` truth tables (x, y, z = first, second, third).
     const RMD_F: [i32; 5] = [0x96, 0xca, 0x59, 0xe4, 0x2d];
 
-    /// One line (left `L = 0`, right `L = 1`) of the RIPEMD-160 compression function.
+    /// Step `J` of line `L` (left 0, right 1) of the RIPEMD-160 compression function on the
+    /// line's registers (a, b, c, d, e); every index, constant and rotation is known at compile
+    /// time.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn rmd_line<const L: usize>(h: &[V; 5], x: &[V; 16]) -> [V; 5] {
-        let [mut a, mut b, mut c, mut d, mut e] = *h;
-        for j in 0..80 {
-            let round = j / 16;
-            let func = if L == 0 { round } else { 4 - round };
-            let fx = match func {
-                0 => _mm512_ternarylogic_epi32::<{ RMD_F[0] }>(b, c, d),
-                1 => _mm512_ternarylogic_epi32::<{ RMD_F[1] }>(b, c, d),
-                2 => _mm512_ternarylogic_epi32::<{ RMD_F[2] }>(b, c, d),
-                3 => _mm512_ternarylogic_epi32::<{ RMD_F[3] }>(b, c, d),
-                _ => _mm512_ternarylogic_epi32::<{ RMD_F[4] }>(b, c, d),
-            };
-            let sum = _mm512_add_epi32(
-                _mm512_add_epi32(a, fx),
-                _mm512_add_epi32(x[RMD_R[L][j]], splat(RMD_K[L][round])),
-            );
-            let t = _mm512_add_epi32(_mm512_rolv_epi32(sum, splat(RMD_S[L][j])), e);
-            a = e;
-            e = d;
-            d = _mm512_rol_epi32::<10>(c);
-            c = b;
-            b = t;
-        }
-        [a, b, c, d, e]
+    fn rmd_step<const L: usize, const J: usize>(s: &mut [V; 5], x: &[V; 16]) {
+        let [a, b, c, d, e] = *s;
+        let round = J / 16;
+        let func = if L == 0 { round } else { 4 - round };
+        let fx = match func {
+            0 => _mm512_ternarylogic_epi32::<{ RMD_F[0] }>(b, c, d),
+            1 => _mm512_ternarylogic_epi32::<{ RMD_F[1] }>(b, c, d),
+            2 => _mm512_ternarylogic_epi32::<{ RMD_F[2] }>(b, c, d),
+            3 => _mm512_ternarylogic_epi32::<{ RMD_F[3] }>(b, c, d),
+            _ => _mm512_ternarylogic_epi32::<{ RMD_F[4] }>(b, c, d),
+        };
+        let sum = _mm512_add_epi32(
+            _mm512_add_epi32(a, fx),
+            _mm512_add_epi32(x[RMD_R[L][J]], splat(RMD_K[L][round])),
+        );
+        let t = _mm512_add_epi32(_mm512_rolv_epi32(sum, splat(RMD_S[L][J])), e);
+        *s = [e, t, b, _mm512_rol_epi32::<10>(c), d];
     }
 
+    /// Both lines, step by step side by side.
     #[inline]
     #[target_feature(enable = "avx512f")]
     fn rmd_compress(h: &[V; 5], x: &[V; 16]) -> [V; 5] {
-        let l = rmd_line::<0>(h, x);
-        let r = rmd_line::<1>(h, x);
+        let mut l = *h;
+        let mut r = *h;
+        macro_rules! steps {
+            ($($j:literal)*) => {
+                $(
+                    rmd_step::<0, $j>(&mut l, x);
+                    rmd_step::<1, $j>(&mut r, x);
+                )*
+            };
+        }
+        steps!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64 65 66 67 68 69 70 71 72 73 74 75 76 77 78 79);
         let add3 = |p: V, q: V, s: V| _mm512_add_epi32(p, _mm512_add_epi32(q, s));
         [
             add3(h[1], l[2], r[3]),
@@ -532,57 +537,69 @@ mod avx512 {
 
     // ---- SHA-256 ----------------------------------------------------------------------------
 
+    /// Round `T` of SHA-256 on (a..h), with the message schedule kept in a ring of 16 words.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn sha256_round<const T: usize>(s: &mut [V; 8], w: &mut [V; 16]) {
+        if T >= 16 {
+            let w15 = w[(T + 1) % 16];
+            let w2 = w[(T + 14) % 16];
+            let s0 = _mm512_ternarylogic_epi32::<0x96>(
+                _mm512_ror_epi32::<7>(w15),
+                _mm512_ror_epi32::<18>(w15),
+                _mm512_srli_epi32::<3>(w15),
+            );
+            let s1 = _mm512_ternarylogic_epi32::<0x96>(
+                _mm512_ror_epi32::<17>(w2),
+                _mm512_ror_epi32::<19>(w2),
+                _mm512_srli_epi32::<10>(w2),
+            );
+            w[T % 16] = _mm512_add_epi32(
+                _mm512_add_epi32(w[T % 16], s0),
+                _mm512_add_epi32(w[(T + 9) % 16], s1),
+            );
+        }
+        let [a, b, c, d, e, f, g, h] = *s;
+        let s1 = _mm512_ternarylogic_epi32::<0x96>(
+            _mm512_ror_epi32::<6>(e),
+            _mm512_ror_epi32::<11>(e),
+            _mm512_ror_epi32::<25>(e),
+        );
+        let ch = _mm512_ternarylogic_epi32::<0xca>(e, f, g);
+        let t1 = _mm512_add_epi32(
+            _mm512_add_epi32(h, s1),
+            _mm512_add_epi32(ch, _mm512_add_epi32(w[T % 16], splat(SHA256_K[T]))),
+        );
+        let s0 = _mm512_ternarylogic_epi32::<0x96>(
+            _mm512_ror_epi32::<2>(a),
+            _mm512_ror_epi32::<13>(a),
+            _mm512_ror_epi32::<22>(a),
+        );
+        let maj = _mm512_ternarylogic_epi32::<0xe8>(a, b, c);
+        *s = [
+            _mm512_add_epi32(t1, _mm512_add_epi32(s0, maj)),
+            a,
+            b,
+            c,
+            _mm512_add_epi32(d, t1),
+            e,
+            f,
+            g,
+        ];
+    }
+
     #[inline]
     #[target_feature(enable = "avx512f")]
     fn sha256_compress(h: &[V; 8], x: &[V; 16]) -> [V; 8] {
         let mut w = *x;
-        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut hh] = *h;
-        for t in 0..64 {
-            if t >= 16 {
-                let w15 = w[(t + 1) % 16];
-                let w2 = w[(t + 14) % 16];
-                let s0 = _mm512_ternarylogic_epi32::<0x96>(
-                    _mm512_ror_epi32::<7>(w15),
-                    _mm512_ror_epi32::<18>(w15),
-                    _mm512_srli_epi32::<3>(w15),
-                );
-                let s1 = _mm512_ternarylogic_epi32::<0x96>(
-                    _mm512_ror_epi32::<17>(w2),
-                    _mm512_ror_epi32::<19>(w2),
-                    _mm512_srli_epi32::<10>(w2),
-                );
-                w[t % 16] = _mm512_add_epi32(
-                    _mm512_add_epi32(w[t % 16], s0),
-                    _mm512_add_epi32(w[(t + 9) % 16], s1),
-                );
-            }
-            let s1 = _mm512_ternarylogic_epi32::<0x96>(
-                _mm512_ror_epi32::<6>(e),
-                _mm512_ror_epi32::<11>(e),
-                _mm512_ror_epi32::<25>(e),
-            );
-            let ch = _mm512_ternarylogic_epi32::<0xca>(e, f, g);
-            let t1 = _mm512_add_epi32(
-                _mm512_add_epi32(hh, s1),
-                _mm512_add_epi32(ch, _mm512_add_epi32(w[t % 16], splat(SHA256_K[t]))),
-            );
-            let s0 = _mm512_ternarylogic_epi32::<0x96>(
-                _mm512_ror_epi32::<2>(a),
-                _mm512_ror_epi32::<13>(a),
-                _mm512_ror_epi32::<22>(a),
-            );
-            let maj = _mm512_ternarylogic_epi32::<0xe8>(a, b, c);
-            hh = g;
-            g = f;
-            f = e;
-            e = _mm512_add_epi32(d, t1);
-            d = c;
-            c = b;
-            b = a;
-            a = _mm512_add_epi32(t1, _mm512_add_epi32(s0, maj));
+        let mut s = *h;
+        macro_rules! rounds {
+            ($($t:literal)*) => {
+                $( sha256_round::<$t>(&mut s, &mut w); )*
+            };
         }
-        let v = [a, b, c, d, e, f, g, hh];
-        core::array::from_fn(|i| _mm512_add_epi32(h[i], v[i]))
+        rounds!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63);
+        core::array::from_fn(|i| _mm512_add_epi32(h[i], s[i]))
     }
 
     /// PBKDF2-HMAC-SHA-256 iterations 2..=`iterations` for 16 lanes.
