@@ -3,7 +3,10 @@
 //! keygen, deposits from the create / change-password hooks, "already in escrow", a second
 //! user's entry, and the help-desk restore `-R ADMIN TARGET` of a volume and of a 1 KB header
 //! backup, with the refusals (non-admin, wrong private-key passphrase, another volume's entry,
-//! unreachable server).
+//! unreachable server); and the same restore for a legacy TrueCrypt (LRW) volume and its 1 KB
+//! backup, the volume built by the tests' own independent builder.
+
+mod common;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -698,4 +701,153 @@ fn admin_outside_the_allowed_network_is_refused() {
         before,
         "nothing written"
     );
+}
+
+/// Runs `tcvault ARGS…` in the environment and returns its output.
+fn run_in(env: &Env, args: &[&std::ffi::OsStr]) -> Output {
+    env.tcvault().args(args).output().expect("run tcvault")
+}
+
+/// Legacy volumes take no PIM: credentials with the default.
+fn legacy_open(vol: &Path, password: &str) -> Result<Volume, tcvault::volume::VolumeError> {
+    let pw = Password::new(password.as_bytes()).expect("password");
+    let c = Credentials::new(&pw, &[], 0).expect("credentials");
+    Volume::open(vol, &c, SlotChoice::default(), &UnlockOptions::default())
+}
+
+fn legacy_data(vol: &Path, password: &str) -> Vec<u8> {
+    let v = legacy_open(vol, password).expect("legacy volume opens");
+    let mut buf = vec![0u8; usize::try_from(v.data_len()).expect("small volume")];
+    v.read_data(0, &mut buf).expect("read data");
+    buf
+}
+
+#[test]
+fn restore_a_legacy_truecrypt_volume_and_its_1k_backup() {
+    use common::legacy::{LegacySpec, Mode, Prf as LPrf, build, pattern};
+    let env = Env::start();
+    let vol = env.path("old4.tc");
+    let size = 1 << 20;
+    // An ext4 superblock magic where a restore's filesystem check looks (byte 0x438).
+    let mut data = pattern(7, size - 512);
+    data[0x438] = 0x53;
+    data[0x439] = 0xEF;
+    let mut spec = LegacySpec::new(Mode::Lrw, "AES-Twofish", LPrf::Sha1, b"tc4 pw", size as u64);
+    spec.data = Some(data.clone());
+    build(&spec, &vol);
+    assert_eq!(legacy_data(&vol, "tc4 pw"), data);
+
+    // The user escrows the keys while changing the password (the change-password hook).
+    let old = env.secret("tc4.old", "tc4 pw");
+    let kept = env.secret("tc4.kept", "tc4 pw 2");
+    let out = run_in(
+        &env,
+        &[
+            "change-password".as_ref(),
+            vol.as_os_str(),
+            "--password-file".as_ref(),
+            old.as_os_str(),
+            "--new-password-file".as_ref(),
+            kept.as_os_str(),
+            "--keep-old-header".as_ref(),
+            env.path("tc4.before").as_os_str(),
+            "--escrow".as_ref(),
+            "yes".as_ref(),
+            "--escrow-config".as_ref(),
+            env.config.as_os_str(),
+            "--escrow-credentials".as_ref(),
+            env.path("alice.creds").as_os_str(),
+        ],
+    );
+    assert!(out.status.success(), "change-password: {}", stderr(&out));
+    let n = escrow_number(&out);
+    // A 1 KB backup of it, then the password is lost.
+    let bk = env.path("old4.hdr");
+    let out = run_in(
+        &env,
+        &[
+            "backup-header".as_ref(),
+            "--compact".as_ref(),
+            vol.as_os_str(),
+            bk.as_os_str(),
+            "--password-file".as_ref(),
+            kept.as_os_str(),
+        ],
+    );
+    assert!(out.status.success(), "backup-header: {}", stderr(&out));
+    assert_eq!(std::fs::metadata(&bk).expect("backup").len(), 1024);
+    let lost = env.secret("tc4.lost", &format!("lost {}", std::process::id()));
+    let out = run_in(
+        &env,
+        &[
+            "change-password".as_ref(),
+            vol.as_os_str(),
+            "--password-file".as_ref(),
+            kept.as_os_str(),
+            "--new-password-file".as_ref(),
+            lost.as_os_str(),
+            "--keep-old-header".as_ref(),
+            env.path("tc4.before2").as_os_str(),
+            "--escrow".as_ref(),
+            "no".as_ref(),
+        ],
+    );
+    assert!(out.status.success(), "change-password: {}", stderr(&out));
+    assert!(legacy_open(&vol, "tc4 pw 2").is_err());
+
+    // The help desk restores the volume itself, then the 1 KB backup.
+    let a = authority();
+    let restore = |target: &Path, new_pw: &str| {
+        let np = env.secret("tc4.new", new_pw);
+        run_in(
+            &env,
+            &[
+                "-R".as_ref(),
+                "helpdesk".as_ref(),
+                target.as_os_str(),
+                "--entry".as_ref(),
+                n.to_string().as_ref(),
+                "--escrow-config".as_ref(),
+                env.config.as_os_str(),
+                "--admin-password-file".as_ref(),
+                env.path("helpdesk.pw").as_os_str(),
+                "--private-key".as_ref(),
+                a.private.as_os_str(),
+                "--private-key-passphrase-file".as_ref(),
+                a.passphrase.as_os_str(),
+                "--new-password-file".as_ref(),
+                np.as_os_str(),
+                "--no-keep-old-header".as_ref(),
+            ],
+        )
+    };
+    let out = restore(&vol, "desk pw");
+    assert!(out.status.success(), "-R volume: {}", stderr(&out));
+    let v = legacy_open(&vol, "desk pw").expect("opens with the help desk's password");
+    assert_eq!(v.unlocked().scheme.id(), "AES-Twofish/LRW");
+    assert_eq!(v.unlocked().kdf.prf().id(), "sha1", "the PRF is kept");
+    drop(v);
+    assert_eq!(legacy_data(&vol, "desk pw"), data);
+
+    let out = restore(&bk, "desk pw 2");
+    assert!(out.status.success(), "-R backup: {}", stderr(&out));
+    assert_eq!(std::fs::metadata(&bk).expect("backup").len(), 1024);
+    let pw2 = env.secret("tc4.pw2", "desk pw 2");
+    let out = run_in(
+        &env,
+        &[
+            "restore-header".as_ref(),
+            vol.as_os_str(),
+            "--file".as_ref(),
+            bk.as_os_str(),
+            "--password-file".as_ref(),
+            pw2.as_os_str(),
+            "--no-keep-old-header".as_ref(),
+            "--escrow".as_ref(),
+            "no".as_ref(),
+        ],
+    );
+    assert!(out.status.success(), "restore-header: {}", stderr(&out));
+    assert_eq!(legacy_data(&vol, "desk pw 2"), data);
+    assert!(legacy_open(&vol, "desk pw").is_err());
 }

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use tcvault::crypto::scheme::{Scheme, SectorCipher};
 use tcvault::crypto::prf::Prf;
+use tcvault::crypto::scheme::{Scheme, SectorCipher};
 use tcvault::escrow::client::config::{ClientConfig, Policy};
 use tcvault::escrow::client::http::{ClientError, Deposit, Entry, EscrowClient, Login, Query};
 use tcvault::escrow::client::packet::{self, Packet, PacketError};
@@ -436,9 +436,7 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
     let host = Host::open(target)?;
     let kind = host.kind();
     let tkind = match kind {
-        HostKind::Volume => {
-            Target::Volume
-        }
+        HostKind::Volume => Target::Volume,
         k => Target::Backup(k),
     };
     let salts: Vec<String> = readable_salts(&host)?.iter().map(hex::encode).collect();
@@ -593,8 +591,8 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
         &format!("New password for {}", target.display()),
         true,
     )?;
-    let prot =
-        Protection::for_scheme(header.family, prf, creds.pim(), scheme).map_err(WriteError::from)?;
+    let prot = Protection::for_scheme(header.family, prf, creds.pim(), scheme)
+        .map_err(WriteError::from)?;
     let keep = if o.no_keep_old_header {
         None
     } else {

@@ -263,6 +263,13 @@ pub fn change_password(a: &ChangePasswordArgs) -> Result<(), CliError> {
         (None, true) if !matches!(u.kdf.prf(), Prf::Sha512 | Prf::Whirlpool) => Prf::Sha512,
         (None, _) => u.kdf.prf(),
     };
+    if u.scheme.is_legacy() && prf == Prf::Sha512 && u.kdf.prf() != Prf::Sha512 {
+        eprintln!(
+            "tcvault: warning: TrueCrypt before 5.0, which made this {} volume, does not know \
+             SHA-512; after this change only TrueCrypt 5.0-7.1a, cryptsetup and tcvault open it",
+            u.scheme.mode_name()
+        );
+    }
     let pim = a.new.new_pim.unwrap_or(0);
     if family == Family::TrueCrypt && pim != 0 {
         return Err(CliError::msg("TrueCrypt volumes take no PIM", USAGE)
@@ -372,7 +379,7 @@ pub fn backup_header(a: &BackupHeaderArgs) -> Result<(), CliError> {
 }
 
 /// The default file for the old header slots: `NAME.old-headers-SECONDS` in the current
-/// directory (never beside a device node).
+/// directory (never beside a device node), `-2`, `-3`… appended when that name is taken.
 pub(super) fn default_keep_path(volume: &Path) -> PathBuf {
     let name = volume
         .file_name()
@@ -380,7 +387,15 @@ pub(super) fn default_keep_path(volume: &Path) -> PathBuf {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    PathBuf::from(format!("{name}.old-headers-{secs}"))
+    // Two volumes of the same name rewritten within one second get distinct files.
+    let base = format!("{name}.old-headers-{secs}");
+    (1..)
+        .map(|i| match i {
+            1 => PathBuf::from(&base),
+            i => PathBuf::from(format!("{base}-{i}")),
+        })
+        .find(|p| std::fs::symlink_metadata(p).is_err())
+        .unwrap_or_else(|| PathBuf::from(base))
 }
 
 pub fn restore_header(a: &RestoreHeaderArgs) -> Result<(), CliError> {

@@ -24,7 +24,11 @@ impl Scheme {
     pub fn all_legacy() -> impl Iterator<Item = Scheme> {
         [LegacyMode::Lrw, LegacyMode::Cbc]
             .into_iter()
-            .flat_map(|m| LegacyChain::ALL.into_iter().map(move |c| Scheme::Legacy(c, m)))
+            .flat_map(|m| {
+                LegacyChain::ALL
+                    .into_iter()
+                    .map(move |c| Scheme::Legacy(c, m))
+            })
     }
 
     /// The chain's display name (`AES-Twofish`, `AES-Blowfish`, `Triple DES`).
@@ -106,8 +110,8 @@ impl fmt::Display for Scheme {
 pub enum SectorCipher {
     /// An XTS chain.
     Xts(XtsChain),
-    /// A legacy chain in LRW or CBC mode.
-    Legacy(LegacyCipher),
+    /// A legacy chain in LRW or CBC mode (boxed: its key schedules are large).
+    Legacy(Box<LegacyCipher>),
 }
 
 impl SectorCipher {
@@ -118,7 +122,9 @@ impl SectorCipher {
     pub fn new(scheme: Scheme, key_material: &[u8]) -> Result<SectorCipher, usize> {
         Ok(match scheme {
             Scheme::Xts(c) => SectorCipher::Xts(XtsChain::new(c, key_material)?),
-            Scheme::Legacy(c, m) => SectorCipher::Legacy(LegacyCipher::new(c, m, key_material)?),
+            Scheme::Legacy(c, m) => {
+                SectorCipher::Legacy(Box::new(LegacyCipher::new(c, m, key_material)?))
+            }
         })
     }
 

@@ -248,7 +248,12 @@ pub fn fake_header() -> Result<[u8; HEADER_SIZE], RandomError> {
     random::fill(&mut salt)?;
     let mut key = SecretBytes::zeroed(DERIVED_KEY_LEN);
     random::fill(key.expose_mut())?;
-    Ok(encrypt_with(&header, Scheme::Xts(chain), key.expose(), &salt))
+    Ok(encrypt_with(
+        &header,
+        Scheme::Xts(chain),
+        key.expose(),
+        &salt,
+    ))
 }
 
 /// A new header for a data area of `data_len` bytes at absolute `data_start`, with fresh master

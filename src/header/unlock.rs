@@ -14,9 +14,9 @@ use super::format::Header;
 use super::kdf::{Family, Kdf};
 use super::layout::{HEADER_SIZE, SALT_LEN, Slot};
 use crate::crypto::chain::ChainId;
-use crate::crypto::scheme::{Scheme, SectorCipher};
 use crate::crypto::keyfile::{KeyfileError, KeyfilePool};
 use crate::crypto::prf::{Prf, argon2id, pbkdf2_block};
+use crate::crypto::scheme::{Scheme, SectorCipher};
 use crate::secret::{Password, SecretBytes};
 
 /// Bytes derived from the password: enough for the largest key (3 ciphers × 2 × 32).
@@ -331,7 +331,10 @@ fn schemes_for(family: Family, slot: Slot, opts: &UnlockOptions) -> Vec<Scheme> 
         .filter(|_| family == Family::TrueCrypt && legacy_slot && !opts.no_legacy);
     let mut schemes: Vec<Scheme> = xts
         .chain(legacy)
-        .filter(|s| opts.chain.is_none_or(|c| c.name().eq_ignore_ascii_case(&s.name())))
+        .filter(|s| {
+            opts.chain
+                .is_none_or(|c| c.name().eq_ignore_ascii_case(&s.name()))
+        })
         .filter(|s| opts.scheme.is_none_or(|o| o == *s))
         .collect();
     schemes.sort_by_key(|s| s.stage());

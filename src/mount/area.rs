@@ -333,7 +333,8 @@ impl DataArea {
             let tail_start = head + data.len();
             if head != 0 {
                 self.host_read(&mut buf[..DATA_UNIT], host)?;
-                self.cipher.decrypt(&mut buf[..DATA_UNIT], self.unit_at(host));
+                self.cipher
+                    .decrypt(&mut buf[..DATA_UNIT], self.unit_at(host));
             }
             if tail_start != n && (head == 0 || n > DATA_UNIT) {
                 let last = n - DATA_UNIT;

@@ -414,7 +414,9 @@ impl Volume {
     pub fn read_data(&self, offset: u64, buf: &mut [u8]) -> Result<(), VolumeError> {
         let host_offset = self.data_range_check(offset, buf.len())?;
         self.host.read_at(host_offset, buf)?;
-        self.unlocked.data_cipher().decrypt(buf, self.unit_at(offset));
+        self.unlocked
+            .data_cipher()
+            .decrypt(buf, self.unit_at(offset));
         Ok(())
     }
 
@@ -425,7 +427,9 @@ impl Volume {
     /// As [`Volume::read_data`], plus write errors.
     pub fn write_data(&self, offset: u64, buf: &mut [u8]) -> Result<(), VolumeError> {
         let host_offset = self.data_range_check(offset, buf.len())?;
-        self.unlocked.data_cipher().encrypt(buf, self.unit_at(offset));
+        self.unlocked
+            .data_cipher()
+            .encrypt(buf, self.unit_at(offset));
         self.host.write_at(host_offset, buf)
     }
 

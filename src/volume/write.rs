@@ -23,13 +23,13 @@ use super::{Host, SlotChoice, Volume, VolumeError};
 use crate::crypto::random::{self, RandomError};
 use crate::crypto::scheme::{Scheme, SectorCipher};
 use crate::crypto::xts::DATA_UNIT;
+use crate::header::format::Header;
 use crate::header::kdf::Family;
 use crate::header::layout::{
     BACKUP_FILE_SIZE, BACKUP_HIDDEN_FROM_END, BACKUP_NORMAL_FROM_END, DATA_AREA_OFFSET, DataArea,
     HEADER_SIZE, HEADER_SLOT_SIZE, HIDDEN_HEADER_OFFSET, HostKind, LEGACY_BACKUP_FILE_SIZE,
     LEGACY_HIDDEN_FROM_END, MIN_LEGACY_VOLUME_SIZE, MIN_VOLUME_SIZE, Slot,
 };
-use crate::header::format::Header;
 use crate::header::seal::{
     CURRENT_HEADER_VERSION, Protection, SealError, VERACRYPT_MIN_PROGRAM_VERSION, fake_header,
     new_header, seal,
