@@ -240,6 +240,80 @@ mod tests {
         assert_eq!(Slot::BackupNormal.offset(HostKind::Volume, 1000), None);
     }
 
+    fn header(version: u16, hidden: u64, start: u64, len: u64) -> Header {
+        Header {
+            family: crate::header::Family::TrueCrypt,
+            version,
+            min_program_version: 0x0410,
+            legacy_times: [0; 16],
+            hidden_volume_size: hidden,
+            volume_size: len,
+            encrypted_area_start: start,
+            encrypted_area_length: len,
+            flags: 0,
+            sector_size: 512,
+            key_area: crate::secret::SecretBytes::zeroed(256),
+        }
+    }
+
+    #[test]
+    fn data_areas_of_each_layout_and_mode() {
+        use crate::crypto::chain::ChainId;
+        use crate::crypto::legacy::LegacyChain;
+        let host = 1 << 20;
+        let lrw = Scheme::Legacy(LegacyChain::Aes, LegacyMode::Lrw);
+        let cbc = Scheme::Legacy(LegacyChain::Blowfish, LegacyMode::Cbc);
+        let xts = Scheme::Xts(ChainId::Aes);
+        let area = |start, len, first_unit| DataArea {
+            start,
+            len,
+            first_unit,
+        };
+        // Current layout: the header's fields, units from the start of the host.
+        let h = header(5, 0, 131_072, host - 262_144);
+        assert_eq!(
+            DataArea::of(&h, Slot::Normal, xts, host),
+            Some(area(131_072, host - 262_144, 256))
+        );
+        // Legacy normal volume, fields 0 (versions 1-2): data from 512 to the end.
+        let h = header(2, 0, 0, 0);
+        assert_eq!(
+            DataArea::of(&h, Slot::Normal, lrw, host),
+            Some(area(512, host - 512, 0))
+        );
+        assert_eq!(
+            DataArea::of(&h, Slot::Normal, cbc, host),
+            Some(area(512, host - 512, 1))
+        );
+        // Legacy hidden volume: ends 1,536 bytes before the end; CBC counts from 512 still.
+        let h = header(2, 65_536, 0, 0);
+        let start = host - 65_536 - 1_536;
+        assert_eq!(
+            DataArea::of(&h, Slot::LegacyHidden, cbc, host),
+            Some(area(start, 65_536, 1))
+        );
+        assert_eq!(
+            DataArea::of(&h, Slot::LegacyHidden, lrw, host),
+            Some(area(start, 65_536, 0))
+        );
+        // TrueCrypt 5 (version 3, XTS): the fields, units absolute; hidden at the legacy place.
+        let h = header(3, 0, 512, host - 512);
+        assert_eq!(
+            DataArea::of(&h, Slot::Normal, xts, host),
+            Some(area(512, host - 512, 1))
+        );
+        let h = header(3, 65_536, start, 65_536);
+        assert_eq!(
+            DataArea::of(&h, Slot::LegacyHidden, xts, host),
+            Some(area(start, 65_536, start / 512))
+        );
+        // A hidden size larger than the host places the data nowhere.
+        let h = header(2, host, 0, 0);
+        assert_eq!(DataArea::of(&h, Slot::LegacyHidden, lrw, host), None);
+        assert!(DataArea::is_legacy_layout(&header(3, 0, 0, 0)));
+        assert!(!DataArea::is_legacy_layout(&header(4, 0, 0, 0)));
+    }
+
     #[test]
     fn host_kinds() {
         assert_eq!(HostKind::of_size(131_072), HostKind::BackupFile);

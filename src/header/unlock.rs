@@ -127,8 +127,6 @@ pub struct UnlockOptions {
     pub chain: Option<ChainId>,
     /// Only this exact chain and mode (used to check a header just written).
     pub scheme: Option<Scheme>,
-    /// Leave out the modes of TrueCrypt before 5.0 (LRW, CBC).
-    pub no_legacy: bool,
     /// System-encryption iteration counts.
     pub system: bool,
     /// Worker threads; 0 = one per core.
@@ -328,7 +326,7 @@ fn schemes_for(family: Family, slot: Slot, opts: &UnlockOptions) -> Vec<Scheme> 
         .map(Scheme::Xts);
     let legacy_slot = !matches!(slot, Slot::System | Slot::BackupNormal | Slot::BackupHidden);
     let legacy = Scheme::all_legacy()
-        .filter(|_| family == Family::TrueCrypt && legacy_slot && !opts.no_legacy);
+        .filter(|_| family == Family::TrueCrypt && legacy_slot);
     let mut schemes: Vec<Scheme> = xts
         .chain(legacy)
         .filter(|s| {
