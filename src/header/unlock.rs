@@ -325,8 +325,7 @@ fn schemes_for(family: Family, slot: Slot, opts: &UnlockOptions) -> Vec<Scheme> 
         .filter(|c| family == Family::VeraCrypt || c.in_truecrypt())
         .map(Scheme::Xts);
     let legacy_slot = !matches!(slot, Slot::System | Slot::BackupNormal | Slot::BackupHidden);
-    let legacy = Scheme::all_legacy()
-        .filter(|_| family == Family::TrueCrypt && legacy_slot);
+    let legacy = Scheme::all_legacy().filter(|_| family == Family::TrueCrypt && legacy_slot);
     let mut schemes: Vec<Scheme> = xts
         .chain(legacy)
         .filter(|s| {
