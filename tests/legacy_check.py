@@ -4,7 +4,7 @@ or with tests/common/legacy.rs.
 
 Usage: python3 tests/legacy_check.py OUTDIR
 
-Writes three small volumes into OUTDIR, from notes/legacy-facts.md with hashlib, zlib.crc32 and
+Writes three small volumes into OUTDIR, from docs/legacy-format.md with hashlib, zlib.crc32 and
 the `cryptography` package's AES, Blowfish and Triple DES (ECB, one block at a time):
 
 * lrw-aes.tc          LRW, AES, PBKDF2-HMAC-SHA-512 (1,000 iterations), header version 2

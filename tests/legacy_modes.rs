@@ -1,5 +1,5 @@
 //! The legacy TrueCrypt cipher engine (LRW and CBC, `crypto::legacy`) against a second, tiny
-//! reference written here from the facts page (/work/notes/legacy-facts.md): one block at a time,
+//! reference written here from the facts page (docs/legacy-format.md): one block at a time,
 //! one full pass per cipher, MSB-first GF multiplication, a bitwise CRC-32, RustCrypto ciphers
 //! (Blowfish as the big-endian cipher on byte-swapped halves). Plus round trips and the
 //! properties the facts imply (sector numbering, whitening, inner versus outer CBC).

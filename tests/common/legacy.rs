@@ -1,5 +1,5 @@
 //! An independent builder and reader of legacy TrueCrypt (1.0–5.1a) volumes, for the tests of
-//! issue 8. Written from `notes/legacy-facts.md` and format.md §1–§3, §7 with RustCrypto block
+//! issue 8. Written from `docs/legacy-format.md` and format.md §1–§3, §7 with RustCrypto block
 //! ciphers and hashes used directly: no tcvault code. Everything is done block by block, the
 //! plain way (slow, but the volumes are small), so that a reader can check it against the facts.
 //!

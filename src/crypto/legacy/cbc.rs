@@ -31,7 +31,7 @@ impl<const B: usize> Drop for RunKey<B> {
     }
 }
 
-/// The header's IV and whitening: IV = key bytes 0..B, W = key bytes 8..16 (legacy-facts).
+/// The header's IV and whitening: IV = key bytes 0..B, W = key bytes 8..16 (docs/legacy-format.md).
 pub(crate) fn header_key<const B: usize>(secondary: &[u8; 32]) -> RunKey<B> {
     let mut iv = [0u8; B];
     iv.copy_from_slice(&secondary[..B]);
@@ -295,7 +295,7 @@ mod tests {
         assert_eq!(k8.iv[..], x[..8]);
         assert_eq!(k8.w[..4], (crc(8) ^ crc(20)).to_le_bytes());
         assert_eq!(k8.w[4..], (crc(12) ^ crc(16)).to_le_bytes());
-        // The XOR of two CRCs does not depend on init and final XOR (legacy-facts): check
+        // The XOR of two CRCs does not depend on init and final XOR (docs/legacy-format.md): check
         // against a bare reflected CRC without them.
         let raw = |a: usize| {
             let mut c = 0u32;

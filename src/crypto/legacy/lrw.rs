@@ -1,6 +1,6 @@
 //! LRW (TrueCrypt 4.1–4.3): `C = E(P ⊕ T) ⊕ T` with `T = K2 ⊗ I` in GF(2^n).
 //!
-//! Elements are big-endian (legacy-facts): the most significant bit of byte 0 is the coefficient
+//! Elements are big-endian (docs/legacy-format.md): the most significant bit of byte 0 is the coefficient
 //! of x^(n−1), so a block read with `from_be_bytes` is the polynomial with bit i = coefficient of
 //! x^i. n = 128 (polynomial x^128 + x^7 + x^2 + x + 1) for 16-byte blocks, n = 64
 //! (x^64 + x^4 + x^3 + x + 1) for 8-byte blocks; both live in a `u128`.
