@@ -6,7 +6,7 @@
 //! cli/      (binary only) arguments, prompts, commands, exit codes
 //! volume/   hosts (files, devices), opening volumes, sector I/O over the data area
 //! header/   512-byte header layout, parse/serialize, key derivation choice, trial decryption
-//! crypto/   ciphers, XTS, chains, PBKDF2/Argon2id, keyfile pool — no I/O
+//! crypto/   ciphers, XTS, chains, legacy LRW/CBC, PBKDF2/Argon2id, keyfile pool — no I/O
 //! secret    passwords and keys that wipe themselves
 //! ```
 //!

@@ -3,7 +3,9 @@
 //! Ciphers work on slices of blocks ([`cipher::BlockCipher`]), XTS on whole buffers of 512-byte
 //! data units ([`xts`]), chains stack complete XTS passes ([`chain::XtsChain`]), and key
 //! derivation is PBKDF2 block by block or Argon2id ([`prf`]). The keyfile pool lives in
-//! [`keyfile`].
+//! [`keyfile`]. TrueCrypt volumes from before 5.0 use LRW or CBC and older ciphers ([`legacy`]);
+//! [`scheme`] is the one type the layers above see for "what encrypts this volume", XTS or
+//! legacy.
 
 #[allow(unsafe_code)]
 pub mod aes_xts;
