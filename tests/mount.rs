@@ -447,6 +447,12 @@ fn unmount_refused_while_busy() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("sleep") && err.contains("cwd"), "{err}");
+    assert!(
+        err.contains(&shell.id().to_string()),
+        "names the pid: {err}"
+    );
+    assert!(common_is_mounted(&mp), "a refused unmount unmounted it");
+    assert_eq!(list_entry(&vol)["alive"], true);
     run_ok(tcvault().args(["unmount", "--force"]).arg(&mp));
     let _ = shell.kill();
     let _ = shell.wait();
@@ -580,6 +586,432 @@ fn killed_service_gives_io_errors_and_unmount_cleans_up() {
     mount_ok(&vol, &unlock, &[mp.to_str().expect("path")]);
     check_files(&mp, 3);
     unmount_ok(&mp);
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+/// The line of /proc/self/mountinfo for `mp`, if mounted.
+fn mountinfo_line(mp: &Path) -> Option<String> {
+    let canon = mp.canonicalize().unwrap_or_else(|_| mp.to_path_buf());
+    fs::read_to_string("/proc/self/mountinfo")
+        .expect("mountinfo")
+        .lines()
+        .find(|l| l.split(' ').nth(4) == canon.to_str())
+        .map(str::to_string)
+}
+
+/// The per-mount options of the mount at `mp` (field 6 of mountinfo), e.g. `rw,noatime`.
+fn mount_options_of(mp: &Path) -> Vec<String> {
+    let line = mountinfo_line(mp).unwrap_or_else(|| panic!("{} is not mounted", mp.display()));
+    line.split(' ')
+        .nth(5)
+        .expect("mountinfo has mount options")
+        .split(',')
+        .map(str::to_string)
+        .collect()
+}
+
+/// The lowest slot number from `from` on that has no state directory.
+fn free_slot(from: u32) -> u32 {
+    (from..=tcvault::mount::state::MAX_SLOT)
+        .find(|n| !tcvault::mount::state::slot_dir(*n).exists())
+        .expect("a free slot")
+}
+
+/// A process id that belonged to a process which has exited (and been reaped).
+fn dead_pid() -> u32 {
+    let mut c = Command::new("true").spawn().expect("run true");
+    let pid = c.id();
+    c.wait().expect("wait for true");
+    pid
+}
+
+/// The file loop device `dev` is attached to (`None`: detached).
+fn loop_backing_file(dev: &Path) -> Option<String> {
+    let name = dev.file_name()?.to_str()?;
+    fs::read_to_string(format!("/sys/block/{name}/loop/backing_file"))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// A volume of `size` bytes with filesystem `kind`, in `dir`.
+fn formatted_volume(dir: &TempDir, name: &str, size: u64, kind: FsKind) -> PathBuf {
+    let vol = dir.path().join(name);
+    make_volume(&vol, size);
+    format_volume(open_test_volume(&vol), kind, None).expect("format the test volume");
+    vol
+}
+
+/// `--uid/--gid/--umask` on FAT and exFAT: the mount point, a new file and a new directory
+/// all show that owner, and the mode the mask leaves; the mount point tcvault created for the
+/// mount is removed at unmount.
+#[test]
+fn owner_options_on_fat_and_exfat() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(_g) = mount_env() else { return };
+    for kind in [FsKind::Fat, FsKind::Exfat] {
+        let dir = temp_dir();
+        let vol = formatted_volume(&dir, &format!("{kind}.hc"), 16 << 20, kind);
+        let unlock = test_unlock(&dir);
+        let mp = dir.path().join("mnt");
+        let _c = Cleanup(vec![mp.clone()]);
+        let opts = ["--uid", "1234", "--gid", "2345", "--umask", "027"];
+        mount_ok(&vol, &unlock, &[&opts[..], &[path_str(&mp)]].concat());
+        fs::write(mp.join("a.txt"), b"owned").expect("write a file");
+        fs::create_dir(mp.join("sub")).expect("make a directory");
+        for (p, is_dir) in [
+            (mp.clone(), true),
+            (mp.join("a.txt"), false),
+            (mp.join("sub"), true),
+        ] {
+            let m = fs::metadata(&p).expect("stat");
+            let what = format!("{kind}: {}", p.display());
+            assert_eq!((m.uid(), m.gid()), (1234, 2345), "owner of {what}");
+            let mode = m.mode() & 0o777;
+            if is_dir {
+                assert_eq!(mode, 0o750, "mode of {what}: {mode:o}");
+            } else {
+                assert_eq!(mode & 0o027, 0, "umask 027 not applied to {what}: {mode:o}");
+                assert_eq!(
+                    mode & 0o600,
+                    0o600,
+                    "owner cannot read/write {what}: {mode:o}"
+                );
+            }
+        }
+        assert_eq!(list_entry(&vol)["created_mountpoint"], true);
+        unmount_ok(&mp);
+        assert!(
+            !mp.exists(),
+            "{kind}: the mount point tcvault made is still there"
+        );
+    }
+}
+
+/// ext4 stores owners itself: an explicit `--uid/--gid/--umask` is refused with a message
+/// saying so (nothing stays mounted or listed, the mount point made for it is removed); the
+/// default owner `mount` takes from sudo (SUDO_UID/SUDO_GID) is dropped silently instead.
+#[test]
+fn owner_options_on_ext4_refused_or_dropped() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(_g) = mount_env() else { return };
+    let dir = temp_dir();
+    let vol = formatted_volume(&dir, "ext4.hc", 16 << 20, FsKind::Ext4);
+    let unlock = test_unlock(&dir);
+    let mp = dir.path().join("mnt");
+    let _c = Cleanup(vec![mp.clone()]);
+    let out = mount_cmd(
+        &vol,
+        &unlock,
+        &[
+            "--uid",
+            "1234",
+            "--gid",
+            "2345",
+            "--umask",
+            "027",
+            path_str(&mp),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "--uid on ext4 must fail");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--uid") && err.contains("ext4") && err.contains("FAT"),
+        "the refusal says why: {err}"
+    );
+    assert!(!common_is_mounted(&mp), "mounted despite the refusal");
+    assert!(
+        !mp.exists(),
+        "the mount point made for the refused mount is left"
+    );
+    let abs = std::path::absolute(&vol).expect("absolute path");
+    assert!(
+        list().iter().all(|e| e["volume"].as_str() != abs.to_str()),
+        "the refused mount is still listed"
+    );
+
+    let out = run(tcvault()
+        .arg("mount")
+        .arg(&vol)
+        .args(&unlock)
+        .arg(&mp)
+        .env("SUDO_UID", "1234")
+        .env("SUDO_GID", "2345"));
+    assert!(
+        out.status.success(),
+        "the sudo user's default owner must not stop an ext4 mount: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let opts = mount_options_of(&mp).join(",");
+    let line = mountinfo_line(&mp).expect("mounted");
+    assert!(!line.contains("uid="), "owner option reached ext4: {line}");
+    fs::write(mp.join("x"), b"x").expect("write a file");
+    let me = fs::metadata("/proc/self").expect("stat /proc/self").uid();
+    assert_eq!(
+        fs::metadata(mp.join("x")).expect("stat").uid(),
+        me,
+        "ext4 keeps the writer as owner ({opts})"
+    );
+    unmount_ok(&mp);
+}
+
+/// `--mount-options` reach the filesystem's mount (noatime and nodiratime in
+/// /proc/self/mountinfo; `ro` makes it read-only), and an option the filesystem rejects fails
+/// with the mount program's message, leaving nothing mounted, listed or attached.
+#[test]
+fn mount_options_reach_the_mount() {
+    let Some(_g) = mount_env() else { return };
+    let dir = temp_dir();
+    let vol = formatted_volume(&dir, "opts.hc", 16 << 20, FsKind::Ext4);
+    let unlock = test_unlock(&dir);
+    let mp = dir.path().join("mnt");
+    fs::create_dir(&mp).expect("make the mount point");
+    let _c = Cleanup(vec![mp.clone()]);
+
+    mount_ok(&vol, &unlock, &["-o", "noatime,nodiratime", path_str(&mp)]);
+    let opts = mount_options_of(&mp);
+    assert!(
+        opts.iter().any(|o| o == "noatime") && opts.iter().any(|o| o == "nodiratime"),
+        "options not in mountinfo: {opts:?}"
+    );
+    fs::write(mp.join("f"), b"data").expect("write");
+    unmount_ok(&mp);
+
+    mount_ok(&vol, &unlock, &["--mount-options", "ro", path_str(&mp)]);
+    let opts = mount_options_of(&mp);
+    assert_eq!(opts[0], "ro", "-o ro did not make it read-only: {opts:?}");
+    assert_eq!(fs::read(mp.join("f")).expect("read"), b"data");
+    assert!(
+        fs::write(mp.join("g"), b"x").is_err(),
+        "a write went through on -o ro"
+    );
+    unmount_ok(&mp);
+
+    let loops_before = tcvault_loop_devices();
+    let out = mount_cmd(
+        &vol,
+        &unlock,
+        &["-o", "tcvault_no_such_option", path_str(&mp)],
+    );
+    assert!(!out.status.success(), "a bad mount option was accepted");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("mount"), "the failure says what failed: {err}");
+    assert!(!common_is_mounted(&mp));
+    assert!(mp.is_dir(), "the mount point given by the user was removed");
+    let abs = std::path::absolute(&vol).expect("absolute path");
+    assert!(list().iter().all(|e| e["volume"].as_str() != abs.to_str()));
+    assert_eq!(
+        tcvault_loop_devices(),
+        loops_before,
+        "the failed mount left a loop device attached"
+    );
+}
+
+/// Loop devices attached to a tcvault FUSE file (under /run/tcvault).
+fn tcvault_loop_devices() -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir("/sys/block")
+        .expect("/sys/block")
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let b = loop_backing_file(&Path::new("/dev").join(&name))?;
+            b.starts_with(tcvault::mount::state::RUN_DIR)
+                .then(|| format!("{name} {b}"))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// `--slot N`: the state lands in /run/tcvault/slotN and `list` shows slot N; another volume
+/// asking for that slot is refused with a message naming the holder, before its password is
+/// used (a wrong one gets the same answer). Then `unmount --all` with two volumes mounted:
+/// both leave `list` and mountinfo, their loop devices are detached, the mount point tcvault
+/// made is removed and the one that existed before is kept.
+#[test]
+fn slot_choice_and_unmount_all() {
+    let Some(_g) = mount_env() else { return };
+    let dir = temp_dir();
+    let a = formatted_volume(&dir, "a.hc", 16 << 20, FsKind::Ext4);
+    let b = formatted_volume(&dir, "b.hc", 16 << 20, FsKind::Fat);
+    let unlock = test_unlock(&dir);
+    let mpa = dir.path().join("a-mnt");
+    let mpb = dir.path().join("b-mnt");
+    fs::create_dir(&mpb).expect("make b's mount point");
+    let _c = Cleanup(vec![mpa.clone(), mpb.clone()]);
+    let n = free_slot(37);
+    let ns = n.to_string();
+
+    let out = mount_ok(&a, &unlock, &["--slot", &ns, path_str(&mpa)]);
+    assert!(out.contains(&format!("slot {n}")), "{out}");
+    let state_file = tcvault::mount::state::slot_dir(n).join("state.json");
+    let st: Value = serde_json::from_slice(&fs::read(&state_file).expect("state.json in the slot"))
+        .expect("state.json is JSON");
+    assert_eq!(st["slot"], n);
+    let abs_a = std::path::absolute(&a).expect("absolute path");
+    assert_eq!(st["volume"].as_str(), abs_a.to_str());
+    assert_eq!(list_entry(&a)["slot"], n);
+
+    let wrong = dir.path().join("wrong");
+    fs::write(&wrong, b"not the password").expect("write a wrong password");
+    for pw in [unlock[1].clone(), wrong.display().to_string()] {
+        let mut u = unlock.clone();
+        u[1] = pw;
+        let out = mount_cmd(&b, &u, &["--slot", &ns, path_str(&mpb)]);
+        assert_eq!(out.status.code(), Some(4), "slot {n} given twice");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("slot {n} is in use")) && err.contains(path_str(&abs_a)),
+            "the refusal names the slot and its volume: {err}"
+        );
+        assert!(!common_is_mounted(&mpb));
+    }
+    let abs_b = std::path::absolute(&b).expect("absolute path");
+    assert!(
+        list()
+            .iter()
+            .all(|e| e["volume"].as_str() != abs_b.to_str())
+    );
+    assert_eq!(list_entry(&a)["slot"], n, "the refusal disturbed slot {n}");
+
+    mount_ok(&b, &unlock, &[path_str(&mpb)]);
+    let eb = list_entry(&b);
+    assert_ne!(eb["slot"], n);
+    let ea = list_entry(&a);
+    let ours: Vec<(String, PathBuf)> = [&ea, &eb]
+        .iter()
+        .map(|e| {
+            (
+                e["device"].as_str().expect("device").to_string(),
+                PathBuf::from(e["fuse_dir"].as_str().expect("fuse_dir")),
+            )
+        })
+        .collect();
+    // `--all` stops every tcvault mount on the machine: wait until only ours are left.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while list().len() != 2 {
+        assert!(
+            Instant::now() < deadline,
+            "other tcvault mounts on this machine: {:?}",
+            list()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    let out = run_ok(tcvault().args(["unmount", "--all"]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches("unmounted").count(), 2, "{text}");
+    assert!(list().is_empty(), "still listed: {:?}", list());
+    assert!(!common_is_mounted(&mpa) && !common_is_mounted(&mpb));
+    assert!(!mpa.exists(), "the mount point tcvault made is still there");
+    assert!(
+        mpb.is_dir(),
+        "the mount point given by the user was removed"
+    );
+    for (dev, fuse_dir) in &ours {
+        let b = loop_backing_file(Path::new(dev));
+        assert!(
+            b.is_none_or(|b| !Path::new(&b).starts_with(fuse_dir)),
+            "{dev} still attached to {}",
+            fuse_dir.display()
+        );
+        assert!(!fuse_dir.exists(), "{} left behind", fuse_dir.display());
+    }
+    assert!(!tcvault::mount::state::slot_dir(n).exists());
+}
+
+/// A leftover state entry whose service is gone (a dead pid, as after a crash): `list` shows
+/// it with alive=false, `mount --slot` of that slot says how to clean it, `unmount VOLUME`
+/// removes it (and the mount point it had made), and the volume then mounts in that slot. A
+/// leftover holding only a pid file is listed and cleaned by slot number.
+#[test]
+fn stale_state_entry_is_listed_and_removed() {
+    let Some(_g) = mount_env() else { return };
+    let dir = temp_dir();
+    let vol = formatted_volume(&dir, "stale.hc", 16 << 20, FsKind::Ext4);
+    let unlock = test_unlock(&dir);
+    let mp = dir.path().join("mnt");
+    fs::create_dir(&mp).expect("make the stale mount point");
+    let n = free_slot(50);
+    let slot_dir = tcvault::mount::state::slot_dir(n);
+    let _c = Cleanup(vec![vol.clone(), mp.clone()]);
+    let abs = std::path::absolute(&vol).expect("absolute path");
+    let (volume_dev, volume_ino) = tcvault::mount::state::identity(&abs).expect("identity");
+    let stale = tcvault::mount::MountState {
+        slot: n,
+        pid: dead_pid(),
+        phase: "mounted".into(),
+        volume: abs.clone(),
+        volume_dev,
+        volume_ino,
+        mountpoint: Some(mp.clone()),
+        created_mountpoint: true,
+        device: None,
+        fuse_dir: slot_dir.join("fuse"),
+        filesystem: Some("ext4".into()),
+        driver: Some("kernel ext4".into()),
+        chain: "AES".into(),
+        prf: "sha512".into(),
+        kind: "normal".into(),
+        read_only: false,
+        protect_hidden: false,
+        protection_tripped: false,
+        loop_direct_io: true,
+        started: 1,
+    };
+    fs::create_dir_all(slot_dir.join("fuse")).expect("make the stale slot");
+    fs::write(
+        slot_dir.join("state.json"),
+        serde_json::to_vec(&stale).expect("encode state"),
+    )
+    .expect("write the stale state");
+
+    let e = list_entry(&vol);
+    assert_eq!(e["alive"], false, "{e}");
+    assert_eq!(e["slot"], n);
+    let table = run_ok(tcvault().arg("list")).stdout;
+    assert!(
+        String::from_utf8_lossy(&table).contains("service gone"),
+        "the table does not mark the stale entry"
+    );
+    let out = mount_cmd(&vol, &unlock, &["--slot", &n.to_string(), path_str(&mp)]);
+    assert_eq!(out.status.code(), Some(4), "a stale slot was taken over");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("tcvault unmount {n}")),
+        "the refusal says how to clean up: {err}"
+    );
+
+    let out = run_ok(tcvault().arg("unmount").arg(&vol));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("cleaned up"), "{text}");
+    assert!(!slot_dir.exists(), "the stale slot is still there");
+    assert!(!mp.exists(), "the stale entry's mount point is still there");
+    assert!(list().iter().all(|e| e["slot"] != n));
+
+    let out = mount_ok(&vol, &unlock, &["--slot", &n.to_string(), path_str(&mp)]);
+    assert!(out.contains(&format!("slot {n}")), "{out}");
+    let e = list_entry(&vol);
+    assert_eq!(e["alive"], true, "{e}");
+    assert_eq!(e["slot"], n, "{e}");
+    fs::write(mp.join("after.txt"), b"after").expect("write after the cleanup");
+    unmount_ok(&mp);
+
+    // Only a pid file, as when a service died before writing its state.
+    let m = free_slot(50);
+    let leftover = tcvault::mount::state::slot_dir(m);
+    fs::create_dir(&leftover).expect("make the leftover slot");
+    fs::write(leftover.join("pid"), dead_pid().to_string()).expect("write pid");
+    let e = list()
+        .into_iter()
+        .find(|e| e["slot"] == m)
+        .expect("the leftover is listed");
+    assert_eq!(e["alive"], false, "{e}");
+    let out = run_ok(tcvault().arg("unmount").arg(m.to_string()));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("cleaned up slot {m}")));
+    assert!(!leftover.exists(), "the leftover slot is still there");
 }
 
 /// Not a test: makes the volumes `scripts/bench-mount.sh` measures. With

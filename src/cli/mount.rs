@@ -73,6 +73,9 @@ pub fn mount(a: &MountArgs) -> Result<(), CliError> {
             mountpoint: e.state.and_then(|s| s.mountpoint),
         }));
     }
+    if let Some(n) = a.slot {
+        check_slot(n)?;
+    }
     let vol = open_volume(&a.volume, &a.unlock)?;
     super::escrow::offer(&a.volume, vol.unlocked(), &a.escrow);
     let mut req = MountRequest {
@@ -149,6 +152,34 @@ pub fn mount(a: &MountArgs) -> Result<(), CliError> {
         None => writeln!(out, "{dev}"),
     };
     r.map_err(|e| CliError::msg(format!("cannot write to standard output: {e}"), FAILED))
+}
+
+/// `--slot N` must name a free slot: said before the password is asked for. (The service
+/// claims the slot atomically; this only gives the common case a clear message early.)
+fn check_slot(n: u32) -> Result<(), CliError> {
+    if n == 0 || n > m::state::MAX_SLOT {
+        return Err(CliError::msg(
+            format!("--slot must be 1 to {}", m::state::MAX_SLOT),
+            USAGE,
+        ));
+    }
+    let Some(e) = m::list().into_iter().find(|e| e.slot == n) else {
+        return Ok(());
+    };
+    let holder = e.state.as_ref().map_or_else(
+        || "a volume being mounted or a crashed service".to_string(),
+        |s| s.volume.display().to_string(),
+    );
+    Err(if e.alive {
+        CliError::msg(format!("slot {n} is in use by {holder}"), BAD_INPUT)
+            .hint("`tcvault list` shows what is mounted; without --slot the lowest free slot is used")
+    } else {
+        CliError::msg(
+            format!("slot {n} still holds what a stopped service left ({holder})"),
+            BAD_INPUT,
+        )
+        .hint(format!("`tcvault unmount {n}` cleans it up"))
+    })
 }
 
 fn describe(e: &Entry) -> String {

@@ -146,8 +146,8 @@ pub fn write(state: &MountState) -> Result<(), MountError> {
     w().map_err(|e| MountError::io(&dir, "cannot write state in", e))
 }
 
-/// Claims slot `want` (or the lowest free one) by creating its directory; a stale slot (its
-/// service gone) is cleaned and reused only when asked for by number.
+/// Claims slot `want` (or the lowest free one) by creating its directory. A stale slot (its
+/// service gone) is never reused: it stays taken until `tcvault unmount` cleans it up.
 ///
 /// # Errors
 /// The slot is in use, all are, or /run/tcvault cannot be written.
