@@ -45,6 +45,7 @@ impl std::fmt::Debug for LaneJob<'_> {
 }
 
 /// How many blocks of `prf` one kernel call advances together on this CPU (1 = no lane kernel).
+/// A call costs about the same for any number of blocks up to this.
 pub fn lanes(prf: Prf) -> usize {
     match prf {
         Prf::Ripemd160 | Prf::Sha256 | Prf::Blake2s if avx512() => 16,
@@ -52,6 +53,16 @@ pub fn lanes(prf: Prf) -> usize {
         Prf::Streebog if super::streebog::available() => super::streebog::CHAINS,
         Prf::Whirlpool if super::whirlpool::available() => super::whirlpool::CHAINS,
         _ => 1,
+    }
+}
+
+/// Fewest jobs for which one lane-kernel call beats running them one by one: a single chain
+/// runs faster on its own (scalar SHA-512 with no lane bookkeeping, SHA-256 with the SHA
+/// instructions), so lanes pay only from this many blocks on (measured on Zen 4).
+fn min_lane_jobs(prf: Prf) -> usize {
+    match prf {
+        Prf::Sha256 => 4,
+        _ => 2,
     }
 }
 
@@ -84,7 +95,7 @@ pub fn pbkdf2_blocks(
     assert_eq!(jobs.len(), outs.len(), "one output per job");
     assert!(iterations > 0, "PBKDF2 needs at least one iteration");
     let width = lanes(prf);
-    if width == 1 {
+    let one_by_one = |jobs: &[LaneJob<'_>], outs: &mut [&mut [u8]]| {
         for (job, out) in jobs.iter().zip(outs.iter_mut()) {
             pbkdf2_block(
                 prf,
@@ -96,7 +107,10 @@ pub fn pbkdf2_blocks(
                 stop,
             )?;
         }
-        return Ok(());
+        Ok(())
+    };
+    if width == 1 {
+        return one_by_one(jobs, outs);
     }
     match prf {
         Prf::Streebog => return super::streebog::pbkdf2_blocks(jobs, iterations, outs, stop),
@@ -104,6 +118,10 @@ pub fn pbkdf2_blocks(
         _ => {}
     }
     for (group, outs) in jobs.chunks(width).zip(outs.chunks_mut(width)) {
+        if group.len() < min_lane_jobs(prf) {
+            one_by_one(group, outs)?;
+            continue;
+        }
         match prf {
             #[cfg(target_arch = "x86_64")]
             Prf::Ripemd160 | Prf::Sha256 | Prf::Blake2s => {
