@@ -403,7 +403,7 @@ const SHA256_K: [u32; 64] = {
         let mut d = 2;
         let mut prime = true;
         while d * d <= p {
-            if p % d == 0 {
+            if p.is_multiple_of(d) {
                 prime = false;
             }
             d += 1;
@@ -463,7 +463,7 @@ const fn first_primes<const N: usize>() -> [u64; N] {
         let mut d = 2;
         let mut prime = true;
         while d * d <= p {
-            if p % d == 0 {
+            if p.is_multiple_of(d) {
                 prime = false;
             }
             d += 1;
