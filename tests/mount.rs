@@ -827,7 +827,8 @@ fn tcvault_loop_devices() -> Vec<String> {
 
 /// `--slot N`: the state lands in /run/tcvault/slotN and `list` shows slot N; another volume
 /// asking for that slot is refused with a message naming the holder, before its password is
-/// used (a wrong one gets the same answer). Then `unmount --all` with two volumes mounted:
+/// used (a wrong one gets the same answer); slots outside 1..=64 are a usage error; unmounting
+/// a volume that is not mounted says so. Then `unmount --all` with two volumes mounted:
 /// both leave `list` and mountinfo, their loop devices are detached, the mount point tcvault
 /// made is removed and the one that existed before is kept.
 #[test]
@@ -868,6 +869,20 @@ fn slot_choice_and_unmount_all() {
         );
         assert!(!common_is_mounted(&mpb));
     }
+    for bad in ["0", "65"] {
+        let out = mount_cmd(&b, &unlock, &["--slot", bad, path_str(&mpb)]);
+        assert_eq!(out.status.code(), Some(2), "--slot {bad} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--slot must be 1 to 64"), "{err}");
+    }
+    let out = run(tcvault().arg("unmount").arg(&b));
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "unmount of a volume not mounted"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not mounted by tcvault"), "{err}");
     let abs_b = std::path::absolute(&b).expect("absolute path");
     assert!(
         list()
@@ -1012,6 +1027,94 @@ fn stale_state_entry_is_listed_and_removed() {
     let out = run_ok(tcvault().arg("unmount").arg(m.to_string()));
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("cleaned up slot {m}")));
     assert!(!leftover.exists(), "the leftover slot is still there");
+}
+
+/// The service outlives the terminal and stops cleanly on SIGTERM: without MOUNTPOINT the
+/// volume is mounted under /media/tcvault/ (printed); the service runs in a session of its own
+/// and ignores SIGHUP (what closing the terminal sends); SIGTERM alone unmounts, detaches and
+/// removes the state and the mount point it made, and a file written without fsync is on
+/// the volume after a remount.
+#[test]
+fn service_survives_sighup_and_stops_cleanly_on_sigterm() {
+    let Some(_g) = mount_env() else { return };
+    let dir = temp_dir();
+    let name = format!("tcvault-test-{}.hc", std::process::id());
+    let vol = formatted_volume(&dir, &name, 16 << 20, FsKind::Ext4);
+    let unlock = test_unlock(&dir);
+    let _c = Cleanup(vec![vol.clone()]);
+    let out = mount_ok(&vol, &unlock, &[]);
+    let e = list_entry(&vol);
+    let mp = PathBuf::from(e["mountpoint"].as_str().expect("a mount point"));
+    assert!(
+        mp.starts_with("/media/tcvault") && out.contains(path_str(&mp)),
+        "default mount point {} not under /media/tcvault or not printed: {out}",
+        mp.display()
+    );
+    assert!(common_is_mounted(&mp));
+    assert_eq!(e["created_mountpoint"], true);
+    let pid = e["pid"].as_u64().expect("pid");
+    let session = |pid: u64| -> u64 {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat of a process");
+        // The fields after the command name (which ends with the last ')').
+        let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+        rest.split(' ')
+            .nth(3)
+            .and_then(|s| s.parse().ok())
+            .expect("session id")
+    };
+    assert_eq!(
+        session(pid),
+        pid,
+        "the service did not start its own session"
+    );
+    assert_ne!(session(u64::from(std::process::id())), pid);
+
+    let signal = |sig: &str| {
+        let st = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(st.success(), "kill {sig} {pid}");
+    };
+    signal("-HUP");
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(
+        list_entry(&vol)["alive"],
+        true,
+        "SIGHUP stopped the service"
+    );
+    assert!(common_is_mounted(&mp), "SIGHUP unmounted the volume");
+
+    let data = random_bytes(3 << 20, 99);
+    fs::write(mp.join("unsynced.bin"), &data).expect("write without fsync");
+    let dev = PathBuf::from(e["device"].as_str().expect("device"));
+    let fuse_dir = PathBuf::from(e["fuse_dir"].as_str().expect("fuse_dir"));
+    signal("-TERM");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(Instant::now() < deadline, "the service ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!common_is_mounted(&mp), "still mounted after SIGTERM");
+    assert!(
+        !mp.exists(),
+        "the default mount point is left after SIGTERM"
+    );
+    let abs = std::path::absolute(&vol).expect("absolute path");
+    assert!(list().iter().all(|x| x["volume"].as_str() != abs.to_str()));
+    assert!(
+        loop_backing_file(&dev).is_none_or(|b| !Path::new(&b).starts_with(&fuse_dir)),
+        "{} still attached after SIGTERM",
+        dev.display()
+    );
+
+    let mp = dir.path().join("again");
+    mount_ok(&vol, &unlock, &["--read-only", path_str(&mp)]);
+    assert!(
+        fs::read(mp.join("unsynced.bin")).expect("the file written before SIGTERM") == data,
+        "the file written before SIGTERM differs"
+    );
+    unmount_ok(&mp);
 }
 
 /// Not a test: makes the volumes `scripts/bench-mount.sh` measures. With
