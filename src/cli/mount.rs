@@ -171,8 +171,9 @@ fn check_slot(n: u32) -> Result<(), CliError> {
         |s| s.volume.display().to_string(),
     );
     Err(if e.alive {
-        CliError::msg(format!("slot {n} is in use by {holder}"), BAD_INPUT)
-            .hint("`tcvault list` shows what is mounted; without --slot the lowest free slot is used")
+        CliError::msg(format!("slot {n} is in use by {holder}"), BAD_INPUT).hint(
+            "`tcvault list` shows what is mounted; without --slot the lowest free slot is used",
+        )
     } else {
         CliError::msg(
             format!("slot {n} still holds what a stopped service left ({holder})"),
