@@ -1117,6 +1117,51 @@ fn service_survives_sighup_and_stops_cleanly_on_sigterm() {
     unmount_ok(&mp);
 }
 
+/// A volume with no filesystem, and one whose filesystem has no driver (a swap signature:
+/// neither the kernel nor a FUSE driver mounts it), fail with a message saying so and
+/// pointing to `--no-filesystem`; nothing stays mounted, listed or attached, and the mount
+/// point made for the attempt is removed.
+#[test]
+fn no_filesystem_and_missing_driver_said_clearly() {
+    let Some(_g) = mount_env() else { return };
+    let dir = temp_dir();
+    let vol = dir.path().join("raw.hc");
+    make_volume(&vol, 8 << 20);
+    let unlock = test_unlock(&dir);
+    let mp = dir.path().join("mnt");
+    let _c = Cleanup(vec![vol.clone()]);
+    let abs = std::path::absolute(&vol).expect("absolute path");
+    let refused = |what: &str| {
+        let loops_before = tcvault_loop_devices();
+        let out = mount_cmd(&vol, &unlock, &[path_str(&mp)]);
+        assert_eq!(out.status.code(), Some(1), "{what}: mount must fail");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(err.contains("--no-filesystem"), "{what}: no hint: {err}");
+        assert!(!common_is_mounted(&mp), "{what}: mounted anyway");
+        assert!(!mp.exists(), "{what}: the mount point made is left");
+        assert!(list().iter().all(|e| e["volume"].as_str() != abs.to_str()));
+        assert_eq!(tcvault_loop_devices(), loops_before, "{what}: loop left");
+        err
+    };
+    // The data area was never written: it decrypts to noise.
+    let err = refused("no filesystem");
+    assert!(err.contains("no filesystem found"), "{err}");
+
+    let out = mount_ok(&vol, &unlock, &["--no-filesystem"]);
+    let dev = PathBuf::from(out.trim());
+    let made = Command::new("mkswap")
+        .arg(&dev)
+        .output()
+        .expect("run mkswap (util-linux)");
+    assert!(made.status.success(), "mkswap failed: {made:?}");
+    unmount_ok(&dev);
+    let err = refused("swap");
+    assert!(
+        err.contains("no driver for the swap filesystem"),
+        "the message names the missing driver: {err}"
+    );
+}
+
 /// Not a test: makes the volumes `scripts/bench-mount.sh` measures. With
 /// TCVAULT_BENCH_VOLUME=PATH, TCVAULT_BENCH_CHAIN=NAME and TCVAULT_BENCH_SIZE=BYTES it writes a
 /// volume (test password and PIM) and formats it with ext4.
