@@ -1291,31 +1291,6 @@ fn bad_legacy_backup_files_are_refused() {
 // ---------------------------------------------------------------------------------------------
 // Mount.
 
-/// Whether this machine can mount (root, /dev/fuse, /dev/loop-control); in CI it must.
-fn can_mount() -> bool {
-    let root = StdCommand::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    let missing: Vec<&str> = [
-        (!root, "root"),
-        (!Path::new("/dev/fuse").exists(), "/dev/fuse"),
-        (
-            !Path::new("/dev/loop-control").exists(),
-            "/dev/loop-control",
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(m, what)| m.then_some(what))
-    .collect();
-    if !missing.is_empty() {
-        assert!(!in_ci(), "CI must be able to mount; missing: {missing:?}");
-        eprintln!("skipped: mounting needs {missing:?}");
-        return false;
-    }
-    true
-}
-
 /// A system tool, also when /usr/sbin is not on PATH.
 fn sbin(tool: &str) -> StdCommand {
     let path = std::env::var("PATH").unwrap_or_default();
@@ -1454,7 +1429,7 @@ fn ext4_round_trip(mode: Mode, chain: &str, prf: Prf, hidden: bool) {
 
 #[test]
 fn ext4_on_legacy_volumes_mounts_read_write() {
-    if !can_mount() {
+    if !common::can_mount() {
         return;
     }
     ext4_round_trip(Mode::Lrw, "AES", Prf::Sha1, false);

@@ -25,7 +25,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::{
-    entry, in_ci, manifest_entries, password_bytes, password_file, pattern, run, run_ok, str_field,
+    entry, manifest_entries, password_bytes, password_file, pattern, run, run_ok, str_field,
     tcvault, temp_dir, u64_field, unlock_args, volume_path,
 };
 use serde_json::Value;
@@ -44,21 +44,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Holds the global lock; `None` (after saying why) when this machine cannot mount.
 fn mount_env() -> Option<std::sync::MutexGuard<'static, ()>> {
-    let root = fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
-    let missing: Vec<&str> = [
-        (!root.unwrap_or(false), "root"),
-        (!Path::new("/dev/fuse").exists(), "/dev/fuse"),
-        (
-            !Path::new("/dev/loop-control").exists(),
-            "/dev/loop-control",
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(m, what)| m.then_some(what))
-    .collect();
-    if !missing.is_empty() {
-        assert!(!in_ci(), "CI must be able to mount; missing: {missing:?}");
-        eprintln!("skipped: mounting needs {missing:?}");
+    if !common::can_mount() {
         return None;
     }
     Some(

@@ -226,3 +226,26 @@ pub fn expected_layout(entry: &Value) -> (u64, u64, u64) {
 pub fn in_ci() -> bool {
     std::env::var_os("CI").is_some()
 }
+
+/// Whether this machine can mount (root, /dev/fuse, loop devices). When it cannot, says what
+/// is missing and returns false, except in CI, where mounting must work and this panics.
+pub fn can_mount() -> bool {
+    let root = fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
+    let missing: Vec<&str> = [
+        (!root.unwrap_or(false), "root"),
+        (!Path::new("/dev/fuse").exists(), "/dev/fuse"),
+        (
+            !Path::new("/dev/loop-control").exists(),
+            "/dev/loop-control",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(m, what)| m.then_some(what))
+    .collect();
+    if !missing.is_empty() {
+        assert!(!in_ci(), "CI must be able to mount; missing: {missing:?}");
+        eprintln!("skipped: mounting needs {missing:?}");
+        return false;
+    }
+    true
+}
