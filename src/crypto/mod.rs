@@ -9,6 +9,8 @@
 
 #[allow(unsafe_code)]
 pub mod aes_xts;
+#[allow(unsafe_code)]
+pub mod argon2;
 pub mod chain;
 pub mod cipher;
 pub mod keyfile;

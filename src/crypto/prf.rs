@@ -413,6 +413,20 @@ pub fn argon2id(
     params: Argon2Params,
     out: &mut [u8],
 ) -> Result<(), Argon2Error> {
+    if params.memory_kib >= 8 * params.parallelism
+        && params.passes >= 1
+        && super::argon2::supports(out.len(), params.parallelism)
+    {
+        return super::argon2::argon2id(
+            password,
+            salt,
+            params.memory_kib,
+            params.passes,
+            params.parallelism,
+            out,
+        )
+        .map_err(|e| Argon2Error(e.to_string()));
+    }
     let p = argon2::Params::new(
         params.memory_kib,
         params.passes,
