@@ -413,9 +413,16 @@ pub fn argon2id(
     params: Argon2Params,
     out: &mut [u8],
 ) -> Result<(), Argon2Error> {
-    if params.memory_kib >= 8 * params.parallelism
-        && params.passes >= 1
-        && super::argon2::supports(out.len(), params.parallelism)
+    let p = argon2::Params::new(
+        params.memory_kib,
+        params.passes,
+        params.parallelism,
+        Some(out.len()),
+    )
+    .map_err(|e| Argon2Error(e.to_string()))?;
+    // Our kernel, once the crate has validated the parameters (and the salt has Argon2's
+    // minimum of 8 bytes); the crate itself otherwise.
+    if salt.len() >= argon2::MIN_SALT_LEN && super::argon2::supports(out.len(), params.parallelism)
     {
         return super::argon2::argon2id(
             password,
@@ -427,13 +434,6 @@ pub fn argon2id(
         )
         .map_err(|e| Argon2Error(e.to_string()));
     }
-    let p = argon2::Params::new(
-        params.memory_kib,
-        params.passes,
-        params.parallelism,
-        Some(out.len()),
-    )
-    .map_err(|e| Argon2Error(e.to_string()))?;
     argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p)
         .hash_password_into(password, salt, out)
         .map_err(|e| Argon2Error(e.to_string()))
