@@ -26,7 +26,9 @@ pub fn available() -> bool {
 /// Whether [`argon2id`] handles these parameters (the tag length must be 32, 64 or a multiple
 /// of 32 above 64, which covers every length the format uses).
 pub fn supports(out_len: usize, parallelism: u32) -> bool {
-    available() && parallelism >= 1 && (out_len == 32 || (out_len >= 64 && out_len % 32 == 0))
+    available()
+        && parallelism >= 1
+        && (out_len == 32 || (out_len >= 64 && out_len.is_multiple_of(32)))
 }
 
 const BLOCK_WORDS: usize = 128;
