@@ -226,7 +226,7 @@ fn make_filesystem(
              its device for mkfs",
         )
     })?;
-    eprintln!("Made a {} filesystem on it.", fs.blkid_type());
+    eprintln!("Formatted it as {}.", fs.blkid_type());
     Ok(())
 }
 
