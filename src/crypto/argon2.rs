@@ -6,8 +6,10 @@
 //! pure vertical arithmetic; two 8×8 word transposes switch to the column layout (register
 //! `m`, lane `j` = word `m` of column `j`) and one interleave back to memory order. The rest
 //! (H0, the variable-length hash H', block indexing) follows RFC 9106 §3.2–3.4 in portable
-//! code. Without AVX-512 the `argon2` crate runs instead ([`available`]); the crate is also the
-//! oracle of the tests.
+//! code. The block memory stays on ordinary pages: transparent huge pages saved TLB misses
+//! on the random reference reads when memory was warm, but cost more than they saved on a
+//! first run (measured here). Without AVX-512 the `argon2` crate runs instead ([`available`]);
+//! the crate is also the oracle of the tests.
 
 use digest::Digest;
 
@@ -78,7 +80,6 @@ pub fn argon2id(
 
     let mut memory: Vec<Block> = Vec::new();
     memory.try_reserve_exact(m_prime as usize)?;
-    advise_huge_pages(&mut memory);
     memory.resize(m_prime as usize, [0u64; BLOCK_WORDS]);
     let mut bytes = [0u8; 1024];
     for lane in 0..p {
@@ -124,31 +125,6 @@ pub fn argon2id(
     zeroize::Zeroize::zeroize(&mut c);
     zeroize::Zeroize::zeroize(memory.as_flattened_mut());
     Ok(())
-}
-
-/// Asks the kernel for transparent huge pages under the (still untouched) block memory: the
-/// reference blocks are read at random across hundreds of MiB, and with 4 KiB pages nearly
-/// every one costs a TLB miss on top of the cache miss.
-fn advise_huge_pages(memory: &mut Vec<Block>) {
-    #[cfg(target_os = "linux")]
-    {
-        let start = memory.as_mut_ptr() as usize;
-        let end = start + memory.capacity() * std::mem::size_of::<Block>();
-        let page = 4096;
-        let aligned = start.div_ceil(page) * page;
-        if end > aligned {
-            // SAFETY: the range lies inside the vector's own allocation (rounded inwards to
-            // whole pages); MADV_HUGEPAGE only changes how the kernel backs it, never its
-            // contents, and a failure (e.g. no THP support) is harmless and ignored.
-            unsafe {
-                libc::madvise(
-                    aligned as *mut libc::c_void,
-                    end - aligned,
-                    libc::MADV_HUGEPAGE,
-                );
-            }
-        }
-    }
 }
 
 /// The variable-length hash H' of RFC 9106 §3.3 over the concatenation of `parts`, for output
