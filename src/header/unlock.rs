@@ -1,7 +1,8 @@
 //! Trial decryption: find which (slot, family, PRF, chain) opens a header.
 //!
 //! The format stores no hint of its PRF or cipher, so every combination the options allow is
-//! tried. The work is organised as *jobs* of one PBKDF2 output block each, run on every core:
+//! tried. The work is organised as *jobs* of PBKDF2 output blocks (several of one PRF at once in
+//! SIMD lanes, see [`crate::crypto::pbkdf2_lanes`]), run on every core:
 //! single-cipher chains need only the first 64 derived bytes, two-cipher chains 128, three-cipher
 //! chains 192, so the jobs for the first 64 bytes of every PRF and slot come first, and a trial's
 //! chains are tested as soon as the bytes they need are complete. The moment one header decrypts,
@@ -15,7 +16,8 @@ use super::kdf::{Family, Kdf};
 use super::layout::{HEADER_SIZE, SALT_LEN, Slot};
 use crate::crypto::chain::ChainId;
 use crate::crypto::keyfile::{KeyfileError, KeyfilePool};
-use crate::crypto::prf::{Prf, argon2id, pbkdf2_block};
+use crate::crypto::pbkdf2_lanes::{LaneJob, lanes, pbkdf2_blocks};
+use crate::crypto::prf::{Prf, argon2id};
 use crate::crypto::scheme::{Scheme, SectorCipher};
 use crate::secret::{Password, SecretBytes};
 
@@ -201,11 +203,11 @@ struct TrialState {
     tested: usize,
 }
 
-#[derive(Clone, Copy)]
+/// One unit of work: PBKDF2 blocks of one family, PRF and iteration count, derived together in
+/// the SIMD lanes of one thread ([`lanes`]), or one Argon2id derivation.
 struct Job {
-    trial: usize,
-    /// 1-based PBKDF2 block index; 0 = the whole Argon2id output.
-    block: u32,
+    /// (trial, 1-based PBKDF2 block index; 0 = the whole Argon2id output).
+    parts: Vec<(usize, u32)>,
 }
 
 fn blocks_for(prf: Prf, bytes: usize) -> u32 {
@@ -237,7 +239,7 @@ pub fn unlock(
     let work = || {
         while !stop.load(Ordering::Relaxed) {
             let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(&job) = jobs.get(i) else { break };
+            let Some(job) = jobs.get(i) else { break };
             if let Some(h) = run_job(job, &trials, candidates, creds, &stop) {
                 stop.store(true, Ordering::Relaxed);
                 let mut slot = found.lock().unwrap_or_else(PoisonError::into_inner);
@@ -340,9 +342,15 @@ fn schemes_for(family: Family, slot: Slot, opts: &UnlockOptions) -> Vec<Scheme> 
 
 /// Orders the work: cheap TrueCrypt derivations first, then for each stage (bytes for 1, 2, 3
 /// ciphers) the blocks every VeraCrypt PRF needs, normal slot before hidden, common PRFs first;
-/// Argon2id last, as it costs hundreds of MiB and seconds.
+/// Argon2id last, as it costs hundreds of MiB and seconds. Blocks of one family, PRF and
+/// iteration count are then packed, in that order, into jobs of as many blocks as the PRF's
+/// lane kernel advances at once (every block of a PRF costs about as much as one), except the
+/// very first VeraCrypt block: most volumes are opened by it, and one chain on its own is
+/// quicker than a full set of lanes. The cheap PRFs keep their places; the costly ones
+/// (Streebog, RIPEMD-160, Whirlpool) follow, largest first, so that both cores reach the
+/// Argon2id jobs at nearly the same time.
 fn plan_jobs(trials: &[Trial]) -> Vec<Job> {
-    let mut jobs = Vec::new();
+    let mut units = Vec::new();
     let mut ordered: Vec<usize> = (0..trials.len()).collect();
     ordered.sort_by_key(|&t| (trials[t].family == Family::VeraCrypt, trials[t].cand));
     for stage in 1..=3usize {
@@ -360,56 +368,130 @@ fn plan_jobs(trials: &[Trial]) -> Vec<Job> {
                 blocks_for(prf, 64 * (stage - 1)) + 1
             };
             for block in from..=blocks_for(prf, 64 * stage) {
-                jobs.push(Job { trial: t, block });
+                units.push((t, block));
             }
         }
     }
-    jobs.sort_by_key(|j| trials[j.trial].family == Family::VeraCrypt);
+    units.sort_by_key(|&(t, _)| trials[t].family == Family::VeraCrypt);
     for &t in &ordered {
         if matches!(trials[t].kdf, Kdf::Argon2id(_)) {
-            jobs.push(Job { trial: t, block: 0 });
+            units.push((t, 0));
         }
     }
+
+    let mut jobs: Vec<Job> = Vec::new();
+    let mut open: Vec<usize> = Vec::new();
+    let mut first_veracrypt = true;
+    let mut lone = None;
+    for (t, block) in units {
+        let trial = &trials[t];
+        let width = match trial.kdf {
+            Kdf::Pbkdf2 { prf, .. } => lanes(prf),
+            Kdf::Argon2id(_) => 1,
+        };
+        let alone = trial.family == Family::VeraCrypt && std::mem::take(&mut first_veracrypt);
+        if alone {
+            lone = Some((t, block));
+        }
+        let joinable = open.iter().copied().find(|&j| {
+            let (t0, _) = jobs[j].parts[0];
+            trials[t0].family == trial.family
+                && trials[t0].kdf == trial.kdf
+                && jobs[j].parts.len() < width
+        });
+        match joinable {
+            Some(j) if !alone => jobs[j].parts.push((t, block)),
+            _ => {
+                if width > 1 && !alone {
+                    open.push(jobs.len());
+                }
+                jobs.push(Job {
+                    parts: vec![(t, block)],
+                });
+            }
+        }
+    }
+    // The lone first VeraCrypt block goes even before the (cheap) TrueCrypt trials, which
+    // the other cores take meanwhile.
+    let rank = |job: &Job| {
+        let trial = &trials[job.parts[0].0];
+        let costly = match trial.kdf.prf() {
+            Prf::Streebog => 1,
+            Prf::Ripemd160 => 2,
+            Prf::Whirlpool => 3,
+            Prf::Argon2id => 4,
+            _ => 0,
+        };
+        let first = job.parts.len() == 1 && Some(job.parts[0]) == lone;
+        (!first, trial.family == Family::VeraCrypt, costly)
+    };
+    jobs.sort_by_key(rank);
     jobs
 }
 
 fn run_job(
-    job: Job,
+    job: &Job,
     trials: &[Trial],
     candidates: &[Candidate],
     creds: &Credentials,
     stop: &AtomicBool,
 ) -> Option<UnlockedHeader> {
-    let trial = &trials[job.trial];
-    let cand = &candidates[trial.cand];
-    let password = creds.for_family(trial.family)?;
-    let salt = &cand.bytes[..SALT_LEN];
-    let mut out = SecretBytes::zeroed(DERIVED_KEY_LEN);
-    let range = match trial.kdf {
+    let (first, _) = *job.parts.first()?;
+    let kdf = trials[first].kdf;
+    let mut outs: Vec<SecretBytes> = job
+        .parts
+        .iter()
+        .map(|_| SecretBytes::zeroed(DERIVED_KEY_LEN))
+        .collect();
+    let mut ranges = Vec::with_capacity(job.parts.len());
+    match kdf {
         Kdf::Pbkdf2 { prf, iterations } => {
-            let len = prf.block_len();
-            let start = (job.block as usize - 1) * len;
-            let end = (start + len).min(DERIVED_KEY_LEN);
-            pbkdf2_block(
-                prf,
-                password.expose(),
-                salt,
-                iterations,
-                job.block,
-                &mut out.expose_mut()[start..end],
-                stop,
-            )
-            .ok()?;
-            start..end
+            let mut lane_jobs = Vec::with_capacity(job.parts.len());
+            for &(t, block) in &job.parts {
+                let trial = &trials[t];
+                let password = creds.for_family(trial.family)?;
+                lane_jobs.push(LaneJob {
+                    password: password.expose(),
+                    salt: &candidates[trial.cand].bytes[..SALT_LEN],
+                    index: block,
+                });
+                let start = (block as usize - 1) * prf.block_len();
+                ranges.push(start..(start + prf.block_len()).min(DERIVED_KEY_LEN));
+            }
+            let mut slices: Vec<&mut [u8]> = outs
+                .iter_mut()
+                .zip(&ranges)
+                .map(|(o, r)| &mut o.expose_mut()[r.clone()])
+                .collect();
+            pbkdf2_blocks(prf, &lane_jobs, iterations, &mut slices, stop).ok()?;
         }
         Kdf::Argon2id(params) => {
-            argon2id(password.expose(), salt, params, out.expose_mut()).ok()?;
-            0..DERIVED_KEY_LEN
+            let trial = &trials[first];
+            let password = creds.for_family(trial.family)?;
+            let salt = &candidates[trial.cand].bytes[..SALT_LEN];
+            argon2id(password.expose(), salt, params, outs[0].expose_mut()).ok()?;
+            ranges.push(0..DERIVED_KEY_LEN);
         }
-    };
+    }
+    for ((&(t, block), out), range) in job.parts.iter().zip(&outs).zip(ranges) {
+        if let Some(h) = record(&trials[t], &candidates[trials[t].cand], block, out, range) {
+            return Some(h);
+        }
+    }
+    None
+}
+
+/// Stores a finished block in its trial and tests every scheme whose key bytes are complete.
+fn record(
+    trial: &Trial,
+    cand: &Candidate,
+    block: u32,
+    out: &SecretBytes,
+    range: std::ops::Range<usize>,
+) -> Option<UnlockedHeader> {
     let mut st = trial.state.lock().unwrap_or_else(PoisonError::into_inner);
     st.key.expose_mut()[range.clone()].copy_from_slice(&out.expose()[range]);
-    let idx = job.block.saturating_sub(1) as usize;
+    let idx = block.saturating_sub(1) as usize;
     st.have[idx] = true;
     while st.tested < trial.max_stage {
         let stage = st.tested + 1;
