@@ -95,6 +95,20 @@ fn unlock(c: &mut Criterion) {
     g.bench_function("aes_sha512.hc/--prf-sha512", |b| {
         b.iter(|| Volume::open(&path, &creds, SlotChoice::default(), &sha512).expect("opens"));
     });
+    // The worst case: a wrong password tries every PRF on the normal and the hidden header.
+    let wrong = Password::new(b"not the password").expect("short password");
+    let wrong = Credentials::new(&wrong, &[], 0).expect("credentials");
+    g.bench_function("aes_sha512.hc/wrong-password", |b| {
+        b.iter(|| {
+            Volume::open(
+                &path,
+                &wrong,
+                SlotChoice::default(),
+                &UnlockOptions::default(),
+            )
+            .expect_err("a wrong password opens nothing")
+        });
+    });
     // Baseline: what a plain PBKDF2 of the whole 192-byte key costs (VeraCrypt's way).
     g.bench_function("baseline-pbkdf2-crate-sha512-500000-192B", |b| {
         b.iter(|| {
@@ -108,6 +122,67 @@ fn unlock(c: &mut Criterion) {
             out
         });
     });
+    g.finish();
+}
+
+/// The PBKDF2 blocks a wrong password needs per PRF (every block of the 192-byte key, for the
+/// normal and the hidden header's salt) in one call of the lane kernels, beside the same
+/// blocks one by one; 5,000 iterations so that a run stays short (cost is linear in them).
+fn pbkdf2_lanes(c: &mut Criterion) {
+    use std::sync::atomic::AtomicBool;
+    use tcvault::crypto::pbkdf2_lanes::{LaneJob, pbkdf2_blocks};
+    use tcvault::crypto::prf::pbkdf2_block;
+    const ITERATIONS: u32 = 5_000;
+    let stop = AtomicBool::new(false);
+    let salts = [[1u8; 64], [2u8; 64]];
+    let mut g = c.benchmark_group("pbkdf2-lanes");
+    g.sample_size(10);
+    for prf in [
+        Prf::Sha512,
+        Prf::Sha256,
+        Prf::Blake2s,
+        Prf::Whirlpool,
+        Prf::Streebog,
+        Prf::Ripemd160,
+    ] {
+        let blocks = 192u32.div_ceil(prf.block_len() as u32);
+        let jobs: Vec<LaneJob<'_>> = salts
+            .iter()
+            .flat_map(|salt| {
+                (1..=blocks).map(move |index| LaneJob {
+                    password: b"bench password",
+                    salt,
+                    index,
+                })
+            })
+            .collect();
+        let mut outs = vec![vec![0u8; prf.block_len()]; jobs.len()];
+        g.bench_function(format!("{}/{}-blocks/lanes", prf.id(), jobs.len()), |b| {
+            b.iter(|| {
+                let mut o: Vec<&mut [u8]> = outs.iter_mut().map(|v| v.as_mut_slice()).collect();
+                pbkdf2_blocks(prf, &jobs, ITERATIONS, &mut o, &stop).expect("not stopped");
+            });
+        });
+        g.bench_function(
+            format!("{}/{}-blocks/one-by-one", prf.id(), jobs.len()),
+            |b| {
+                b.iter(|| {
+                    for (job, out) in jobs.iter().zip(outs.iter_mut()) {
+                        pbkdf2_block(
+                            prf,
+                            job.password,
+                            job.salt,
+                            ITERATIONS,
+                            job.index,
+                            out,
+                            &stop,
+                        )
+                        .expect("not stopped");
+                    }
+                });
+            },
+        );
+    }
     g.finish();
 }
 
@@ -153,5 +228,5 @@ fn kernels(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, kernels, xts, unlock);
+criterion_group!(benches, kernels, xts, unlock, pbkdf2_lanes);
 criterion_main!(benches);
