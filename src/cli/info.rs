@@ -177,11 +177,15 @@ fn text_report(vol: &Volume, show_keys: bool) -> String {
         ("Encrypted area length", size(h.encrypted_area_length)),
         (
             "Data area",
-            format!(
-                "{} from byte {}",
-                size(vol.data_len()),
-                vol.data_area().start
-            ),
+            if vol.host().kind() == HostKind::Volume {
+                format!(
+                    "{} from byte {}",
+                    size(vol.data_len()),
+                    vol.data_area().start
+                )
+            } else {
+                "none (a header backup file)".to_string()
+            },
         ),
         (
             "Flags",
