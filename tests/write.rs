@@ -418,6 +418,34 @@ fn change_password_and_keep_old_header() {
             .arg(&vol),
     );
     assert_eq!(fs::metadata(&keep).expect("kept").len(), 131_072);
+    // A keep file that exists is never replaced, and the hint names an option that exists.
+    let kept = fs::read(&keep).expect("kept");
+    let before = fs::read(&vol).expect("volume");
+    let out = run(tcvault()
+        .args(["change-password", "--pim", "2", "--password-file"])
+        .arg(&new)
+        .args(["--new-pim", "2", "--new-password-file"])
+        .arg(&old)
+        .arg("--keep-old-header")
+        .arg(&keep)
+        .arg(&vol));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("already exists"), "{err}");
+    assert!(
+        err.contains("--keep-old-header") && !err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read(&keep).expect("kept"),
+        kept,
+        "the keep file is unchanged"
+    );
+    assert_eq!(
+        fs::read(&vol).expect("volume"),
+        before,
+        "the volume is unchanged"
+    );
     let info = info_json(&["--pim", "2"], &new, &vol);
     assert_eq!(info["prf"], "sha256", "{info}");
     let out = run(tcvault()

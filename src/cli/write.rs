@@ -34,6 +34,10 @@ impl From<WriteError> for CliError {
             WriteError::Seal(SealError::Verify) | WriteError::Random(_) => (FAILED, None),
             WriteError::Seal(_) => (USAGE, None),
             WriteError::Exists { .. } => (BAD_INPUT, Some("add --force to replace it")),
+            WriteError::KeepExists { .. } => (
+                BAD_INPUT,
+                Some("name a file that does not exist yet with --keep-old-header"),
+            ),
             WriteError::BadSize { .. } => (BAD_INPUT, None),
             WriteError::DeviceBusy { .. } => (BAD_INPUT, Some("unmount it first")),
             WriteError::DeviceHasData { .. } => (

@@ -61,6 +61,13 @@ pub enum WriteError {
         /// The target.
         path: PathBuf,
     },
+    /// The file asked to keep the current headers in exists (it is never replaced: it may
+    /// hold the only copy of older headers).
+    #[error("{path}: already exists; the current headers are kept only in a new file")]
+    KeepExists {
+        /// The file.
+        path: PathBuf,
+    },
     /// A size that cannot hold a volume or is not whole sectors.
     #[error("{size} bytes: {why}")]
     BadSize {
@@ -450,16 +457,21 @@ fn check_rewritable(u: &UnlockedHeader, host: &Host) -> Result<(), WriteError> {
 /// # Errors
 /// `keep` exists, or an I/O error.
 pub fn keep_old_headers(host: &Host, keep: &Path, legacy: bool) -> Result<(), WriteError> {
-    if legacy {
+    let buf = if legacy {
         let mut buf = vec![0u8; LEGACY_BACKUP_FILE_SIZE as usize];
         let (normal, hidden) = buf.split_at_mut(HEADER_SIZE);
         host.read_at(0, normal)?;
         host.read_at(host.size() - LEGACY_HIDDEN_FROM_END, hidden)?;
-        return write_new_file(keep, &buf, false);
-    }
-    let mut buf = vec![0u8; BACKUP_FILE_SIZE as usize];
-    host.read_at(0, &mut buf)?;
-    write_new_file(keep, &buf, false)
+        buf
+    } else {
+        let mut buf = vec![0u8; BACKUP_FILE_SIZE as usize];
+        host.read_at(0, &mut buf)?;
+        buf
+    };
+    write_new_file(keep, &buf, false).map_err(|e| match e {
+        WriteError::Exists { path } => WriteError::KeepExists { path },
+        e => e,
+    })
 }
 
 /// Writes `data` to a new file at `path` (mode 0600, via a temporary file renamed into place;
