@@ -746,10 +746,7 @@ fn write_backup(
         .ok_or_else(|| CliError::msg("the backup file has no such slot", BAD_INPUT))?;
     let sealed = seal(header, prot, creds).map_err(WriteError::from)?;
     if let Some(k) = keep {
-        write::write_backup_file(k, &bytes, false).map_err(|e| match e {
-            WriteError::Exists { path } => WriteError::KeepExists { path },
-            e => e,
-        })?;
+        write::write_keep_file(k, &bytes)?;
     }
     bytes[at..at + sealed.len()].copy_from_slice(&sealed);
     let out = o.output.clone().unwrap_or_else(|| target.to_path_buf());

@@ -468,7 +468,17 @@ pub fn keep_old_headers(host: &Host, keep: &Path, legacy: bool) -> Result<(), Wr
         host.read_at(0, &mut buf)?;
         buf
     };
-    write_new_file(keep, &buf, false).map_err(|e| match e {
+    write_keep_file(keep, &buf)
+}
+
+/// Writes `bytes` (headers as they were) to the new file `keep` (mode 0600, via a temporary file
+/// renamed into place). An existing file is never replaced: it may hold the only copy of older
+/// headers.
+///
+/// # Errors
+/// [`WriteError::KeepExists`], or an I/O error.
+pub fn write_keep_file(keep: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+    write_new_file(keep, bytes, false).map_err(|e| match e {
         WriteError::Exists { path } => WriteError::KeepExists { path },
         e => e,
     })
