@@ -13,6 +13,8 @@ pub mod aes_xts;
 pub mod argon2;
 pub mod chain;
 pub mod cipher;
+#[cfg(test)]
+mod kernel_checks;
 pub mod keyfile;
 pub mod legacy;
 #[allow(unsafe_code)]

@@ -989,14 +989,7 @@ mod avx512 {
 mod tests {
     use super::*;
 
-    /// A small deterministic generator for test inputs (SplitMix64).
-    fn next(state: &mut u64) -> u64 {
-        *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = *state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
+    use crate::crypto::kernel_checks::next;
 
     fn reference(prf: Prf, password: &[u8], salt: &[u8], iterations: u32, out: &mut [u8]) {
         match prf {

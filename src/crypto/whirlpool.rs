@@ -344,14 +344,10 @@ mod kernel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::kernel_checks;
 
-    /// A small deterministic generator for test inputs (SplitMix64).
-    fn next(state: &mut u64) -> u64 {
-        *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = *state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+    fn reference(password: &[u8], salt: &[u8], iterations: u32, out: &mut [u8]) {
+        pbkdf2::pbkdf2_hmac::<::whirlpool::Whirlpool>(password, salt, iterations, out);
     }
 
     #[test]
@@ -364,28 +360,7 @@ mod tests {
             eprintln!("skipped: no AVX-512 VBMI/GFNI on this CPU");
             return;
         }
-        let never = AtomicBool::new(false);
-        let mut seed = 0x5eed_0002;
-        for case in 0..24 {
-            let pw_len = [0, 1, 20, 63, 64, 65, 128, 150][case % 8];
-            let salt_len = [64, 0, 16, 100][case % 4];
-            let iterations = [1, 2, 3, 17, 1000, 2049][case % 6];
-            let password: Vec<u8> = (0..pw_len).map(|_| next(&mut seed) as u8).collect();
-            let salt: Vec<u8> = (0..salt_len).map(|_| next(&mut seed) as u8).collect();
-            let mut want = [0u8; 192];
-            pbkdf2::pbkdf2_hmac::<::whirlpool::Whirlpool>(&password, &salt, iterations, &mut want);
-            for index in 1..=3u32 {
-                let mut got = [0u8; 64];
-                pbkdf2_block(&password, &salt, iterations, index, &mut got, &never)
-                    .expect("never stopped");
-                let at = (index as usize - 1) * 64;
-                assert_eq!(
-                    got[..],
-                    want[at..at + 64],
-                    "case {case}: password {pw_len} B, salt {salt_len} B, {iterations} iterations, block {index}"
-                );
-            }
-        }
+        kernel_checks::single_blocks_match(0x5eed_0002, reference, pbkdf2_block);
     }
 
     #[test]
@@ -393,36 +368,7 @@ mod tests {
         if !available() {
             return;
         }
-        let never = AtomicBool::new(false);
-        let mut seed = 0x5eed_0004;
-        let specs: Vec<(Vec<u8>, Vec<u8>, u32)> = (0..7)
-            .map(|i| {
-                let pw = (0..[3usize, 64, 90][i % 3])
-                    .map(|_| next(&mut seed) as u8)
-                    .collect();
-                let salt = (0..64).map(|_| next(&mut seed) as u8).collect();
-                (pw, salt, 1 + (i as u32 % 3))
-            })
-            .collect();
-        for n in 1..=specs.len() {
-            let jobs: Vec<LaneJob<'_>> = specs[..n]
-                .iter()
-                .map(|(p, s, i)| LaneJob {
-                    password: p,
-                    salt: s,
-                    index: *i,
-                })
-                .collect();
-            let mut got = vec![[0u8; 64]; n];
-            let mut outs: Vec<&mut [u8]> = got.iter_mut().map(|b| b.as_mut_slice()).collect();
-            pbkdf2_blocks(&jobs, 33, &mut outs, &never).expect("never stopped");
-            for (k, (p, s, i)) in specs[..n].iter().enumerate() {
-                let mut want = [0u8; 192];
-                pbkdf2::pbkdf2_hmac::<::whirlpool::Whirlpool>(p, s, 33, &mut want);
-                let at = (*i as usize - 1) * 64;
-                assert_eq!(got[k][..], want[at..at + 64], "{n} jobs, job {k}");
-            }
-        }
+        kernel_checks::grouped_blocks_match(0x5eed_0004, reference, pbkdf2_blocks);
     }
 
     #[test]
@@ -430,12 +376,6 @@ mod tests {
         if !available() {
             return;
         }
-        let stop = AtomicBool::new(true);
-        let mut out = [0u8; 64];
-        assert_eq!(
-            pbkdf2_block(b"pw", b"salt", 100_000, 1, &mut out, &stop),
-            Err(Stopped)
-        );
-        assert_eq!(out, [0u8; 64], "nothing written when stopped");
+        kernel_checks::stops_when_flag_raised(pbkdf2_block);
     }
 }
