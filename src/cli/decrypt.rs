@@ -6,7 +6,7 @@ use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use tcvault::header::HostKind;
-use tcvault::volume::Volume;
+use tcvault::volume::{Volume, write};
 
 use super::args::DecryptArgs;
 use super::exit::{BAD_INPUT, CliError, FAILED};
@@ -87,24 +87,12 @@ fn check_output(out: &Path, volume: &Path, force: bool) -> Result<(), CliError> 
     Ok(())
 }
 
-/// Writes into a fresh temporary file beside `path` (random name, created exclusively with
-/// mode 0600, never through a symlink) and renames it into place only when complete, so an
-/// interrupted or failed run never leaves a half-written file under the requested name and the
-/// plaintext is never readable by other users.
+/// Writes into a fresh temporary file beside `path` and renames it into place only when
+/// complete ([`write::write_file_atomically`]), so an interrupted or failed run never leaves a
+/// half-written file under the requested name and the plaintext is never readable by other
+/// users. Whether an existing `path` may be replaced was settled by [`check_output`].
 fn write_file(vol: &Volume, path: &Path) -> Result<(), CliError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tcvault-partial-")
-        .tempfile_in(dir)
-        .map_err(|e| out_err(dir, e))?;
-    stream(vol, tmp.as_file_mut())?;
-    tmp.as_file().sync_all().map_err(|e| out_err(path, e))?;
-    // On failure the temporary file is removed when `tmp` drops.
-    tmp.persist(path).map_err(|e| out_err(path, e.error))?;
-    Ok(())
+    write::write_file_atomically(path, true, |f| stream(vol, f))
 }
 
 fn stream(vol: &Volume, out: &mut dyn Write) -> Result<(), CliError> {

@@ -488,10 +488,28 @@ pub fn write_keep_file(keep: &Path, bytes: &[u8]) -> Result<(), WriteError> {
 /// an existing file is replaced only with `force`).
 fn write_new_file(path: &Path, data: &[u8], force: bool) -> Result<(), WriteError> {
     use std::io::Write;
+    write_file_atomically(path, force, |f| {
+        f.write_all(data).map_err(io_err(path, "write failed"))
+    })
+}
+
+/// Creates `path` through a fresh temporary file beside it (random name, created exclusively
+/// with mode 0600, never through a symlink) that `fill` writes; it is synced and renamed into
+/// place only when complete, replacing an existing file only with `force`. On any failure the
+/// temporary file is removed, so no half-written file ever stands under `path`.
+///
+/// # Errors
+/// [`WriteError::Exists`] without `force`, an I/O error, or what `fill` returns.
+pub fn write_file_atomically<E: From<WriteError>>(
+    path: &Path,
+    force: bool,
+    fill: impl FnOnce(&mut File) -> Result<(), E>,
+) -> Result<(), E> {
     if std::fs::symlink_metadata(path).is_ok() && !force {
         return Err(WriteError::Exists {
             path: path.to_path_buf(),
-        });
+        }
+        .into());
     }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -501,10 +519,11 @@ fn write_new_file(path: &Path, data: &[u8], force: bool) -> Result<(), WriteErro
         .prefix(".tcvault-partial-")
         .tempfile_in(dir)
         .map_err(io_err(dir, "cannot create a file in this directory"))?;
-    tmp.write_all(data).map_err(io_err(path, "write failed"))?;
+    fill(tmp.as_file_mut())?;
     tmp.as_file()
         .sync_all()
         .map_err(io_err(path, "sync failed"))?;
+    // On failure the temporary file is removed when `tmp` drops.
     if force {
         tmp.persist(path)
             .map_err(|e| io_err(path, "cannot rename into place")(e.error))?;
