@@ -248,6 +248,24 @@ fn pwfile(dir: &tempfile::TempDir, name: &str, pw: &str) -> PathBuf {
     p
 }
 
+/// `tcvault create --quick --size SIZE --pim 1` of a VeraCrypt AES volume at `vol`.
+fn create_quick(size: &str, pw: &Path, vol: &Path) {
+    run_ok(
+        tcvault()
+            .args([
+                "create",
+                "--quick",
+                "--size",
+                size,
+                "--pim",
+                "1",
+                "--password-file",
+            ])
+            .arg(pw)
+            .arg(vol),
+    );
+}
+
 /// The binary's create → info round trip with the defaults (VeraCrypt, AES, SHA-512).
 #[test]
 fn create_defaults_and_info() {
@@ -386,20 +404,7 @@ fn change_password_and_keep_old_header() {
     let old = pwfile(&dir, "old", "first password");
     let new = pwfile(&dir, "new", "second password");
     let vol = dir.path().join("v.hc");
-    run_ok(
-        tcvault()
-            .args([
-                "create",
-                "--quick",
-                "--size",
-                "400K",
-                "--pim",
-                "1",
-                "--password-file",
-            ])
-            .arg(&old)
-            .arg(&vol),
-    );
+    create_quick("400K", &old, &vol);
     let keep = dir.path().join("old-headers");
     run_ok(
         tcvault()
@@ -557,20 +562,7 @@ fn killed_between_header_writes_still_opens() {
     let old = pwfile(&dir, "old", "before");
     let new = pwfile(&dir, "new", "after");
     let vol = dir.path().join("v.hc");
-    run_ok(
-        tcvault()
-            .args([
-                "create",
-                "--quick",
-                "--size",
-                "400K",
-                "--pim",
-                "1",
-                "--password-file",
-            ])
-            .arg(&old)
-            .arg(&vol),
-    );
+    create_quick("400K", &old, &vol);
     let mut child = StdCommand::new(env!("CARGO_BIN_EXE_tcvault"))
         .args([
             "change-password",
@@ -808,20 +800,7 @@ fn bad_input_is_refused_cleanly() {
         "an existing file was touched"
     );
     fs::remove_file(&target).expect("rm");
-    run_ok(
-        tcvault()
-            .args([
-                "create",
-                "--quick",
-                "--size",
-                "400K",
-                "--pim",
-                "1",
-                "--password-file",
-            ])
-            .arg(&pw)
-            .arg(&target),
-    );
+    create_quick("400K", &pw, &target);
     // Backup files of the wrong size.
     let odd = dir.path().join("odd.backup");
     fs::write(&odd, vec![0u8; 2048]).expect("write");
@@ -839,20 +818,7 @@ fn bad_input_is_refused_cleanly() {
     );
     // A backup of another volume (another size) is refused and nothing is written.
     let other = dir.path().join("other.hc");
-    run_ok(
-        tcvault()
-            .args([
-                "create",
-                "--quick",
-                "--size",
-                "600K",
-                "--pim",
-                "1",
-                "--password-file",
-            ])
-            .arg(&pw)
-            .arg(&other),
-    );
+    create_quick("600K", &pw, &other);
     let ob = dir.path().join("other.backup");
     run_ok(
         tcvault()
