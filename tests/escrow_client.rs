@@ -188,6 +188,34 @@ impl Env {
         (vol, out)
     }
 
+    /// `tcvault change-password VOL` from the password file `old` to `new`, escrowing the keys
+    /// as `user`; with `pim`, PIM 1 both ways (legacy TrueCrypt volumes take no PIM).
+    fn change_password_escrowed(
+        &self,
+        vol: &Path,
+        old: &Path,
+        new: &Path,
+        user: &str,
+        pim: bool,
+    ) -> Output {
+        let mut c = self.tcvault();
+        c.arg("change-password")
+            .arg(vol)
+            .arg("--password-file")
+            .arg(old);
+        if pim {
+            c.args(["--pim", PIM, "--new-pim", PIM]);
+        }
+        c.args(["--escrow", "yes", "--escrow-config"])
+            .arg(&self.config)
+            .arg("--escrow-credentials")
+            .arg(self.path(&format!("{user}.creds")))
+            .arg("--new-password-file")
+            .arg(new)
+            .output()
+            .expect("change-password")
+    }
+
     /// `tcvault -R admin TARGET --entry N …`.
     fn restore(&self, admin: &str, target: &Path, entry: Option<i64>, new_pw: &str) -> Output {
         let a = authority();
@@ -338,28 +366,7 @@ fn escrow_and_restore_a_volume() {
     // Same user, same keys (password changed meanwhile): already in escrow, same number.
     let oldp = env.secret("p1", "user pw 1");
     let newp = env.secret("p2", "user pw 2");
-    let out = env
-        .tcvault()
-        .arg("change-password")
-        .arg(&vol)
-        .arg("--password-file")
-        .arg(&oldp)
-        .args([
-            "--pim",
-            PIM,
-            "--new-pim",
-            PIM,
-            "--escrow",
-            "yes",
-            "--escrow-config",
-        ])
-        .arg(&env.config)
-        .arg("--escrow-credentials")
-        .arg(env.path("alice.creds"))
-        .arg("--new-password-file")
-        .arg(&newp)
-        .output()
-        .expect("change-password");
+    let out = env.change_password_escrowed(&vol, &oldp, &newp, "alice", true);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stderr(&out).contains(&format!("already in escrow with number {n}")),
@@ -368,28 +375,7 @@ fn escrow_and_restore_a_volume() {
     );
 
     // A second user escrows the same volume: a second entry.
-    let out = env
-        .tcvault()
-        .arg("change-password")
-        .arg(&vol)
-        .arg("--password-file")
-        .arg(&newp)
-        .args([
-            "--pim",
-            PIM,
-            "--new-pim",
-            PIM,
-            "--escrow",
-            "yes",
-            "--escrow-config",
-        ])
-        .arg(&env.config)
-        .arg("--escrow-credentials")
-        .arg(env.path("bob.creds"))
-        .arg("--new-password-file")
-        .arg(&newp)
-        .output()
-        .expect("change-password");
+    let out = env.change_password_escrowed(&vol, &newp, &newp, "bob", true);
     assert!(out.status.success(), "{}", stderr(&out));
     let n_bob = escrow_number(&out);
     assert_ne!(n_bob, n);
@@ -740,25 +726,7 @@ fn restore_a_legacy_truecrypt_volume_and_its_1k_backup() {
     // The user escrows the keys while changing the password (the change-password hook).
     let old = env.secret("tc4.old", "tc4 pw");
     let kept = env.secret("tc4.kept", "tc4 pw 2");
-    let out = run_in(
-        &env,
-        &[
-            "change-password".as_ref(),
-            vol.as_os_str(),
-            "--password-file".as_ref(),
-            old.as_os_str(),
-            "--new-password-file".as_ref(),
-            kept.as_os_str(),
-            "--keep-old-header".as_ref(),
-            env.path("tc4.before").as_os_str(),
-            "--escrow".as_ref(),
-            "yes".as_ref(),
-            "--escrow-config".as_ref(),
-            env.config.as_os_str(),
-            "--escrow-credentials".as_ref(),
-            env.path("alice.creds").as_os_str(),
-        ],
-    );
+    let out = env.change_password_escrowed(&vol, &old, &kept, "alice", false);
     assert!(out.status.success(), "change-password: {}", stderr(&out));
     let n = escrow_number(&out);
     // A 1 KB backup of it, then the password is lost.
