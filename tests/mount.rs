@@ -316,6 +316,26 @@ fn ext4_write_unmount_remount_read_back() {
         "{l}"
     );
     assert!(l["slot"].as_u64().is_some_and(|s| s >= 1));
+    // The data path: loop requests capped at FUSE's 1 MiB, so each reaches the service whole,
+    // and the service's I/O buffers (plaintext) locked in memory.
+    let dev = l["device"].as_str().expect("device");
+    let cap = fs::read_to_string(format!(
+        "/sys/block/{}/queue/max_sectors_kb",
+        dev.trim_start_matches("/dev/")
+    ))
+    .expect("loop queue limits");
+    assert_eq!(cap.trim(), "1024", "{dev}: max_sectors_kb");
+    let pid = l["pid"].as_u64().expect("service pid");
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("service status");
+    let locked_kb: u64 = status
+        .lines()
+        .find_map(|x| x.strip_prefix("VmLck:"))
+        .and_then(|x| x.split_whitespace().next()?.parse().ok())
+        .expect("VmLck");
+    assert!(
+        locked_kb >= 2048,
+        "service I/O buffers not locked: {locked_kb} kB"
+    );
 
     let twice = mount_cmd(&vol, &unlock, &[]);
     assert_eq!(twice.status.code(), Some(4), "second mount must be refused");

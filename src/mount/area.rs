@@ -1,11 +1,12 @@
 //! The decrypted data area of an unlocked volume as something to read and write at byte
 //! offsets, from many threads at once, without allocating per request.
 //!
-//! Each I/O thread owns one page-aligned buffer (grown only when a request is larger than any
-//! before it), reads ciphertext into it with direct I/O when the host allows, and decrypts in
-//! place. Writes copy the caller's plaintext into that buffer and encrypt there. Hidden-volume
-//! protection refuses, and from then on every write is refused, as soon as a write would touch
-//! the protected host range.
+//! Each I/O thread owns one buffer (huge-page backed and locked, see [`sys::IoBuffer`]; grown
+//! only when a request is larger than any before it), reads ciphertext into it with direct I/O
+//! when the host allows (through the thread's [`sys::HostRing`]), and decrypts in place. Writes
+//! copy the caller's plaintext into that buffer and encrypt there. Hidden-volume protection
+//! refuses, and from then on every write is refused, as soon as a write would touch the
+//! protected host range.
 
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
@@ -15,18 +16,16 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use zeroize::Zeroize;
-
 use crate::crypto::chain::ChainId;
 use crate::crypto::scheme::{Scheme, SectorCipher};
 use crate::crypto::xts::DATA_UNIT;
 use crate::volume::Volume;
 
-use super::MountError;
+use super::{MountError, sys};
 
 const UNIT: u64 = DATA_UNIT as u64;
-/// Alignment of I/O buffers: enough for direct I/O on any logical block size up to a page.
-const ALIGN: usize = 4096;
+/// The smallest I/O buffer a thread makes: one request of the largest size FUSE sends.
+const MIN_BUFFER: usize = 1 << 20;
 /// AES runs over a request in slices of this size on the calling thread: the service already
 /// has several I/O threads, and at AES speed the engine's own per-request threads cost more than
 /// they save. Slower chains (Serpent, Twofish, cascades) keep the engine's split across cores,
@@ -93,34 +92,82 @@ impl std::fmt::Debug for DataArea {
 }
 
 thread_local! {
-    static BUF: RefCell<AlignedBuf> = const { RefCell::new(AlignedBuf::new()) };
+    static BUF: RefCell<AlignedBuf> = const { RefCell::new(AlignedBuf(None)) };
 }
 
-/// A heap buffer with a page-aligned window; wiped when it grows or the thread ends.
-struct AlignedBuf {
-    raw: Vec<u8>,
-}
+/// The calling thread's I/O buffer ([`sys::IoBuffer`]: huge-page backed, locked, wiped), made
+/// on first use and replaced only when a request is larger than any before it.
+struct AlignedBuf(Option<sys::IoBuffer>);
 
 impl AlignedBuf {
-    const fn new() -> Self {
-        AlignedBuf { raw: Vec::new() }
-    }
-
-    /// A page-aligned slice of exactly `len` bytes.
-    fn get(&mut self, len: usize) -> &mut [u8] {
-        if self.raw.len() < len + ALIGN {
-            self.raw.zeroize();
-            self.raw = vec![0u8; len.max(1 << 20) + ALIGN];
-        }
-        let off = self.raw.as_ptr().align_offset(ALIGN);
-        &mut self.raw[off..off + len]
+    /// A slice of exactly `len` bytes, aligned to a huge page.
+    fn get(&mut self, len: usize) -> io::Result<&mut [u8]> {
+        let buf = match self.0.take() {
+            Some(b) if b.len() >= len => b,
+            // The old buffer (if any) is wiped and unmapped before the larger one is made.
+            old => {
+                drop(old);
+                sys::IoBuffer::new(len.max(MIN_BUFFER))?
+            }
+        };
+        Ok(&mut self.0.insert(buf).as_mut_slice()[..len])
     }
 }
 
-impl Drop for AlignedBuf {
-    fn drop(&mut self) {
-        self.raw.zeroize();
-    }
+thread_local! {
+    /// The calling thread's io_uring for direct host I/O: `None` until first used,
+    /// `Some(None)` where the kernel offers none (then `pread`/`pwrite` are used).
+    static RING: RefCell<Option<Option<sys::HostRing>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with the calling thread's ring (made on first use), or with `None` without one.
+fn with_ring<R>(f: impl FnOnce(Option<&mut sys::HostRing>) -> R) -> R {
+    RING.with_borrow_mut(|slot| {
+        let ring = slot.get_or_insert_with(|| sys::HostRing::new().ok());
+        let r = f(ring.as_mut());
+        if ring.as_ref().is_some_and(|r| !r.usable()) {
+            *ring = None;
+        }
+        r
+    })
+}
+
+/// Fills `buf` from `file` (opened with `O_DIRECT`) at `at`.
+fn direct_read(file: &File, buf: &mut [u8], at: u64) -> io::Result<()> {
+    with_ring(|ring| {
+        let Some(ring) = ring else {
+            return file.read_exact_at(buf, at);
+        };
+        let mut done = 0;
+        while done < buf.len() {
+            match ring.read_at(file, &mut buf[done..], at + done as u64) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Writes all of `buf` to `file` (opened with `O_DIRECT`) at `at`.
+fn direct_write(file: &File, buf: &[u8], at: u64) -> io::Result<()> {
+    with_ring(|ring| {
+        let Some(ring) = ring else {
+            return file.write_all_at(buf, at);
+        };
+        let mut done = 0;
+        while done < buf.len() {
+            match ring.write_at(file, &buf[done..], at + done as u64) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    })
 }
 
 impl DataArea {
@@ -198,7 +245,7 @@ impl DataArea {
         if let Some(d) = &self.direct
             && !self.direct_failed.load(Ordering::Relaxed)
         {
-            match d.read_exact_at(buf, at) {
+            match direct_read(d, buf, at) {
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                     self.direct_failed.store(true, Ordering::Relaxed);
                 }
@@ -212,7 +259,7 @@ impl DataArea {
         if let Some(d) = &self.direct
             && !self.direct_failed.load(Ordering::Relaxed)
         {
-            match d.write_all_at(buf, at) {
+            match direct_write(d, buf, at) {
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                     self.direct_failed.store(true, Ordering::Relaxed);
                 }
@@ -275,7 +322,7 @@ impl DataArea {
         };
         let n = usize::try_from(b - a).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         BUF.with_borrow_mut(|buf| {
-            let buf = buf.get(n);
+            let buf = buf.get(n)?;
             let host = self.spec.start + a;
             self.host_read(buf, host)?;
             self.crypt(buf, host, false);
@@ -327,7 +374,7 @@ impl DataArea {
         }
         let n = usize::try_from(b - a).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         BUF.with_borrow_mut(|buf| {
-            let buf = buf.get(n);
+            let buf = buf.get(n)?;
             let host = self.spec.start + a;
             let head = (offset - a) as usize;
             let tail_start = head + data.len();

@@ -4,7 +4,8 @@
 //! The kernel sends large requests (1 MiB, `max_pages` 256) to several worker threads, each
 //! with its own `/dev/fuse` descriptor; read replies are sent straight from the thread's
 //! decryption buffer. The loop device reads the file with direct I/O, so no page cache holds
-//! the plaintext twice.
+//! the plaintext twice, and its requests are capped at the FUSE request size so that each
+//! arrives whole.
 
 use std::ffi::OsStr;
 use std::io;
@@ -315,6 +316,7 @@ impl Backend for FuseBackend {
         };
         let file = fuse_dir.join(FILE_NAME);
         let dev = LoopDevice::attach(&file, read_only, self.loop_direct_io, label)?;
+        dev.limit_request_size(MAX_REQUEST);
         attached.device = dev.path().to_path_buf();
         attached.loop_dev = Some(dev);
         Ok(Box::new(attached))

@@ -108,6 +108,16 @@ impl LoopDevice {
         Err(last.unwrap_or(MountError::Protocol("no free loop device".into())))
     }
 
+    /// Caps the size of the requests the device sends to its backing file at `bytes` (a
+    /// multiple of 4 KiB), best effort. The loop driver's own limit (1.25 MiB here) is not a
+    /// multiple of FUSE's largest request (1 MiB), so each of its requests would reach the
+    /// service as two, one of them small; every host I/O costs about the same whatever its size,
+    /// and reads measured 1.6-2.3 GB/s with the driver's limit against 2.6-3.1 GB/s with 1 MiB.
+    pub fn limit_request_size(&self, bytes: u32) {
+        let path = format!("/sys/block/loop{}/queue/max_sectors_kb", self.number);
+        let _ = std::fs::write(path, (bytes / 1024).to_string());
+    }
+
     /// `/dev/loopN`.
     pub fn path(&self) -> &Path {
         &self.path

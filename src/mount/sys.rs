@@ -1,5 +1,6 @@
 //! The few system calls the mount layer needs that have no safe wrapper: loop-device ioctls
-//! (linux/loop.h), `umount2` and `setsid`. Every block states why it is sound; nothing else in
+//! (linux/loop.h), `umount2`, `setsid`, the memory mapping behind [`IoBuffer`] and the
+//! io_uring submissions of [`HostRing`]. Every block states why it is sound; nothing else in
 //! the crate's mount layer uses `unsafe`.
 
 use std::ffi::CString;
@@ -217,4 +218,318 @@ pub fn kill(pid: u32, signal: libc::c_int) -> io::Result<()> {
     }
     // SAFETY: kill has no memory arguments; pid is a single positive process id.
     check(unsafe { libc::kill(pid, signal) }).map(drop)
+}
+
+/// Size and alignment of a transparent huge page on x86-64 (and the unit [`IoBuffer`]s grow by).
+pub const HUGE_PAGE: usize = 2 << 20;
+
+/// Memory for the data path's I/O buffers: an anonymous mapping aligned to 2 MiB and offered to
+/// the kernel for transparent huge pages, locked in memory where allowed (it holds plaintext),
+/// left out of core dumps and of forked children, and wiped before it is unmapped.
+///
+/// The huge pages matter for direct I/O: a 1 MiB read into 256 separate 4 KiB pages needs 256
+/// segments, more than a virtio disk takes in one request (254 here), so the kernel splits it
+/// in two, while one huge page is a single segment.
+pub struct IoBuffer {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+impl IoBuffer {
+    /// A zero-filled buffer of at least `len` bytes (rounded up to a whole huge page).
+    ///
+    /// # Errors
+    /// The kernel refused the mapping (out of memory or address space).
+    pub fn new(len: usize) -> io::Result<IoBuffer> {
+        let len = len
+            .max(1)
+            .checked_next_multiple_of(HUGE_PAGE)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))?;
+        let span = len
+            .checked_add(HUGE_PAGE)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))?;
+        // SAFETY: a new private anonymous mapping at an address of the kernel's choosing; no
+        // existing memory is touched.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                span,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let head = base.cast::<u8>().align_offset(HUGE_PAGE);
+        let tail = span - head - len;
+        // SAFETY: `base..base + span` is the mapping made above and nothing else refers to it;
+        // the unaligned head and the tail beyond `len` are given back, leaving
+        // `base + head .. base + head + len`, which stays mapped until `drop`.
+        let start = unsafe {
+            if head > 0 {
+                libc::munmap(base, head);
+            }
+            let start = base.cast::<u8>().add(head);
+            if tail > 0 {
+                libc::munmap(start.add(len).cast(), tail);
+            }
+            // Advice and locking are best effort: without them the buffer still works, with
+            // 4 KiB pages or swappable memory.
+            libc::madvise(start.cast(), len, libc::MADV_HUGEPAGE);
+            libc::madvise(start.cast(), len, libc::MADV_DONTDUMP);
+            libc::madvise(start.cast(), len, libc::MADV_DONTFORK);
+            libc::mlock(start.cast(), len);
+            start
+        };
+        let ptr = std::ptr::NonNull::new(start)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))?;
+        Ok(IoBuffer { ptr, len })
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The whole buffer.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: `ptr..ptr + len` is mapped read-write for the life of `self`, and the
+        // `&mut self` borrow makes this the only reference to it.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for IoBuffer {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(self.as_mut_slice());
+        // SAFETY: the range is the mapping made in `new`, unmapped exactly once, here; no
+        // reference into it outlives `self`.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+/// One thread's io_uring for host I/O: one read or write at a time, submitted and waited for.
+///
+/// This is synchronous for the caller, but not for the host filesystem: a direct write that
+/// allocates blocks (a sparse volume file, or a first write after `fallocate`) makes ext4 take
+/// the file's inode lock exclusively, and a plain `pwrite` holds it until the disk has finished,
+/// so the service's threads would write one at a time. Submitted through io_uring the write is
+/// asynchronous for the filesystem, which lets go of the lock once the I/O is issued.
+pub struct HostRing {
+    /// `None` once the ring failed in a way that left it unusable.
+    ring: Option<io_uring::IoUring>,
+}
+
+impl HostRing {
+    /// A new ring, or the reason there is none (an old kernel, io_uring disabled by sysctl or a
+    /// seccomp policy): callers then use `pread`/`pwrite`.
+    ///
+    /// # Errors
+    /// The kernel refused to set up the ring.
+    pub fn new() -> io::Result<HostRing> {
+        let ring = io_uring::IoUring::builder().dontfork().build(4)?;
+        Ok(HostRing { ring: Some(ring) })
+    }
+
+    /// Whether the ring still works (callers drop it and use `pread`/`pwrite` when not).
+    pub fn usable(&self) -> bool {
+        self.ring.is_some()
+    }
+
+    /// Reads into `buf` at `offset`; the number of bytes read.
+    ///
+    /// # Errors
+    /// The read failed (for example `EINVAL` for direct I/O the file refuses).
+    pub fn read_at(&mut self, file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let len = rw_len(buf.len());
+        let sqe = io_uring::opcode::Read::new(
+            io_uring::types::Fd(file.as_raw_fd()),
+            buf.as_mut_ptr(),
+            len,
+        )
+        .offset(offset)
+        .build();
+        // SAFETY: `buf` is borrowed mutably for the whole call and `run` returns only after the
+        // kernel has completed (or never accepted) the request, so the kernel writes only into
+        // memory we lend it, while we lend it.
+        unsafe { self.run(&sqe) }
+    }
+
+    /// Writes `buf` at `offset`; the number of bytes written.
+    ///
+    /// # Errors
+    /// The write failed.
+    pub fn write_at(&mut self, file: &File, buf: &[u8], offset: u64) -> io::Result<usize> {
+        let len = rw_len(buf.len());
+        let sqe =
+            io_uring::opcode::Write::new(io_uring::types::Fd(file.as_raw_fd()), buf.as_ptr(), len)
+                .offset(offset)
+                .build();
+        // SAFETY: as in `read_at`; the kernel only reads `buf`, which is borrowed for the call.
+        unsafe { self.run(&sqe) }
+    }
+
+    /// Submits `sqe` and waits for its completion.
+    ///
+    /// # Safety
+    /// The buffer `sqe` names must stay valid until this returns; it returns only once the
+    /// kernel is done with the request or never took it.
+    unsafe fn run(&mut self, sqe: &io_uring::squeue::Entry) -> io::Result<usize> {
+        let ring = self
+            .ring
+            .as_mut()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::BrokenPipe))?;
+        // SAFETY: forwarded from the caller; the queue is empty (one request at a time).
+        unsafe { ring.submission().push(sqe) }
+            .map_err(|_| io::Error::from(io::ErrorKind::WouldBlock))?;
+        loop {
+            match ring.submit_and_wait(1) {
+                Ok(_) => {}
+                Err(e) if retry(&e) => {}
+                Err(e) => {
+                    if !ring.submission().is_empty() {
+                        // The kernel never took the request, so nothing refers to the buffer;
+                        // dropping the ring discards the queued entry.
+                        self.ring = None;
+                        return Err(e);
+                    }
+                    // The request is in flight and waiting for it failed: returning would let
+                    // the kernel use memory the caller takes back. A valid ring never gets
+                    // here; if one does, the service stops (the mount then reports I/O errors
+                    // and `tcvault unmount` cleans up).
+                    std::process::abort();
+                }
+            }
+            if let Some(cqe) = ring.completion().next() {
+                let r = cqe.result();
+                return if r < 0 {
+                    Err(io::Error::from_raw_os_error(-r))
+                } else {
+                    Ok(r.unsigned_abs() as usize)
+                };
+            }
+        }
+    }
+}
+
+/// Errors of `io_uring_enter` after which waiting again is right.
+fn retry(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
+    )
+}
+
+/// The length of one request: at most what a single read or write transfers.
+fn rw_len(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX).min(0x7fff_f000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+
+    #[test]
+    fn io_buffer_is_zeroed_aligned_whole_huge_pages() {
+        for want in [1, 4096, HUGE_PAGE, HUGE_PAGE + 1, 3 << 20] {
+            let mut b = IoBuffer::new(want).expect("map an I/O buffer");
+            assert!(b.len() >= want);
+            assert_eq!(b.len() % HUGE_PAGE, 0, "{want}: whole huge pages");
+            let s = b.as_mut_slice();
+            assert_eq!(s.as_ptr() as usize % HUGE_PAGE, 0, "{want}: aligned");
+            assert!(s.iter().all(|&x| x == 0), "{want}: zero-filled");
+            s.fill(0xA5);
+            assert!(s.iter().all(|&x| x == 0xA5), "{want}: writable");
+        }
+    }
+
+    /// A ring round trip on `file`: write a pattern at an offset, check it through `check` (a
+    /// buffered descriptor of the same file), read it back, and read past the end (a short
+    /// read, then 0).
+    fn round_trip(file: &File, check: &File, ring: &mut HostRing) {
+        let mut buf = IoBuffer::new(1 << 20).expect("buffer");
+        let data = &mut buf.as_mut_slice()[..1 << 20];
+        for (i, b) in data.iter_mut().enumerate() {
+            *b = (i * 7 + i / 4096) as u8;
+        }
+        let expect = data.to_vec();
+        assert_eq!(ring.write_at(file, data, 8192).expect("write"), 1 << 20);
+        let mut plain = vec![0u8; 1 << 20];
+        check
+            .read_exact_at(&mut plain, 8192)
+            .expect("read back with pread");
+        assert!(plain == expect, "pread sees what the ring wrote");
+        data.fill(0);
+        assert_eq!(ring.read_at(file, data, 8192).expect("read"), 1 << 20);
+        assert!(data[..] == expect[..], "the ring reads what it wrote");
+        let end = 8192 + (1 << 20);
+        assert_eq!(
+            ring.read_at(file, &mut data[..8192], end - 4096)
+                .expect("read at the end"),
+            4096
+        );
+        assert_eq!(ring.read_at(file, &mut data[..4096], end).expect("EOF"), 0);
+    }
+
+    #[test]
+    fn host_ring_reads_and_writes_buffered_and_direct() {
+        let mut ring = match HostRing::new() {
+            Ok(r) => r,
+            // The fallback (pread/pwrite) is what runs then; CI machines have io_uring.
+            Err(e) if std::env::var_os("CI").is_none() => {
+                eprintln!("skipped: no io_uring here ({e})");
+                return;
+            }
+            Err(e) => panic!("io_uring is unavailable on a CI machine: {e}"),
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("host");
+        let buffered = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .expect("create");
+        round_trip(&buffered, &buffered, &mut ring);
+        let direct = File::options()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(&path)
+            .expect("open with O_DIRECT");
+        let mut probe = IoBuffer::new(4096).expect("buffer");
+        match ring.read_at(&direct, &mut probe.as_mut_slice()[..4096], 0) {
+            Ok(_) => round_trip(&direct, &buffered, &mut ring),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                eprintln!("direct I/O not supported in {}", dir.path().display());
+            }
+            Err(e) => panic!("direct read: {e}"),
+        }
+        assert!(ring.usable());
+    }
+
+    #[test]
+    fn host_ring_reports_errors_of_the_request() {
+        let Ok(mut ring) = HostRing::new() else {
+            return;
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("ro");
+        std::fs::write(&path, [1u8; 4096]).expect("write");
+        let read_only = File::open(&path).expect("open");
+        let e = ring
+            .write_at(&read_only, &[0u8; 512], 0)
+            .expect_err("writing a read-only descriptor fails");
+        assert_eq!(e.raw_os_error(), Some(libc::EBADF), "{e}");
+        assert!(ring.usable(), "a failed request leaves the ring usable");
+        let mut b = [0u8; 4096];
+        assert_eq!(ring.read_at(&read_only, &mut b, 0).expect("read"), 4096);
+        assert_eq!(b, [1u8; 4096]);
+    }
 }
