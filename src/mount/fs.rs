@@ -68,7 +68,12 @@ impl FsKind {
     pub fn mkfs_args(self, dev: &Path, label: Option<&str>) -> Vec<String> {
         let d = dev.display().to_string();
         let mut a: Vec<String> = match self {
-            FsKind::Ext4 => vec!["-q".into(), "-F".into(), "-E".into(), "nodiscard".into()],
+            FsKind::Ext4 => vec![
+                "-q".into(),
+                "-F".into(),
+                "-E".into(),
+                "nodiscard,lazy_itable_init=0,lazy_journal_init=0".into(),
+            ],
             FsKind::Xfs => vec!["-q".into(), "-f".into(), "-K".into()],
             FsKind::Btrfs => vec!["-q".into(), "-f".into(), "-K".into()],
             FsKind::Fat => vec![],
