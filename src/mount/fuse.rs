@@ -235,7 +235,9 @@ impl Filesystem for AreaFs {
 /// The FUSE + loop backend.
 #[derive(Debug, Clone)]
 pub struct FuseBackend {
-    /// FUSE worker threads.
+    /// FUSE worker threads. Each has one host I/O in flight at a time, so this is also the
+    /// service's queue depth on the host: writing back 1 GiB took 0.31-0.32 s with 8 against
+    /// 0.35-0.37 s with 4 (12 and 16 were no faster), beside 0.29-0.30 s for a plain loop device.
     pub threads: usize,
     /// Ask the loop driver for direct I/O on the FUSE file.
     pub loop_direct_io: bool,
@@ -244,7 +246,7 @@ pub struct FuseBackend {
 impl Default for FuseBackend {
     fn default() -> Self {
         FuseBackend {
-            threads: 4,
+            threads: 8,
             loop_direct_io: true,
         }
     }
