@@ -297,6 +297,7 @@ fn ext4_write_unmount_remount_read_back() {
     let dir = temp_dir();
     let vol = dir.path().join("ext4.hc");
     make_volume(&vol, 64 << 20);
+    let limits_before = loop_request_limits();
     format_volume(open_test_volume(&vol), FsKind::Ext4, Some("tcvtest")).expect("format ext4");
     let unlock = test_unlock(&dir);
     let mp = dir.path().join("mnt");
@@ -361,9 +362,27 @@ fn ext4_write_unmount_remount_read_back() {
 
     unmount_ok(&vol);
     assert!(!common_is_mounted(&mp), "still mounted after unmount");
+    // The loop device's own request limit is back for its next user.
+    let name = dev.trim_start_matches("/dev/");
+    if let Some(before) = limits_before.get(name) {
+        assert_eq!(loop_request_limits().get(name), Some(before), "{dev}");
+    }
     mount_ok(&vol, &unlock, &["--read-only", mp.to_str().expect("path")]);
     check_files(&mp, 7);
     unmount_ok(&mp);
+}
+
+/// `max_sectors_kb` of every loop device that exists now, by name (`loop0`).
+fn loop_request_limits() -> std::collections::HashMap<String, String> {
+    fs::read_dir("/sys/block")
+        .expect("/sys/block")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            let kb = fs::read_to_string(format!("/sys/block/{name}/queue/max_sectors_kb")).ok()?;
+            name.starts_with("loop")
+                .then(|| (name, kb.trim().to_string()))
+        })
+        .collect()
 }
 
 fn common_is_mounted(mp: &Path) -> bool {

@@ -317,7 +317,7 @@ impl Backend for FuseBackend {
             device: PathBuf::new(),
         };
         let file = fuse_dir.join(FILE_NAME);
-        let dev = LoopDevice::attach(&file, read_only, self.loop_direct_io, label)?;
+        let mut dev = LoopDevice::attach(&file, read_only, self.loop_direct_io, label)?;
         dev.limit_request_size(MAX_REQUEST);
         attached.device = dev.path().to_path_buf();
         attached.loop_dev = Some(dev);
