@@ -3,14 +3,19 @@
 # on a loop device on the same disk, in one run. Not a test: prints a table of MB/s.
 #
 #   scripts/bench-mount.sh [SIZE_MIB] [CHAIN...]    (as root; default: 1024 AES Serpent AES-Twofish-Serpent)
-#   REPS=5 scripts/bench-mount.sh ...               (rounds; default 3)
+#   REPS=7 scripts/bench-mount.sh ...               (rounds; default 5)
 #
 # Write: dd of SIZE MiB in 1 MiB blocks with conv=fdatasync. Read: dd of the same file after
 # dropping the page cache. Needs root, /dev/fuse, and what scripts/setup.d/mount.sh installs.
 #
 # Single runs on a shared virtual disk vary by 2x and more, so the configurations are measured
 # in REPS interleaved rounds, each on a new image or volume, and the table gives the median with
-# the range; ratios are medians against the plain loop device's medians.
+# the range; ratios are medians against the plain loop device's medians. One noise source seen
+# here is the virtual machine handing freed memory back to its host (free page reporting): a read
+# right after drop_caches may fill page cache the host has to fault back in, which costs tcvault
+# more (its data is copied in by a guest CPU; a plain loop device's by the virtual disk). AES reads
+# right after a write ran at 1.4-1.6 GB/s, and at 2.2-3.1 GB/s when 3 GiB of memory was touched
+# just before the read.
 #
 # Images and volumes are sparse files of 3 x SIZE (+64 MiB): with the file filling most of a
 # smaller filesystem, ext4 switches to slow non-delayed allocation part-way through the write
@@ -21,7 +26,7 @@ size_mib=${1:-1024}
 shift || true
 chains=("$@")
 [ ${#chains[@]} -gt 0 ] || chains=(AES Serpent AES-Twofish-Serpent)
-reps=${REPS:-3}
+reps=${REPS:-5}
 . scripts/setup.d/mount.sh
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 cargo build --quiet --profile test --bin tcvault
