@@ -589,6 +589,7 @@ fn killed_service_gives_io_errors_and_unmount_cleans_up() {
     let dir = temp_dir();
     let vol = dir.path().join("kill.hc");
     make_volume(&vol, 32 << 20);
+    let limits_before = loop_request_limits();
     format_volume(open_test_volume(&vol), FsKind::Ext4, None).expect("format ext4");
     let unlock = test_unlock(&dir);
     let mp = dir.path().join("mnt");
@@ -625,6 +626,11 @@ fn killed_service_gives_io_errors_and_unmount_cleans_up() {
     let out = run_ok(tcvault().arg("unmount").arg(&mp));
     assert!(String::from_utf8_lossy(&out.stdout).contains("cleaned up"));
     assert!(!common_is_mounted(&mp));
+    // The dead service could not put the loop device's request limit back; the cleanup did.
+    let name = dev.to_str().expect("device").trim_start_matches("/dev/");
+    if let Some(before) = limits_before.get(name) {
+        assert_eq!(loop_request_limits().get(name), Some(before), "{name}");
+    }
     assert!(list().iter().all(|x| x["volume"].as_str() != vol.to_str()));
     mount_ok(&vol, &unlock, &[mp.to_str().expect("path")]);
     check_files(&mp, 3);

@@ -165,6 +165,13 @@ impl LoopDevice {
     }
 }
 
+/// Puts loop device `n`'s request size limit back to the kernel's default (writing 0, which
+/// kernels since 6.10 take as "no limit of the user's"), best effort: the cleanup after a dead
+/// service, whose [`LoopDevice`] could not put back what it had replaced.
+pub fn reset_request_size(n: u32) {
+    let _ = std::fs::write(max_sectors_path(n), "0");
+}
+
 /// The sysfs file of loop device `n`'s request size limit.
 fn max_sectors_path(n: u32) -> String {
     format!("/sys/block/loop{n}/queue/max_sectors_kb")

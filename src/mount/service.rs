@@ -661,10 +661,21 @@ fn clean_stale(entry: &Entry) {
         }
         if let Some(dev) = &s.device
             && let Some(n) = loopdev::loop_number(dev)
-            && loopdev::backing_file(n).is_some_and(|b| b.starts_with(&s.fuse_dir))
         {
-            let _ = loopdev::force_detach(dev);
-            loopdev::wait_detached(n, Duration::from_secs(5));
+            let ours = loopdev::backing_file(n).is_some_and(|b| b.starts_with(&s.fuse_dir));
+            if ours {
+                let _ = loopdev::force_detach(dev);
+            }
+            // Detached now (by us, or by auto-clear when the filesystem let go of it): the
+            // dead service could not put its request limit back.
+            let free = if ours {
+                loopdev::wait_detached(n, Duration::from_secs(5))
+            } else {
+                loopdev::backing_file(n).is_none()
+            };
+            if free {
+                loopdev::reset_request_size(n);
+            }
         }
         if s.created_mountpoint
             && let Some(mp) = &s.mountpoint
