@@ -4,6 +4,8 @@
 //!
 //! ```text
 //! cli/      (binary only) arguments, prompts, commands, exit codes
+//! mount/    the mount service: FUSE file + loop device + filesystem, state under /run/tcvault
+//! escrow/   escrow packets, the client, and the tcvault-escrowd server
 //! volume/   hosts (files, devices), opening volumes, sector I/O over the data area
 //! header/   512-byte header layout, parse/serialize, key derivation choice, trial decryption
 //! crypto/   ciphers, XTS, chains, legacy LRW/CBC, PBKDF2/Argon2id, keyfile pool — no I/O
