@@ -1166,6 +1166,89 @@ fn service_survives_sighup_and_stops_cleanly_on_sigterm() {
     unmount_ok(&mp);
 }
 
+/// A sparse volume file on a filesystem with less room than the file's holes: a read-write
+/// mount warns (naming the file and both sizes) and still mounts; a read-only mount, and a
+/// sparse volume with room enough, do not warn.
+#[test]
+fn sparse_volume_short_of_host_space_warns() {
+    let Some(_g) = mount_env() else { return };
+    let dir = temp_dir();
+    // A 48 MiB ext4 filesystem as the host, holding a 128 MiB sparse volume.
+    let img = dir.path().join("host.img");
+    fs::File::create(&img)
+        .and_then(|f| f.set_len(48 << 20))
+        .expect("host image");
+    let mk = Command::new("mkfs.ext4")
+        .args(["-q", "-F"])
+        .arg(&img)
+        .status()
+        .expect("mkfs.ext4");
+    assert!(mk.success());
+    let host_dir = dir.path().join("host");
+    fs::create_dir(&host_dir).expect("host dir");
+    let st = Command::new("mount")
+        .args(["-o", "loop"])
+        .arg(&img)
+        .arg(&host_dir)
+        .status()
+        .expect("mount the host image");
+    assert!(st.success());
+    struct Umount(PathBuf);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _host = Umount(host_dir.clone());
+    let vol = host_dir.join("sparse.hc");
+    make_volume(&vol, 128 << 20);
+    let unlock = test_unlock(&dir);
+    let _c = Cleanup(vec![vol.clone()]);
+
+    let out = mount_cmd(&vol, &unlock, &["--no-filesystem"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning")
+            && err.contains("sparse")
+            && err.contains(vol.to_str().expect("path")),
+        "no warning about the host's space: {err}"
+    );
+    unmount_ok(&vol);
+
+    let out = mount_cmd(&vol, &unlock, &["--no-filesystem", "--read-only"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("sparse"),
+        "a read-only mount cannot fill the holes"
+    );
+    unmount_ok(&vol);
+
+    // The same volume where there is room: no warning.
+    let roomy = dir.path().join("roomy.hc");
+    make_volume(&roomy, 128 << 20);
+    let out = mount_cmd(&roomy, &unlock, &["--no-filesystem"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("sparse"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    unmount_ok(&roomy);
+}
+
 /// A volume with no filesystem, and one whose filesystem has no driver (a swap signature:
 /// neither the kernel nor a FUSE driver mounts it), fail with a message saying so and
 /// pointing to `--no-filesystem`; nothing stays mounted, listed or attached, and the mount

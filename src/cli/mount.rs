@@ -122,6 +122,9 @@ pub fn mount(a: &MountArgs) -> Result<(), CliError> {
         let area = hidden.data_area();
         req.protect = Some(area.start..area.start.saturating_add(area.len));
     }
+    if !a.read_only {
+        warn_if_short_of_space(vol.host());
+    }
     let exe = std::env::current_exe()
         .map_err(|e| CliError::msg(format!("cannot find the tcvault program: {e}"), FAILED))?;
     let st = m::start(&vol, &req, &exe).map_err(cli_err)?;
@@ -152,6 +155,22 @@ pub fn mount(a: &MountArgs) -> Result<(), CliError> {
         None => writeln!(out, "{dev}"),
     };
     r.map_err(|e| CliError::msg(format!("cannot write to standard output: {e}"), FAILED))
+}
+
+/// A sparse volume file whose filesystem cannot hold the rest of it: say so before mounting,
+/// because once the space is gone the filesystem in the volume only sees I/O errors.
+fn warn_if_short_of_space(host: &tcvault::volume::Host) {
+    if let Some(s) = host.sparse_space().filter(|s| s.short()) {
+        let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
+        eprintln!(
+            "tcvault: warning: {} is a sparse file with {:.2} GiB not yet allocated, and its \
+             filesystem has {:.2} GiB free: once that is used up, writes to the volume fail \
+             with I/O errors (free space on that filesystem, or use --read-only)",
+            host.path().display(),
+            gib(s.unallocated),
+            gib(s.free)
+        );
+    }
 }
 
 /// `--slot N` must name a free slot: said before the password is asked for. (The service

@@ -106,6 +106,22 @@ pub enum VolumeError {
     },
 }
 
+/// What [`Host::sparse_space`] finds: a sparse host file can run out of room before it is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SparseSpace {
+    /// Bytes of the file not yet allocated on its filesystem.
+    pub unallocated: u64,
+    /// Bytes its filesystem has free (for root, which the mount service runs as).
+    pub free: u64,
+}
+
+impl SparseSpace {
+    /// Whether filling the file's holes would need more than its filesystem has free.
+    pub fn short(&self) -> bool {
+        self.unallocated > self.free
+    }
+}
+
 /// A file or block device that holds a volume or a header backup, opened for reading (and for
 /// writing when asked).
 #[derive(Debug)]
@@ -208,6 +224,26 @@ impl Host {
     /// Whether it is a block device.
     pub fn is_block_device(&self) -> bool {
         self.block_device
+    }
+
+    /// For a host file with holes (a sparse file, as `create --quick` makes): how much of it is
+    /// not yet allocated, and how much its filesystem has free for root. `None` for a block
+    /// device, a fully allocated file, or when the filesystem cannot tell.
+    pub fn sparse_space(&self) -> Option<SparseSpace> {
+        use std::os::unix::fs::MetadataExt;
+        if self.block_device {
+            return None;
+        }
+        let allocated = self.file.metadata().ok()?.blocks().saturating_mul(512);
+        let unallocated = self.size.saturating_sub(allocated);
+        if unallocated == 0 {
+            return None;
+        }
+        let fs = rustix::fs::fstatvfs(&self.file).ok()?;
+        Some(SparseSpace {
+            unallocated,
+            free: fs.f_bfree.saturating_mul(fs.f_frsize),
+        })
     }
 
     /// Reads exactly `buf.len()` bytes at `offset`.
