@@ -1232,6 +1232,31 @@ fn sparse_volume_short_of_host_space_warns() {
     );
     unmount_ok(&vol);
 
+    // create --quick says the same of a new sparse volume there.
+    let pw = password_file(&dir, TEST_PASSWORD);
+    let out = run(tcvault()
+        .args([
+            "create",
+            "--quick",
+            "--size",
+            "96M",
+            "--pim",
+            "1",
+            "--password-file",
+        ])
+        .arg(&pw)
+        .arg(host_dir.join("new.hc")));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning") && err.contains("new.hc") && err.contains("sparse"),
+        "create --quick did not warn: {err}"
+    );
+
     // The same volume where there is room: no warning.
     let roomy = dir.path().join("roomy.hc");
     make_volume(&roomy, 128 << 20);

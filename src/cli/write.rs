@@ -189,6 +189,11 @@ pub fn create(a: &CreateArgs) -> Result<(), CliError> {
         prot.scheme.name(),
         prot.kdf.prf().display_name()
     );
+    if a.quick
+        && let Ok(host) = tcvault::volume::Host::open(&a.volume)
+    {
+        super::mount::warn_if_short_of_space(&host);
+    }
     super::escrow::offer_new(
         &a.volume,
         &creds,
