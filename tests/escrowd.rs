@@ -251,6 +251,15 @@ impl TestServer {
         .expect("add user task");
     }
 
+    /// Requests as `user` with the password the tests give every user: "<user> pw".
+    fn as_user<'a>(&'a self, user: &'a str) -> AsUser<'a> {
+        AsUser {
+            server: self,
+            user,
+            pw: format!("{user} pw"),
+        }
+    }
+
     async fn get(&self, user: &str, pw: &str, path: &str) -> (StatusCode, Value) {
         let r = self
             .client()
@@ -286,6 +295,29 @@ impl TestServer {
                 .expect("server stops within 20 s")
                 .expect("server task");
         }
+    }
+}
+
+/// A [`TestServer`] with one user's credentials.
+struct AsUser<'a> {
+    server: &'a TestServer,
+    user: &'a str,
+    pw: String,
+}
+
+impl AsUser<'_> {
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.server.get(self.user, &self.pw, path).await
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.server.post(self.user, &self.pw, path, body).await
+    }
+
+    /// Approves or rejects (`verdict`) deletion request `request`.
+    async fn decide(&self, request: i64, verdict: &str) -> (StatusCode, Value) {
+        let path = format!("/v1/admin/deletion-requests/{request}/{verdict}");
+        self.post(&path, &json!({})).await
     }
 }
 
@@ -345,9 +377,8 @@ async fn deposit_and_already_in_escrow(kind: Kind) {
     let fp = random_hex(32);
     let salt1 = random_hex(64);
     let (st, v) = s
+        .as_user("alice")
         .post(
-            "alice",
-            "alice pw",
             "/v1/deposits",
             &deposit_body(&fp, std::slice::from_ref(&salt1), b"packet-1"),
         )
@@ -359,9 +390,8 @@ async fn deposit_and_already_in_escrow(kind: Kind) {
     // Same user, same volume after a password change: new salt, same fingerprint.
     let salt2 = random_hex(64);
     let (st, v) = s
+        .as_user("alice")
         .post(
-            "alice",
-            "alice pw",
             "/v1/deposits",
             &deposit_body(&fp, std::slice::from_ref(&salt2), b"packet-2"),
         )
@@ -372,9 +402,8 @@ async fn deposit_and_already_in_escrow(kind: Kind) {
 
     // Another user escrowing the same keys gets their own number.
     let (st, v) = s
+        .as_user("bob")
         .post(
-            "bob",
-            "bob pw",
             "/v1/deposits",
             &deposit_body(&fp, std::slice::from_ref(&salt1), b"packet-3"),
         )
@@ -384,7 +413,7 @@ async fn deposit_and_already_in_escrow(kind: Kind) {
     assert_ne!(m, n);
 
     // Alice's own list: one entry, both salts recorded, the first packet kept.
-    let (st, v) = s.get("alice", "alice pw", "/v1/deposits").await;
+    let (st, v) = s.as_user("alice").get("/v1/deposits").await;
     assert_eq!(st, StatusCode::OK);
     let entries = v["entries"].as_array().expect("entries");
     assert_eq!(entries.len(), 1);
@@ -455,9 +484,8 @@ async fn admin_search_and_fetch(kind: Kind) {
     let salt = random_hex(64);
     let packet: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8).collect();
     let (st, v) = s
+        .as_user("alice")
         .post(
-            "alice",
-            "alice pw",
             "/v1/deposits",
             &deposit_body(&fp, std::slice::from_ref(&salt), &packet),
         )
@@ -466,9 +494,8 @@ async fn admin_search_and_fetch(kind: Kind) {
     let n = v["escrow_number"].as_i64().expect("number");
     // A second, unrelated entry that must not match the searches below.
     let (st, _) = s
+        .as_user("alice")
         .post(
-            "alice",
-            "alice pw",
             "/v1/deposits",
             &deposit_body(&random_hex(32), &[random_hex(64)], b"other"),
         )
@@ -491,7 +518,8 @@ async fn admin_search_and_fetch(kind: Kind) {
         ),
     ] {
         let (st, v) = s
-            .get("root", "root pw", &format!("/v1/admin/entries?{query}"))
+            .as_user("root")
+            .get(&format!("/v1/admin/entries?{query}"))
             .await;
         assert_eq!(st, StatusCode::OK, "{query}: {v}");
         let e = v["entries"].as_array().expect("entries");
@@ -501,24 +529,20 @@ async fn admin_search_and_fetch(kind: Kind) {
         assert!(e[0]["created"].as_str().expect("date").ends_with('Z'));
         assert!(e[0].get("packet").is_none(), "search never returns packets");
     }
-    let (st, v) = s
-        .get("root", "root pw", "/v1/admin/entries?user=alice")
-        .await;
+    let (st, v) = s.as_user("root").get("/v1/admin/entries?user=alice").await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(v["entries"].as_array().expect("entries").len(), 2);
     // A date range in the future finds nothing (RFC 3339 accepted too).
     let (st, v) = s
-        .get(
-            "root",
-            "root pw",
-            "/v1/admin/entries?from=2999-01-01T00:00:00Z",
-        )
+        .as_user("root")
+        .get("/v1/admin/entries?from=2999-01-01T00:00:00Z")
         .await;
     assert_eq!(st, StatusCode::OK);
     assert!(v["entries"].as_array().expect("entries").is_empty());
 
     let (st, v) = s
-        .get("root", "root pw", &format!("/v1/admin/entries/{n}"))
+        .as_user("root")
+        .get(&format!("/v1/admin/entries/{n}"))
         .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(
@@ -527,7 +551,7 @@ async fn admin_search_and_fetch(kind: Kind) {
         packet
     );
     assert_eq!(v["volume_fingerprint"], fp.as_str());
-    let (st, _) = s.get("root", "root pw", "/v1/admin/entries/999999").await;
+    let (st, _) = s.as_user("root").get("/v1/admin/entries/999999").await;
     assert_eq!(st, StatusCode::NOT_FOUND);
 
     // The authority key needs no login and its fingerprint is what the test computed.
@@ -560,27 +584,23 @@ async fn non_admin_is_refused(kind: Kind) {
     };
     s.add_user("alice", "alice pw", false, true, true).await;
     let (st, v) = s
+        .as_user("alice")
         .post(
-            "alice",
-            "alice pw",
             "/v1/deposits",
             &deposit_body(&random_hex(32), &[random_hex(64)], b"p"),
         )
         .await;
     assert_eq!(st, StatusCode::CREATED);
     let n = v["escrow_number"].as_i64().expect("number");
-    let (st, v) = s
-        .get("alice", "alice pw", "/v1/admin/entries?user=alice")
-        .await;
+    let (st, v) = s.as_user("alice").get("/v1/admin/entries?user=alice").await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
     assert_eq!(v["error"], "forbidden");
     let (st, _) = s
-        .get("alice", "alice pw", &format!("/v1/admin/entries/{n}"))
+        .as_user("alice")
+        .get(&format!("/v1/admin/entries/{n}"))
         .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
-    let (st, _) = s
-        .get("alice", "alice pw", "/v1/admin/deletion-requests")
-        .await;
+    let (st, _) = s.as_user("alice").get("/v1/admin/deletion-requests").await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     // No credentials at all.
     let r = s
@@ -603,7 +623,7 @@ async fn admin_outside_admin_network_is_refused(kind: Kind) {
         return;
     };
     s.add_user("root", "root pw", true, true, true).await;
-    let (st, v) = s.get("root", "root pw", "/v1/admin/entries").await;
+    let (st, v) = s.as_user("root").get("/v1/admin/entries").await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
     assert!(
         v["message"]
@@ -623,12 +643,11 @@ async fn admin_outside_admin_network_is_refused(kind: Kind) {
         .await
         .expect("request");
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let (st, _) = s.get("root", "root pw", "/v1/admin/entries/1").await;
+    let (st, _) = s.as_user("root").get("/v1/admin/entries/1").await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     let (st, _) = s
+        .as_user("root")
         .post(
-            "root",
-            "root pw",
             "/v1/admin/export",
             &json!({"escrow_numbers": [1], "bundle_password": "long enough"}),
         )
@@ -636,9 +655,8 @@ async fn admin_outside_admin_network_is_refused(kind: Kind) {
     assert_eq!(st, StatusCode::FORBIDDEN);
     // Depositing is not an admin operation.
     let (st, _) = s
+        .as_user("root")
         .post(
-            "root",
-            "root pw",
             "/v1/deposits",
             &deposit_body(&random_hex(32), &[random_hex(64)], b"p"),
         )
@@ -681,7 +699,7 @@ async fn wrong_password_then_throttled(kind: Kind) {
         .expect("seconds");
     assert!(retry >= 1);
     // The address is throttled too: bob from the same address is refused.
-    let (st, _) = s.get("bob", "bob pw", "/v1/deposits").await;
+    let (st, _) = s.as_user("bob").get("/v1/deposits").await;
     assert_eq!(st, StatusCode::TOO_MANY_REQUESTS);
     // An unknown user gets the same answer as a wrong password (on a fresh server).
     let report = s.db.verify().await;
@@ -708,28 +726,25 @@ async fn deletion_request_and_approval(kind: Kind) {
     s.add_user("admin2", "admin2 pw", true, false, false).await;
     let dep = |fp: String| deposit_body(&fp, &[random_hex(64)], b"p");
     let (_, v) = s
-        .post("alice", "alice pw", "/v1/deposits", &dep(random_hex(32)))
+        .as_user("alice")
+        .post("/v1/deposits", &dep(random_hex(32)))
         .await;
     let n = v["escrow_number"].as_i64().expect("number");
     let (_, v) = s
-        .post("admin1", "admin1 pw", "/v1/deposits", &dep(random_hex(32)))
+        .as_user("admin1")
+        .post("/v1/deposits", &dep(random_hex(32)))
         .await;
     let own = v["escrow_number"].as_i64().expect("number");
 
     // Another user may not ask to delete alice's entry.
     let (st, _) = s
-        .post(
-            "mallory",
-            "mallory pw",
-            "/v1/deletion-requests",
-            &json!({"escrow_number": n}),
-        )
+        .as_user("mallory")
+        .post("/v1/deletion-requests", &json!({"escrow_number": n}))
         .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     let (st, v) = s
+        .as_user("alice")
         .post(
-            "alice",
-            "alice pw",
             "/v1/deletion-requests",
             &json!({"escrow_number": n, "reason": "disk retired"}),
         )
@@ -737,125 +752,67 @@ async fn deletion_request_and_approval(kind: Kind) {
     assert_eq!(st, StatusCode::CREATED, "{v}");
     let req = v["request_id"].as_i64().expect("id");
     let (st, v) = s
-        .post(
-            "admin1",
-            "admin1 pw",
-            "/v1/deletion-requests",
-            &json!({"escrow_number": own}),
-        )
+        .as_user("admin1")
+        .post("/v1/deletion-requests", &json!({"escrow_number": own}))
         .await;
     assert_eq!(st, StatusCode::CREATED);
     let own_req = v["request_id"].as_i64().expect("id");
 
-    let (st, v) = s
-        .get("admin1", "admin1 pw", "/v1/admin/deletion-requests")
-        .await;
+    let (st, v) = s.as_user("admin1").get("/v1/admin/deletion-requests").await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(v["requests"].as_array().expect("list").len(), 2);
     assert_eq!(v["requests"][0]["reason"], "disk retired");
 
     // An admin cannot approve their own request; a plain user cannot approve at all.
-    let (st, v) = s
-        .post(
-            "admin1",
-            "admin1 pw",
-            &format!("/v1/admin/deletion-requests/{own_req}/approve"),
-            &json!({}),
-        )
-        .await;
+    let (st, v) = s.as_user("admin1").decide(own_req, "approve").await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
-    let (st, _) = s
-        .post(
-            "alice",
-            "alice pw",
-            &format!("/v1/admin/deletion-requests/{req}/approve"),
-            &json!({}),
-        )
-        .await;
+    let (st, _) = s.as_user("alice").decide(req, "approve").await;
     assert_eq!(st, StatusCode::FORBIDDEN);
 
-    let (st, v) = s
-        .post(
-            "admin1",
-            "admin1 pw",
-            &format!("/v1/admin/deletion-requests/{req}/approve"),
-            &json!({}),
-        )
-        .await;
+    let (st, v) = s.as_user("admin1").decide(req, "approve").await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["escrow_number"].as_i64(), Some(n));
     let (st, _) = s
-        .get("admin2", "admin2 pw", &format!("/v1/admin/entries/{n}"))
+        .as_user("admin2")
+        .get(&format!("/v1/admin/entries/{n}"))
         .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
-    let (st, _) = s
-        .post(
-            "admin2",
-            "admin2 pw",
-            &format!("/v1/admin/deletion-requests/{req}/approve"),
-            &json!({}),
-        )
-        .await;
+    let (st, _) = s.as_user("admin2").decide(req, "approve").await;
     assert_eq!(st, StatusCode::CONFLICT, "approved once only");
-    let (st, _) = s
-        .post(
-            "admin2",
-            "admin2 pw",
-            &format!("/v1/admin/deletion-requests/{own_req}/approve"),
-            &json!({}),
-        )
-        .await;
+    let (st, _) = s.as_user("admin2").decide(own_req, "approve").await;
     assert_eq!(
         st,
         StatusCode::OK,
         "a second admin approves admin1's request"
     );
-    let (_, v) = s.get("admin2", "admin2 pw", "/v1/admin/entries").await;
+    let (_, v) = s.as_user("admin2").get("/v1/admin/entries").await;
     assert!(v["entries"].as_array().expect("entries").is_empty());
 
     // A rejected request leaves the entry in place.
     let (_, v) = s
-        .post("alice", "alice pw", "/v1/deposits", &dep(random_hex(32)))
+        .as_user("alice")
+        .post("/v1/deposits", &dep(random_hex(32)))
         .await;
     let kept = v["escrow_number"].as_i64().expect("number");
     let (_, v) = s
-        .post(
-            "alice",
-            "alice pw",
-            "/v1/deletion-requests",
-            &json!({"escrow_number": kept}),
-        )
+        .as_user("alice")
+        .post("/v1/deletion-requests", &json!({"escrow_number": kept}))
         .await;
     let rej = v["request_id"].as_i64().expect("id");
-    let (st, v) = s
-        .post(
-            "admin2",
-            "admin2 pw",
-            &format!("/v1/admin/deletion-requests/{rej}/reject"),
-            &json!({}),
-        )
-        .await;
+    let (st, v) = s.as_user("admin2").decide(rej, "reject").await;
     assert_eq!(st, StatusCode::OK, "{v}");
-    let (st, _) = s
-        .post(
-            "admin1",
-            "admin1 pw",
-            &format!("/v1/admin/deletion-requests/{rej}/approve"),
-            &json!({}),
-        )
-        .await;
+    let (st, _) = s.as_user("admin1").decide(rej, "approve").await;
     assert_eq!(
         st,
         StatusCode::CONFLICT,
         "a rejected request cannot be approved"
     );
     let (st, _) = s
-        .get("admin1", "admin1 pw", &format!("/v1/admin/entries/{kept}"))
+        .as_user("admin1")
+        .get(&format!("/v1/admin/entries/{kept}"))
         .await;
     assert_eq!(st, StatusCode::OK, "the entry is still there");
-    let (st, v) = s
-        .get("admin2", "admin2 pw", "/v1/admin/deletion-requests")
-        .await;
+    let (st, v) = s.as_user("admin2").get("/v1/admin/deletion-requests").await;
     assert_eq!(st, StatusCode::OK);
     assert!(v["requests"].as_array().expect("list").is_empty());
     s.stop().await;
@@ -886,18 +843,16 @@ async fn export_and_import_between_servers(kind: Kind) {
     let fp1 = random_hex(32);
     let fp2 = random_hex(32);
     let (_, v) = a
+        .as_user("alice")
         .post(
-            "alice",
-            "alice pw",
             "/v1/deposits",
             &deposit_body(&fp1, &[random_hex(64)], b"one"),
         )
         .await;
     let n1 = v["escrow_number"].as_i64().expect("n1");
     let (_, v) = a
+        .as_user("alice")
         .post(
-            "alice",
-            "alice pw",
             "/v1/deposits",
             &deposit_body(&fp2, &[random_hex(64)], b"two"),
         )
@@ -907,7 +862,8 @@ async fn export_and_import_between_servers(kind: Kind) {
     // Rights are separate: an admin without the export right cannot export.
     let export_req = json!({"escrow_numbers": [n1, n2], "bundle_password": "bundle secret 1"});
     let (st, _) = a
-        .post("root", "root pw", "/v1/admin/export", &export_req)
+        .as_user("root")
+        .post("/v1/admin/export", &export_req)
         .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     let (st, v) = a
@@ -956,11 +912,8 @@ async fn export_and_import_between_servers(kind: Kind) {
     assert_eq!(v["already_present"].as_array().expect("present").len(), 2);
 
     let (st, v) = b
-        .get(
-            "root",
-            "root pw",
-            &format!("/v1/admin/entries?fingerprint={fp1}"),
-        )
+        .as_user("root")
+        .get(&format!("/v1/admin/entries?fingerprint={fp1}"))
         .await;
     assert_eq!(st, StatusCode::OK);
     let e = v["entries"].as_array().expect("entries");
@@ -969,14 +922,15 @@ async fn export_and_import_between_servers(kind: Kind) {
     assert_eq!(e[0]["origin"], format!("import:escrow-a#{n1}").as_str());
     let nb = e[0]["escrow_number"].as_i64().expect("number");
     let (_, v) = b
-        .get("root", "root pw", &format!("/v1/admin/entries/{nb}"))
+        .as_user("root")
+        .get(&format!("/v1/admin/entries/{nb}"))
         .await;
     assert_eq!(
         B64.decode(v["packet"].as_str().expect("packet"))
             .expect("b64"),
         b"one"
     );
-    let (_, v) = b.get("root", "root pw", "/v1/admin/entries").await;
+    let (_, v) = b.as_user("root").get("/v1/admin/entries").await;
     assert_eq!(v["entries"].as_array().expect("entries").len(), 2);
     a.stop().await;
     b.stop().await;
@@ -990,18 +944,15 @@ async fn audit_verify_detects_tampering(kind: Kind) {
     s.add_user("root", "root pw", true, false, false).await;
     for _ in 0..3 {
         let (st, _) = s
+            .as_user("alice")
             .post(
-                "alice",
-                "alice pw",
                 "/v1/deposits",
                 &deposit_body(&random_hex(32), &[random_hex(64)], b"p"),
             )
             .await;
         assert_eq!(st, StatusCode::CREATED);
     }
-    let (st, _) = s
-        .get("root", "root pw", "/v1/admin/entries?user=alice")
-        .await;
+    let (st, _) = s.as_user("root").get("/v1/admin/entries?user=alice").await;
     assert_eq!(st, StatusCode::OK);
     let report = s.db.verify().await;
     assert!(report.problems.is_empty(), "{:?}", report.problems);
@@ -1028,13 +979,12 @@ async fn audit_verify_detects_tampering(kind: Kind) {
         };
         s.add_user("alice", "alice pw", false, false, false).await;
         for _ in 0..2 {
-            s.post(
-                "alice",
-                "alice pw",
-                "/v1/deposits",
-                &deposit_body(&random_hex(32), &[random_hex(64)], b"p"),
-            )
-            .await;
+            s.as_user("alice")
+                .post(
+                    "/v1/deposits",
+                    &deposit_body(&random_hex(32), &[random_hex(64)], b"p"),
+                )
+                .await;
         }
         assert!(s.db.verify().await.problems.is_empty());
         s.db.exec(sql).await;
@@ -1062,16 +1012,15 @@ async fn failed_audit_write_fails_the_action(kind: Kind) {
     };
     s.db.exec(block).await;
     let (st, v) = s
+        .as_user("alice")
         .post(
-            "alice",
-            "alice pw",
             "/v1/deposits",
             &deposit_body(&random_hex(32), &[random_hex(64)], b"p"),
         )
         .await;
     assert_eq!(st, StatusCode::INTERNAL_SERVER_ERROR, "{v}");
     s.db.exec(unblock).await;
-    let (st, v) = s.get("alice", "alice pw", "/v1/deposits").await;
+    let (st, v) = s.as_user("alice").get("/v1/deposits").await;
     assert_eq!(st, StatusCode::OK);
     assert!(
         v["entries"].as_array().expect("entries").is_empty(),
@@ -1112,24 +1061,18 @@ async fn bad_requests_get_clear_errors_and_server_keeps_serving(kind: Kind) {
 
     let mut unknown = deposit_body(&random_hex(32), &[random_hex(64)], b"p");
     unknown["private_key"] = json!("nope");
-    let (st, _) = s.post("alice", "alice pw", "/v1/deposits", &unknown).await;
+    let (st, _) = s.as_user("alice").post("/v1/deposits", &unknown).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
 
     let mut wrong_auth = deposit_body(&random_hex(32), &[random_hex(64)], b"p");
     wrong_auth["authority_fingerprint"] = json!(random_hex(32));
-    let (st, v) = s
-        .post("alice", "alice pw", "/v1/deposits", &wrong_auth)
-        .await;
+    let (st, v) = s.as_user("alice").post("/v1/deposits", &wrong_auth).await;
     assert_eq!(st, StatusCode::CONFLICT);
     assert_eq!(v["error"], "wrong_authority");
 
     let (st, v) = s
-        .post(
-            "alice",
-            "alice pw",
-            "/v1/deposits",
-            &deposit_body("zz", &[random_hex(64)], b"p"),
-        )
+        .as_user("alice")
+        .post("/v1/deposits", &deposit_body("zz", &[random_hex(64)], b"p"))
         .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert!(
@@ -1139,9 +1082,8 @@ async fn bad_requests_get_clear_errors_and_server_keeps_serving(kind: Kind) {
             .contains("volume_fingerprint")
     );
     let (st, _) = s
+        .as_user("alice")
         .post(
-            "alice",
-            "alice pw",
             "/v1/deposits",
             &deposit_body(&random_hex(32), &[random_hex(10)], b"p"),
         )
@@ -1170,14 +1112,13 @@ async fn bad_requests_get_clear_errors_and_server_keeps_serving(kind: Kind) {
     .await
     .expect("junk task");
 
-    let (st, v) = s.get("alice", "alice pw", "/v1/health").await;
+    let (st, v) = s.as_user("alice").get("/v1/health").await;
     assert_eq!(st, StatusCode::OK, "{v}");
-    let (st, _) = s.get("alice", "alice pw", "/v1/nope").await;
+    let (st, _) = s.as_user("alice").get("/v1/nope").await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     let (st, _) = s
+        .as_user("alice")
         .post(
-            "alice",
-            "alice pw",
             "/v1/deposits",
             &deposit_body(&random_hex(32), &[random_hex(64)], b"p"),
         )
