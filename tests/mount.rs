@@ -1205,13 +1205,14 @@ fn sparse_volume_short_of_host_space_warns() {
     let unlock = test_unlock(&dir);
     let _c = Cleanup(vec![vol.clone()]);
 
-    let out = mount_cmd(&vol, &unlock, &["--no-filesystem"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
+    // Standard error of a command that must succeed.
+    let stderr_of =
+        |cmd: &mut assert_cmd::Command| String::from_utf8_lossy(&run_ok(cmd).stderr).into_owned();
+    let mount = |vol: &Path, extra: &[&str]| {
+        stderr_of(tcvault().arg("mount").arg(vol).args(&unlock).args(extra))
+    };
+
+    let err = mount(&vol, &["--no-filesystem"]);
     assert!(
         err.contains("warning")
             && err.contains("sparse")
@@ -1220,38 +1221,22 @@ fn sparse_volume_short_of_host_space_warns() {
     );
     unmount_ok(&vol);
 
-    let out = mount_cmd(&vol, &unlock, &["--no-filesystem", "--read-only"]);
+    let err = mount(&vol, &["--no-filesystem", "--read-only"]);
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        !String::from_utf8_lossy(&out.stderr).contains("sparse"),
-        "a read-only mount cannot fill the holes"
+        !err.contains("sparse"),
+        "a read-only mount cannot fill the holes: {err}"
     );
     unmount_ok(&vol);
 
     // create --quick says the same of a new sparse volume there.
     let pw = password_file(&dir, TEST_PASSWORD);
-    let out = run(tcvault()
-        .args([
-            "create",
-            "--quick",
-            "--size",
-            "96M",
-            "--pim",
-            "1",
-            "--password-file",
-        ])
-        .arg(&pw)
-        .arg(host_dir.join("new.hc")));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let err = stderr_of(
+        tcvault()
+            .args(["create", "--quick", "--size", "96M", "--pim", "1"])
+            .arg("--password-file")
+            .arg(&pw)
+            .arg(host_dir.join("new.hc")),
     );
-    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("warning") && err.contains("new.hc") && err.contains("sparse"),
         "create --quick did not warn: {err}"
@@ -1260,17 +1245,8 @@ fn sparse_volume_short_of_host_space_warns() {
     // The same volume where there is room: no warning.
     let roomy = dir.path().join("roomy.hc");
     make_volume(&roomy, 128 << 20);
-    let out = mount_cmd(&roomy, &unlock, &["--no-filesystem"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        !String::from_utf8_lossy(&out.stderr).contains("sparse"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let err = mount(&roomy, &["--no-filesystem"]);
+    assert!(!err.contains("sparse"), "{err}");
     unmount_ok(&roomy);
 }
 
