@@ -37,6 +37,17 @@ const FAST_VOLUME: &str = "pim3_aes_sha512.hc";
 /// The volume the `info` and `decrypt` checks use (PRF auto-detection included).
 const MAIN_VOLUME: &str = "aes_sha512.hc";
 
+/// `tcvault COMMAND VOLUME --password-file PW`, for the options that follow.
+fn with_password(
+    command: &str,
+    volume: impl AsRef<std::ffi::OsStr>,
+    pw: &Path,
+) -> assert_cmd::Command {
+    let mut cmd = tcvault();
+    cmd.arg(command).arg(volume).arg("--password-file").arg(pw);
+    cmd
+}
+
 /// The manifest entry of `file`'s normal (or outer) volume.
 fn normal_entry(file: &str) -> Value {
     manifest_entries()
@@ -219,13 +230,7 @@ fn info_table_autodetects_the_prf() {
     let vc = &e["veracrypt_list_verbose"];
     let dir = temp_dir();
     let pw = password_file(&dir, &password_bytes(&e, "password"));
-    let out = run_ok(
-        tcvault()
-            .arg("info")
-            .arg(volume_path(MAIN_VOLUME))
-            .arg("--password-file")
-            .arg(&pw),
-    );
+    let out = run_ok(&mut with_password("info", volume_path(MAIN_VOLUME), &pw));
     assert!(
         out.stderr.is_empty(),
         "no warning without --show-keys: {}",
@@ -361,12 +366,12 @@ fn info_wrong_pim_is_refused() {
     let dir = temp_dir();
     let pw = password_file(&dir, &password_bytes(&e, "password"));
     let pim = u64_field(&e, "pim") + 1;
-    let out = run(tcvault()
-        .arg("info")
-        .arg(volume_path(FAST_VOLUME))
-        .arg("--password-file")
-        .arg(&pw)
-        .args(["--prf", str_field(&e, "prf"), "--pim", &pim.to_string()]));
+    let out = run(with_password("info", volume_path(FAST_VOLUME), &pw).args([
+        "--prf",
+        str_field(&e, "prf"),
+        "--pim",
+        &pim.to_string(),
+    ]));
     assert_error(&out, 3, "wrong PIM");
 }
 
@@ -616,12 +621,9 @@ fn decrypt_refuses_an_existing_output_without_force() {
 fn error_missing_volume() {
     let dir = temp_dir();
     let pw = password_file(&dir, b"whatever");
-    let out = run(tcvault()
-        .arg("info")
-        .arg(dir.path().join("no-such-volume.hc"))
-        .arg("--password-file")
-        .arg(&pw)
-        .args(["--prf", "sha512"]));
+    let out = run(
+        with_password("info", dir.path().join("no-such-volume.hc"), &pw).args(["--prf", "sha512"]),
+    );
     assert_error(&out, 4, "no such file");
 }
 
@@ -629,12 +631,7 @@ fn error_missing_volume() {
 fn error_volume_is_a_directory() {
     let dir = temp_dir();
     let pw = password_file(&dir, b"whatever");
-    let out = run(tcvault()
-        .arg("info")
-        .arg(dir.path())
-        .arg("--password-file")
-        .arg(&pw)
-        .args(["--prf", "sha512"]));
+    let out = run(with_password("info", dir.path(), &pw).args(["--prf", "sha512"]));
     assert_error(&out, 4, "directory");
 }
 
@@ -645,12 +642,7 @@ fn error_empty_and_tiny_files_are_too_small() {
     for (name, len) in [("empty.hc", 0usize), ("tiny.hc", 1000)] {
         let vol = write_file(&dir, name, &vec![0x42; len]);
         for command in ["info", "decrypt"] {
-            let out = run(tcvault()
-                .arg(command)
-                .arg(&vol)
-                .arg("--password-file")
-                .arg(&pw)
-                .args(["--prf", "sha512"]));
+            let out = run(with_password(command, &vol, &pw).args(["--prf", "sha512"]));
             assert_error(&out, 4, "too small");
         }
     }
@@ -671,12 +663,7 @@ fn error_random_bytes_are_not_a_volume() {
         })
         .collect();
     let vol = write_file(&dir, "random.hc", &random);
-    let out = run(tcvault()
-        .arg("info")
-        .arg(&vol)
-        .arg("--password-file")
-        .arg(&pw)
-        .args(["--prf", "sha512"]));
+    let out = run(with_password("info", &vol, &pw).args(["--prf", "sha512"]));
     assert_error(&out, 3, "wrong password");
 }
 
@@ -685,12 +672,9 @@ fn error_wrong_password() {
     let e = normal_entry(MAIN_VOLUME);
     let dir = temp_dir();
     let pw = password_file(&dir, b"not-the-password");
-    let out = run(tcvault()
-        .arg("info")
-        .arg(volume_path(MAIN_VOLUME))
-        .arg("--password-file")
-        .arg(&pw)
-        .args(["--prf", str_field(&e, "prf")]));
+    let out =
+        run(with_password("info", volume_path(MAIN_VOLUME), &pw)
+            .args(["--prf", str_field(&e, "prf")]));
     assert_error(&out, 3, "wrong password");
 }
 
@@ -721,12 +705,7 @@ fn error_truncated_volume() {
 fn error_unknown_prf_is_a_usage_error() {
     let dir = temp_dir();
     let pw = password_file(&dir, b"whatever");
-    let out = run(tcvault()
-        .arg("info")
-        .arg(volume_path(MAIN_VOLUME))
-        .arg("--password-file")
-        .arg(&pw)
-        .args(["--prf", "md5"]));
+    let out = run(with_password("info", volume_path(MAIN_VOLUME), &pw).args(["--prf", "md5"]));
     assert_usage_error(&out, "md5");
 }
 
@@ -734,12 +713,12 @@ fn error_unknown_prf_is_a_usage_error() {
 fn error_pim_out_of_range_is_a_usage_error() {
     let dir = temp_dir();
     let pw = password_file(&dir, b"whatever");
-    let out = run(tcvault()
-        .arg("info")
-        .arg(volume_path(MAIN_VOLUME))
-        .arg("--password-file")
-        .arg(&pw)
-        .args(["--prf", "sha512", "--pim", "4000000000"]));
+    let out = run(with_password("info", volume_path(MAIN_VOLUME), &pw).args([
+        "--prf",
+        "sha512",
+        "--pim",
+        "4000000000",
+    ]));
     assert_error(&out, 2, "--pim");
 }
 
@@ -747,12 +726,11 @@ fn error_pim_out_of_range_is_a_usage_error() {
 fn error_truecrypt_with_sha256_is_a_usage_error() {
     let dir = temp_dir();
     let pw = password_file(&dir, b"whatever");
-    let out = run(tcvault()
-        .arg("info")
-        .arg(volume_path(MAIN_VOLUME))
-        .arg("--password-file")
-        .arg(&pw)
-        .args(["--truecrypt", "--prf", "sha256"]));
+    let out = run(with_password("info", volume_path(MAIN_VOLUME), &pw).args([
+        "--truecrypt",
+        "--prf",
+        "sha256",
+    ]));
     assert_error(&out, 2, "sha256");
 }
 
@@ -761,11 +739,7 @@ fn error_empty_keyfile() {
     let dir = temp_dir();
     let pw = password_file(&dir, b"whatever");
     let kf = write_file(&dir, "empty.key", b"");
-    let out = run(tcvault()
-        .arg("info")
-        .arg(volume_path(MAIN_VOLUME))
-        .arg("--password-file")
-        .arg(&pw)
+    let out = run(with_password("info", volume_path(MAIN_VOLUME), &pw)
         .args(["--prf", "sha512", "-k"])
         .arg(&kf));
     assert_error(&out, 4, "empty");
@@ -775,11 +749,7 @@ fn error_empty_keyfile() {
 fn error_missing_keyfile() {
     let dir = temp_dir();
     let pw = password_file(&dir, b"whatever");
-    let out = run(tcvault()
-        .arg("info")
-        .arg(volume_path(MAIN_VOLUME))
-        .arg("--password-file")
-        .arg(&pw)
+    let out = run(with_password("info", volume_path(MAIN_VOLUME), &pw)
         .args(["--prf", "sha512", "-k"])
         .arg(dir.path().join("no-such.key")));
     assert_error(&out, 4, "no such file");
