@@ -405,12 +405,7 @@ mod tests {
 
     #[test]
     fn matches_argon2_crate() {
-        if !available() {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI machines must run the Argon2 kernel"
-            );
-            eprintln!("skipped: no AVX-512 on this CPU");
+        if !crate::crypto::kernel_checks::kernel_present(available(), "Argon2") {
             return;
         }
         let cases: [(u32, u32, u32, usize); 8] = [

@@ -1060,15 +1060,7 @@ mod tests {
     }
 
     fn require_kernel(prf: Prf) -> bool {
-        if lanes(prf) > 1 {
-            return true;
-        }
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI machines must run the {prf:?} lane kernel"
-        );
-        eprintln!("no lane kernel for {prf:?} on this CPU: checking the fallback only");
-        false
+        crate::crypto::kernel_checks::kernel_present(lanes(prf) > 1, &format!("{prf:?} lane"))
     }
 
     #[test]
