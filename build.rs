@@ -18,6 +18,7 @@ mod args {
 fn main() -> io::Result<()> {
     println!("cargo:rerun-if-changed=src/cli");
     println!("cargo:rerun-if-changed=man");
+    third_party_volumes();
     let out = profile_dir()?;
     let man_dir = out.join("man");
     let comp_dir = out.join("completions");
@@ -90,4 +91,18 @@ fn write_man(cmd: &clap::Command, name: &str, dir: &Path) -> io::Result<()> {
     }
     man.render_version_section(&mut buf)?;
     fs::write(dir.join(format!("{name}.1")), buf)
+}
+
+/// Tests that read the third-party reference volumes (never copied into the project; see
+/// `README.md`, "Test inputs") are compiled as ignored, with the reason, when the shared folder
+/// is absent: the test report says "ignored", never "ok". Under `CI=true` a separate test fails
+/// instead (`tests/reference_volumes.rs`). The folder is looked at when the build script runs
+/// (a clean build, or a change under `src/cli` or `man/`).
+fn third_party_volumes() {
+    println!("cargo:rustc-check-cfg=cfg(shared_third_party)");
+    let manifest = Path::new("../shared/testvolumes/veracrypt/third_party/manifest.json");
+    if manifest.exists() {
+        println!("cargo:rerun-if-changed={}", manifest.display());
+        println!("cargo:rustc-cfg=shared_third_party");
+    }
 }

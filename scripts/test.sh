@@ -31,6 +31,9 @@ for setup in scripts/setup.d/*.sh; do
 done
 
 # The test profile is optimised (Cargo.toml): PBKDF2 with real iteration counts is 10-30x
-# slower unoptimised.
-cargo test --locked --all-targets "$@"
-cargo test --locked --doc
+# slower unoptimised. --no-fail-fast: one failing test binary must not hide the others' results;
+# the doc tests run whatever the other tests did, and the script fails if either failed.
+status=0
+cargo test --locked --all-targets --no-fail-fast "$@" || status=$?
+cargo test --locked --doc || status=$?
+exit "$status"

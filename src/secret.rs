@@ -1,58 +1,109 @@
 //! Secret-holding types: passwords, PIMs, keyfile pools and key material.
 //!
 //! Every type here wipes its bytes on drop, prints as `<redacted>` in `Debug`, and asks the OS to
-//! keep its heap buffer out of swap (`mlock`) where that is allowed. Nothing in the crate stores a
-//! secret in a plain `Vec<u8>`.
+//! keep its heap buffer out of swap (`mlock`) and out of core dumps (`MADV_DONTDUMP`) where that
+//! is allowed. Nothing in the crate stores a secret in a plain `Vec<u8>`. [`harden_process`]
+//! makes a whole process non-dumpable; every binary calls it before it reads a secret.
 
 use std::fmt;
 
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroize;
 
 /// The longest password VeraCrypt accepts for non-system volumes (format.md §4).
 pub const MAX_PASSWORD_LEN: usize = 128;
 
-/// Bytes that must never reach a log, a swap file or a terminal.
+/// Makes this process unable to leave its memory anywhere a secret could be read back: no core
+/// dump (`RLIMIT_CORE` 0, and `PR_SET_DUMPABLE` 0, which also covers a core handler that
+/// ignores the limit and keeps other processes of the same user from attaching with ptrace or
+/// reading `/proc/PID/mem`). Every binary calls it first thing, before it reads any secret;
+/// it is inherited by threads and forks, and each program it executes calls it again.
 ///
-/// The buffer is allocated once at its final capacity, locked in memory where the OS allows, and
-/// zeroized (then unlocked) on drop.
+/// It also opens `/dev/null` on any of the standard descriptors 0–2 that is closed, so that a
+/// volume or key file opened later can never become "standard output" and receive messages.
+///
+/// # Errors
+/// The OS refused one of the settings.
+pub fn harden_process() -> std::io::Result<()> {
+    for fd in 0..=2 {
+        // SAFETY: F_GETFD only queries the descriptor table.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            // Opening returns the lowest free descriptor: this one.
+            let null = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")?;
+            std::mem::forget(null);
+        }
+    }
+    let none = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: setrlimit reads the struct it is given and changes only this process's limits.
+    if unsafe { libc::setrlimit(libc::RLIMIT_CORE, &none) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: PR_SET_DUMPABLE takes an integer argument and touches no memory of ours.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether this process is marked non-dumpable ([`harden_process`]).
+pub fn process_is_hardened() -> bool {
+    // SAFETY: PR_GET_DUMPABLE takes no pointer and only reads the flag.
+    unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) == 0 }
+}
+
+/// Bytes that must never reach a log, a swap file, a core dump or a terminal.
+///
+/// The buffer is allocated once at its final size in pages of its own (so that no other data
+/// shares them), locked in memory where the OS allows (`mlock`), excluded from core dumps
+/// (`MADV_DONTDUMP`), and zeroized (then unlocked) on drop.
 pub struct SecretBytes {
-    bytes: Zeroizing<Vec<u8>>,
+    page: PageBuf,
     locked: bool,
 }
 
 impl SecretBytes {
     /// A zero-filled secret buffer of `len` bytes.
     pub fn zeroed(len: usize) -> Self {
-        let bytes = Zeroizing::new(vec![0u8; len]);
-        let locked = lock(&bytes);
-        SecretBytes { bytes, locked }
+        let page = PageBuf::zeroed(len);
+        let locked = page.protect();
+        SecretBytes { page, locked }
     }
 
     /// Copies `data` into a new secret buffer. The caller remains responsible for wiping `data`.
     pub fn from_slice(data: &[u8]) -> Self {
         let mut s = Self::zeroed(data.len());
-        s.bytes.copy_from_slice(data);
+        s.expose_mut().copy_from_slice(data);
         s
     }
 
     /// The secret bytes.
     pub fn expose(&self) -> &[u8] {
-        &self.bytes
+        self.page.bytes()
     }
 
     /// The secret bytes, writable.
     pub fn expose_mut(&mut self) -> &mut [u8] {
-        &mut self.bytes
+        self.page.bytes_mut()
     }
 
     /// Number of bytes held.
     pub fn len(&self) -> usize {
-        self.bytes.len()
+        self.page.len
     }
 
     /// Whether no bytes are held.
     pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
+        self.page.len == 0
+    }
+
+    /// Whether the buffer is locked in memory (the OS may refuse, e.g. over `RLIMIT_MEMLOCK`).
+    pub fn is_locked(&self) -> bool {
+        self.locked
     }
 }
 
@@ -64,46 +115,102 @@ impl Clone for SecretBytes {
 
 impl Drop for SecretBytes {
     fn drop(&mut self) {
-        self.bytes.zeroize();
+        self.page.bytes_mut().zeroize();
         if self.locked {
-            unlock(&self.bytes);
+            self.page.unlock();
         }
     }
 }
 
 impl fmt::Debug for SecretBytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SecretBytes(<redacted {} bytes>)", self.bytes.len())
+        write!(f, "SecretBytes(<redacted {} bytes>)", self.len())
     }
 }
 
 impl PartialEq for SecretBytes {
     /// Constant-time in the contents (lengths are not secret).
     fn eq(&self, other: &Self) -> bool {
-        self.bytes.len() == other.bytes.len()
+        self.len() == other.len()
             && self
-                .bytes
+                .expose()
                 .iter()
-                .zip(other.bytes.iter())
+                .zip(other.expose().iter())
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b))
                 == 0
     }
 }
 impl Eq for SecretBytes {}
 
-fn lock(buf: &[u8]) -> bool {
-    if buf.is_empty() {
-        return false;
-    }
-    // SAFETY: the pointer and length describe a live allocation owned by the caller; mlock only
-    // changes paging attributes and never reads or writes the memory.
-    unsafe { libc::mlock(buf.as_ptr().cast(), buf.len()) == 0 }
+/// The page size the buffers are rounded to (4 KiB on every Linux target we build for; a
+/// larger real page size only means `madvise` and `mlock` round further).
+const PAGE: usize = 4096;
+
+/// A zero-initialised heap buffer of `len` bytes on whole pages of its own.
+struct PageBuf {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
 }
 
-fn unlock(buf: &[u8]) {
-    // SAFETY: as in `lock`; the range was locked by `lock` on the same allocation.
-    unsafe {
-        libc::munlock(buf.as_ptr().cast(), buf.len());
+// SAFETY: PageBuf owns its allocation exclusively (like a Box<[u8]>); moving it between threads
+// or sharing `&PageBuf` only ever reads through `&self` or writes through `&mut self`.
+unsafe impl Send for PageBuf {}
+// SAFETY: as above; no interior mutability.
+unsafe impl Sync for PageBuf {}
+
+impl PageBuf {
+    fn layout(len: usize) -> std::alloc::Layout {
+        let size = len.div_ceil(PAGE).max(1) * PAGE;
+        std::alloc::Layout::from_size_align(size, PAGE).unwrap_or_else(|_| {
+            // Only a length near usize::MAX gets here; allocation would fail anyway.
+            std::alloc::handle_alloc_error(std::alloc::Layout::new::<[u8; PAGE]>())
+        })
+    }
+
+    fn zeroed(len: usize) -> PageBuf {
+        let layout = Self::layout(len);
+        // SAFETY: the layout has a non-zero size (at least one page).
+        let raw = unsafe { std::alloc::alloc_zeroed(layout) };
+        let Some(ptr) = std::ptr::NonNull::new(raw) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        PageBuf { ptr, len }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `ptr` points to at least `len` initialised bytes owned by self.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `bytes`, and `&mut self` makes this the only reference.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// Excludes the pages from core dumps and locks them in memory; whether the lock held.
+    fn protect(&self) -> bool {
+        let size = Self::layout(self.len).size();
+        // SAFETY: the range is exactly this allocation's pages (page-aligned start and size);
+        // madvise and mlock change only paging attributes, never the contents.
+        unsafe {
+            libc::madvise(self.ptr.as_ptr().cast(), size, libc::MADV_DONTDUMP);
+            libc::mlock(self.ptr.as_ptr().cast(), size) == 0
+        }
+    }
+
+    fn unlock(&self) {
+        let size = Self::layout(self.len).size();
+        // SAFETY: as in `protect`; the range was locked there.
+        unsafe {
+            libc::munlock(self.ptr.as_ptr().cast(), size);
+        }
+    }
+}
+
+impl Drop for PageBuf {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `zeroed` with this same layout, and freed only here.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), Self::layout(self.len)) }
     }
 }
 
@@ -216,6 +323,47 @@ mod tests {
             Password::new(&[b'a'; 129]).err(),
             Some(PasswordError::TooLong { len: 129, max: 128 })
         );
+    }
+
+    #[test]
+    fn secret_buffers_are_page_aligned_and_wiped_on_their_own_pages() {
+        for len in [0, 1, 64, 4096, 4097] {
+            let mut s = SecretBytes::zeroed(len);
+            assert_eq!(s.len(), len);
+            assert_eq!(s.expose().as_ptr() as usize % PAGE, 0);
+            s.expose_mut().fill(0xA5);
+            assert!(s.expose().iter().all(|&b| b == 0xA5));
+            let c = s.clone();
+            assert_eq!(c, s);
+        }
+    }
+
+    #[test]
+    fn hardening_makes_the_process_non_dumpable() {
+        // Run in a child so the test harness itself keeps its settings.
+        let exe = std::env::current_exe().expect("test binary");
+        if std::env::var_os("TCVAULT_HARDEN_CHILD").is_some() {
+            harden_process().expect("harden");
+            assert!(process_is_hardened());
+            let mut lim = libc::rlimit {
+                rlim_cur: 1,
+                rlim_max: 1,
+            };
+            // SAFETY: getrlimit writes the struct it is given.
+            assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_CORE, &mut lim) }, 0);
+            assert_eq!((lim.rlim_cur, lim.rlim_max), (0, 0));
+            return;
+        }
+        let out = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "secret::tests::hardening_makes_the_process_non_dumpable",
+            ])
+            .env("TCVAULT_HARDEN_CHILD", "1")
+            .output()
+            .expect("child");
+        assert!(out.status.success(), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
     }
 
     #[test]

@@ -6,5 +6,10 @@ mod cli;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // First of all, before any secret is read: no core dumps, no ptrace, no closed stdio.
+    if let Err(e) = tcvault::secret::harden_process() {
+        eprintln!("tcvault-escrowd: error: cannot turn core dumps off: {e}");
+        return std::process::ExitCode::from(1);
+    }
     cli::run(cli::Cli::parse())
 }

@@ -78,9 +78,10 @@ pub struct CreateArgs {
         value_name = "PRF"
     )]
     pub prf: PrfArg,
-    /// Volume format.
-    #[arg(long, value_enum, ignore_case = true, default_value = "veracrypt")]
-    pub format: FormatArg,
+    /// Volume format [default: veracrypt; with --hidden, the outer volume's format, the only
+    /// one a hidden volume may have].
+    #[arg(long, value_enum, ignore_case = true)]
+    pub format: Option<FormatArg>,
     /// Read the password from FILE ('-' for standard input); one trailing newline is removed.
     /// Without it the password is asked for twice on the terminal.
     #[arg(long, value_name = "FILE")]

@@ -15,7 +15,9 @@ use tcvault::escrow::client::http::{ClientError, Deposit, Entry, EscrowClient, L
 use tcvault::escrow::client::packet::{self, Packet, PacketError};
 use tcvault::escrow::client::readable_salts;
 use tcvault::header::seal::{Protection, seal};
-use tcvault::header::{Credentials, Header, HostKind, Slot, UnlockOptions, UnlockedHeader};
+use tcvault::header::{
+    Credentials, Header, HeaderRole, HostKind, Slot, UnlockOptions, UnlockedHeader,
+};
 use tcvault::volume::write::{self, WriteError};
 use tcvault::volume::{Host, SlotChoice, Volume, probe};
 use zeroize::Zeroizing;
@@ -717,7 +719,12 @@ fn write_volume(
     keep: Option<&Path>,
 ) -> Result<PathBuf, CliError> {
     let host = Host::open_writable(target)?;
-    write::rewrite_header(&host, header, prot, creds, keep)?;
+    let role = if header.is_hidden() {
+        HeaderRole::Hidden
+    } else {
+        HeaderRole::Normal
+    };
+    write::rewrite_header(&host, header, role, prot, creds, keep)?;
     Ok(target.to_path_buf())
 }
 

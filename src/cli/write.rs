@@ -19,7 +19,7 @@ use super::args::{
     BackupHeaderArgs, ChangePasswordArgs, CreateArgs, FilesystemArg, FormatArg, PrfArg,
     RestoreHeaderArgs,
 };
-use super::exit::{BAD_INPUT, CliError, FAILED, USAGE};
+use super::exit::{BAD_INPUT, CliError, DAMAGED, FAILED, USAGE};
 use super::unlock::{chain_of, credentials, open_for_write, prf_of, unlock_inputs};
 
 impl From<WriteError> for CliError {
@@ -51,6 +51,14 @@ impl From<WriteError> for CliError {
                 Some("check that the backup belongs to this volume; --force restores anyway"),
             ),
             WriteError::Unsupported { .. } => (BAD_INPUT, None),
+            WriteError::NoDirectory { .. } => (BAD_INPUT, Some("create the folder first")),
+            WriteError::UnsafePlace { .. } => (
+                DAMAGED,
+                Some(
+                    "nothing was written; check that the volume file is complete (compare its \
+                     size with the original)",
+                ),
+            ),
             WriteError::Io { .. } => (FAILED, None),
         };
         let c = CliError::new(e, code);
@@ -133,7 +141,7 @@ pub fn create(a: &CreateArgs) -> Result<(), CliError> {
     if a.hidden {
         return create_hidden(a);
     }
-    let family = family_of(a.format);
+    let family = family_of(a.format.unwrap_or_default());
     let prf = check_create_prf(family, a.prf)?;
     let pim = a.pim.unwrap_or(0);
     let prot = Protection::new(family, prf, pim, chain_of(a.cipher)).map_err(WriteError::from)?;
@@ -455,10 +463,6 @@ pub fn restore_header(a: &RestoreHeaderArgs) -> Result<(), CliError> {
 }
 
 fn create_hidden(a: &CreateArgs) -> Result<(), CliError> {
-    let family = family_of(a.format);
-    let prf = check_create_prf(family, a.prf)?;
-    let prot = Protection::new(family, prf, a.pim.unwrap_or(0), chain_of(a.cipher))
-        .map_err(WriteError::from)?;
     let size = a
         .size
         .ok_or_else(|| CliError::msg("--hidden needs --size", USAGE))?;
@@ -476,6 +480,11 @@ fn create_hidden(a: &CreateArgs) -> Result<(), CliError> {
         SlotChoice::default(),
         &tcvault::header::UnlockOptions::default(),
     )?;
+    // A hidden header has its outer volume's format (the library refuses any other).
+    let family = a.format.map_or(outer.unlocked().family(), family_of);
+    let prf = check_create_prf(family, a.prf)?;
+    let prot = Protection::new(family, prf, a.pim.unwrap_or(0), chain_of(a.cipher))
+        .map_err(WriteError::from)?;
     let creds = credentials(
         a.password_file.as_deref(),
         &a.keyfiles,

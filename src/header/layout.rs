@@ -130,6 +130,50 @@ impl fmt::Display for Slot {
     }
 }
 
+/// Which of a volume's two headers a header write puts back: the one of the volume itself or
+/// the one of a hidden volume inside it. It follows from the slot a header was read from, never
+/// from the header's own fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderRole {
+    /// The normal (outer) volume's header.
+    Normal,
+    /// A hidden volume's header.
+    Hidden,
+}
+
+impl HeaderRole {
+    /// The role of a header read from `slot` (of a volume or of a header backup file).
+    pub fn of_slot(slot: Slot) -> HeaderRole {
+        if slot.is_hidden() {
+            HeaderRole::Hidden
+        } else {
+            HeaderRole::Normal
+        }
+    }
+
+    /// The slots a header of this role is written to in a host: its primary slot and, in the
+    /// current layout, its embedded backup (format.md §2). The legacy layout (TrueCrypt before
+    /// 6.0) has no embedded backups and keeps a hidden volume's header 1,536 bytes before the
+    /// end.
+    pub fn slots(self, legacy: bool) -> (Slot, Option<Slot>) {
+        match (legacy, self) {
+            (true, HeaderRole::Normal) => (Slot::Normal, None),
+            (true, HeaderRole::Hidden) => (Slot::LegacyHidden, None),
+            (false, HeaderRole::Normal) => (Slot::Normal, Some(Slot::BackupNormal)),
+            (false, HeaderRole::Hidden) => (Slot::Hidden, Some(Slot::BackupHidden)),
+        }
+    }
+}
+
+impl fmt::Display for HeaderRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HeaderRole::Normal => "normal volume",
+            HeaderRole::Hidden => "hidden volume",
+        })
+    }
+}
+
 /// Where a volume's data area lies in its host, and the number of its first 512-byte data unit
 /// as the cipher counts it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

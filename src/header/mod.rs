@@ -12,6 +12,6 @@ pub mod unlock;
 
 pub use format::{Header, HeaderError};
 pub use kdf::{Family, Kdf};
-pub use layout::{HostKind, Slot};
+pub use layout::{HeaderRole, HostKind, Slot};
 pub use seal::{Protection, SealError};
 pub use unlock::{Candidate, Credentials, UnlockError, UnlockOptions, UnlockedHeader, unlock};

@@ -9,12 +9,10 @@
 
 use std::sync::atomic::AtomicBool;
 
-use super::write::{NewVolume, Progress, WriteError};
+use super::write::{NewVolume, Order, Progress, WriteError, write_header};
 use super::{Volume, probe};
 use crate::crypto::xts::DATA_UNIT;
-use crate::header::layout::{
-    BACKUP_HIDDEN_FROM_END, BACKUP_NORMAL_FROM_END, HIDDEN_HEADER_OFFSET, HostKind, Slot,
-};
+use crate::header::layout::{BACKUP_NORMAL_FROM_END, HeaderRole, HostKind, Slot};
 use crate::header::seal::{new_header, seal};
 use crate::header::unlock::Credentials;
 
@@ -161,6 +159,14 @@ pub fn create_hidden(
             "hidden volumes are created only in current-layout volumes".into(),
         ));
     }
+    if spec.prot.family != u.header.family {
+        return Err(refuse(format!(
+            "the outer volume is in {} format; a hidden volume inside it must be too (a {} \
+             hidden header would not open where the outer one does)",
+            u.header.family.id(),
+            spec.prot.family.id()
+        )));
+    }
     let host_size = host.size();
     if host_size < MIN_HIDDEN_HOST {
         return Err(WriteError::BadSize {
@@ -196,16 +202,23 @@ pub fn create_hidden(
         });
     }
     let header = new_header(spec.prot, start, len, true, u.header.sector_size)?;
-    let primary = seal(&header, spec.prot, creds)?;
-    let backup = seal(&header, spec.prot, creds)?;
+    // Seal once before the fill: a wrong option fails here, not after it.
+    seal(&header, spec.prot, creds)?;
     let file = host.file();
     if !spec.quick {
         super::write::fill_area(file, &path, start, len, spec, progress, cancel)?;
     }
-    host.write_at(host_size - BACKUP_HIDDEN_FROM_END, &backup)?;
-    host.sync()?;
-    host.write_at(HIDDEN_HEADER_OFFSET, &primary)?;
-    host.sync()?;
+    write_header(
+        file,
+        &path,
+        host_size,
+        &header,
+        spec.prot,
+        creds,
+        HeaderRole::Hidden,
+        Order::BackupFirst,
+        None,
+    )?;
     Ok((start, len))
 }
 

@@ -1,7 +1,7 @@
 //! Reading keyfiles from disk: files, and directories (every file directly inside, skipping
 //! dot-files; format.md §5). Contents are read into secret buffers, at most the first MiB each.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
@@ -26,6 +26,13 @@ pub enum KeyfileReadError {
     /// A keyfile directory holds no usable file.
     #[error("keyfile directory {path}: holds no files")]
     EmptyDirectory {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// Not a regular file or block device (a FIFO, socket or character device would never
+    /// end, or block forever).
+    #[error("keyfile {path}: not a regular file or block device")]
+    NotAFile {
         /// The path given.
         path: PathBuf,
     },
@@ -71,7 +78,14 @@ pub fn read_keyfiles(paths: &[PathBuf]) -> Result<Vec<SecretBytes>, KeyfileReadE
 }
 
 fn read_one(path: &Path) -> Result<SecretBytes, KeyfileReadError> {
-    let file = File::open(path).map_err(|e| io_err(path, e))?;
+    use std::os::unix::fs::FileTypeExt;
+    let file = super::open_without_blocking(path, false).map_err(|e| io_err(path, e))?;
+    let kind = file.metadata().map_err(|e| io_err(path, e))?.file_type();
+    if !kind.is_file() && !kind.is_block_device() {
+        return Err(KeyfileReadError::NotAFile {
+            path: path.to_path_buf(),
+        });
+    }
     let mut buf = SecretBytes::zeroed(KEYFILE_MAX_BYTES as usize);
     let mut reader = file.take(KEYFILE_MAX_BYTES);
     let mut filled = 0;

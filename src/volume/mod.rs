@@ -154,11 +154,12 @@ impl Host {
 
     fn open_mode(path: &Path, writable: bool) -> Result<Host, VolumeError> {
         let p = path.to_path_buf();
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(writable)
-            .open(path);
+        let file = open_without_blocking(path, writable);
         let file = file.map_err(|e| match e.kind() {
+            // A FIFO opened for writing without a reader.
+            _ if e.raw_os_error() == Some(libc::ENXIO) => {
+                VolumeError::NotAFileOrDevice { path: p.clone() }
+            }
             io::ErrorKind::NotFound => VolumeError::NotFound { path: p.clone() },
             io::ErrorKind::PermissionDenied => VolumeError::PermissionDenied { path: p.clone() },
             _ => VolumeError::Io {
@@ -313,6 +314,24 @@ impl Host {
         }
         Ok(out)
     }
+}
+
+/// Opens `path` without ever blocking in `open` (a FIFO with no writer would block forever):
+/// with `O_NONBLOCK`, cleared again once open, so the caller checks the file type on the open
+/// file and reads and writes as usual.
+///
+/// # Errors
+/// The open's error, or `fcntl`'s.
+pub(crate) fn open_without_blocking(path: &Path, writable: bool) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(writable)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let flags = rustix::fs::fcntl_getfl(&file)?;
+    rustix::fs::fcntl_setfl(&file, flags - rustix::fs::OFlags::NONBLOCK)?;
+    Ok(file)
 }
 
 /// The size of a block device: seeking to its end is the portable way that needs no ioctl.

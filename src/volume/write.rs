@@ -27,8 +27,8 @@ use crate::header::format::Header;
 use crate::header::kdf::Family;
 use crate::header::layout::{
     BACKUP_FILE_SIZE, BACKUP_HIDDEN_FROM_END, BACKUP_NORMAL_FROM_END, DATA_AREA_OFFSET, DataArea,
-    HEADER_SIZE, HEADER_SLOT_SIZE, HIDDEN_HEADER_OFFSET, HostKind, LEGACY_BACKUP_FILE_SIZE,
-    LEGACY_HIDDEN_FROM_END, MIN_LEGACY_VOLUME_SIZE, MIN_VOLUME_SIZE, Slot,
+    HEADER_SIZE, HEADER_SLOT_SIZE, HIDDEN_HEADER_OFFSET, HeaderRole, HostKind,
+    LEGACY_BACKUP_FILE_SIZE, LEGACY_HIDDEN_FROM_END, MIN_LEGACY_VOLUME_SIZE, MIN_VOLUME_SIZE, Slot,
 };
 use crate::header::seal::{
     CURRENT_HEADER_VERSION, Protection, SealError, VERACRYPT_MIN_PROGRAM_VERSION, fake_header,
@@ -116,6 +116,26 @@ pub enum WriteError {
         path: PathBuf,
         /// Why.
         why: String,
+    },
+    /// The directory a new file goes into cannot take it.
+    #[error("{path}: cannot create it: the folder {dir} {why}")]
+    NoDirectory {
+        /// The file asked for.
+        path: PathBuf,
+        /// Its directory.
+        dir: PathBuf,
+        /// What is wrong with the directory.
+        why: &'static str,
+    },
+    /// A header write that would land in a data area or past the end of the host; nothing
+    /// was written.
+    #[error("{path}: refusing to write the header")]
+    UnsafePlace {
+        /// The volume.
+        path: PathBuf,
+        /// Which place, and why.
+        #[source]
+        why: PlaceError,
     },
     /// An I/O error on some file.
     #[error("{path}: {what}")]
@@ -228,25 +248,12 @@ pub fn create(
                     });
                 }
             }
-            let dir = match path.parent() {
-                Some(d) if !d.as_os_str().is_empty() => d,
-                _ => Path::new("."),
-            };
-            let tmp = tempfile::Builder::new()
-                .prefix(".tcvault-new-")
-                .tempfile_in(dir)
-                .map_err(io_err(dir, "cannot create a file in this directory"))?;
-            tmp.as_file()
+            let tmp = NewFile::beside(path)?;
+            tmp.file
                 .set_len(size)
                 .map_err(io_err(path, "cannot size the new container"))?;
-            write_layout(tmp.as_file(), path, size, spec, creds, progress, cancel)?;
-            let placed = if force {
-                tmp.persist(path).map(drop)
-            } else {
-                // Someone may have created the file meanwhile: never replace it unasked.
-                tmp.persist_noclobber(path).map(drop)
-            };
-            placed.map_err(|e| io_err(path, "cannot rename the new container into place")(e.error))
+            write_layout(&tmp.file, path, size, spec, creds, progress, cancel)?;
+            tmp.persist(path, force)
         }
         CreateTarget::Device { path, force } => {
             let file = open_device_exclusive(path)?;
@@ -339,9 +346,8 @@ fn write_layout(
         false,
         spec.sector_size,
     )?;
-    // Seal both copies before touching the disk: a wrong option fails here, not midway.
-    let primary = seal(&header, spec.prot, creds)?;
-    let backup = seal(&header, spec.prot, creds)?;
+    // Seal once before touching the disk: a wrong option fails here, not midway.
+    seal(&header, spec.prot, creds)?;
     if !spec.quick {
         fill_area(
             file,
@@ -353,30 +359,37 @@ fn write_layout(
             cancel,
         )?;
     }
+    // Both hidden slots get random-keyed headers and every slot random bytes after its header;
+    // the real header's two copies come last, the primary after the backup.
+    let random_slot = slot_bytes(&fake_header()?)?;
+    write_all_at(file, path, &random_slot, HIDDEN_HEADER_OFFSET)?;
+    write_all_at(file, path, &random_slot, size - BACKUP_HIDDEN_FROM_END)?;
+    let mut padding = vec![0u8; (HEADER_SLOT_SIZE as usize) - HEADER_SIZE];
+    random::fill(&mut padding)?;
+    write_all_at(file, path, &padding, HEADER_SIZE as u64)?;
+    random::fill(&mut padding)?;
     write_all_at(
         file,
         path,
-        &slot_bytes(&fake_header()?)?,
-        HIDDEN_HEADER_OFFSET,
-    )?;
-    write_all_at(
-        file,
-        path,
-        &slot_bytes(&backup)?,
-        size - BACKUP_NORMAL_FROM_END,
-    )?;
-    write_all_at(
-        file,
-        path,
-        &slot_bytes(&fake_header()?)?,
-        size - BACKUP_HIDDEN_FROM_END,
+        &padding,
+        size - BACKUP_NORMAL_FROM_END + HEADER_SIZE as u64,
     )?;
     sync(file, path)?;
     if cancel.load(Ordering::Relaxed) {
         return Err(WriteError::Cancelled("no header was written".into()));
     }
-    write_all_at(file, path, &slot_bytes(&primary)?, 0)?;
-    sync(file, path)
+    write_header(
+        file,
+        path,
+        size,
+        &header,
+        spec.prot,
+        creds,
+        HeaderRole::Normal,
+        Order::BackupFirst,
+        None,
+    )
+    .map(drop)
 }
 
 /// Fills `len` bytes at absolute `start` with zeros encrypted under a throwaway random key of
@@ -415,16 +428,213 @@ pub(crate) fn fill_area(
     Ok(())
 }
 
-/// Where a header lives in a host of `size` bytes: its primary place and, in the current
-/// layout, its embedded backup. The legacy layout (TrueCrypt before 6.0) has no embedded
-/// backup and keeps a hidden volume's header 1,536 bytes before the end.
-fn header_places(header: &Header, size: u64) -> (u64, Option<u64>) {
-    match (DataArea::is_legacy_layout(header), header.is_hidden()) {
-        (true, false) => (0, None),
-        (true, true) => (size - LEGACY_HIDDEN_FROM_END, None),
-        (false, true) => (HIDDEN_HEADER_OFFSET, Some(size - BACKUP_HIDDEN_FROM_END)),
-        (false, false) => (0, Some(size - BACKUP_NORMAL_FROM_END)),
+/// Why a header write was refused before anything was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlaceError {
+    /// The header read from a slot of one role claims the other role.
+    #[error("the header read from a {role}'s slot says it is a {claims}'s header")]
+    RoleMismatch {
+        /// The role of the slot it was read from.
+        role: HeaderRole,
+        /// The role its fields claim.
+        claims: HeaderRole,
+    },
+    /// The host has no room for one of the header's places.
+    #[error("the {size}-byte host has no room for the {slot}")]
+    NoSlot {
+        /// The slot.
+        slot: Slot,
+        /// The host's size.
+        size: u64,
+    },
+    /// The header's data area does not lie inside the host.
+    #[error(
+        "the header's data area (bytes {start}..{end}) does not fit the {size}-byte host \
+         (truncated volume?)"
+    )]
+    DataOutside {
+        /// Where the data area starts.
+        start: u64,
+        /// Where it ends (`u64::MAX` when the fields overflow).
+        end: u64,
+        /// The host's size.
+        size: u64,
+    },
+    /// A place a header copy would be written to lies inside a data area.
+    #[error(
+        "the {slot} (bytes {at}..{}) would lie inside the data area (bytes {start}..{end}): the \
+         {size}-byte host does not match the header (truncated or resized volume?)",
+        at + HEADER_SIZE as u64
+    )]
+    Overlap {
+        /// The slot.
+        slot: Slot,
+        /// Its offset.
+        at: u64,
+        /// Where the data area starts.
+        start: u64,
+        /// Where it ends.
+        end: u64,
+        /// The host's size.
+        size: u64,
+    },
+}
+
+/// Where the copies of one header go in a host, checked by [`header_places`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeaderPlaces {
+    /// The primary slot and its offset.
+    pub primary: (Slot, u64),
+    /// The embedded backup's slot and offset (current layout only).
+    pub backup: Option<(Slot, u64)>,
+}
+
+impl HeaderPlaces {
+    /// Every place, primary first.
+    pub fn all(&self) -> impl Iterator<Item = (Slot, u64)> {
+        std::iter::once(self.primary).chain(self.backup)
     }
+}
+
+/// Where the header of `role` (read from a slot of that role, with `scheme`) goes in a volume
+/// of `size` bytes: derived from the layout and the role alone ([`HeaderRole::slots`]), never
+/// from the header's size fields, and checked against every data area it could overlap.
+///
+/// Refused: a header whose fields claim the other role; a place the host has no room for; a
+/// data area (from the header's fields) that runs past the end of the host; in the current
+/// layout, a data area reaching into the first or the last 128 KiB (the header groups, where
+/// every header place and the slots of the other role lie); in the legacy layout, a data area
+/// holding the place itself. So a header write can never land in a data area, whatever a
+/// truncated host or a crafted header says.
+///
+/// # Errors
+/// [`PlaceError`].
+pub fn header_places(
+    header: &Header,
+    scheme: Scheme,
+    role: HeaderRole,
+    size: u64,
+) -> Result<HeaderPlaces, PlaceError> {
+    let claims = if header.is_hidden() {
+        HeaderRole::Hidden
+    } else {
+        HeaderRole::Normal
+    };
+    if claims != role {
+        return Err(PlaceError::RoleMismatch { role, claims });
+    }
+    let legacy = DataArea::is_legacy_layout(header);
+    let (primary, backup) = role.slots(legacy);
+    let place = |slot: Slot| {
+        slot.offset(HostKind::Volume, size)
+            .map(|at| (slot, at))
+            .ok_or(PlaceError::NoSlot { slot, size })
+    };
+    let places = HeaderPlaces {
+        primary: place(primary)?,
+        backup: backup.map(place).transpose()?,
+    };
+    let area = DataArea::of(header, primary, scheme, size);
+    let (start, end) = match area {
+        Some(a) => (a.start, a.start.saturating_add(a.len)),
+        None => (0, u64::MAX),
+    };
+    if area.is_none() || end > size || start > end {
+        return Err(PlaceError::DataOutside { start, end, size });
+    }
+    let overlaps = |lo: u64, hi: u64| start < hi && lo < end;
+    if !legacy {
+        // The header groups: the first and last 128 KiB, where every header place lies.
+        let tail = size.saturating_sub(BACKUP_NORMAL_FROM_END);
+        let reported = if overlaps(0, DATA_AREA_OFFSET) {
+            Some(places.primary)
+        } else if overlaps(tail, size) {
+            Some(places.backup.unwrap_or(places.primary))
+        } else {
+            None
+        };
+        if let Some((slot, at)) = reported {
+            return Err(PlaceError::Overlap {
+                slot,
+                at,
+                start,
+                end,
+                size,
+            });
+        }
+    }
+    for (slot, at) in places.all() {
+        if overlaps(at, at + HEADER_SIZE as u64) {
+            return Err(PlaceError::Overlap {
+                slot,
+                at,
+                start,
+                end,
+                size,
+            });
+        }
+    }
+    Ok(places)
+}
+
+/// Which copy of a header a rewrite writes first (and syncs before the other).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Order {
+    /// The embedded backup first: a password change (the primary still opens meanwhile).
+    BackupFirst,
+    /// The primary first: a restore (the primary is the broken one).
+    PrimaryFirst,
+}
+
+/// The one way a header reaches a volume: checks its places ([`header_places`]) and seals
+/// every copy before anything is written (so a refusal writes nothing), keeps the old header
+/// slots in `keep_old` when given, then writes the copies in `order`, syncing after each.
+/// Returns the primary slot written.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_header(
+    file: &File,
+    path: &Path,
+    size: u64,
+    header: &Header,
+    prot: Protection,
+    creds: &Credentials,
+    role: HeaderRole,
+    order: Order,
+    keep_old: Option<(&Host, &Path)>,
+) -> Result<Slot, WriteError> {
+    let places =
+        header_places(header, prot.scheme, role, size).map_err(|why| WriteError::UnsafePlace {
+            path: path.to_path_buf(),
+            why,
+        })?;
+    let primary = seal(header, prot, creds)?;
+    let backup = match places.backup {
+        Some((_, at)) => Some((at, seal(header, prot, creds)?)),
+        None => None,
+    };
+    if let Some((host, keep)) = keep_old {
+        keep_old_headers(host, keep, backup.is_none())?;
+    }
+    let primary = (places.primary.1, primary);
+    let (first, second) = match order {
+        Order::BackupFirst => (backup, Some(primary)),
+        Order::PrimaryFirst => (Some(primary), backup),
+    };
+    if let Some((at, bytes)) = first {
+        write_all_at(file, path, &bytes, at)?;
+        sync(file, path)?;
+    }
+    if let Some((at, bytes)) = second {
+        if first.is_some() {
+            pause_for_tests(match order {
+                Order::BackupFirst => "embedded backup header",
+                Order::PrimaryFirst => "primary header",
+            });
+        }
+        write_all_at(file, path, &bytes, at)?;
+        sync(file, path)?;
+    }
+    Ok(places.primary.0)
 }
 
 /// Refuses headers this module cannot rewrite in place (system-encryption headers) and hosts
@@ -511,27 +721,177 @@ pub fn write_file_atomically<E: From<WriteError>>(
         }
         .into());
     }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tcvault-partial-")
-        .tempfile_in(dir)
-        .map_err(io_err(dir, "cannot create a file in this directory"))?;
-    fill(tmp.as_file_mut())?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(io_err(path, "sync failed"))?;
-    // On failure the temporary file is removed when `tmp` drops.
-    if force {
-        tmp.persist(path)
-            .map_err(|e| io_err(path, "cannot rename into place")(e.error))?;
-    } else {
-        tmp.persist_noclobber(path)
-            .map_err(|e| io_err(path, "cannot rename into place")(e.error))?;
+    let mut tmp = NewFile::beside(path)?;
+    fill(&mut tmp.file)?;
+    tmp.file.sync_all().map_err(io_err(path, "sync failed"))?;
+    Ok(tmp.persist(path, force)?)
+}
+
+/// The name prefix of the temporary files this module makes where a filesystem cannot make
+/// unnamed ones; the writer's process id follows, so that a later run can tell a dead
+/// writer's leftover from a live writer's file.
+const TEMP_PREFIX: &str = ".tcvault-new-";
+
+/// A file being written that appears under its final name only when complete.
+///
+/// Where the filesystem allows (ext4, xfs, btrfs, tmpfs …) it is an unnamed file (`O_TMPFILE`)
+/// that `linkat` gives its name: a process killed before that leaves nothing behind, the kernel
+/// frees the blocks. Elsewhere it is a named file `.tcvault-new-PID-XXXXXX` beside the target,
+/// removed on failure and, after a kill, by the next run that writes into the same directory
+/// ([`remove_dead_leftovers`]).
+struct NewFile {
+    file: File,
+    dir: PathBuf,
+    /// The temporary name, when the filesystem could not make an unnamed file.
+    named: Option<tempfile::TempPath>,
+}
+
+impl NewFile {
+    /// A new empty file (mode 0600) in the directory of `path`.
+    fn beside(path: &Path) -> Result<NewFile, WriteError> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        match std::fs::metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(WriteError::NoDirectory {
+                    path: path.to_path_buf(),
+                    dir,
+                    why: "is not a directory",
+                });
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(WriteError::NoDirectory {
+                    path: path.to_path_buf(),
+                    dir,
+                    why: "does not exist",
+                });
+            }
+            Err(e) => return Err(io_err(&dir, "cannot use this directory")(e)),
+        }
+        remove_dead_leftovers(&dir);
+        let unnamed = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+            .open(&dir);
+        match unnamed {
+            Ok(file) => Ok(NewFile {
+                file,
+                dir,
+                named: None,
+            }),
+            // EOPNOTSUPP (and EISDIR from kernels without O_TMPFILE): a named file instead.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EISDIR)) => {
+                let tmp = tempfile::Builder::new()
+                    .prefix(&format!("{TEMP_PREFIX}{}-", std::process::id()))
+                    .tempfile_in(&dir)
+                    .map_err(io_err(&dir, "cannot create a file in this directory"))?;
+                let (file, named) = tmp.into_parts();
+                Ok(NewFile {
+                    file,
+                    dir,
+                    named: Some(named),
+                })
+            }
+            Err(e) => Err(match e.kind() {
+                io::ErrorKind::PermissionDenied => WriteError::NoDirectory {
+                    path: path.to_path_buf(),
+                    dir,
+                    why: "is not writable",
+                },
+                _ => io_err(&dir, "cannot create a file in this directory")(e),
+            }),
+        }
     }
-    Ok(())
+
+    /// Gives the file the name `path`, replacing an existing file only with `force`.
+    fn persist(self, path: &Path, force: bool) -> Result<(), WriteError> {
+        let placed = |e: io::Error| {
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                WriteError::Exists {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                io_err(path, "cannot put the new file into place")(e)
+            }
+        };
+        if let Some(named) = self.named {
+            let tmp = tempfile::NamedTempFile::from_parts(self.file, named);
+            let done = if force {
+                tmp.persist(path).map(drop)
+            } else {
+                tmp.persist_noclobber(path).map(drop)
+            };
+            return done.map_err(|e| placed(e.error));
+        }
+        if !force {
+            // linkat fails with EEXIST when the name exists: nothing is ever replaced unasked.
+            return link_unnamed(&self.file, path).map_err(placed);
+        }
+        // Replacing: link under a temporary name, then rename over the target (atomic). A kill
+        // between the two leaves a complete file under the temporary name, which the next run
+        // removes.
+        let tmp = self.dir.join(format!(
+            "{TEMP_PREFIX}{}-{:016x}",
+            std::process::id(),
+            random_tag()?
+        ));
+        link_unnamed(&self.file, &tmp).map_err(placed)?;
+        std::fs::rename(&tmp, path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            placed(e)
+        })
+    }
+}
+
+/// Gives the unnamed (`O_TMPFILE`) `file` the name `path` through its `/proc/self/fd` link,
+/// which needs no privilege (unlike `AT_EMPTY_PATH`).
+fn link_unnamed(file: &File, path: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd_path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+    rustix::fs::linkat(
+        rustix::fs::CWD,
+        &fd_path,
+        rustix::fs::CWD,
+        path,
+        rustix::fs::AtFlags::SYMLINK_FOLLOW,
+    )
+    .map_err(io::Error::from)
+}
+
+fn random_tag() -> Result<u64, WriteError> {
+    let mut b = [0u8; 8];
+    random::fill(&mut b)?;
+    Ok(u64::from_le_bytes(b))
+}
+
+/// Removes the named temporary files (`.tcvault-new-PID-…`) in `dir` whose writer is no longer
+/// running: what a killed run on a filesystem without unnamed files left. A file of a running
+/// process (this one included) is left alone, as is anything not named that way. Best effort:
+/// an unreadable directory is simply not cleaned.
+pub fn remove_dead_leftovers(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(TEMP_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive = Path::new("/proc").join(pid.to_string()).exists();
+        if !alive && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Test hook: see [`PAUSE_ENV`].
@@ -597,40 +957,37 @@ pub fn change_password(
         header.min_program_version = VERACRYPT_MIN_PROGRAM_VERSION;
         header.version = CURRENT_HEADER_VERSION;
     }
-    rewrite_header(host, &header, new.prot, new.creds, keep_old)
+    let role = HeaderRole::of_slot(u.slot);
+    rewrite_header(host, &header, role, new.prot, new.creds, keep_old).map(drop)
 }
 
-/// Seals `header` (fresh salt, verified), keeps the old header slots in `keep_old` when given,
-/// then, in the current layout, writes a second sealing to the embedded backup and syncs before
-/// it writes the primary slot (normal or hidden, as the header says) and syncs again. The
-/// legacy layout has only the primary slot.
+/// Seals `header` (fresh salt, verified) as the header of `role`, keeps the old header slots in
+/// `keep_old` when given, then, in the current layout, writes a second sealing to the embedded
+/// backup and syncs before it writes the primary slot and syncs again. The legacy layout has
+/// only the primary slot. Refused, with nothing written, when a place would lie in a data area
+/// or past the end ([`header_places`]).
 ///
 /// # Errors
 /// See [`WriteError`].
 pub fn rewrite_header(
     host: &Host,
     header: &Header,
+    role: HeaderRole,
     prot: Protection,
     creds: &Credentials,
     keep_old: Option<&Path>,
-) -> Result<(), WriteError> {
-    let (p_at, b_at) = header_places(header, host.size());
-    let primary = seal(header, prot, creds)?;
-    let backup = match b_at {
-        Some(_) => Some(seal(header, prot, creds)?),
-        None => None,
-    };
-    if let Some(keep) = keep_old {
-        keep_old_headers(host, keep, b_at.is_none())?;
-    }
-    if let (Some(at), Some(backup)) = (b_at, backup) {
-        host.write_at(at, &backup)?;
-        host.sync()?;
-        pause_for_tests("embedded backup header");
-    }
-    host.write_at(p_at, &primary)?;
-    host.sync()?;
-    Ok(())
+) -> Result<Slot, WriteError> {
+    write_header(
+        host.file(),
+        host.path(),
+        host.size(),
+        header,
+        prot,
+        creds,
+        role,
+        Order::BackupFirst,
+        keep_old.map(|k| (host, k)),
+    )
 }
 
 /// Where a header backup comes from.
@@ -726,27 +1083,17 @@ pub fn restore_header(
         kdf: u.kdf,
         scheme: u.scheme,
     };
-    let (p_at, b_at) = header_places(header, size);
-    let primary = seal(header, prot, creds)?;
-    let backup = match b_at {
-        Some(_) => Some(seal(header, prot, creds)?),
-        None => None,
-    };
-    if let Some(keep) = keep_old {
-        keep_old_headers(&host, keep, b_at.is_none())?;
-    }
-    host.write_at(p_at, &primary)?;
-    host.sync()?;
-    if let (Some(at), Some(backup)) = (b_at, backup) {
-        pause_for_tests("primary header");
-        host.write_at(at, &backup)?;
-        host.sync()?;
-    }
-    Ok(match (header.is_hidden(), b_at.is_none()) {
-        (true, true) => Slot::LegacyHidden,
-        (true, false) => Slot::Hidden,
-        (false, _) => Slot::Normal,
-    })
+    write_header(
+        host.file(),
+        host.path(),
+        size,
+        header,
+        prot,
+        creds,
+        HeaderRole::of_slot(u.slot),
+        Order::PrimaryFirst,
+        keep_old.map(|k| (&host, k)),
+    )
 }
 
 /// The data area `header` (with `scheme`) describes, if it fits a volume of `size` bytes
@@ -843,5 +1190,95 @@ mod tests {
         assert!(check_volume_size(1 << 20, 4096).is_ok());
         assert!(check_volume_size((1 << 20) + 512, 4096).is_err());
         assert!(check_volume_size(1 << 20, 1000).is_err());
+    }
+
+    fn header(version: u16, hidden: u64, start: u64, len: u64) -> Header {
+        Header {
+            family: Family::VeraCrypt,
+            version,
+            min_program_version: VERACRYPT_MIN_PROGRAM_VERSION,
+            legacy_times: [0; 16],
+            hidden_volume_size: hidden,
+            volume_size: len,
+            encrypted_area_start: start,
+            encrypted_area_length: len,
+            flags: 0,
+            sector_size: 512,
+            key_area: crate::secret::SecretBytes::zeroed(256),
+        }
+    }
+
+    const XTS: Scheme = Scheme::Xts(crate::crypto::chain::ChainId::Aes);
+
+    #[test]
+    fn places_follow_the_layout_and_the_role() {
+        let size = 4 << 20;
+        let normal = header(5, 0, DATA_AREA_OFFSET, size - 2 * DATA_AREA_OFFSET);
+        let p = header_places(&normal, XTS, HeaderRole::Normal, size).expect("fits");
+        assert_eq!(p.primary, (Slot::Normal, 0));
+        assert_eq!(p.backup, Some((Slot::BackupNormal, size - 131_072)));
+        let hidden = header(5, 1 << 20, size - 131_072 - (1 << 20), 1 << 20);
+        let p = header_places(&hidden, XTS, HeaderRole::Hidden, size).expect("fits");
+        assert_eq!(p.primary, (Slot::Hidden, 65_536));
+        assert_eq!(p.backup, Some((Slot::BackupHidden, size - 65_536)));
+        // A header whose fields claim the other role is refused.
+        assert!(matches!(
+            header_places(&hidden, XTS, HeaderRole::Normal, size),
+            Err(PlaceError::RoleMismatch { .. })
+        ));
+        // The volume file cut 64 KiB short: the embedded backup's place is in the data area.
+        let cut = size - 65_536;
+        assert!(matches!(
+            header_places(&normal, XTS, HeaderRole::Normal, cut),
+            Err(PlaceError::Overlap {
+                slot: Slot::BackupNormal,
+                ..
+            })
+        ));
+        // Cut inside the data area: the data run past the end.
+        assert!(matches!(
+            header_places(&normal, XTS, HeaderRole::Normal, 1 << 20),
+            Err(PlaceError::DataOutside { .. })
+        ));
+        // A grown host keeps its data; the backup goes to the new end, outside them.
+        let p = header_places(&normal, XTS, HeaderRole::Normal, size + (1 << 20)).expect("fits");
+        assert_eq!(
+            p.backup,
+            Some((Slot::BackupNormal, size + (1 << 20) - 131_072))
+        );
+        // Legacy layout: one header at 0, data from 512; the hidden one 1,536 before the end.
+        let legacy = header(2, 0, 0, 0);
+        let p = header_places(&legacy, XTS, HeaderRole::Normal, size).expect("fits");
+        assert_eq!((p.primary, p.backup), ((Slot::Normal, 0), None));
+        let legacy_hidden = header(2, 65_536, 0, 0);
+        let p = header_places(&legacy_hidden, XTS, HeaderRole::Hidden, size).expect("fits");
+        assert_eq!(p.primary, (Slot::LegacyHidden, size - 1_536));
+    }
+
+    proptest::proptest! {
+        /// Whatever a header's fields and the host's size say, an accepted place lies inside
+        /// the host and outside the data area the header describes.
+        #[test]
+        fn no_place_lands_in_a_data_area(
+            version in proptest::sample::select(vec![1u16, 2, 3, 4, 5]),
+            hidden in proptest::prop_oneof![proptest::strategy::Just(0u64), 0u64..(8 << 20), proptest::num::u64::ANY],
+            start in proptest::prop_oneof![proptest::strategy::Just(DATA_AREA_OFFSET), 0u64..(8 << 20), proptest::num::u64::ANY],
+            len in proptest::prop_oneof![0u64..(8 << 20), proptest::num::u64::ANY],
+            size in proptest::prop_oneof![proptest::strategy::Just(4u64 << 20), MIN_LEGACY_VOLUME_SIZE..(8 << 20)],
+            role_hidden in proptest::bool::ANY,
+        ) {
+            let h = header(version, hidden, start, len);
+            let role = if role_hidden { HeaderRole::Hidden } else { HeaderRole::Normal };
+            if let Ok(places) = header_places(&h, XTS, role, size) {
+                let (primary, _) = role.slots(version < 4);
+                let area = DataArea::of(&h, primary, XTS, size).expect("accepted: an area");
+                let end = area.start.checked_add(area.len).expect("accepted: no overflow");
+                proptest::prop_assert!(end <= size);
+                for (_, at) in places.all() {
+                    proptest::prop_assert!(at + HEADER_SIZE as u64 <= size);
+                    proptest::prop_assert!(at + HEADER_SIZE as u64 <= area.start || at >= end);
+                }
+            }
+        }
     }
 }
