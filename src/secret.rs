@@ -268,6 +268,82 @@ impl fmt::Debug for Password {
     }
 }
 
+/// A secret that is text: a network password, a key passphrase, a private key's PEM. Valid
+/// UTF-8 held in a [`SecretBytes`] buffer (locked, out of core dumps, wiped on drop).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretText(SecretBytes);
+
+impl SecretText {
+    /// Takes `s` over: its bytes are copied into a secret buffer and `s` is wiped.
+    pub fn from_string(mut s: String) -> Self {
+        let t = SecretText(SecretBytes::from_slice(s.as_bytes()));
+        s.zeroize();
+        t
+    }
+
+    /// The secret bytes as text, when they are UTF-8 (else `None`).
+    pub fn from_secret(bytes: SecretBytes) -> Option<Self> {
+        std::str::from_utf8(bytes.expose())
+            .is_ok()
+            .then_some(SecretText(bytes))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Only valid UTF-8 is ever stored (see the constructors).
+        std::str::from_utf8(self.0.expose()).unwrap_or_default()
+    }
+
+    /// The text's bytes.
+    pub fn expose(&self) -> &[u8] {
+        self.0.expose()
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretText(<redacted>)")
+    }
+}
+
+/// Reads at most `limit` bytes of `reader` straight into a secret buffer (never through a
+/// growing `Vec`, whose reallocations would leave copies behind) and returns what was read,
+/// with one trailing newline (`\n` or `\r\n`) removed when `trim_newline`.
+///
+/// # Errors
+/// The reader's error.
+pub fn read_secret(
+    mut reader: impl std::io::Read,
+    limit: usize,
+    trim_newline: bool,
+) -> std::io::Result<SecretBytes> {
+    let mut buf = SecretBytes::zeroed(limit);
+    let mut filled = 0;
+    while filled < limit {
+        match reader.read(&mut buf.expose_mut()[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let mut bytes = &buf.expose()[..filled];
+    if trim_newline && let Some(rest) = bytes.strip_suffix(b"\n") {
+        bytes = rest.strip_suffix(b"\r").unwrap_or(rest);
+    }
+    Ok(SecretBytes::from_slice(bytes))
+}
+
 /// Personal Iterations Multiplier; 0 means "the default iteration count".
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pim(u32);
@@ -364,6 +440,18 @@ mod tests {
             .expect("child");
         assert!(out.status.success(), "{out:?}");
         assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
+    }
+
+    #[test]
+    fn secrets_read_into_their_own_buffers() {
+        let s = read_secret(&b"pass phrase\r\n"[..], 64, true).expect("read");
+        assert_eq!(s.expose(), b"pass phrase");
+        let s = read_secret(&b"abcdef"[..], 4, false).expect("read");
+        assert_eq!(s.expose(), b"abcd");
+        let t = SecretText::from_secret(SecretBytes::from_slice("pässword".as_bytes()));
+        assert_eq!(t.expect("utf-8").as_str(), "pässword");
+        assert!(SecretText::from_secret(SecretBytes::from_slice(&[0xff])).is_none());
+        assert!(!format!("{:?}", SecretText::from_string("hunter2".into())).contains("hunter"));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! and the help-desk restore (`tcvault -R ADMIN TARGET`, `tcvault restore --admin ADMIN
 //! TARGET`).
 
-use std::io::{self, BufRead, IsTerminal, Read, Write};
+use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -18,6 +18,7 @@ use tcvault::header::seal::{Protection, seal};
 use tcvault::header::{
     Credentials, Header, HeaderRole, HostKind, Slot, UnlockOptions, UnlockedHeader,
 };
+use tcvault::secret::{SecretBytes, SecretText, read_secret};
 use tcvault::volume::write::{self, WriteError};
 use tcvault::volume::{Host, SlotChoice, Volume, probe};
 use zeroize::Zeroizing;
@@ -189,7 +190,7 @@ fn try_deposit(
                 .map_err(|e| DepositFailure::Other(format!("cannot read the password: {e}")))?;
             Login {
                 user: user.trim().to_owned(),
-                password: Zeroizing::new(password),
+                password: SecretText::from_string(password),
             }
         }
     };
@@ -224,19 +225,16 @@ fn try_deposit(
     })
 }
 
-fn read_small(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>, String> {
+/// At most 64 KiB of `path`, straight into a secret buffer.
+fn read_small(path: &Path, what: &str, trim: bool) -> Result<SecretBytes, String> {
     let f = std::fs::File::open(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
-    let mut buf = Zeroizing::new(Vec::new());
-    f.take(64 * 1024)
-        .read_to_end(&mut buf)
-        .map_err(|e| format!("{what} {}: {e}", path.display()))?;
-    Ok(buf)
+    read_secret(f, 64 * 1024, trim).map_err(|e| format!("{what} {}: {e}", path.display()))
 }
 
 /// A credentials file: the user name on the first line, the password on the second.
 fn login_from_file(path: &Path) -> Result<Login, String> {
-    let raw = read_small(path, "escrow credentials file")?;
-    let text = std::str::from_utf8(&raw)
+    let raw = read_small(path, "escrow credentials file", false)?;
+    let text = std::str::from_utf8(raw.expose())
         .map_err(|_| format!("escrow credentials file {}: not UTF-8", path.display()))?;
     let mut lines = text.lines();
     let user = lines.next().unwrap_or("").trim();
@@ -250,20 +248,14 @@ fn login_from_file(path: &Path) -> Result<Login, String> {
     }
     Ok(Login {
         user: user.to_owned(),
-        password: Zeroizing::new(password.to_owned()),
+        password: SecretText::from_secret(SecretBytes::from_slice(password.as_bytes()))
+            .ok_or_else(|| format!("escrow credentials file {}: not UTF-8", path.display()))?,
     })
 }
 
 /// A secret from a file (one trailing newline removed).
-fn secret_from_file(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>, CliError> {
-    let mut raw = read_small(path, what).map_err(|m| CliError::msg(m, BAD_INPUT))?;
-    if raw.last() == Some(&b'\n') {
-        raw.pop();
-        if raw.last() == Some(&b'\r') {
-            raw.pop();
-        }
-    }
-    Ok(raw)
+fn secret_from_file(path: &Path, what: &str) -> Result<SecretBytes, CliError> {
+    read_small(path, what, true).map_err(|m| CliError::msg(m, BAD_INPUT))
 }
 
 fn ask_line(prompt: &str) -> io::Result<String> {
@@ -274,7 +266,7 @@ fn ask_line(prompt: &str) -> io::Result<String> {
     Ok(s)
 }
 
-fn prompt_secret(prompt: &str) -> Result<Zeroizing<Vec<u8>>, CliError> {
+fn prompt_secret(prompt: &str) -> Result<SecretBytes, CliError> {
     if !io::stdin().is_terminal() {
         return Err(CliError::msg(
             format!(
@@ -284,9 +276,11 @@ fn prompt_secret(prompt: &str) -> Result<Zeroizing<Vec<u8>>, CliError> {
             BAD_INPUT,
         ));
     }
-    let s = rpassword::prompt_password(prompt)
+    let mut s = rpassword::prompt_password(prompt)
         .map_err(|e| CliError::msg(format!("cannot read it: {e}"), BAD_INPUT))?;
-    Ok(Zeroizing::new(s.into_bytes()))
+    let secret = SecretBytes::from_slice(s.as_bytes());
+    zeroize::Zeroize::zeroize(&mut s);
+    Ok(secret)
 }
 
 // ---------- escrow keygen ----------
@@ -333,7 +327,7 @@ fn keygen(k: &KeygenArgs) -> Result<(), CliError> {
     }
     eprintln!("Generating a {}-bit RSA key…", k.bits);
     let key = packet::generate_key(k.bits).map_err(packet_err)?;
-    let private = packet::encrypted_private_pem(&key, &pass).map_err(packet_err)?;
+    let private = packet::encrypted_private_pem(&key, pass.expose()).map_err(packet_err)?;
     let public_key = key.to_public_key();
     let public = packet::public_pem(&public_key).map_err(packet_err)?;
     let fp = hex::encode(packet::key_fingerprint(&public_key).map_err(packet_err)?);
@@ -431,10 +425,10 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
         CliError::msg("restore needs the escrow authority's private key", USAGE)
             .hint("give --private-key FILE")
     })?;
-    let key_pem = read_small(key_path, "private key").map_err(|m| CliError::msg(m, BAD_INPUT))?;
-    let key_pem = String::from_utf8(key_pem.to_vec())
-        .map_err(|_| CliError::msg(format!("{}: not PEM text", key_path.display()), BAD_INPUT))?;
-    let key_pem = Zeroizing::new(key_pem);
+    let key_pem =
+        read_small(key_path, "private key", false).map_err(|m| CliError::msg(m, BAD_INPUT))?;
+    let key_pem = SecretText::from_secret(key_pem)
+        .ok_or_else(|| CliError::msg(format!("{}: not PEM text", key_path.display()), BAD_INPUT))?;
     let host = Host::open(target)?;
     let kind = host.kind();
     let tkind = match kind {
@@ -450,10 +444,8 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
     };
     let login = Login {
         user: admin.to_owned(),
-        password: Zeroizing::new(
-            String::from_utf8(password.to_vec())
-                .map_err(|_| CliError::msg("the admin password is not UTF-8", BAD_INPUT))?,
-        ),
+        password: SecretText::from_secret(password)
+            .ok_or_else(|| CliError::msg("the admin password is not UTF-8", BAD_INPUT))?,
     };
     let client = EscrowClient::new(&cfg).map_err(client_err)?;
 
@@ -553,7 +545,8 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
         Some(f) => secret_from_file(f, "passphrase file")?,
         None => prompt_secret(&format!("Passphrase of {}: ", key_path.display()))?,
     };
-    let key = packet::load_private_key(&key_pem, &passphrase).map_err(packet_err)?;
+    let key =
+        packet::load_private_key(key_pem.as_str(), passphrase.expose()).map_err(packet_err)?;
     let header = pk.open(&key).map_err(packet_err)?;
     drop(key);
     let scheme = Scheme::from_id(&pk.metadata.chain).ok_or_else(|| {

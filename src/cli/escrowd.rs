@@ -3,7 +3,7 @@
 //!
 //! Exit codes: 0 success, 1 error, 2 usage error, 3 `audit verify` found a broken chain.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -12,7 +12,7 @@ use tcvault::escrow::server::auth::{MAX_PASSWORD_BYTES, hash_password};
 use tcvault::escrow::server::config::{self, Config};
 use tcvault::escrow::server::store::{AuditEvent, Store, UserRecord};
 use tcvault::escrow::server::{Server, ServerError};
-use zeroize::Zeroizing;
+use tcvault::secret::{SecretBytes, SecretText};
 
 /// The tcvault key escrow server.
 #[derive(Debug, Parser)]
@@ -164,21 +164,19 @@ fn local_event(event: &str) -> AuditEvent {
     AuditEvent::new(&format!("cli:{who}"), "local", event)
 }
 
-fn read_password(file: Option<&Path>, confirm: bool) -> Result<Zeroizing<String>, Failure> {
+fn read_password(file: Option<&Path>, confirm: bool) -> Result<SecretText, Failure> {
     let pw = match file {
         Some(path) => {
-            let mut line = Zeroizing::new(String::new());
-            let read = if path == Path::new("-") {
-                std::io::stdin().lock().read_line(&mut line)
+            // One line: the password ends at the first newline.
+            let raw = if path == Path::new("-") {
+                read_secret_line(std::io::stdin().lock())
             } else {
                 let f = std::fs::File::open(path)
                     .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
-                std::io::BufReader::new(f).read_line(&mut line)
+                read_secret_line(f)
             };
-            read.map_err(|e| fail(format!("cannot read the password: {e}")))?;
-            let trimmed = line.trim_end_matches(['\n', '\r']).len();
-            line.truncate(trimmed);
-            line
+            let raw = raw.map_err(|e| fail(format!("cannot read the password: {e}")))?;
+            SecretText::from_secret(raw).ok_or_else(|| fail("the password is not UTF-8"))?
         }
         None => {
             if !std::io::stdin().is_terminal() {
@@ -186,15 +184,15 @@ fn read_password(file: Option<&Path>, confirm: bool) -> Result<Zeroizing<String>
                     "no terminal to ask for the password; use --password-file FILE (or - for stdin)",
                 ));
             }
-            let first = Zeroizing::new(
+            let first = SecretText::from_string(
                 rpassword::prompt_password("Password: ").map_err(|e| fail(e.to_string()))?,
             );
             if confirm {
-                let again = Zeroizing::new(
+                let again = SecretText::from_string(
                     rpassword::prompt_password("Repeat password: ")
                         .map_err(|e| fail(e.to_string()))?,
                 );
-                if *first != *again {
+                if first != again {
                     return Err(fail("the passwords differ"));
                 }
             }
@@ -210,6 +208,26 @@ fn read_password(file: Option<&Path>, confirm: bool) -> Result<Zeroizing<String>
         )));
     }
     Ok(pw)
+}
+
+/// The first line of `r` (without its newline), read byte by byte into a secret buffer so that
+/// nothing past the line is consumed and no copy is left in a growing string.
+fn read_secret_line(mut r: impl Read) -> std::io::Result<SecretBytes> {
+    let mut buf = SecretBytes::zeroed(MAX_PASSWORD_BYTES + 2);
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf.expose_mut()[n..=n]) {
+            Ok(0) => break,
+            Ok(_) if buf.expose()[n] == b'\n' => break,
+            Ok(_) => n += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let line = &buf.expose()[..n];
+    Ok(SecretBytes::from_slice(
+        line.strip_suffix(b"\r").unwrap_or(line),
+    ))
 }
 
 fn dispatch(cli: Cli) -> Result<(), Failure> {
@@ -293,7 +311,7 @@ fn user(config: &Config, cmd: UserCommand) -> Result<(), Failure> {
                 ));
             }
             let pw = read_password(password_file.as_deref(), true)?;
-            let hash = hash_password(pw.as_bytes()).map_err(fail)?;
+            let hash = hash_password(pw.expose()).map_err(fail)?;
             store
                 .add_user(
                     &UserRecord {
@@ -316,7 +334,7 @@ fn user(config: &Config, cmd: UserCommand) -> Result<(), Failure> {
                 return Err(fail(format!("no user {name:?}")));
             }
             let pw = read_password(password_file.as_deref(), true)?;
-            let hash = hash_password(pw.as_bytes()).map_err(fail)?;
+            let hash = hash_password(pw.expose()).map_err(fail)?;
             store
                 .set_password(&name, &hash, &local_event("user_passwd"))
                 .map_err(fail)?;

@@ -44,7 +44,7 @@ pub struct Login {
     /// User name.
     pub user: String,
     /// Password.
-    pub password: zeroize::Zeroizing<String>,
+    pub password: crate::secret::SecretText,
 }
 
 impl std::fmt::Debug for Login {
