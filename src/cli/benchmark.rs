@@ -78,14 +78,14 @@ impl Progress {
     fn step(&mut self, what: &str) {
         self.done += 1;
         if self.on {
-            eprint!("\r\x1b[K[{}/{}] {what}…", self.done, self.total);
+            err!("\r\x1b[K[{}/{}] {what}…", self.done, self.total);
             let _ = io::stderr().flush();
         }
     }
 
     fn finish(&self) {
         if self.on {
-            eprint!("\r\x1b[K");
+            err!("\r\x1b[K");
             let _ = io::stderr().flush();
         }
     }
@@ -670,7 +670,7 @@ fn refuse_if_in_use(dev: &Path) -> Result<(), CliError> {
 }
 
 fn confirm_destroy(dev: &Path) -> Result<(), CliError> {
-    eprint!(
+    err!(
         "tcvault: --write overwrites {} with benchmark data; everything on it is lost.\n\
          Type 'yes' to continue: ",
         dev.display()

@@ -4,7 +4,6 @@
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -40,7 +39,7 @@ fn decide(a: &EscrowArgs) -> Option<ClientConfig> {
         Ok(Some(c)) => c,
         Ok(None) => {
             if a.escrow == Some(EscrowPolicyArg::Yes) {
-                eprintln!(
+                errln!(
                     "tcvault: key escrow is not configured (no ~/.config/tcvault/escrow.xml or \
                      /etc/tcvault/escrow.xml); the keys were not escrowed"
                 );
@@ -48,7 +47,7 @@ fn decide(a: &EscrowArgs) -> Option<ClientConfig> {
             return None;
         }
         Err(e) => {
-            eprintln!("tcvault: {e}; the keys were not escrowed");
+            errln!("tcvault: {e}; the keys were not escrowed");
             return None;
         }
     };
@@ -63,7 +62,7 @@ fn decide(a: &EscrowArgs) -> Option<ClientConfig> {
         Policy::Yes => Some(cfg),
         Policy::Ask => {
             if !io::stdin().is_terminal() {
-                eprintln!(
+                errln!(
                     "tcvault: the keys were not escrowed: no terminal to ask (use --escrow yes \
                      with --escrow-credentials FILE in scripts)"
                 );
@@ -102,7 +101,7 @@ pub fn offer_new(
     };
     match Volume::open(volume, creds, slots, opts) {
         Ok(v) => deposit(volume, v.unlocked(), &cfg, a),
-        Err(e) => eprintln!(
+        Err(e) => errln!(
             "tcvault: cannot reopen {} for escrow: {e}",
             volume.display()
         ),
@@ -121,13 +120,13 @@ pub fn narrow(prot: Protection) -> UnlockOptions {
 
 fn deposit(volume: &Path, u: &UnlockedHeader, cfg: &ClientConfig, a: &EscrowArgs) {
     match try_deposit(volume, u, cfg, a) {
-        Ok(line) => eprintln!("{line}"),
-        Err(DepositFailure::Unreachable(e)) => eprintln!(
+        Ok(line) => errln!("{line}"),
+        Err(DepositFailure::Unreachable(e)) => errln!(
             "tcvault: {e}\ntcvault: the keys of {} were not escrowed; try again later (open \
              the volume with --escrow yes)",
             volume.display()
         ),
-        Err(DepositFailure::Other(e)) => eprintln!(
+        Err(DepositFailure::Other(e)) => errln!(
             "tcvault: escrow failed: {e}; the keys of {} were not escrowed",
             volume.display()
         ),
@@ -259,7 +258,7 @@ fn secret_from_file(path: &Path, what: &str) -> Result<SecretBytes, CliError> {
 }
 
 fn ask_line(prompt: &str) -> io::Result<String> {
-    eprint!("{prompt}");
+    err!("{prompt}");
     io::stderr().flush()?;
     let mut s = String::new();
     io::stdin().lock().read_line(&mut s)?;
@@ -325,7 +324,7 @@ fn keygen(k: &KeygenArgs) -> Result<(), CliError> {
     if pass.is_empty() {
         return Err(CliError::msg("the private key needs a passphrase", USAGE));
     }
-    eprintln!("Generating a {}-bit RSA key…", k.bits);
+    errln!("Generating a {}-bit RSA key…", k.bits);
     let key = packet::generate_key(k.bits).map_err(packet_err)?;
     let private = packet::encrypted_private_pem(&key, pass.expose()).map_err(packet_err)?;
     let public_key = key.to_public_key();
@@ -333,32 +332,25 @@ fn keygen(k: &KeygenArgs) -> Result<(), CliError> {
     let fp = hex::encode(packet::key_fingerprint(&public_key).map_err(packet_err)?);
     write::write_backup_file(&k.private_key, private.as_bytes(), k.force)?;
     write::write_backup_file(&k.public_key, public.as_bytes(), k.force)?;
-    eprintln!(
+    errln!(
         "Wrote the encrypted private key to {} and the public key to {}.",
         k.private_key.display(),
         k.public_key.display()
     );
-    println!("{fp}");
+    outln!("{fp}");
     Ok(())
 }
 
 // ---------- the help-desk restore ----------
 
 /// `tcvault` without a subcommand: `-R ADMIN TARGET`, or a usage error.
-pub fn run_dash_r(restore: Option<Vec<PathBuf>>, opts: &RestoreOptions) -> ExitCode {
-    let result = match restore.as_deref() {
+pub fn run_dash_r(restore: Option<Vec<PathBuf>>, opts: &RestoreOptions) -> Result<(), CliError> {
+    match restore.as_deref() {
         Some([admin, target]) => match admin.to_str() {
             Some(admin) => self::restore(admin, target, opts),
             None => Err(CliError::msg("ADMIN is not valid UTF-8", USAGE)),
         },
         _ => Err(CliError::msg("no command given", USAGE).hint("see tcvault --help")),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            e.report();
-            ExitCode::from(e.code())
-        }
     }
 }
 
@@ -390,9 +382,11 @@ enum Target {
 }
 
 fn print_entries(entries: &[Entry]) {
-    eprintln!(
+    errln!(
         "  {:>8}  {:<25}  {:<20}  header",
-        "number", "escrowed", "user"
+        "number",
+        "escrowed",
+        "user"
     );
     for e in entries {
         let m = &e.metadata;
@@ -406,9 +400,11 @@ fn print_entries(entries: &[Entry]) {
             },
             m.get("chain").and_then(|v| v.as_str()).unwrap_or("?"),
         );
-        eprintln!(
+        errln!(
             "  {:>8}  {:<25}  {:<20}  {what}",
-            e.escrow_number, e.created, e.user
+            e.escrow_number,
+            e.created,
+            e.user
         );
     }
 }
@@ -463,7 +459,7 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
         }
     }
     if entries.is_empty() {
-        eprintln!(
+        errln!(
             "No escrow entry matches the salts of {} (a header backup, or a header changed \
              since the escrow).",
             target.display()
@@ -508,7 +504,7 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
     if entries.is_empty() {
         return Err(CliError::msg("no escrow entry found", BAD_INPUT));
     }
-    eprintln!("Escrow entries:");
+    errln!("Escrow entries:");
     print_entries(&entries);
     let number = match o.entry {
         Some(n) => n,
@@ -564,9 +560,9 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
         Target::Volume => check_volume(target, &header, scheme, linked.contains(&number), o.force)?,
         Target::Backup(_) => {
             if linked.contains(&number) {
-                eprintln!("The entry's salts are those of {}.", target.display());
+                errln!("The entry's salts are those of {}.", target.display());
             } else {
-                eprintln!(
+                errln!(
                     "Note: a header backup file holds no data to check the entry against; \
                      `tcvault restore-header` checks it against the volume (its keys must \
                      show the volume's filesystem)."
@@ -602,7 +598,7 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
         Target::Backup(k) => write_backup(target, k, &header, prot, &creds, keep.as_deref(), o)?,
     };
     if let Some(k) = &keep {
-        eprintln!(
+        errln!(
             "Saved the previous headers of {} to {}.",
             target.display(),
             k.display()
@@ -626,7 +622,7 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
             FAILED,
         ));
     }
-    eprintln!(
+    errln!(
         "Restored the {} header of {} from escrow entry {number} (escrowed by {} on {}); it \
          opens with the new password.",
         if header.is_hidden() {
@@ -639,12 +635,12 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
         entry.created
     );
     if matches!(tkind, Target::Backup(_)) {
-        eprintln!(
+        errln!(
             "The user restores it with `tcvault restore-header VOLUME --file {}`.",
             written.display()
         );
     }
-    eprintln!(
+    errln!(
         "Reminder: the master key did not change. Older headers and header backups still open \
          the volume with their old passwords; to revoke them, copy the data to a new volume."
     );
@@ -682,15 +678,15 @@ fn check_volume(
     let fs = probe::detect(&head);
     match (fs, linked) {
         (Some(fs), _) => {
-            eprintln!("Checked: with the entry's keys the volume's data show a {fs} filesystem.");
+            errln!("Checked: with the entry's keys the volume's data show a {fs} filesystem.");
             Ok(())
         }
         (None, true) => {
-            eprintln!("Checked: the entry's recorded salts are this volume's.");
+            errln!("Checked: the entry's recorded salts are this volume's.");
             Ok(())
         }
         (None, false) if force => {
-            eprintln!("Warning: nothing links this entry to the volume (--force given).");
+            errln!("Warning: nothing links this entry to the volume (--force given).");
             Ok(())
         }
         (None, false) => Err(CliError::msg(

@@ -2,6 +2,11 @@
 //! prompts, running the server until SIGTERM, exit codes.
 //!
 //! Exit codes: 0 success, 1 error, 2 usage error, 3 `audit verify` found a broken chain.
+//! Everything printed goes through [`print`]'s macros, which never panic.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+#[macro_use]
+mod print;
 
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
@@ -134,9 +139,13 @@ fn fail(e: impl std::fmt::Display) -> Failure {
 /// Runs the command line; errors are printed as one line plus a hint.
 pub fn run(cli: Cli) -> ExitCode {
     match dispatch(cli) {
+        Ok(()) if print::stdout_failed() => {
+            errln!("tcvault-escrowd: error: standard output could not be written");
+            ExitCode::from(1)
+        }
         Ok(()) => ExitCode::SUCCESS,
         Err((code, msg)) => {
-            eprintln!("tcvault-escrowd: error: {msg}");
+            errln!("tcvault-escrowd: error: {msg}");
             ExitCode::from(code)
         }
     }
@@ -239,18 +248,18 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             authority_key,
         } => {
             let out = config::init(&dir, &host, port, authority_key.as_deref()).map_err(fail)?;
-            println!("wrote {}", out.config.display());
-            println!(
+            outln!("wrote {}", out.config.display());
+            outln!(
                 "certificate for clients to trust: {}",
                 out.certificate.display()
             );
             if out.authority_key.is_none() {
-                println!(
+                outln!(
                     "next: copy the escrow authority's RSA PUBLIC key (PEM) to {}",
                     out.authority_key_path.display()
                 );
             }
-            println!(
+            outln!(
                 "then: tcvault-escrowd -c {} user add NAME --admin; tcvault-escrowd -c {} serve",
                 out.config.display(),
                 out.config.display()
@@ -261,7 +270,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             let c = load(&cli.config)?;
             tcvault::escrow::server::authority::AuthorityKey::load(&c.authority_public_key)
                 .map_err(fail)?;
-            println!("{}: ok (listen {})", cli.config.display(), c.listen);
+            outln!("{}: ok (listen {})", cli.config.display(), c.listen);
             Ok(())
         }
         Command::Serve => serve(load(&cli.config)?),
@@ -270,14 +279,15 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             let store = open_store(&load(&cli.config)?)?;
             let report = store.verify_audit().map_err(fail)?;
             if report.problems.is_empty() {
-                println!(
+                outln!(
                     "audit chain intact: {} rows, head {}",
-                    report.rows, report.head_hash
+                    report.rows,
+                    report.head_hash
                 );
                 Ok(())
             } else {
                 for p in &report.problems {
-                    println!("audit: {p}");
+                    outln!("audit: {p}");
                 }
                 Err((
                     3,
@@ -324,7 +334,7 @@ fn user(config: &Config, cmd: UserCommand) -> Result<(), Failure> {
                     &local_event("user_add"),
                 )
                 .map_err(fail)?;
-            println!("added user {name}");
+            outln!("added user {name}");
         }
         UserCommand::Passwd {
             name,
@@ -338,18 +348,18 @@ fn user(config: &Config, cmd: UserCommand) -> Result<(), Failure> {
             store
                 .set_password(&name, &hash, &local_event("user_passwd"))
                 .map_err(fail)?;
-            println!("changed the password of {name}");
+            outln!("changed the password of {name}");
         }
         UserCommand::Remove { name } => {
             store
                 .remove_user(&name, &local_event("user_remove"))
                 .map_err(fail)?;
-            println!("removed user {name}");
+            outln!("removed user {name}");
         }
         UserCommand::List => {
             for u in store.users().map_err(fail)? {
                 let yn = |b: bool| if b { "yes" } else { "no" };
-                println!(
+                outln!(
                     "{}\tadmin={}\texport={}\timport={}",
                     u.name,
                     yn(u.admin),
@@ -362,7 +372,7 @@ fn user(config: &Config, cmd: UserCommand) -> Result<(), Failure> {
             store
                 .set_admin(&name, value.on(), &local_event("user_set_admin"))
                 .map_err(fail)?;
-            println!("{name}: admin={}", value.on());
+            outln!("{name}: admin={}", value.on());
         }
         UserCommand::SetRights {
             name,
@@ -382,7 +392,7 @@ fn user(config: &Config, cmd: UserCommand) -> Result<(), Failure> {
                     .set_import(&name, v.on(), &local_event("user_set_rights"))
                     .map_err(fail)?;
             }
-            println!("{name}: rights updated");
+            outln!("{name}: rights updated");
         }
     }
     Ok(())

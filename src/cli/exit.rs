@@ -65,9 +65,9 @@ impl CliError {
             line.push_str(&s.to_string());
             source = s.source();
         }
-        eprintln!("{line}");
+        errln!("{line}");
         if let Some(h) = &self.hint {
-            eprintln!("hint: {h}");
+            errln!("hint: {h}");
         }
     }
 }

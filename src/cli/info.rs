@@ -15,7 +15,7 @@ use super::unlock::open_volume;
 pub fn run(a: &InfoArgs) -> Result<(), CliError> {
     let vol = open_volume(&a.volume, &a.unlock)?;
     if a.show_keys {
-        eprintln!(
+        errln!(
             "tcvault: warning: the master keys below decrypt this volume for as long as it \
              exists, whatever its password becomes; do not store or share them"
         );

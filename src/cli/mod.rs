@@ -1,5 +1,9 @@
 //! Layer 5 (binary only): arguments, password prompts, commands, error rendering, exit codes.
+//! Everything printed goes through [`print`]'s macros, which never panic.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
+#[macro_use]
+mod print;
 pub mod args;
 mod benchmark;
 mod decrypt;
@@ -19,7 +23,7 @@ use args::Command;
 /// cause chain and a hint on standard error.
 pub fn run(cli: Cli) -> ExitCode {
     let Some(command) = cli.command else {
-        return escrow::run_dash_r(cli.restore, &cli.restore_opts);
+        return exit_code(escrow::run_dash_r(cli.restore, &cli.restore_opts));
     };
     let result = match command {
         Command::Info(a) => info::run(&a),
@@ -36,7 +40,17 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Escrow(a) => escrow::command(&a),
         Command::Restore(a) => escrow::restore(&a.admin, &a.target, &a.opts),
     };
+    exit_code(result)
+}
+
+/// The exit code of a command's `result`: its error's code, or 1 when what it printed to
+/// standard output was lost (a closed pipe, a full disk).
+fn exit_code(result: Result<(), exit::CliError>) -> ExitCode {
     match result {
+        Ok(()) if print::stdout_failed() => {
+            errln!("tcvault: error: standard output could not be written");
+            ExitCode::from(exit::FAILED)
+        }
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             e.report();

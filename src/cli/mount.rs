@@ -112,7 +112,7 @@ pub fn mount(a: &MountArgs) -> Result<(), CliError> {
             cipher: None,
             ..a.unlock.clone()
         };
-        eprintln!("tcvault: now the hidden volume's password, for its protection");
+        errln!("tcvault: now the hidden volume's password, for its protection");
         let hidden = open_volume(&a.volume, &hidden_args).map_err(|e| {
             e.hint(
                 "--protect-hidden needs the hidden volume's own password (and keyfiles/PIM: \
@@ -163,7 +163,7 @@ pub fn mount(a: &MountArgs) -> Result<(), CliError> {
 pub fn warn_if_short_of_space(host: &tcvault::volume::Host) {
     if let Some(s) = host.sparse_space().filter(|s| s.short()) {
         let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
-        eprintln!(
+        errln!(
             "tcvault: warning: {} is a sparse file with {:.2} GiB not yet allocated, and its \
              filesystem has {:.2} GiB free: once that is used up, writes to the volume fail \
              with I/O errors",
@@ -227,9 +227,9 @@ pub fn unmount(a: &UnmountArgs) -> Result<(), CliError> {
             Ok(o) => {
                 let what = describe(e);
                 if o.was_stale {
-                    println!("cleaned up {what} (its service had stopped)");
+                    outln!("cleaned up {what} (its service had stopped)");
                 } else {
-                    println!("unmounted {what}");
+                    outln!("unmounted {what}");
                 }
             }
             Err(err) => {
@@ -331,7 +331,7 @@ pub fn service() -> ExitCode {
     match sock {
         Some(s) => ExitCode::from(u8::try_from(m::service::serve(s)).unwrap_or(1)),
         None => {
-            eprintln!("tcvault: this internal command is started by `tcvault mount`");
+            errln!("tcvault: this internal command is started by `tcvault mount`");
             ExitCode::from(USAGE)
         }
     }

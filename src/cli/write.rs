@@ -190,7 +190,7 @@ pub fn create(a: &CreateArgs) -> Result<(), CliError> {
         quick: a.quick,
     };
     with_fill_progress(|progress, cancel| write::create(target, &spec, &creds, progress, cancel))?;
-    eprintln!(
+    errln!(
         "Created {} ({}, {}, {}).",
         a.volume.display(),
         family.id(),
@@ -243,7 +243,7 @@ fn make_filesystem(
              its device for mkfs",
         )
     })?;
-    eprintln!("Formatted it as {}.", fs.blkid_type());
+    errln!("Formatted it as {}.", fs.blkid_type());
     Ok(())
 }
 
@@ -281,7 +281,7 @@ pub fn change_password(a: &ChangePasswordArgs) -> Result<(), CliError> {
         (None, _) => u.kdf.prf(),
     };
     if u.scheme.is_legacy() && prf == Prf::Sha512 && u.kdf.prf() != Prf::Sha512 {
-        eprintln!(
+        errln!(
             "tcvault: warning: TrueCrypt before 5.0, which made this {} volume, does not know \
              SHA-512; after this change only TrueCrypt 5.0-7.1a, cryptsetup and tcvault open it",
             u.scheme.mode_name()
@@ -313,7 +313,7 @@ pub fn change_password(a: &ChangePasswordArgs) -> Result<(), CliError> {
     };
     write::change_password(&vol, &new, keep.as_deref())?;
     if let (None, Some(k)) = (&a.keep_old_header, &keep) {
-        eprintln!(
+        errln!(
             "Saved the previous header to {} (1,024-byte backup format): this legacy volume has \
              no embedded backup header. It opens with the old password; delete it once the new \
              one works.",
@@ -321,7 +321,7 @@ pub fn change_password(a: &ChangePasswordArgs) -> Result<(), CliError> {
         );
     }
     super::escrow::offer(&a.volume, u, &a.escrow);
-    eprintln!(
+    errln!(
         "Changed the {} header of {} ({}, {}).",
         if u.header.is_hidden() {
             "hidden volume's"
@@ -376,13 +376,13 @@ pub fn backup_header(a: &BackupHeaderArgs) -> Result<(), CliError> {
     )?;
     write::write_backup_file(&a.file, &bytes, a.force)?;
     if !a.compact && write::is_legacy(&normal) {
-        eprintln!(
+        errln!(
             "Note: {} uses the layout of TrueCrypt before 6.0, whose header backups are the \
              1,024-byte format; that is what was written.",
             a.volume.display()
         );
     }
-    eprintln!(
+    errln!(
         "Wrote {} ({} bytes: normal header{}).",
         a.file.display(),
         bytes.len(),
@@ -448,9 +448,9 @@ pub fn restore_header(a: &RestoreHeaderArgs) -> Result<(), CliError> {
     let slot = write::restore_header(&a.volume, source, &creds, &opts, keep.as_deref(), a.force)?;
     super::escrow::offer_new(&a.volume, &creds, slot == Slot::Hidden, &opts, &a.escrow);
     if let Some(k) = &keep {
-        eprintln!("Saved the previous header slots to {}.", k.display());
+        errln!("Saved the previous header slots to {}.", k.display());
     }
-    eprintln!(
+    errln!(
         "Restored the {} header of {}.",
         if slot == Slot::Hidden {
             "hidden volume's"
@@ -500,7 +500,7 @@ fn create_hidden(a: &CreateArgs) -> Result<(), CliError> {
     let (start, len) = with_fill_progress(|progress, cancel| {
         tcvault::volume::hidden::create_hidden(&outer, size, &spec, &creds, progress, cancel)
     })?;
-    eprintln!(
+    errln!(
         "Created a hidden volume of {len} bytes at byte {start} of {}. Writing more to the \
          outer volume than it holds now can overwrite it: mount the outer volume with hidden-volume \
          protection.",
