@@ -231,27 +231,39 @@ impl FromRequestParts<Shared> for Authed {
                 "wrong user name or password",
             ));
         }
-        if let Err(wait) = state.throttle.check(&name, peer.ip()) {
-            let ev = AuditEvent::new(&name, &peer.to_string(), "login_failure")
-                .detail("refused: too many failed logins");
-            blocking(state, move |s| s.record(&ev, &[])).await?;
-            let mut e = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "throttled",
-                format!(
-                    "too many failed logins for this user or address; try again in {} s",
-                    wait.as_secs().max(1)
-                ),
-            );
-            e.retry_after = Some(wait);
-            return Err(e);
-        }
         let lookup = name.clone();
         let stored = blocking(state, move |s| s.user(&lookup)).await?;
         let cache_key = state.credentials.key(&name, &password);
-        let user = match stored {
-            Some(u) if state.credentials.hit(&cache_key, &u.password_hash) => Some(u),
-            stored => {
+        // A credential verified recently needs no new check, so it does not count against the
+        // throttle either (a wrong password is never in the cache).
+        let cached = stored
+            .as_ref()
+            .is_some_and(|u| state.credentials.hit(&cache_key, &u.password_hash));
+        let attempt = if cached {
+            None
+        } else {
+            match state.throttle.begin(&name, peer.ip()).await {
+                Ok(a) => Some(a),
+                Err(wait) => {
+                    let ev = AuditEvent::new(&name, &peer.to_string(), "login_failure")
+                        .detail("refused: too many failed logins");
+                    blocking(state, move |s| s.record(&ev, &[])).await?;
+                    let mut e = ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "throttled",
+                        format!(
+                            "too many failed logins for this user or address; try again in {} s",
+                            wait.as_secs().max(1)
+                        ),
+                    );
+                    e.retry_after = Some(wait);
+                    return Err(e);
+                }
+            }
+        };
+        let user = match (stored, attempt.is_none()) {
+            (Some(u), true) => Some(u),
+            (stored, _) => {
                 // Argon2id needs ~19 MiB per verification: bound how many run at once.
                 let _permit = state
                     .verify_slots
@@ -273,7 +285,9 @@ impl FromRequestParts<Shared> for Authed {
         };
         match user {
             Some(user) => {
-                state.throttle.succeeded(&name);
+                if let Some(a) = attempt {
+                    a.succeeded();
+                }
                 if let Some(slot) = parts.extensions.get::<LogUser>()
                     && let Ok(mut g) = slot.0.lock()
                 {
@@ -282,7 +296,9 @@ impl FromRequestParts<Shared> for Authed {
                 Ok(Authed { user, peer })
             }
             None => {
-                state.throttle.failed(&name, peer.ip());
+                if let Some(a) = attempt {
+                    a.failed();
+                }
                 let ev = AuditEvent::new(&name, &peer.to_string(), "login_failure")
                     .detail("wrong user name or password");
                 blocking(state, move |s| s.record(&ev, &[])).await?;

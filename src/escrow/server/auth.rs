@@ -2,8 +2,9 @@
 //!
 //! Passwords are stored as Argon2id PHC strings; verification compares in constant time (inside
 //! the argon2 crate) and runs a dummy verification for unknown users so that "no such user" and
-//! "wrong password" take the same time and give the same answer. Failed logins are counted per
-//! user name and per peer address; past the limit, attempts are refused without checking.
+//! "wrong password" take the same time and give the same answer. Failed logins are counted
+//! before each check, per (user name, address), per address and per user name ([`Throttle`]);
+//! past a limit, attempts are refused without checking.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -59,91 +60,220 @@ pub fn verify_password(password: &[u8], stored: Option<&str>) -> bool {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Key {
-    User(String),
+    /// One user name from one address: the lockout an attacker meets first.
+    Pair(String, IpAddr),
+    /// One address, whatever user names it tries (a spray over many users).
     Addr(IpAddr),
+    /// One user name from anywhere (guesses spread over many addresses): a higher limit, and
+    /// it never refuses an address this user logged in from before.
+    User(String),
 }
 
 #[derive(Debug, Default)]
 struct Counter {
+    /// Failed attempts in the window, and attempts still being verified (counted as failures
+    /// until they succeed).
     failures: Vec<Instant>,
     locked_until: Option<Instant>,
 }
 
 /// Failed-login bookkeeping for one server process.
+///
+/// Every password check first takes a reservation ([`Throttle::begin`]), which counts as a
+/// failure until the check succeeds ([`Attempt::succeeded`]): the count is taken before the
+/// verification and atomically with the limit test, so concurrent guesses cannot all slip
+/// under the limit. Attempts beyond the limit wait while earlier ones are still being verified
+/// (they may succeed and free their place) and are refused once the failures alone reach it.
+///
+/// Limits, per window: `max_failures` per (user name, address) and per address, then a lockout;
+/// `4 × max_failures` per user name over all addresses, then a lockout that does not apply to
+/// the addresses that user has logged in from since the server started. So nobody can lock a
+/// user out from elsewhere: guesses from other addresses only lock those addresses.
 #[derive(Debug)]
 pub struct Throttle {
     config: ThrottleConfig,
-    state: Mutex<HashMap<Key, Counter>>,
+    state: Mutex<State>,
+    changed: tokio::sync::Notify,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    counters: HashMap<Key, Counter>,
+    /// (user name, address) pairs that logged in successfully.
+    known: std::collections::HashSet<(String, IpAddr)>,
 }
 
 /// Entries kept before expired ones are pruned.
 const PRUNE_AT: usize = 100_000;
+/// The longest an attempt waits for earlier ones of the same user name or address.
+const MAX_WAIT: Duration = Duration::from_secs(10);
+/// How many times `max_failures` a user name may fail over all addresses.
+const USER_FACTOR: usize = 4;
+
+/// A password check in progress, counted as a failed login until [`Attempt::succeeded`].
+#[derive(Debug)]
+#[must_use = "an attempt counts as a failed login unless it succeeds"]
+pub struct Attempt<'a> {
+    throttle: &'a Throttle,
+    keys: Vec<Key>,
+    user: String,
+    addr: IpAddr,
+    at: Instant,
+}
+
+enum Decision {
+    Go,
+    Wait,
+    Refuse(Duration),
+}
 
 impl Throttle {
     /// An empty throttle.
     pub fn new(config: ThrottleConfig) -> Self {
         Throttle {
             config,
-            state: Mutex::new(HashMap::new()),
+            state: Mutex::new(State::default()),
+            changed: tokio::sync::Notify::new(),
         }
     }
 
-    fn keys(user: &str, addr: IpAddr) -> [Key; 2] {
-        [
-            Key::User(user.to_lowercase()),
-            Key::Addr(addr.to_canonical()),
-        ]
+    fn limit(&self, k: &Key) -> usize {
+        let m = self.config.max_failures.max(1) as usize;
+        match k {
+            Key::User(_) => m * USER_FACTOR,
+            _ => m,
+        }
     }
 
-    /// `Err(retry_after)` when this user name or this address is locked out.
-    pub fn check(&self, user: &str, addr: IpAddr) -> Result<(), Duration> {
-        let now = Instant::now();
-        let Ok(state) = self.state.lock() else {
-            return Err(self.config.lockout);
-        };
-        let mut wait = Duration::ZERO;
-        for k in Self::keys(user, addr) {
-            if let Some(until) = state.get(&k).and_then(|c| c.locked_until)
-                && until > now
-            {
-                wait = wait.max(until - now);
+    /// Reserves a password check for `user` from `addr`: `Err(retry_after)` when this pair,
+    /// this address or (for an address it never logged in from) this user name is locked out.
+    /// Waits while attempts still being verified fill the limit.
+    ///
+    /// # Errors
+    /// The time to wait before trying again.
+    pub async fn begin(&self, user: &str, addr: IpAddr) -> Result<Attempt<'_>, Duration> {
+        let user = user.to_lowercase();
+        let addr = addr.to_canonical();
+        let deadline = tokio::time::Instant::now() + MAX_WAIT;
+        loop {
+            let changed = self.changed.notified();
+            match self.try_begin(&user, addr) {
+                Ok(Some(a)) => return Ok(a),
+                Ok(None) => {
+                    if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                        return Err(MAX_WAIT);
+                    }
+                }
+                Err(wait) => return Err(wait),
             }
         }
-        if wait.is_zero() { Ok(()) } else { Err(wait) }
     }
 
-    /// Records a failed login for this user name and address.
-    pub fn failed(&self, user: &str, addr: IpAddr) {
+    fn try_begin(&self, user: &str, addr: IpAddr) -> Result<Option<Attempt<'_>>, Duration> {
         let now = Instant::now();
         let Ok(mut state) = self.state.lock() else {
-            return;
+            return Err(self.config.lockout);
         };
-        if state.len() > PRUNE_AT {
-            let window = self.config.window;
-            state.retain(|_, c| {
+        let window = self.config.window;
+        if state.counters.len() > PRUNE_AT {
+            state.counters.retain(|_, c| {
                 c.locked_until.is_some_and(|u| u > now)
                     || c.failures
                         .last()
                         .is_some_and(|t| now.duration_since(*t) < window)
             });
         }
-        for k in Self::keys(user, addr) {
-            let c = state.entry(k).or_default();
-            c.failures
-                .retain(|t| now.duration_since(*t) < self.config.window);
-            c.failures.push(now);
-            if c.failures.len() >= self.config.max_failures as usize {
-                c.locked_until = Some(now + self.config.lockout);
-                c.failures.clear();
+        let known = state.known.contains(&(user.to_owned(), addr));
+        let mut keys = vec![Key::Pair(user.to_owned(), addr), Key::Addr(addr)];
+        if !known {
+            keys.push(Key::User(user.to_owned()));
+        }
+        let mut decision = Decision::Go;
+        for k in &keys {
+            let limit = self.limit(k);
+            let c = state.counters.entry(k.clone()).or_default();
+            c.failures.retain(|t| now.duration_since(*t) < window);
+            let d = match c.locked_until {
+                Some(until) if until > now => Decision::Refuse(until - now),
+                _ if c.failures.len() >= limit => Decision::Wait,
+                _ => Decision::Go,
+            };
+            decision = match (decision, d) {
+                (Decision::Refuse(a), Decision::Refuse(b)) => Decision::Refuse(a.max(b)),
+                (Decision::Refuse(a), _) | (_, Decision::Refuse(a)) => Decision::Refuse(a),
+                (Decision::Wait, _) | (_, Decision::Wait) => Decision::Wait,
+                _ => Decision::Go,
+            };
+        }
+        match decision {
+            Decision::Refuse(wait) => Err(wait),
+            Decision::Wait => Ok(None),
+            Decision::Go => {
+                for k in &keys {
+                    if let Some(c) = state.counters.get_mut(k) {
+                        c.failures.push(now);
+                    }
+                }
+                Ok(Some(Attempt {
+                    throttle: self,
+                    keys,
+                    user: user.to_owned(),
+                    addr,
+                    at: now,
+                }))
             }
         }
     }
+}
 
-    /// A successful login clears the user name's failures (not the address's).
-    pub fn succeeded(&self, user: &str) {
-        if let Ok(mut state) = self.state.lock() {
-            state.remove(&Key::User(user.to_lowercase()));
+impl Attempt<'_> {
+    /// The password was right: the reservation no longer counts, this pair's failures are
+    /// forgotten, and the address becomes one this user name is known to log in from.
+    pub fn succeeded(self) {
+        let t = self.throttle;
+        if let Ok(mut state) = t.state.lock() {
+            for k in &self.keys {
+                if let Some(c) = state.counters.get_mut(k)
+                    && let Some(i) = c.failures.iter().position(|x| *x == self.at)
+                {
+                    c.failures.remove(i);
+                }
+            }
+            state
+                .counters
+                .remove(&Key::Pair(self.user.clone(), self.addr));
+            if state.known.len() < PRUNE_AT {
+                state.known.insert((self.user.clone(), self.addr));
+            }
         }
+        t.changed.notify_waiters();
+    }
+
+    /// The password was wrong (also what dropping an attempt means): it stays counted, and a
+    /// key that reached its limit is locked out.
+    pub fn failed(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        let t = self.throttle;
+        let now = Instant::now();
+        if let Ok(mut state) = t.state.lock() {
+            for k in &self.keys {
+                let limit = t.limit(k);
+                if let Some(c) = state.counters.get_mut(k)
+                    && c.failures.contains(&self.at)
+                    && c.failures.len() >= limit
+                    && c.locked_until.is_none_or(|u| u <= now)
+                {
+                    c.locked_until = Some(now + t.config.lockout);
+                    c.failures.clear();
+                }
+            }
+        }
+        t.changed.notify_waiters();
     }
 }
 
@@ -219,5 +349,87 @@ impl CredentialCache {
             }
             entries.insert(key, (stored_hash.to_owned(), Instant::now()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn throttle() -> Throttle {
+        Throttle::new(ThrottleConfig {
+            max_failures: 3,
+            window: Duration::from_secs(60),
+            lockout: Duration::from_secs(60),
+        })
+    }
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([10, 0, 0, last])
+    }
+
+    #[tokio::test]
+    async fn reservations_count_before_the_check() {
+        let t = throttle();
+        // Three checks in flight fill the limit: a fourth waits, then is refused once the
+        // three fail.
+        let a: Vec<_> = [0; 3]
+            .iter()
+            .map(|_| {
+                t.try_begin("u", ip(1))
+                    .expect("not locked")
+                    .expect("a place")
+            })
+            .collect();
+        assert!(matches!(t.try_begin("u", ip(1)), Ok(None)), "waits");
+        for x in a {
+            x.failed();
+        }
+        assert!(
+            t.try_begin("u", ip(1)).is_err(),
+            "locked after three failures"
+        );
+        // Another address is not locked for this user, nor this address for another user...
+        t.begin("u", ip(2))
+            .await
+            .expect("other address")
+            .succeeded();
+        // ...except that the address itself is locked for everyone.
+        assert!(t.begin("v", ip(1)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_success_frees_its_place_for_a_waiter() {
+        let t2 = throttle();
+        let first = t2.try_begin("w", ip(3)).expect("ok").expect("place");
+        let second = t2.try_begin("w", ip(3)).expect("ok").expect("place");
+        let third = t2.try_begin("w", ip(3)).expect("ok").expect("place");
+        assert!(matches!(t2.try_begin("w", ip(3)), Ok(None)));
+        first.succeeded();
+        let fourth = t2.try_begin("w", ip(3)).expect("ok").expect("freed");
+        for a in [second, third, fourth] {
+            a.succeeded();
+        }
+    }
+
+    #[tokio::test]
+    async fn the_user_lock_spares_known_addresses() {
+        let t = throttle();
+        t.begin("admin", ip(1))
+            .await
+            .expect("first login")
+            .succeeded();
+        // 4 × 3 failures from four other addresses lock the user name for new addresses.
+        for a in 10..14 {
+            for _ in 0..3 {
+                t.begin("admin", ip(a))
+                    .await
+                    .expect("not yet locked")
+                    .failed();
+            }
+        }
+        assert!(t.begin("admin", ip(20)).await.is_err(), "a new address");
+        let at_desk = t.begin("admin", ip(1)).await;
+        assert!(at_desk.is_ok(), "the address it logged in from");
     }
 }
