@@ -1,8 +1,9 @@
 //! Volumes cut short, as a half-finished copy or an image of a drive's first MiBs leaves them:
-//! `decrypt` refuses (exit 5, with a hint) unless `--partial`, which writes the sectors present,
-//! nothing for the missing ones, and says how many are missing; header rewrites, header
-//! backups, hidden-volume creation and mounting refuse them, also when only the embedded backup
-//! headers after the data area are cut off (a rewrite would put them on data).
+//! `info` prints the header with a warning (and `truncation` in `--json`); `decrypt` refuses
+//! (exit 5, with a hint) unless `--partial`, which writes the sectors present, nothing for the
+//! missing ones, and says how many are missing; header rewrites, header backups, hidden-volume
+//! creation and mounting refuse them, also when only the embedded backup headers after the
+//! data area are cut off (a rewrite would put them on data).
 //!
 //! Each test makes its own 1 MiB volume with `tcvault create` (data area: 1,536 sectors from
 //! byte 131,072), decrypts it whole, then cuts copies of it. A system-encryption header in a
@@ -15,7 +16,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{in_ci, password_file, run, run_ok, tcvault, temp_dir};
+use common::{in_ci, password_file, run, run_json, run_ok, tcvault, temp_dir};
 use serde_json::Value;
 use tcvault::crypto::prf::Prf;
 use tcvault::header::format::FLAG_SYSTEM;
@@ -141,6 +142,73 @@ fn assert_damaged(out: &Output, needle: &str, what: &str) -> String {
 }
 
 #[test]
+fn info_prints_the_header_of_a_cut_volume_with_a_warning() {
+    let m = Made::new();
+    let whole = run_json(m.cmd("info", &m.full).arg("--json"));
+    assert!(whole["truncation"].is_null(), "a whole volume: {whole}");
+    for c in &CUTS {
+        let vol = m.cut(c);
+        let out = run_ok(&mut m.cmd("info", &vol));
+        let table = String::from_utf8_lossy(&out.stdout);
+        let row = |label: &str| {
+            table
+                .lines()
+                .find_map(|l| l.strip_prefix(label)?.strip_prefix(':'))
+                .map(str::trim)
+                .unwrap_or_else(|| panic!("{}: no {label:?} row in\n{table}", c.name))
+                .to_string()
+        };
+        assert_eq!(row("Cipher"), "AES", "{}", c.name);
+        assert_eq!(
+            row("Encrypted area length"),
+            "786432 bytes (768 KiB)",
+            "{}",
+            c.name
+        );
+        assert_eq!(
+            row("Cut short"),
+            format!(
+                "host ends at byte {} of {SIZE}; {}",
+                c.len,
+                missing(SECTORS, c.present)
+            ),
+            "{}",
+            c.name
+        );
+        let err = stderr(&out);
+        assert!(
+            err.starts_with("tcvault: warning: ") && err.contains(&missing(SECTORS, c.present)),
+            "{}: a warning with the missing sectors:\n{err}",
+            c.name
+        );
+        assert!(err.contains("cannot be mounted"), "{}: {err}", c.name);
+        if c.present < SECTORS {
+            assert!(err.contains("decrypt --partial"), "{}: {err}", c.name);
+        }
+
+        let info = run_json(m.cmd("info", &vol).arg("--json"));
+        for key in [
+            "cipher",
+            "prf",
+            "volume_size",
+            "encrypted_area_start",
+            "encrypted_area_length",
+            "data_area_start",
+            "data_area_length",
+        ] {
+            assert_eq!(info[key], whole[key], "{}: {key}", c.name);
+        }
+        let t = &info["truncation"];
+        assert_eq!(t["host_size"], c.len, "{}: {t}", c.name);
+        assert_eq!(t["volume_end"], SIZE, "{}: {t}", c.name);
+        assert_eq!(t["sectors"], SECTORS, "{}: {t}", c.name);
+        assert_eq!(t["sectors_present"], c.present, "{}: {t}", c.name);
+        assert_eq!(t["sectors_missing"], SECTORS - c.present, "{}: {t}", c.name);
+        assert_eq!(t["data_present"], c.present * 512, "{}: {t}", c.name);
+    }
+}
+
+#[test]
 fn decrypt_refuses_a_cut_volume_without_partial() {
     let m = Made::new();
     for c in &CUTS {
@@ -260,7 +328,8 @@ fn header_rewrites_and_mounting_refuse_a_cut_volume() {
 }
 
 /// A system-encryption header (sector 62) whose encrypted partition starts at 1 MiB and is
-/// 64 GiB long, in an image of the drive's first 2 MiB: 2,048 sectors of the partition decrypt.
+/// 64 GiB long, in an image of the drive's first 2 MiB: the header shows, 2,048 sectors of the
+/// partition decrypt.
 #[test]
 fn system_header_in_an_image_of_a_drive_start() {
     const PART_START: u64 = 1 << 20;
@@ -299,6 +368,30 @@ fn system_header_in_an_image_of_a_drive_start() {
 
     let total = PART_LEN / 512;
     let present = (IMAGE - PART_START) / 512;
+    let out = run_ok(m.cmd("info", &img).arg("--system"));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("Type:") && table.contains("system"),
+        "{table}"
+    );
+    assert!(
+        stderr(&out).contains(&missing(total, present)),
+        "{}",
+        stderr(&out)
+    );
+    let info = run_json(m.cmd("info", &img).args(["--system", "--json"]));
+    assert_eq!(info["header_slot"], "system", "{info}");
+    assert_eq!(
+        info["truncation"]["volume_end"],
+        PART_START + PART_LEN,
+        "{info}"
+    );
+    assert_eq!(
+        info["truncation"]["sectors_missing"],
+        total - present,
+        "{info}"
+    );
+
     let out_path = m.out("partition.img");
     let out = run(m
         .cmd("decrypt", &img)
@@ -367,6 +460,13 @@ fn real_truecrypt_volume_cut_short() {
     let vol = tmp.path().join("cut.tc");
     fs::write(&vol, &fs::read(&full).expect("read")[..cut_at as usize]).expect("write");
 
+    let out = run_ok(&mut cmd("info", &vol));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("TrueCrypt"));
+    assert!(
+        stderr(&out).contains(&missing(sectors, 700)),
+        "{}",
+        stderr(&out)
+    );
     let out = run(&mut cmd("decrypt", &vol));
     assert_damaged(&out, "truncated", "TrueCrypt 7 decrypt");
     let out = run_ok(cmd("decrypt", &vol).arg("--partial"));
