@@ -203,7 +203,7 @@ fn help_mentions_commands_and_options() {
     }
     let decrypt = run_ok(tcvault().args(["decrypt", "--help"]));
     let decrypt = String::from_utf8_lossy(&decrypt.stdout);
-    for opt in unlock.iter().chain(&["--output", "--force"]) {
+    for opt in unlock.iter().chain(&["--output", "--force", "--partial"]) {
         assert!(
             decrypt.contains(opt),
             "decrypt --help should mention {opt}:\n{decrypt}"

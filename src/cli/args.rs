@@ -197,6 +197,10 @@ pub struct DecryptArgs {
     /// Overwrite FILE if it exists.
     #[arg(long)]
     pub force: bool,
+    /// Also decrypt a volume cut short (a partial copy, the first MiBs of a drive): write the
+    /// sectors that are present, nothing for the missing ones, and say how many are missing.
+    #[arg(long)]
+    pub partial: bool,
 }
 
 // The arguments of some commands live in files of their own beside this one, included here so

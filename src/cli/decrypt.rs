@@ -6,11 +6,12 @@ use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use tcvault::header::HostKind;
-use tcvault::volume::{Volume, write};
+use tcvault::volume::truncated::ReadableVolume;
+use tcvault::volume::write;
 
 use super::args::DecryptArgs;
 use super::exit::{BAD_INPUT, CliError, FAILED};
-use super::unlock::open_volume;
+use super::unlock::open_readable;
 
 /// Bytes read, decrypted and written per step: large enough for the engine's threads and for
 /// sequential device throughput, small enough to keep memory constant.
@@ -29,7 +30,7 @@ pub fn run(a: &DecryptArgs) -> Result<(), CliError> {
     if let Some(p) = out_path {
         check_output(p, &a.volume, a.force)?;
     }
-    let vol = open_volume(&a.volume, &a.unlock)?;
+    let vol = open_readable(&a.volume, &a.unlock)?;
     if vol.host().kind() != HostKind::Volume {
         return Err(CliError::msg(
             format!(
@@ -39,22 +40,51 @@ pub fn run(a: &DecryptArgs) -> Result<(), CliError> {
             BAD_INPUT,
         ));
     }
+    if !a.partial {
+        vol.require_data().map_err(|e| {
+            let (n, m) = vol
+                .truncation()
+                .map_or((0, 0), |t| (t.sectors_present(), t.sectors()));
+            CliError::from(e).hint(format!(
+                "the file may have been cut short by a copy: try the original, or add \
+                 --partial to write the {n} of {m} sectors that are present"
+            ))
+        })?;
+    }
+    write_out(&vol, out_path)?;
+    if let Some(t) = vol.truncation() {
+        let done = if t.sectors_missing() == 0 {
+            "the data written is complete".to_string()
+        } else {
+            format!(
+                "wrote the {} sectors present ({} bytes) and nothing for the missing ones",
+                t.sectors_present(),
+                t.data_present
+            )
+        };
+        eprintln!("tcvault: warning: {}: {t}; {done}", a.volume.display());
+    }
+    Ok(())
+}
+
+/// Writes the readable part of the data area to `out_path`, or to standard output.
+fn write_out(vol: &ReadableVolume, out_path: Option<&Path>) -> Result<(), CliError> {
     match out_path {
-        None => stream(&vol, &mut io::stdout().lock()),
+        None => stream(vol, &mut io::stdout().lock()),
         Some(path) if is_special(path) => {
             // Devices and FIFOs are written in place, never replaced.
             let mut f = OpenOptions::new()
                 .write(true)
                 .open(path)
                 .map_err(|e| out_err(path, e))?;
-            stream(&vol, &mut f)?;
+            stream(vol, &mut f)?;
             match f.sync_all() {
                 // FIFOs and character devices cannot be synced; that is not an error.
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
                 r => r.map_err(|e| out_err(path, e)),
             }
         }
-        Some(path) => write_file(&vol, path),
+        Some(path) => write_file(vol, path),
     }
 }
 
@@ -91,12 +121,12 @@ fn check_output(out: &Path, volume: &Path, force: bool) -> Result<(), CliError> 
 /// complete ([`write::write_file_atomically`]), so an interrupted or failed run never leaves a
 /// half-written file under the requested name and the plaintext is never readable by other
 /// users. Whether an existing `path` may be replaced was settled by [`check_output`].
-fn write_file(vol: &Volume, path: &Path) -> Result<(), CliError> {
+fn write_file(vol: &ReadableVolume, path: &Path) -> Result<(), CliError> {
     write::write_file_atomically(path, true, |f| stream(vol, f))
 }
 
-fn stream(vol: &Volume, out: &mut dyn Write) -> Result<(), CliError> {
-    let total = vol.data_len();
+fn stream(vol: &ReadableVolume, out: &mut dyn Write) -> Result<(), CliError> {
+    let total = vol.readable_len();
     let bar = if io::stderr().is_terminal() {
         let b = ProgressBar::new(total);
         if let Ok(style) =

@@ -106,6 +106,13 @@ impl From<VolumeError> for CliError {
                 DAMAGED,
                 Some("the file may have been cut short by a copy; try the original"),
             ),
+            VolumeError::BackupHeadersCut { .. } => (
+                DAMAGED,
+                Some(
+                    "the file may have been cut short by a copy; try the original (`tcvault \
+                     decrypt` still reads its data)",
+                ),
+            ),
             VolumeError::Io { .. } => (FAILED, None),
         };
         let mut c = CliError::new(e, code);

@@ -6,14 +6,17 @@ use serde_json::json;
 use tcvault::header::format::{FLAG_IN_PLACE, FLAG_SYSTEM};
 use tcvault::header::layout::DataArea;
 use tcvault::header::{HostKind, Kdf};
-use tcvault::volume::Volume;
+use tcvault::volume::truncated::{ReadableVolume, Truncation};
 
 use super::args::InfoArgs;
 use super::exit::{CliError, FAILED};
-use super::unlock::open_volume;
+use super::unlock::open_readable;
 
 pub fn run(a: &InfoArgs) -> Result<(), CliError> {
-    let vol = open_volume(&a.volume, &a.unlock)?;
+    let vol = open_readable(&a.volume, &a.unlock)?;
+    if let Some(t) = vol.truncation() {
+        warn_truncated(&vol, t);
+    }
     if a.show_keys {
         errln!(
             "tcvault: warning: the master keys below decrypt this volume for as long as it \
@@ -32,7 +35,21 @@ pub fn run(a: &InfoArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::msg(format!("cannot write to standard output: {e}"), FAILED))
 }
 
-fn volume_type(vol: &Volume) -> &'static str {
+/// The header opened, but the host ends before the volume does: say what that means.
+fn warn_truncated(vol: &ReadableVolume, t: Truncation) {
+    let path = vol.host().path().display();
+    let rescue = if t.sectors_missing() > 0 {
+        "; `tcvault decrypt --partial` writes the sectors that are present"
+    } else {
+        ""
+    };
+    eprintln!(
+        "tcvault: warning: {path}: {t}; it cannot be mounted and its header cannot be \
+         changed{rescue}"
+    );
+}
+
+fn volume_type(vol: &ReadableVolume) -> &'static str {
     let u = vol.unlocked();
     if u.header.is_system() {
         "system"
@@ -43,7 +60,7 @@ fn volume_type(vol: &Volume) -> &'static str {
     }
 }
 
-fn host_kind(vol: &Volume) -> &'static str {
+fn host_kind(vol: &ReadableVolume) -> &'static str {
     match vol.host().kind() {
         HostKind::Volume if vol.host().is_block_device() => "block-device",
         HostKind::Volume => "file",
@@ -66,7 +83,7 @@ fn flag_names(flags: u32) -> Vec<&'static str> {
 /// The used part of the key area in hex: the cipher keys and the secondary keys (XTS: the
 /// primary half and the tweak half; legacy modes: the keys after the first 32 bytes, and those
 /// 32 bytes, the LRW tweak key or CBC IV seed).
-fn key_halves(vol: &Volume) -> (String, String) {
+fn key_halves(vol: &ReadableVolume) -> (String, String) {
     let u = vol.unlocked();
     let len = u.scheme.key_material_len();
     let keys = &u.header.key_area.expose()[..len];
@@ -78,7 +95,7 @@ fn key_halves(vol: &Volume) -> (String, String) {
 }
 
 /// `legacy` for the layout of TrueCrypt before 6.0, `current` otherwise.
-fn layout(vol: &Volume) -> &'static str {
+fn layout(vol: &ReadableVolume) -> &'static str {
     if DataArea::is_legacy_layout(&vol.unlocked().header) {
         "legacy"
     } else {
@@ -90,7 +107,7 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn json_report(vol: &Volume, show_keys: bool) -> String {
+fn json_report(vol: &ReadableVolume, show_keys: bool) -> String {
     let u = vol.unlocked();
     let h = &u.header;
     let (iterations, argon2) = match u.kdf {
@@ -115,7 +132,7 @@ fn json_report(vol: &Volume, show_keys: bool) -> String {
         "mode": u.scheme.mode_name(),
         "layout": layout(vol),
         "data_area_start": vol.data_area().start,
-        "data_area_length": vol.data_len(),
+        "data_area_length": vol.data_area().len,
         "header_version": h.version,
         "min_program_version": format!("{:#06x}", h.min_program_version),
         "sector_size": h.sector_size,
@@ -125,6 +142,14 @@ fn json_report(vol: &Volume, show_keys: bool) -> String {
         "encrypted_area_length": h.encrypted_area_length,
         "flags": h.flags,
         "flag_names": flag_names(h.flags),
+        "truncation": vol.truncation().map(|t| json!({
+            "host_size": t.host_size,
+            "volume_end": t.volume_end,
+            "data_present": t.data_present,
+            "sectors": t.sectors(),
+            "sectors_present": t.sectors_present(),
+            "sectors_missing": t.sectors_missing(),
+        })),
     });
     if show_keys {
         let (p, s) = key_halves(vol);
@@ -136,7 +161,7 @@ fn json_report(vol: &Volume, show_keys: bool) -> String {
     s
 }
 
-fn text_report(vol: &Volume, show_keys: bool) -> String {
+fn text_report(vol: &ReadableVolume, show_keys: bool) -> String {
     let u = vol.unlocked();
     let h = &u.header;
     let flags = flag_names(h.flags);
@@ -180,7 +205,7 @@ fn text_report(vol: &Volume, show_keys: bool) -> String {
             if vol.host().kind() == HostKind::Volume {
                 format!(
                     "{} from byte {}",
-                    size(vol.data_len()),
+                    size(vol.data_area().len),
                     vol.data_area().start
                 )
             } else {
@@ -196,6 +221,18 @@ fn text_report(vol: &Volume, show_keys: bool) -> String {
             },
         ),
     ];
+    if let Some(t) = vol.truncation() {
+        rows.push((
+            "Cut short",
+            format!(
+                "host ends at byte {} of {}; {} of {} sectors missing",
+                t.host_size,
+                t.volume_end,
+                t.sectors_missing(),
+                t.sectors()
+            ),
+        ));
+    }
     if show_keys {
         let (p, s) = key_halves(vol);
         rows.push(("Master key (primary)", p));

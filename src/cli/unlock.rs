@@ -9,6 +9,7 @@ use tcvault::crypto::prf::Prf;
 use tcvault::header::{Credentials, Family, UnlockOptions};
 use tcvault::secret::{Password, Pim, SecretBytes};
 use tcvault::volume::keyfiles::read_keyfiles;
+use tcvault::volume::truncated::ReadableVolume;
 use tcvault::volume::{Host, SlotChoice, Volume};
 
 use super::args::{ChainArg, PrfArg, UnlockArgs};
@@ -18,6 +19,12 @@ use super::exit::{BAD_INPUT, CliError, USAGE};
 pub fn open_volume(path: &Path, a: &UnlockArgs) -> Result<Volume, CliError> {
     let (creds, opts, slots) = unlock_inputs(path, a)?;
     Ok(Volume::open(path, &creds, slots, &opts)?)
+}
+
+/// Reads the password and keyfiles, then opens `path` for reading, also when it is cut short.
+pub fn open_readable(path: &Path, a: &UnlockArgs) -> Result<ReadableVolume, CliError> {
+    let (creds, opts, slots) = unlock_inputs(path, a)?;
+    Ok(ReadableVolume::open(path, &creds, slots, &opts)?)
 }
 
 /// Reads the password and keyfiles, opens `path` for writing, and returns the volume with the

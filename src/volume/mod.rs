@@ -4,10 +4,12 @@
 //! host whose header a password opened, with sector I/O over its decrypted data area.
 //! [`keyfiles`] reads keyfiles (and keyfile directories) from disk; [`write`] creates volumes
 //! and rewrites, backs up and restores headers; [`hidden`] adds hidden volumes; [`probe`] recognises filesystem signatures.
+//! [`truncated`] opens volumes whose host is cut short, for reading what is left.
 
 pub mod hidden;
 pub mod keyfiles;
 pub mod probe;
+pub mod truncated;
 pub mod write;
 
 use std::fs::File;
@@ -95,6 +97,20 @@ pub enum VolumeError {
         path: PathBuf,
         /// End of the data area according to the header.
         end: u64,
+        /// Actual host size.
+        size: u64,
+    },
+    /// The data area is whole, but the host ends inside the embedded backup headers after it:
+    /// a header rewrite would put them on data.
+    #[error(
+        "{path}: the host ends at byte {size}, inside the embedded backup headers that follow \
+         the data area (which ends at byte {data_end}; truncated volume?)"
+    )]
+    BackupHeadersCut {
+        /// The path given.
+        path: PathBuf,
+        /// End of the data area according to the header.
+        data_end: u64,
         /// Actual host size.
         size: u64,
     },
@@ -379,7 +395,8 @@ impl Volume {
     ///
     /// # Errors
     /// Any [`Host::open`] error, [`VolumeError::Unlock`] when no header opens, and
-    /// [`VolumeError::Truncated`] when the header's data area does not fit in the host.
+    /// [`VolumeError::Truncated`] or [`VolumeError::BackupHeadersCut`] when the volume the
+    /// header describes does not fit in the host.
     pub fn open(
         path: &Path,
         creds: &Credentials,
@@ -409,34 +426,10 @@ impl Volume {
     /// A volume from a header already opened on `host`.
     ///
     /// # Errors
-    /// [`VolumeError::Truncated`] when the header's data area does not fit in the host.
+    /// [`VolumeError::Truncated`] when the header's data area does not fit in the host,
+    /// [`VolumeError::BackupHeadersCut`] when the embedded backup headers after it do not.
     pub fn with_header(host: Host, unlocked: UnlockedHeader) -> Result<Volume, VolumeError> {
-        let empty = DataArea {
-            start: 0,
-            len: 0,
-            first_unit: 0,
-        };
-        if host.kind != HostKind::Volume {
-            return Ok(Volume {
-                host,
-                unlocked,
-                area: empty,
-            });
-        }
-        let area = DataArea::of(&unlocked.header, unlocked.slot, unlocked.scheme, host.size);
-        let end = area.and_then(|a| a.start.checked_add(a.len));
-        match (area, end) {
-            (Some(area), Some(end)) if end <= host.size => Ok(Volume {
-                host,
-                unlocked,
-                area,
-            }),
-            _ => Err(VolumeError::Truncated {
-                path: host.path.clone(),
-                end: end.unwrap_or(u64::MAX),
-                size: host.size,
-            }),
-        }
+        truncated::ReadableVolume::with_header(host, unlocked)?.into_volume()
     }
 
     /// The host.
