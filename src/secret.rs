@@ -9,7 +9,7 @@ use std::fmt;
 
 use zeroize::Zeroize;
 
-/// The longest password VeraCrypt accepts for non-system volumes (format.md §4).
+/// The longest password VeraCrypt accepts for non-system volumes (docs/format.md §4).
 pub const MAX_PASSWORD_LEN: usize = 128;
 
 /// Makes this process unable to leave its memory anywhere a secret could be read back: no core

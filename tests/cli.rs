@@ -253,7 +253,10 @@ fn info_table_autodetects_the_prf() {
         "Volume size row: {}",
         t["Volume size"]
     );
-    assert_eq!(len, 786_432, "format.md: 1 MiB container, 768 KiB of data");
+    assert_eq!(
+        len, 786_432,
+        "docs/format.md: 1 MiB container, 768 KiB of data"
+    );
     assert_eq!(t["Encrypted area start"], format!("byte {start}"));
     assert_eq!(t["Sector size"], "512 bytes");
     assert_eq!(t["Header slot"], "primary header");

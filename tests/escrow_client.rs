@@ -563,7 +563,7 @@ fn hidden_volume_restore() {
     let env = Env::start();
     let (vol, _) = env.create("outer.tc", "outer pw", None);
     // A hidden volume of 256 KiB ending 128 KiB before the embedded backups, its header in the
-    // hidden slot and the hidden backup slot (the layout of format.md §2).
+    // hidden slot and the hidden backup slot (the layout of docs/format.md §2).
     let size = std::fs::metadata(&vol).expect("size").len();
     let len = 256 * 1024;
     let start = size - 131_072 - len;

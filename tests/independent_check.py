@@ -7,10 +7,11 @@ For every volume in TESTVOLUMES_DIR/manifest.json that uses the AES cipher with 
 sha256 (keyfile volumes included), and for the header backup files of such volumes, this script:
 
 * derives the header key with Python's hashlib.pbkdf2_hmac (keyfiles are mixed into the password
-  with the keyfile pool of format.md section 5, written here from that description and zlib.crc32);
+  with the keyfile pool of docs/format.md section 5, written here from that description and
+  zlib.crc32);
 * decrypts header bytes 64..512 as XTS data unit 0 with the `cryptography` package's AES-XTS;
 * checks the magic `VERA`, both CRC-32s (zlib.crc32), the version, the sector size and the sizes
-  and offsets format.md section 2 predicts, and reads the master key halves;
+  and offsets docs/format.md section 2 predicts, and reads the master key halves;
 * decrypts the manifest's data patterns (pattern A / B) from the volume's data area with the master
   keys (host offset = encrypted_area_start + pattern offset, XTS data unit = host offset // 512)
   and compares them with the formulas in the manifest.
@@ -59,12 +60,12 @@ class Mismatch(Exception):
 
 
 def iterations_for(pim):
-    """PBKDF2 iterations of a VeraCrypt non-system volume (format.md section 4)."""
+    """PBKDF2 iterations of a VeraCrypt non-system volume (docs/format.md section 4)."""
     return 500000 if pim == 0 else 15000 + 1000 * pim
 
 
 def keyfile_pool(password, keyfile_paths):
-    """The PBKDF2 password: the raw password, or the keyfile pool (format.md section 5)."""
+    """The PBKDF2 password: the raw password, or the keyfile pool (docs/format.md section 5)."""
     if not keyfile_paths:
         return password
     size = 64 if len(password) <= 64 else 128
@@ -113,7 +114,7 @@ def parse_size(text):
 
 
 def expected_layout(volume_entry):
-    """(encrypted_area_start, data size, hidden size) format.md section 2 predicts."""
+    """(encrypted_area_start, data size, hidden size) docs/format.md section 2 predicts."""
     size = volume_entry["size"]
     if volume_entry["type"] == "hidden":
         requested = parse_size(volume_entry["hidden_volume_size_requested"])
@@ -237,7 +238,7 @@ def run_job(job, directory):
             "volume_size": data, "hidden_volume_size": hidden}
     for name, value in want.items():
         if fields[name] != value:
-            errors.append(f"{where}: {name} = {fields[name]}, format.md predicts {value}")
+            errors.append(f"{where}: {name} = {fields[name]}, docs/format.md predicts {value}")
     key_primary = h[256:256 + AES_KEY_LEN]
     key_secondary = h[256 + AES_KEY_LEN:256 + 2 * AES_KEY_LEN]
     if key_primary == key_secondary:

@@ -4,13 +4,13 @@
 Usage: python3 tests/independent_created.py VOLUME PASSWORD PRF PIM OFFSET LENGTH
 
 PRF is sha512 or sha256 (what hashlib has), the cipher must be AES. Using only hashlib,
-zlib and the `cryptography` package's AES-XTS, written from format.md:
+zlib and the `cryptography` package's AES-XTS, written from docs/format.md:
 
 * derives the header key for the primary header (byte 0) and the embedded backup
   (size - 131072) with PBKDF2-HMAC-PRF, VeraCrypt's count for PIM (500000 for 0, else
   15000 + 1000 * PIM);
 * decrypts bytes 64..512 of each as XTS data unit 0, checks the magic VERA, version 5, both
-  CRC-32s, sector size 512 and the layout of format.md section 2 (data at 131072, length size -
+  CRC-32s, sector size 512 and the layout of docs/format.md section 2 (data at 131072, length size -
   262144), checks that the two copies hold the same keys but different salts;
 * decrypts LENGTH bytes at OFFSET of the data area (XTS unit = absolute offset / 512) and prints
   them in hex.

@@ -176,7 +176,7 @@ fn every_volume_and_its_embedded_backup_open_with_their_fields_and_data() {
         if s(e, "type") == "hidden" {
             assert_eq!(u.slot, Slot::Hidden, "{file}");
             assert_eq!(u.header.hidden_volume_size, expected_size, "{file}");
-            // Hidden data ends where the embedded backup headers begin (format.md §2).
+            // Hidden data ends where the embedded backup headers begin (docs/format.md §2).
             let host = e["size"].as_u64().expect("size");
             let requested = 300 * 1024;
             assert_eq!(

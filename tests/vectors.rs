@@ -13,14 +13,14 @@
 //!   sequence numbers 0xff … 0xffffffffff, kept in `tests/vectors/ieee1619_xts_aes256.txt`), and
 //!   random keys and buffers against the `xts-mode` crate for every cipher, whole and short last
 //!   data units, several first unit numbers.
-//! * Chains: the internal order of the fifteen chains against format.md §6, and every chain
+//! * Chains: the internal order of the fifteen chains against docs/format.md §6, and every chain
 //!   against a composition of per-cipher `xts-mode` passes with the key material split as
-//!   format.md §4 describes (including buffers larger than the chain's 64 KiB working slice).
+//!   docs/format.md §4 describes (including buffers larger than the chain's 64 KiB working slice).
 //! * PBKDF2: RFC 6070 (HMAC-SHA-1), RFC 7914 §11 (HMAC-SHA-256), the VeraCrypt self-test output
-//!   prefixes of format.md §4, every PRF and every block index against the `pbkdf2` crate, and
+//!   prefixes of docs/format.md §4, every PRF and every block index against the `pbkdf2` crate, and
 //!   the stop flag of `pbkdf2_block`.
 //! * Argon2id: our wrapper against the `argon2` crate called directly, parameter errors, and the
-//!   PIM-to-cost rule of format.md §4.
+//!   PIM-to-cost rule of docs/format.md §4.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
@@ -509,7 +509,7 @@ fn xts_units_are_independent_of_buffer_split() {
     }
 }
 
-/// The chains of format.md §6: display name and internal order.
+/// The chains of docs/format.md §6: display name and internal order.
 const FORMAT_MD_CHAINS: [(&str, &[CipherId]); 15] = {
     use CipherId::{Aes, Camellia, Kuznyechik, Serpent, Twofish};
     [
@@ -555,7 +555,7 @@ fn chain_internal_order_matches_format_md() {
 }
 
 /// Our chain result versus one `xts-mode` pass per cipher in internal order (encryption) or
-/// reverse order (decryption), keys split as format.md §4 describes.
+/// reverse order (decryption), keys split as docs/format.md §4 describes.
 fn check_chain_against_oracle(id: ChainId, rng: &mut Rng, len: usize, first_unit: u64) {
     let ciphers = id.ciphers();
     let n = ciphers.len();
@@ -728,8 +728,8 @@ fn pbkdf2_hmac_sha256_rfc7914() {
 
 #[test]
 fn pbkdf2_veracrypt_self_test_prefixes() {
-    // format.md §4: password "password", salt 12 34 56 78, 5 iterations, first four bytes.
-    // RIPEMD-160's prefix is not in format.md; it was checked against OpenSSL's PBKDF2.
+    // docs/format.md §4: password "password", salt 12 34 56 78, 5 iterations, first four bytes.
+    // RIPEMD-160's prefix is not in docs/format.md; it was checked against OpenSSL's PBKDF2.
     let cases = [
         (Prf::Sha512, "1364aef8"),
         (Prf::Sha256, "f2a04fb2"),
@@ -968,7 +968,7 @@ fn argon2id_reports_invalid_parameters() {
 
 #[test]
 fn argon2_params_follow_format_md() {
-    // format.md §4: memory min(64 + 32·(N−1), 1024) MiB; passes 3 + ⌊(N−1)/3⌋ for N ≤ 31, else
+    // docs/format.md §4: memory min(64 + 32·(N−1), 1024) MiB; passes 3 + ⌊(N−1)/3⌋ for N ≤ 31, else
     // 13 + (N − 31); one lane; PIM 0 acts as PIM 12. Values worked out by hand.
     let cases: [(u32, u32, u32); 8] = [
         (0, 416, 6),

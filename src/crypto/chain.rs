@@ -1,8 +1,8 @@
 //! The fifteen cipher chains of VeraCrypt (eight of them TrueCrypt's) keyed for XTS.
 //!
-//! A chain is a list of ciphers in *internal order* (format.md §6): that is the order of the keys
-//! in the key material and the order in which encryption applies them, each as one complete XTS
-//! pass over the buffer; decryption runs the list backwards. The display name is the list
+//! A chain is a list of ciphers in *internal order* (docs/format.md §6): that is the order of the
+//! keys in the key material and the order in which encryption applies them, each as one complete
+//! XTS pass over the buffer; decryption runs the list backwards. The display name is the list
 //! reversed.
 
 use std::fmt;
@@ -68,7 +68,7 @@ impl ChainId {
         ChainId::KuznyechikTwofish,
     ];
 
-    /// Ciphers in internal order (key order and encryption order; format.md §6).
+    /// Ciphers in internal order (key order and encryption order; docs/format.md §6).
     pub fn ciphers(self) -> &'static [CipherId] {
         match self {
             ChainId::Aes => &[Aes],

@@ -19,7 +19,7 @@ pub trait BlockCipher: Send + Sync {
     fn decrypt_blocks(&self, blocks: &mut [Block]);
 }
 
-/// The ciphers of the VeraCrypt format (all 128-bit block, 256-bit key; format.md §6).
+/// The ciphers of the VeraCrypt format (all 128-bit block, 256-bit key; docs/format.md §6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CipherId {
     /// AES-256 (FIPS 197).

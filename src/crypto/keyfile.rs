@@ -1,4 +1,4 @@
-//! The keyfile pool (format.md §5): keyfiles are mixed into the password before PBKDF2.
+//! The keyfile pool (docs/format.md §5): keyfiles are mixed into the password before PBKDF2.
 //!
 //! Each keyfile is hashed on its own with a running CRC-32 whose four bytes, after every input
 //! byte, are added (mod 256) into the pool at a rotating position. Addition commutes, so the

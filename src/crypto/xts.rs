@@ -1,7 +1,7 @@
 //! XTS (IEEE 1619) over whole buffers of 512-byte data units.
 //!
 //! The tweak of data unit `n` is `E_k2(n as little-endian u64, zero-padded to 16 bytes)`, then
-//! multiplied by α for each following 16-byte block (format.md §6). Units are processed in
+//! multiplied by α for each following 16-byte block (docs/format.md §6). Units are processed in
 //! batches so that each cipher call sees hundreds of blocks: the tweak keys of a whole batch are
 //! encrypted in one call and the data of a whole batch in another.
 

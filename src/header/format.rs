@@ -1,10 +1,10 @@
-//! The 512-byte header: decrypted bytes ⇄ typed [`Header`] (format.md §1).
+//! The 512-byte header: decrypted bytes ⇄ typed [`Header`] (docs/format.md §1).
 
 use super::kdf::Family;
 use super::layout::{HEADER_SIZE, SALT_LEN};
 use crate::secret::SecretBytes;
 
-/// Offsets inside the header (format.md §1).
+/// Offsets inside the header (docs/format.md §1).
 mod off {
     pub const MAGIC: usize = 64;
     pub const VERSION: usize = 68;
@@ -21,15 +21,15 @@ mod off {
     pub const KEY_AREA: usize = 256;
 }
 
-/// Size of the master key area (format.md §1).
+/// Size of the master key area (docs/format.md §1).
 pub const KEY_AREA_LEN: usize = 256;
-/// Highest header version known (format.md §1).
+/// Highest header version known (docs/format.md §1).
 pub const MAX_HEADER_VERSION: u16 = 5;
 /// Header version written today.
 pub const CURRENT_HEADER_VERSION: u16 = 5;
-/// Minimum program version VeraCrypt writes (format.md §1).
+/// Minimum program version VeraCrypt writes (docs/format.md §1).
 pub const VERACRYPT_MIN_PROGRAM_VERSION: u16 = 0x010B;
-/// Minimum program version TrueCrypt 7 writes (format.md §1).
+/// Minimum program version TrueCrypt 7 writes (docs/format.md §1).
 pub const TRUECRYPT_MIN_PROGRAM_VERSION: u16 = 0x0700;
 /// Flag bit 0: system encryption.
 pub const FLAG_SYSTEM: u32 = 1;
@@ -102,7 +102,7 @@ fn be64(b: &[u8], at: usize) -> u64 {
 
 impl Header {
     /// Parses and validates a header whose bytes 64–511 have been decrypted (bytes 0–63, the
-    /// salt, are not read). Checks in format.md's order: magic, version, header CRC (version ≥
+    /// salt, are not read). Checks in docs/format.md's order: magic, version, header CRC (version ≥
     /// 4), program version, key-area CRC, sector size.
     ///
     /// # Errors

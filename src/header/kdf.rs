@@ -1,5 +1,5 @@
 //! Which key derivation a header uses: family, PRF, PIM and system flag to iteration counts
-//! (format.md §4).
+//! (docs/format.md §4).
 
 use std::fmt;
 
@@ -31,7 +31,7 @@ impl Family {
         }
     }
 
-    /// Longest password the family accepts (format.md §4).
+    /// Longest password the family accepts (docs/format.md §4).
     pub fn max_password_len(self) -> usize {
         match self {
             Family::VeraCrypt => 128,
@@ -133,7 +133,7 @@ fn pbkdf2_count(pim: u32, default: u32, base: u32, per_pim: u32) -> u32 {
     }
 }
 
-/// Argon2id costs for a PIM (format.md §4); PIM 0 acts as PIM 12.
+/// Argon2id costs for a PIM (docs/format.md §4); PIM 0 acts as PIM 12.
 pub fn argon2_params(pim: u32) -> Argon2Params {
     let n = if pim == 0 { 12 } else { pim };
     let memory_mib = (64 + 32 * (n.min(32) - 1)).min(1024);

@@ -1,5 +1,5 @@
 //! Where headers and data live in a host (file or device) and in header backup files.
-//! Every constant cites format.md, the project's summary of the on-disk facts.
+//! Every constant cites docs/format.md, the project's summary of the on-disk facts.
 
 use std::fmt;
 
@@ -7,32 +7,32 @@ use super::format::Header;
 use crate::crypto::legacy::LegacyMode;
 use crate::crypto::scheme::Scheme;
 
-/// Size of one header (format.md §1).
+/// Size of one header (docs/format.md §1).
 pub const HEADER_SIZE: usize = 512;
-/// The clear salt at the start of a header (format.md §1).
+/// The clear salt at the start of a header (docs/format.md §1).
 pub const SALT_LEN: usize = 64;
-/// Size of one header slot in the current layout (format.md §1, §2).
+/// Size of one header slot in the current layout (docs/format.md §1, §2).
 pub const HEADER_SLOT_SIZE: u64 = 65_536;
-/// Hidden-volume header offset (format.md §2).
+/// Hidden-volume header offset (docs/format.md §2).
 pub const HIDDEN_HEADER_OFFSET: u64 = 65_536;
-/// The embedded backup of the normal header sits this far before the end (format.md §2).
+/// The embedded backup of the normal header sits this far before the end (docs/format.md §2).
 pub const BACKUP_NORMAL_FROM_END: u64 = 131_072;
-/// The embedded backup of the hidden header sits this far before the end (format.md §2).
+/// The embedded backup of the hidden header sits this far before the end (docs/format.md §2).
 pub const BACKUP_HIDDEN_FROM_END: u64 = 65_536;
-/// Start of the normal data area in the current layout (format.md §2).
+/// Start of the normal data area in the current layout (docs/format.md §2).
 pub const DATA_AREA_OFFSET: u64 = 131_072;
-/// System-encryption header: sector 62 of the drive (format.md §2).
+/// System-encryption header: sector 62 of the drive (docs/format.md §2).
 pub const SYSTEM_HEADER_OFFSET: u64 = 31_744;
-/// Legacy layout: the hidden header sits this far before the end (format.md §2).
+/// Legacy layout: the hidden header sits this far before the end (docs/format.md §2).
 pub const LEGACY_HIDDEN_FROM_END: u64 = 1_536;
-/// Smallest volume of the current layout (format.md §2).
+/// Smallest volume of the current layout (docs/format.md §2).
 pub const MIN_VOLUME_SIZE: u64 = 292 * 1024;
 /// Smallest host of the legacy layout (TrueCrypt before 6.0): a header, one data unit and the
-/// legacy hidden-header place (format.md §2).
+/// legacy hidden-header place (docs/format.md §2).
 pub const MIN_LEGACY_VOLUME_SIZE: u64 = 2 * HEADER_SIZE as u64 + LEGACY_HIDDEN_FROM_END;
-/// A current-format header backup file: two 64 KiB slots (format.md §3).
+/// A current-format header backup file: two 64 KiB slots (docs/format.md §3).
 pub const BACKUP_FILE_SIZE: u64 = 131_072;
-/// A legacy header backup file: two 512-byte headers (format.md §3).
+/// A legacy header backup file: two 512-byte headers (docs/format.md §3).
 pub const LEGACY_BACKUP_FILE_SIZE: u64 = 1_024;
 
 /// What a host is, told apart by its size: a volume or one of the two backup-file formats.
@@ -152,7 +152,7 @@ impl HeaderRole {
     }
 
     /// The slots a header of this role is written to in a host: its primary slot and, in the
-    /// current layout, its embedded backup (format.md §2). The legacy layout (TrueCrypt before
+    /// current layout, its embedded backup (docs/format.md §2). The legacy layout (TrueCrypt before
     /// 6.0) has no embedded backups and keeps a hidden volume's header 1,536 bytes before the
     /// end.
     pub fn slots(self, legacy: bool) -> (Slot, Option<Slot>) {
@@ -193,8 +193,8 @@ impl DataArea {
     ///
     /// Current layout (header version 4 and later): the header's own start and length fields,
     /// units counted from the start of the host. Legacy layout (versions 1–3, TrueCrypt
-    /// before 6.0; format.md §2, §7): a hidden volume's data ends 1,536 bytes before the end of
-    /// the host and is as long as its hidden-size field; a normal volume's data starts at the
+    /// before 6.0; docs/format.md §2, §7): a hidden volume's data ends 1,536 bytes before the end
+    /// of the host and is as long as its hidden-size field; a normal volume's data starts at the
     /// start field or, when that is 0 (versions 1–2), at byte 512, and runs to the end of the
     /// host unless the length field says otherwise. Units: XTS counts from the start of the
     /// host, LRW from the start of the data area, CBC from the start field (512 when 0), for

@@ -17,11 +17,11 @@ use crate::crypto::random::{self, RandomError};
 use crate::crypto::scheme::{Scheme, SectorCipher};
 use crate::secret::SecretBytes;
 
-/// The program version VeraCrypt writes in new headers (format.md §1).
+/// The program version VeraCrypt writes in new headers (docs/format.md §1).
 pub const VERACRYPT_MIN_PROGRAM_VERSION: u16 = 0x010B;
-/// The program version TrueCrypt 7 writes in new headers (format.md §1).
+/// The program version TrueCrypt 7 writes in new headers (docs/format.md §1).
 pub const TRUECRYPT_MIN_PROGRAM_VERSION: u16 = 0x0700;
-/// The header format version written today (format.md §1).
+/// The header format version written today (docs/format.md §1).
 pub const CURRENT_HEADER_VERSION: u16 = 5;
 
 /// Why a header could not be sealed.
@@ -118,7 +118,7 @@ impl Protection {
 
 /// Random master keys for `chain`: a 256-byte key area with the chain's primary keys, then its
 /// secondary keys, zero after. Drawn again in the (astronomically unlikely) case that a
-/// cipher's primary and secondary keys are equal, which VeraCrypt refuses (format.md §6).
+/// cipher's primary and secondary keys are equal, which VeraCrypt refuses (docs/format.md §6).
 ///
 /// # Errors
 /// No random bytes.
@@ -225,7 +225,7 @@ fn verify(
 }
 
 /// A header encrypted under random keys with a random salt: what fills an unused hidden-header
-/// slot (format.md §2). Nobody can open it; it looks like a real one.
+/// slot (docs/format.md §2). Nobody can open it; it looks like a real one.
 ///
 /// # Errors
 /// No random bytes.

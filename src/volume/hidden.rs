@@ -1,9 +1,9 @@
 //! Hidden volumes inside an existing outer volume.
 //!
 //! A hidden volume of requested size S occupies the end of the outer volume's data area:
-//! its data starts at host size − 131,072 − S (format.md §2). Before anything is written there,
-//! tcvault proves that the outer volume's filesystem does not use that space: it decrypts the
-//! outer filesystem's allocation table and finds the end of the last allocated cluster. Only
+//! its data starts at host size − 131,072 − S (docs/format.md §2). Before anything is written
+//! there, tcvault proves that the outer volume's filesystem does not use that space: it decrypts
+//! the outer filesystem's allocation table and finds the end of the last allocated cluster. Only
 //! FAT12/16/32 is read today (what VeraCrypt's own formatter and most outer volumes use); for
 //! any other filesystem, or none, the hidden volume is refused rather than risk outer data.
 
@@ -16,9 +16,9 @@ use crate::header::layout::{BACKUP_NORMAL_FROM_END, HeaderRole, HostKind, Slot};
 use crate::header::seal::{new_header, seal};
 use crate::header::unlock::Credentials;
 
-/// Smallest hidden volume (format.md §2).
+/// Smallest hidden volume (docs/format.md §2).
 pub const MIN_HIDDEN_SIZE: u64 = 40 * 1024;
-/// Smallest host that can hold a hidden volume (format.md §2).
+/// Smallest host that can hold a hidden volume (docs/format.md §2).
 pub const MIN_HIDDEN_HOST: u64 = 340 * 1024;
 /// Below this requested size the hidden data area is S − 4,096, above S − 131,072.
 const SMALL_HIDDEN: u64 = 2 * 1024 * 1024;

@@ -1,5 +1,6 @@
 //! Reading keyfiles from disk: files, and directories (every file directly inside, skipping
-//! dot-files; format.md §5). Contents are read into secret buffers, at most the first MiB each.
+//! dot-files; docs/format.md §5). Contents are read into secret buffers, at most the first MiB
+//! each.
 
 use std::fs;
 use std::io::{self, Read};

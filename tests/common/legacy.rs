@@ -1,5 +1,5 @@
 //! An independent builder and reader of legacy TrueCrypt (1.0–5.1a) volumes, for the tests of
-//! issue 8. Written from `docs/legacy-format.md` and format.md §1–§3, §7 with RustCrypto block
+//! issue 8. Written from `docs/legacy-format.md` and docs/format.md §1–§3, §7 with RustCrypto block
 //! ciphers and hashes used directly: no tcvault code. Everything is done block by block, the
 //! plain way (slow, but the volumes are small), so that a reader can check it against the facts.
 //!
@@ -92,7 +92,7 @@ impl Prf {
     }
 }
 
-/// The PBKDF2 password when keyfiles are used (format.md §5, TrueCrypt's 64-byte pool): the
+/// The PBKDF2 password when keyfiles are used (docs/format.md §5, TrueCrypt's 64-byte pool): the
 /// password zero-padded to 64 bytes, then for each keyfile a running CRC-32 (reflected, no final
 /// xor) over its first 1 MiB whose four bytes (most significant first) are added into the pool
 /// after every byte.

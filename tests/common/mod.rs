@@ -20,8 +20,8 @@ use tempfile::TempDir;
 /// Legacy TrueCrypt (1.0–5.1a) volumes built from first principles (issue 8).
 pub mod legacy;
 
-/// Bytes before the data area of a current-layout volume (format.md §2); the same again follows
-/// it (the embedded backup headers).
+/// Bytes before the data area of a current-layout volume (docs/format.md §2); the same again
+/// follows it (the embedded backup headers).
 pub const DATA_AREA_OFFSET: u64 = 131_072;
 
 /// The reference-volume directory.
@@ -205,7 +205,7 @@ pub fn parse_size(text: &str) -> u64 {
     }
 }
 
-/// Where format.md §2 puts the data area of the volume `entry` describes:
+/// Where docs/format.md §2 puts the data area of the volume `entry` describes:
 /// (encrypted area start, data area length = volume size, hidden volume size field).
 pub fn expected_layout(entry: &Value) -> (u64, u64, u64) {
     let size = u64_field(entry, "size");

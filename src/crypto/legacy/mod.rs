@@ -3,7 +3,7 @@
 //!
 //! Key material (the derived header key or the decrypted key area) is laid out the same way in
 //! both modes: 32 "secondary" bytes (LRW: the tweak key K2; CBC: the IV seed), then the cipher
-//! keys in the chain's internal order (docs/legacy-format.md; format.md §6–§7).
+//! keys in the chain's internal order (docs/legacy-format.md; docs/format.md §6–§7).
 //!
 //! A chain is split into *groups* of ciphers that share one mode pass:
 //! - LRW: consecutive ciphers of the same block size share one whitening (two LRW passes with the
