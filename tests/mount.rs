@@ -504,8 +504,8 @@ fn unmount_refused_while_busy() {
 }
 
 /// Hidden-volume protection: writes to the outer volume work until one would land in the
-/// hidden volume; that one and every later write are refused, `list` says so, and the hidden
-/// volume's bytes are unchanged.
+/// hidden volume; that one and every later write (and flush) are refused, `list` says so, and
+/// the hidden volume's bytes are unchanged.
 #[test]
 fn hidden_volume_protection() {
     let Some(_g) = mount_env() else { return };
@@ -567,6 +567,12 @@ fn hidden_volume_protection() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // A flush must not tell a program (or a filesystem) that what it wrote is safe.
+    let out = Command::new("sync").arg(&dev).output().expect("run sync");
+    assert!(
+        !out.status.success(),
+        "a flush of the device succeeded after protection tripped"
+    );
     unmount_ok(&dev);
     let after = fs::read(&vol).expect("read volume");
     assert_eq!(after.len() as u64, size);

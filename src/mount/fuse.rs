@@ -198,6 +198,9 @@ impl Filesystem for AreaFs {
 
     fn fsync(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _ds: bool, reply: ReplyEmpty) {
         match self.area.sync() {
+            // Writes were refused since protection tripped: a flush must not say that what the
+            // filesystem above wrote is safe.
+            Ok(()) if self.area.protection_tripped() => reply.error(Errno::EIO),
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }
