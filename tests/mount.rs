@@ -11,7 +11,8 @@
 //! exFAT, NTFS and FAT, written through the mount, unmounted, remounted and compared;
 //! `--no-filesystem` against `tcvault decrypt`; `list --json`; mounting twice refused; unmount
 //! refused while a file is open or a shell sits in the mount point, `--force`; hidden-volume
-//! protection; and a killed service giving I/O errors, then a clean unmount and the synced data
+//! protection, on the device and under mounted ext4 and FAT (fusefat) outer filesystems, where
+//! every write after the trip must fail visibly; and a killed service giving I/O errors, then a clean unmount and the synced data
 //! back after a remount.
 
 mod common;
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     entry, manifest_entries, password_bytes, password_file, pattern, run, run_ok, str_field,
-    tcvault, temp_dir, u64_field, unlock_args, volume_path,
+    tcvault, temp_dir, u64_field, unlock_args, volume_path, write_file,
 };
 use serde_json::Value;
 use tempfile::TempDir;
@@ -504,8 +505,8 @@ fn unmount_refused_while_busy() {
 }
 
 /// Hidden-volume protection: writes to the outer volume work until one would land in the
-/// hidden volume; that one and every later write are refused, `list` says so, and the hidden
-/// volume's bytes are unchanged.
+/// hidden volume; that one and every later write (and flush) are refused, `list` says so, and
+/// the hidden volume's bytes are unchanged.
 #[test]
 fn hidden_volume_protection() {
     let Some(_g) = mount_env() else { return };
@@ -567,6 +568,12 @@ fn hidden_volume_protection() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // A flush must not tell a program (or a filesystem) that what it wrote is safe.
+    let out = Command::new("sync").arg(&dev).output().expect("run sync");
+    assert!(
+        !out.status.success(),
+        "a flush of the device succeeded after protection tripped"
+    );
     unmount_ok(&dev);
     let after = fs::read(&vol).expect("read volume");
     assert_eq!(after.len() as u64, size);
@@ -579,6 +586,238 @@ fn hidden_volume_protection() {
         before[131_072..135_168] != after[131_072..135_168],
         "the first (allowed) write did not reach the volume"
     );
+}
+
+/// Size of the outer volumes of the protection-trip tests, and of the hidden volume at their end.
+const TRIP_OUTER: u64 = 64 << 20;
+const TRIP_HIDDEN: u64 = 24 << 20;
+/// What the tripping copy writes: more than the outer volume has before the hidden volume
+/// (about 40 MiB), so that at least 8 MiB of it would land in the hidden volume.
+const TRIP_COPY: usize = 48 << 20;
+
+/// An outer volume of [`TRIP_OUTER`] bytes holding `outer_fs` ("vfat" or "ext4"), with a
+/// hidden FAT volume of [`TRIP_HIDDEN`] bytes at its end that holds `secret.bin`
+/// (`random_bytes(1 MiB, 77)`). Returns the volume, the outer and hidden password files.
+///
+/// `create --hidden` proves the hidden volume's room on FAT outer volumes only, so the ext4 one
+/// is made from the FAT one: ext4 (4 KiB blocks, one block group, hence no backup superblocks)
+/// is written over the outer volume's whole data area through a protected `--no-filesystem`
+/// mount, which shows that mkfs kept out of the hidden volume.
+fn outer_with_hidden(dir: &TempDir, outer_fs: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let vol = dir.path().join("outer.hc");
+    let opw = write_file(dir, "outer-password", b"outer volume password");
+    let hpw = write_file(dir, "hidden-password", b"hidden volume password");
+    let pim = ["--pim", "1"];
+    run_ok(
+        tcvault()
+            .args(["create", "--quick", "--filesystem", "fat"])
+            .args(["--size", &TRIP_OUTER.to_string()])
+            .arg("--password-file")
+            .arg(&opw)
+            .args(pim)
+            .arg(&vol),
+    );
+    run_ok(
+        tcvault()
+            .args(["create", "--hidden", "--filesystem", "fat"])
+            .args(["--size", &TRIP_HIDDEN.to_string()])
+            .arg("--outer-password-file")
+            .arg(&opw)
+            .args(["--outer-pim", "1"])
+            .arg("--password-file")
+            .arg(&hpw)
+            .args(pim)
+            .arg(&vol),
+    );
+    let mp = dir.path().join("hidden");
+    let _c = Cleanup(vec![mp.clone()]);
+    let hidden_unlock = [
+        "--hidden".to_string(),
+        "--password-file".into(),
+        path_str(&hpw).into(),
+        "--pim".into(),
+        "1".into(),
+    ];
+    mount_ok(&vol, &hidden_unlock, &[path_str(&mp)]);
+    fs::write(mp.join("secret.bin"), random_bytes(1 << 20, 77)).expect("write the hidden file");
+    unmount_ok(&mp);
+    if outer_fs == "ext4" {
+        let out = mount_ok(&vol, &protected_unlock(&opw, &hpw), &["--no-filesystem"]);
+        let dev = PathBuf::from(out.trim());
+        let _c = Cleanup(vec![dev.clone()]);
+        let st = Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-b", "4096", "-E"])
+            .arg("nodiscard,lazy_itable_init=0,lazy_journal_init=0")
+            .arg(&dev)
+            .status()
+            .expect("run mkfs.ext4");
+        assert!(st.success(), "mkfs.ext4 on the outer volume failed");
+        let st = Command::new("sync").arg(&dev).status().expect("run sync");
+        assert!(st.success(), "sync {} failed", dev.display());
+        assert_eq!(
+            list_entry(&vol)["protection_tripped"],
+            false,
+            "mkfs.ext4 wrote into the hidden volume"
+        );
+        unmount_ok(&dev);
+    }
+    (vol, opw, hpw)
+}
+
+/// The unlock options of a protected outer-volume mount (both PIMs 1).
+fn protected_unlock(opw: &Path, hpw: &Path) -> Vec<String> {
+    [
+        "--password-file",
+        path_str(opw),
+        "--pim",
+        "1",
+        "--protect-hidden",
+        "--hidden-password-file",
+        path_str(hpw),
+        "--hidden-pim",
+        "1",
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+
+/// Runs `script` with `sh -c`; whether it exited 0, and its standard error.
+fn shell(script: &str) -> (bool, String) {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("run sh");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Hidden-volume protection on a mounted outer filesystem (`outer_fs`, through the driver
+/// `driver`): a copy larger than the room before the hidden volume trips it, and from then on
+/// every program that writes fails visibly: the tripping `cp` itself (followed by `sync`),
+/// `dd conv=fsync`, and a later `cp` followed by `sync`; `list` and the service log say so;
+/// the mount still unmounts cleanly, and the hidden volume opens with its own password with
+/// its file intact.
+fn protection_trip_fails_writes(outer_fs: &str, driver: &str) {
+    let dir = temp_dir();
+    let (vol, opw, hpw) = outer_with_hidden(&dir, outer_fs);
+    let src = write_file(&dir, "big.bin", &random_bytes(TRIP_COPY, 5));
+    let small = write_file(&dir, "small.bin", &random_bytes(64 << 10, 6));
+    let mp = dir.path().join("outer");
+    let _c = Cleanup(vec![mp.clone()]);
+    mount_ok(&vol, &protected_unlock(&opw, &hpw), &[path_str(&mp)]);
+    let l = list_entry(&vol);
+    assert_eq!(l["driver"], driver);
+    assert_eq!(l["protection_tripped"], false);
+    let dev = l["device"]
+        .as_str()
+        .expect("device")
+        .trim_start_matches("/dev/")
+        .to_string();
+    let sys = |what: &str| {
+        fs::read_to_string(format!("/sys/block/{dev}/{what}"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|e| panic!("/sys/block/{dev}/{what}: {e}"))
+    };
+    assert_eq!(
+        sys("bdi/strict_limit"),
+        "1",
+        "{outer_fs}: no write-back limit on the protected device"
+    );
+    let (m, s) = (path_str(&mp), path_str(&src));
+
+    let (ok, err) = shell(&format!("cp {s} {m}/big.bin && sync"));
+    assert!(
+        !ok,
+        "{outer_fs}: a {TRIP_COPY}-byte copy into the hidden volume's area and sync reported \
+         success"
+    );
+    assert!(
+        err.contains("Input/output error")
+            || err.contains("Read-only file system")
+            || err.contains("Operation not permitted"),
+        "{outer_fs}: cp failed without a write error: {err}"
+    );
+    let l = list_entry(&vol);
+    assert_eq!(l["protection_tripped"], true, "{outer_fs}: list: {l}");
+    let text = String::from_utf8(run_ok(tcvault().arg("list")).stdout).expect("UTF-8 list");
+    assert!(
+        text.contains("protection tripped"),
+        "{outer_fs}: list does not say so:\n{text}"
+    );
+    let slot = l["slot"].as_u64().expect("slot");
+    let log = fs::read_to_string(tcvault::mount::state::slot_dir(slot as u32).join("service.log"))
+        .expect("read the service log");
+    assert!(
+        log.contains("protection tripped"),
+        "{outer_fs}: service log:\n{log}"
+    );
+
+    let later = [
+        format!("dd if={} of={m}/dd.bin bs=64k conv=fsync", path_str(&small)),
+        format!("cp {} {m}/small.bin && sync", path_str(&small)),
+        format!(
+            "dd if={} of={m}/big.bin bs=64k count=1 conv=notrunc,fsync",
+            path_str(&small)
+        ),
+    ];
+    for script in &later {
+        let (ok, err) = shell(script);
+        assert!(
+            !ok,
+            "{outer_fs}: `{script}` succeeded after protection tripped ({err})"
+        );
+    }
+
+    assert_eq!(
+        sys("ro"),
+        "1",
+        "{outer_fs}: the device was not made read-only"
+    );
+    unmount_ok(&mp);
+    assert!(!common_is_mounted(&mp));
+    // The kernel keeps these for the loop device's next user (unless one has taken it since:
+    // tests of other checkouts may run at the same time).
+    if loop_backing_file(Path::new(&format!("/dev/{dev}"))).is_none() {
+        assert_eq!(sys("ro"), "0", "{outer_fs}: the device stayed read-only");
+        assert_eq!(
+            (sys("bdi/strict_limit"), sys("bdi/max_ratio_fine")),
+            ("0".to_string(), "1000000".to_string()),
+            "{outer_fs}: the device's write-back limits were not put back"
+        );
+    }
+    let hidden = dir.path().join("hidden");
+    let hidden_unlock = [
+        "--hidden".to_string(),
+        "--password-file".into(),
+        path_str(&hpw).into(),
+        "--pim".into(),
+        "1".into(),
+        "--read-only".into(),
+    ];
+    mount_ok(&vol, &hidden_unlock, &[path_str(&hidden)]);
+    let got = fs::read(hidden.join("secret.bin")).expect("read the hidden file");
+    unmount_ok(&hidden);
+    assert!(
+        got == random_bytes(1 << 20, 77),
+        "{outer_fs}: the hidden volume's file changed"
+    );
+}
+
+/// [`protection_trip_fails_writes`] with ext4 (the kernel's driver) as the outer filesystem.
+#[test]
+fn protection_trip_fails_writes_on_ext4() {
+    let Some(_g) = mount_env() else { return };
+    protection_trip_fails_writes("ext4", "kernel ext4");
+}
+
+/// [`protection_trip_fails_writes`] with FAT through fusefat as the outer filesystem.
+#[test]
+fn protection_trip_fails_writes_on_fusefat() {
+    let Some(_g) = mount_env() else { return };
+    protection_trip_fails_writes("vfat", "fusefat");
 }
 
 /// SIGKILL on the service: the filesystem gives I/O errors instead of hanging, unmount cleans

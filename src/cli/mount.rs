@@ -277,7 +277,7 @@ pub fn list(a: &ListArgs) -> Result<(), CliError> {
             let protection = match (s.protect_hidden, s.protection_tripped) {
                 (false, _) => "-",
                 (true, false) => "on",
-                (true, true) => "on, write refused (read-only)",
+                (true, true) => "TRIPPED (read-only)",
             };
             out.push_str(&format!(
                 "{}  {}  {}  {}  {}  {}  {}  {}  {}  {}{}\n",
@@ -305,6 +305,17 @@ pub fn list(a: &ListArgs) -> Result<(), CliError> {
                     "  [service gone: `tcvault unmount` cleans up]"
                 },
             ));
+        }
+        for s in entries.iter().filter_map(|e| e.state.as_ref()) {
+            if s.protection_tripped {
+                out.push_str(&format!(
+                    "slot {}: hidden-volume protection tripped: a write that would have \
+                     overwritten the hidden volume was refused, and every write since fails; \
+                     the outer volume's last writes may be lost. Unmount it, then check the \
+                     outer filesystem.\n",
+                    s.slot
+                ));
+            }
         }
     }
     let mut stdout = io::stdout().lock();

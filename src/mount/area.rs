@@ -14,6 +14,7 @@ use std::io;
 use std::ops::Range;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::crypto::chain::ChainId;
@@ -83,6 +84,8 @@ pub struct DataArea {
     direct_failed: AtomicBool,
     cipher: SectorCipher,
     tripped: AtomicBool,
+    /// Called once, by the write that trips protection (see [`DataArea::on_trip`]).
+    on_trip: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl std::fmt::Debug for DataArea {
@@ -204,6 +207,7 @@ impl DataArea {
             direct_failed: AtomicBool::new(false),
             cipher,
             tripped: AtomicBool::new(false),
+            on_trip: OnceLock::new(),
         })
     }
 
@@ -237,6 +241,14 @@ impl DataArea {
     /// Whether a write was refused by hidden-volume protection (the area is read-only since).
     pub fn protection_tripped(&self) -> bool {
         self.tripped.load(Ordering::Relaxed)
+    }
+
+    /// Has `f` called, once, as soon as a write trips hidden-volume protection (on the thread
+    /// of that write, which waits for it: `f` should only pass the news on). Whoever mounted
+    /// the area must then stop the programs above it from writing into caches that can no
+    /// longer be written back. Only the first `f` given is kept.
+    pub fn on_trip(&self, f: impl Fn() + Send + Sync + 'static) {
+        let _ = self.on_trip.set(Box::new(f));
     }
 
     /// Whether writes are refused (read-only, or protection tripped).
@@ -367,7 +379,11 @@ impl DataArea {
         if let Some(p) = &self.spec.protect {
             let (ha, hb) = (self.spec.start + a, self.spec.start + b);
             if ha < p.end && p.start < hb {
-                self.tripped.store(true, Ordering::SeqCst);
+                if !self.tripped.swap(true, Ordering::SeqCst)
+                    && let Some(f) = self.on_trip.get()
+                {
+                    f();
+                }
                 return Err(io::Error::from_raw_os_error(libc::EPERM));
             }
         }

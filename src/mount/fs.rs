@@ -334,6 +334,45 @@ pub fn mount(
     }
 }
 
+/// Stops the filesystem mounted at `mountpoint` with kernel driver `driver` from taking writes
+/// (after hidden-volume protection tripped: its device refuses them from then on, and what it
+/// accepted into its cache would be lost at write-back). Tried in turn: a read-only remount
+/// (refused while files are open for writing), then for ext2/3/4 the `abort` remount option
+/// (the journal is aborted and the filesystem turns read-only at once, open files included;
+/// reads go on working), then `FS_IOC_SHUTDOWN` (every later operation fails, reads too).
+/// Returns what worked; `None` for a FUSE driver, whose writes to the device fail by themselves
+/// once the device is read-only.
+///
+/// # Errors
+/// Each way failed (the last error is returned).
+pub fn stop_writes(driver: &Driver, mountpoint: &Path) -> Result<Option<&'static str>, MountError> {
+    let Driver::Kernel(fstype) = driver else {
+        return Ok(None);
+    };
+    let mp = mountpoint.display().to_string();
+    let remount = |opts: &str| run("mount", "mount", &["-o".into(), opts.into(), mp.clone()]);
+    let mut err = match remount("remount,ro") {
+        Ok(()) => return Ok(Some("remounted read-only")),
+        Err(e) => e,
+    };
+    if matches!(fstype.as_str(), "ext2" | "ext3" | "ext4") {
+        match remount("remount,abort") {
+            Ok(()) => return Ok(Some("aborted its journal: read-only, reads still work")),
+            Err(e) => err = e,
+        }
+    }
+    let shut = std::fs::File::open(mountpoint).and_then(|f| super::sys::fs_shutdown(&f));
+    match shut {
+        Ok(()) => Ok(Some("shut it down: reads fail too until unmounted")),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTTY) => Err(err),
+        Err(e) => Err(MountError::io(
+            mountpoint,
+            "cannot shut down the filesystem at",
+            e,
+        )),
+    }
+}
+
 /// Whether `path` is a mount point (listed in /proc/self/mountinfo).
 pub fn is_mountpoint(path: &Path) -> bool {
     // A FUSE mount whose server died cannot be examined (ENOTCONN): resolve only its parent.

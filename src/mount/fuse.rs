@@ -25,6 +25,16 @@ use super::{Attached, Backend, MountError};
 
 /// Largest FUSE read/write request asked for.
 pub const MAX_REQUEST: u32 = 1 << 20;
+/// How much unwritten data the kernel may hold for the loop device of a volume with
+/// hidden-volume protection (its filesystem's page cache and the device's own). Protection
+/// can only refuse a write when the data reach the service; a program whose data are still
+/// cached has been told they were written. With the kernel's usual limits (a tenth of memory,
+/// 30 s) a whole copy would fit, its program would exit 0, and the loss surface only at
+/// write-back, where FUSE drivers such as fusefat drop the error. Held to this, the writing
+/// program waits for write-back as it goes, so protection trips while it is still writing.
+/// The price, measured on a debug build: 400 MiB written with fsync to ext4 took 8.8 s against
+/// 7.0 s without the limit; 16 MiB took 7.6 s, but left four times as much of a copy unchecked.
+pub const PROTECTED_DIRTY_LIMIT: u64 = 4 << 20;
 /// Name of the one file in the FUSE filesystem.
 pub const FILE_NAME: &str = "volume";
 const FILE_INO: INodeNo = INodeNo(2);
@@ -198,6 +208,9 @@ impl Filesystem for AreaFs {
 
     fn fsync(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _ds: bool, reply: ReplyEmpty) {
         match self.area.sync() {
+            // Writes were refused since protection tripped: a flush must not say that what the
+            // filesystem above wrote is safe.
+            Ok(()) if self.area.protection_tripped() => reply.error(Errno::EIO),
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),
         }
@@ -284,6 +297,7 @@ impl Backend for FuseBackend {
         std::fs::create_dir_all(&fuse_dir)
             .map_err(|e| MountError::io(&fuse_dir, "cannot create", e))?;
         let read_only = area.spec().read_only;
+        let protected = area.spec().protect.is_some();
         let mut config = Config::default();
         config.mount_options = vec![
             MountOption::FSName(format!("tcvault:{label}")),
@@ -319,6 +333,9 @@ impl Backend for FuseBackend {
         let file = fuse_dir.join(FILE_NAME);
         let mut dev = LoopDevice::attach(&file, read_only, self.loop_direct_io, label)?;
         dev.limit_request_size(MAX_REQUEST);
+        if protected && !read_only {
+            dev.limit_dirty(PROTECTED_DIRTY_LIMIT);
+        }
         attached.device = dev.path().to_path_buf();
         attached.loop_dev = Some(dev);
         Ok(Box::new(attached))
@@ -332,6 +349,13 @@ impl Attached for FuseAttached {
 
     fn direct_io(&self) -> bool {
         self.loop_dev.as_ref().is_some_and(LoopDevice::direct_io)
+    }
+
+    fn refuse_writes(&mut self) -> Result<(), MountError> {
+        match &mut self.loop_dev {
+            Some(dev) => dev.set_read_only(),
+            None => Ok(()),
+        }
     }
 
     fn detach(mut self: Box<Self>) -> Result<(), MountError> {

@@ -24,6 +24,11 @@ pub struct LoopDevice {
     /// The request size limit before [`LoopDevice::limit_request_size`], put back on detach
     /// (the kernel keeps a limit set through sysfs for the device's next user).
     saved_max_sectors_kb: Option<String>,
+    /// `strict_limit` and `max_ratio_fine` of the device's write-back before
+    /// [`LoopDevice::limit_dirty`], put back on detach (kept by the kernel, as above).
+    saved_dirty: Option<(String, String)>,
+    /// [`LoopDevice::set_read_only`] was called: undone on detach (kept by the kernel too).
+    made_read_only: bool,
 }
 
 impl LoopDevice {
@@ -95,6 +100,8 @@ impl LoopDevice {
                         number: n,
                         direct_io: dio,
                         saved_max_sectors_kb: None,
+                        saved_dirty: None,
+                        made_read_only: false,
                     });
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
@@ -128,6 +135,35 @@ impl LoopDevice {
         }
     }
 
+    /// Holds the unwritten data the kernel may cache for this device (the page cache of the
+    /// filesystem on it and the device's own) to about `bytes`, best effort: writers then wait
+    /// for write-back as they go instead of leaving it for later.
+    pub fn limit_dirty(&mut self, bytes: u64) {
+        let (strict, ratio) = (
+            bdi_path(self.number, "strict_limit"),
+            bdi_path(self.number, "max_ratio_fine"),
+        );
+        let (Ok(old_strict), Ok(old_ratio)) = (
+            std::fs::read_to_string(&strict),
+            std::fs::read_to_string(&ratio),
+        ) else {
+            return;
+        };
+        self.saved_dirty = Some((old_strict.trim().to_string(), old_ratio.trim().to_string()));
+        let _ = std::fs::write(&strict, "1");
+        let _ = std::fs::write(bdi_path(self.number, "max_bytes"), bytes.to_string());
+    }
+
+    /// Makes the device refuse writes (see [`sys::blk_set_read_only`]); undone on detach.
+    ///
+    /// # Errors
+    /// The kernel refused `BLKROSET`.
+    pub fn set_read_only(&mut self) -> Result<(), MountError> {
+        self.made_read_only = true;
+        sys::blk_set_read_only(&self.file, true)
+            .map_err(|e| MountError::io(&self.path, "cannot make read-only", e))
+    }
+
     /// `/dev/loopN`.
     pub fn path(&self) -> &Path {
         &self.path
@@ -148,6 +184,9 @@ impl LoopDevice {
         // put the device into rundown (we are its last opener), the kernel's own write-back
         // at close would fail.
         let _ = self.file.sync_all();
+        if self.made_read_only {
+            let _ = sys::blk_set_read_only(&self.file, false);
+        }
         let r = sys::loop_clr_fd(&self.file);
         let n = self.number;
         drop(self.file);
@@ -161,20 +200,35 @@ impl LoopDevice {
         if let Some(kb) = &self.saved_max_sectors_kb {
             let _ = std::fs::write(max_sectors_path(n), kb);
         }
+        if let Some((strict, ratio)) = &self.saved_dirty {
+            let _ = std::fs::write(bdi_path(n, "max_ratio_fine"), ratio);
+            let _ = std::fs::write(bdi_path(n, "strict_limit"), strict);
+        }
         Ok(())
     }
 }
 
-/// Puts loop device `n`'s request size limit back to the kernel's default (writing 0, which
-/// kernels since 6.10 take as "no limit of the user's"), best effort: the cleanup after a dead
-/// service, whose [`LoopDevice`] could not put back what it had replaced.
-pub fn reset_request_size(n: u32) {
+/// Puts loop device `n`'s settings back to the kernel's defaults, best effort: the request size
+/// limit (writing 0, which kernels since 6.10 take as "no limit of the user's"), the write-back
+/// limits and the read-only flag. The cleanup after a dead service, whose [`LoopDevice`] could
+/// not put back what it had changed.
+pub fn reset_settings(n: u32) {
     let _ = std::fs::write(max_sectors_path(n), "0");
+    let _ = std::fs::write(bdi_path(n, "max_ratio"), "100");
+    let _ = std::fs::write(bdi_path(n, "strict_limit"), "0");
+    if let Ok(f) = open_dev(Path::new(&format!("/dev/loop{n}")), true) {
+        let _ = sys::blk_set_read_only(&f, false);
+    }
 }
 
 /// The sysfs file of loop device `n`'s request size limit.
 fn max_sectors_path(n: u32) -> String {
     format!("/sys/block/loop{n}/queue/max_sectors_kb")
+}
+
+/// A sysfs file of loop device `n`'s write-back settings.
+fn bdi_path(n: u32, what: &str) -> String {
+    format!("/sys/block/loop{n}/bdi/{what}")
 }
 
 fn open_dev(path: &Path, read_only: bool) -> io::Result<File> {

@@ -150,6 +150,13 @@ pub trait Attached: Send + std::fmt::Debug {
     fn device(&self) -> &Path;
     /// Whether the device does direct I/O to what is below it.
     fn direct_io(&self) -> bool;
+    /// Makes the device refuse writes from now on, at once: a program (a FUSE filesystem
+    /// driver, or `dd` on the device) then gets an error from the write itself instead of
+    /// having it cached for a write-back that will fail. Undone at detach.
+    ///
+    /// # Errors
+    /// The kernel refused.
+    fn refuse_writes(&mut self) -> Result<(), MountError>;
     /// Removes the device and stops serving it.
     ///
     /// # Errors

@@ -207,16 +207,68 @@ impl Log {
     }
 }
 
+/// What wakes the service's main loop.
+enum Event {
+    /// A signal to stop on.
+    Signal(i32),
+    /// Hidden-volume protection refused a write.
+    Tripped,
+}
+
 /// What the service set up, in the order it is torn down.
 struct Running {
     dir: PathBuf,
     state: MountState,
     attached: Option<Box<dyn Attached>>,
     area: Option<Arc<DataArea>>,
+    /// The driver of the mounted filesystem.
+    driver: Option<fs::Driver>,
     mounted: bool,
 }
 
 impl Running {
+    /// After hidden-volume protection refused a write, the data area refuses every write; this
+    /// makes the layers above refuse them too, so that programs see the failure instead of
+    /// writing into caches whose write-back fails: the device becomes read-only (a FUSE
+    /// driver's own writes to it fail from then on), a kernel filesystem is stopped from
+    /// writing ([`fs::stop_writes`]), and `list` and the log say so.
+    fn protection_tripped(&mut self, log: &mut Log) {
+        if self.state.protection_tripped {
+            return;
+        }
+        self.state.protection_tripped = true;
+        log.line(
+            "hidden-volume protection tripped: a write into the hidden volume was refused; \
+             every write is refused from now on, and writes made just before may be lost",
+        );
+        if let Err(e) = state::write(&self.state) {
+            log.line(&format!("state: {}", error_chain(&e)));
+        }
+        // The filesystem first: mount(8) refuses to remount one whose device is read-only.
+        if let (true, Some(driver), Some(mp)) = (self.mounted, &self.driver, &self.state.mountpoint)
+        {
+            match fs::stop_writes(driver, mp) {
+                Ok(Some(how)) => log.line(&format!("{}: {how}", mp.display())),
+                Ok(None) => {}
+                Err(e) => log.line(&format!(
+                    "{}: cannot stop the filesystem from writing ({}); its programs see the \
+                     refused writes at fsync only",
+                    mp.display(),
+                    error_chain(&e)
+                )),
+            }
+        }
+        if let Some(a) = &mut self.attached {
+            match a.refuse_writes() {
+                Ok(()) => log.line(&format!("{}: read-only", a.device().display())),
+                Err(e) => log.line(&format!(
+                    "cannot make the device read-only: {}",
+                    error_chain(&e)
+                )),
+            }
+        }
+    }
+
     fn teardown(&mut self, log: &mut Log) {
         if self.mounted
             && let Some(mp) = self.state.mountpoint.clone()
@@ -265,7 +317,7 @@ impl Running {
 pub fn serve(mut control: UnixStream) -> i32 {
     // Leave the terminal's session: closing it must not stop us.
     let _ = sys::setsid();
-    let (tx, rx) = mpsc::channel::<i32>();
+    let (tx, rx) = mpsc::channel::<Event>();
     let signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
@@ -274,9 +326,10 @@ pub fn serve(mut control: UnixStream) -> i32 {
     let handle = match signals {
         Ok(mut s) => {
             let h = s.handle();
+            let tx = tx.clone();
             std::thread::spawn(move || {
                 for sig in s.forever() {
-                    if sig != signal_hook::consts::SIGHUP && tx.send(sig).is_err() {
+                    if sig != signal_hook::consts::SIGHUP && tx.send(Event::Signal(sig)).is_err() {
                         break;
                     }
                 }
@@ -287,7 +340,8 @@ pub fn serve(mut control: UnixStream) -> i32 {
     };
     let mut log = Log(None);
     let mut running = None;
-    let result = setup(&mut control, &mut log, &mut running);
+    let result = setup(&mut control, &mut log, &mut running, &tx);
+    drop(tx);
     let reply = match &result {
         Ok(st) => Reply {
             state: Some(st.clone()),
@@ -318,24 +372,19 @@ pub fn serve(mut control: UnixStream) -> i32 {
     log.line("mounted; waiting for SIGTERM");
     loop {
         match rx.recv_timeout(Duration::from_millis(500)) {
-            Ok(sig) => {
+            Ok(Event::Signal(sig)) => {
                 log.line(&format!("signal {sig}: stopping"));
                 break;
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Ok(Event::Tripped) | Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                // No signal thread: nothing can stop us cleanly but the unmount command's
-                // SIGKILL path; idle.
+                // No signal thread (and the area is gone): nothing can stop us cleanly but
+                // the unmount command's SIGKILL path; idle.
                 std::thread::sleep(Duration::from_secs(1));
             }
         }
-        if let Some(area) = &run.area
-            && area.protection_tripped()
-            && !run.state.protection_tripped
-        {
-            run.state.protection_tripped = true;
-            log.line("hidden-volume protection refused a write; read-only from now on");
-            let _ = state::write(&run.state);
+        if run.area.as_ref().is_some_and(|a| a.protection_tripped()) {
+            run.protection_tripped(&mut log);
         }
     }
     run.teardown(&mut log);
@@ -360,6 +409,7 @@ fn setup(
     control: &mut UnixStream,
     log: &mut Log,
     running: &mut Option<Running>,
+    events: &mpsc::Sender<Event>,
 ) -> Result<MountState, MountError> {
     let n = read_len(control)?;
     let mut json = vec![0u8; n];
@@ -410,6 +460,7 @@ fn setup(
         state: st.clone(),
         attached: None,
         area: None,
+        driver: None,
         mounted: false,
     });
     let run = running.as_mut().ok_or_else(|| proto("state lost"))?;
@@ -437,6 +488,10 @@ fn setup(
     };
     let area = Arc::new(DataArea::open(spec, key.expose())?);
     drop(key);
+    let tripped = events.clone();
+    area.on_trip(move || {
+        let _ = tripped.send(Event::Tripped);
+    });
     run.area = Some(Arc::clone(&area));
     let label = setup.host.display().to_string();
     let attached = FuseBackend::default().attach(area, &dir, &label)?;
@@ -473,6 +528,7 @@ fn setup(
         };
         fs::mount(&dev, &fstype, &driver, &mp, &opts)?;
         run.mounted = true;
+        run.driver = Some(driver.clone());
         log.line(&format!(
             "mounted {fstype} at {} with {}",
             mp.display(),
@@ -667,14 +723,14 @@ fn clean_stale(entry: &Entry) {
                 let _ = loopdev::force_detach(dev);
             }
             // Detached now (by us, or by auto-clear when the filesystem let go of it): the
-            // dead service could not put its request limit back.
+            // dead service could not put its device settings back.
             let free = if ours {
                 loopdev::wait_detached(n, Duration::from_secs(5))
             } else {
                 loopdev::backing_file(n).is_none()
             };
             if free {
-                loopdev::reset_request_size(n);
+                loopdev::reset_settings(n);
             }
         }
         if s.created_mountpoint

@@ -1,6 +1,6 @@
 //! The few system calls the mount layer needs that have no safe wrapper: loop-device ioctls
-//! (linux/loop.h), `umount2`, `setsid`, the memory mapping behind [`IoBuffer`] and the
-//! io_uring submissions of [`HostRing`]. Every block states why it is sound; nothing else in
+//! (linux/loop.h), `BLKROSET`, `FS_IOC_SHUTDOWN`, `umount2`, `setsid`, the memory mapping
+//! behind [`IoBuffer`] and the io_uring submissions of [`HostRing`]. Every block states why it is sound; nothing else in
 //! the crate's mount layer uses `unsafe`.
 
 use std::ffi::CString;
@@ -18,6 +18,11 @@ const LOOP_SET_DIRECT_IO: libc::c_ulong = 0x4C08;
 const LOOP_SET_BLOCK_SIZE: libc::c_ulong = 0x4C09;
 const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
 const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
+// BLKROSET, _IO(0x12, 93), from linux/fs.h.
+const BLKROSET: libc::c_ulong = 0x125D;
+// FS_IOC_SHUTDOWN, _IOR('X', 125, __u32), and its "drop the log" flag, from linux/fs.h.
+const FS_IOC_SHUTDOWN: libc::c_ulong = 0x8004_587D;
+const FS_SHUTDOWN_FLAGS_NOLOGFLUSH: u32 = 2;
 
 /// The device refuses writes.
 pub const LO_FLAGS_READ_ONLY: u32 = 1;
@@ -169,6 +174,30 @@ pub fn loop_set_block_size(dev: &File, size: u32) -> io::Result<()> {
 pub fn loop_clr_fd(dev: &File) -> io::Result<()> {
     // SAFETY: LOOP_CLR_FD takes no argument; the fd is open.
     check(unsafe { libc::ioctl(dev.as_raw_fd(), LOOP_CLR_FD, 0 as libc::c_ulong) }).map(drop)
+}
+
+/// `BLKROSET`: makes the block device `dev` refuse writes (`true`) or take them again. The
+/// setting outlives the opener and, for a loop device, its detaching.
+pub fn blk_set_read_only(dev: &File, read_only: bool) -> io::Result<()> {
+    let v = libc::c_int::from(read_only);
+    // SAFETY: BLKROSET reads one int through the pointer, which points at `v` for the call.
+    check(unsafe { libc::ioctl(dev.as_raw_fd(), BLKROSET, std::ptr::from_ref(&v)) }).map(drop)
+}
+
+/// `FS_IOC_SHUTDOWN` without flushing the log, on `file` (any file or directory of the
+/// filesystem): every later operation on the filesystem fails (ext4, XFS and a few others;
+/// `ENOTTY` elsewhere).
+pub fn fs_shutdown(file: &File) -> io::Result<()> {
+    let flags = FS_SHUTDOWN_FLAGS_NOLOGFLUSH;
+    // SAFETY: FS_IOC_SHUTDOWN reads one u32 through the pointer, which points at `flags`.
+    check(unsafe {
+        libc::ioctl(
+            file.as_raw_fd(),
+            FS_IOC_SHUTDOWN,
+            std::ptr::from_ref(&flags),
+        )
+    })
+    .map(drop)
 }
 
 /// `umount2(path, flags)`.
