@@ -62,7 +62,7 @@ pub fn run(a: &DecryptArgs) -> Result<(), CliError> {
                 t.data_present
             )
         };
-        eprintln!("tcvault: warning: {}: {t}; {done}", a.volume.display());
+        errln!("tcvault: warning: {}: {t}; {done}", a.volume.display());
     }
     Ok(())
 }

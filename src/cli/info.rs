@@ -43,7 +43,7 @@ fn warn_truncated(vol: &ReadableVolume, t: Truncation) {
     } else {
         ""
     };
-    eprintln!(
+    errln!(
         "tcvault: warning: {path}: {t}; it cannot be mounted and its header cannot be \
          changed{rescue}"
     );

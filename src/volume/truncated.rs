@@ -21,7 +21,7 @@ pub struct Truncation {
     /// The host's size in bytes.
     pub host_size: u64,
     /// Where the volume ends according to its header: the end of its data area, plus in the
-    /// current layout the embedded backup headers after it (format.md §2).
+    /// current layout the embedded backup headers after it (docs/format.md §2).
     pub volume_end: u64,
     /// Length of the data area according to the header.
     pub data_len: u64,
@@ -240,7 +240,7 @@ impl ReadableVolume {
 }
 
 /// Bytes the layout keeps after the data area: the embedded backup headers of the current
-/// layout (format.md §2). The legacy layout has none, nor has a system-encryption header (its
+/// layout (docs/format.md §2). The legacy layout has none, nor has a system-encryption header (its
 /// data area is a stretch of the drive).
 fn trailer(u: &UnlockedHeader) -> u64 {
     let system = u.slot == Slot::System || u.header.is_system();
