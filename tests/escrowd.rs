@@ -1312,6 +1312,45 @@ fn config_errors_name_the_line() {
     assert!(e.contains("MAX_FAILURES"), "{e}");
 }
 
+/// The SQLite files used to be 0644 in a 0755 folder: any local user read the password hashes
+/// and every entry. A new database is 0600; an exposed file or folder is refused at start.
+#[test]
+fn sqlite_files_and_folder_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("escrow.sqlite3");
+    let url = format!("sqlite:{}", db.display());
+    drop(Store::open(&url, Path::new("/")).expect("opens"));
+    let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&db), 0o600);
+    for wal in ["-wal", "-shm"] {
+        let p = PathBuf::from(format!("{}{wal}", db.display()));
+        if p.exists() {
+            assert_eq!(mode(&p), 0o600, "{}", p.display());
+        }
+    }
+    let chmod = |p: &Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).expect("chmod")
+    };
+    chmod(&db, 0o644);
+    let e = Store::open(&url, Path::new("/"))
+        .expect_err("exposed file")
+        .to_string();
+    assert!(e.contains("mode 0644") && e.contains("chmod 600"), "{e}");
+    chmod(&db, 0o600);
+    chmod(dir.path(), 0o755);
+    let e = Store::open(&url, Path::new("/"))
+        .expect_err("exposed folder")
+        .to_string();
+    assert!(e.contains("chmod 700"), "{e}");
+    chmod(dir.path(), 0o700);
+    assert!(Store::open(&url, Path::new("/")).is_ok());
+    // `init` makes its folder 0700.
+    let conf = dir.path().join("conf");
+    config::init(&conf, "localhost", 8443, None).expect("init");
+    assert_eq!(mode(&conf), 0o700);
+}
+
 #[test]
 fn authority_private_key_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -559,7 +559,13 @@ pub fn init(
         let path = path.to_owned();
         move |source| InitError::Io { path, source }
     };
+    let existed = dir.exists();
     fs::create_dir_all(dir).map_err(io(dir))?;
+    if !existed {
+        // It holds the TLS key and (by default) the database: this user's only.
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
+    }
     let config = dir.join("escrowd.xml");
     let cert = dir.join("cert.pem");
     let key = dir.join("key.pem");

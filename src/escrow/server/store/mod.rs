@@ -82,6 +82,19 @@ pub enum StoreError {
         /// The column index in the statement.
         column: usize,
     },
+    /// The database file (or its folder) is open to other users of this machine.
+    #[error(
+        "{path} has mode {mode:04o}: other users could read the password hashes and escrow \
+         entries; chmod {want:o} {path} (and keep its folder 0700)"
+    )]
+    Exposed {
+        /// The file or folder.
+        path: std::path::PathBuf,
+        /// Its mode.
+        mode: u32,
+        /// The mode it should have.
+        want: u32,
+    },
     /// The database URL names no supported backend.
     #[error("unsupported database URL {url:?}: use sqlite:PATH, a file path, or postgres://…")]
     BadUrl {

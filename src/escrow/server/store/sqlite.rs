@@ -16,11 +16,14 @@ pub struct SqliteBackend {
 }
 
 impl SqliteBackend {
-    /// Opens (creating if needed) the database file at `path`.
+    /// Opens (creating if needed, mode 0600) the database file at `path`. The file holds every
+    /// password hash and escrow entry: it, its WAL files and its folder must not be open to
+    /// other users (checked first; SQLite gives the WAL files the database file's mode).
     ///
     /// # Errors
-    /// The file cannot be opened or is not an SQLite database.
+    /// [`StoreError::Exposed`]; the file cannot be opened or is not an SQLite database.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        check_private(path)?;
         let conn = Connection::open(path).map_err(|e| StoreError::Database {
             message: format!("cannot open SQLite database {}: {e}", path.display()),
             source: Some(Box::new(e)),
@@ -34,6 +37,50 @@ impl SqliteBackend {
         Ok(SqliteBackend {
             conn: Mutex::new(conn),
         })
+    }
+}
+
+/// Refuses a database file, WAL file or folder that group or others may use, and creates a
+/// missing database file with mode 0600 (before SQLite would make it 0644).
+fn check_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let exposed = |p: &Path, mode: u32, want: u32| StoreError::Exposed {
+        path: p.to_path_buf(),
+        mode: mode & 0o7777,
+        want,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Ok(m) = std::fs::metadata(dir)
+        && m.mode() & 0o077 != 0
+    {
+        return Err(exposed(dir, m.mode(), 0o700));
+    }
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let mut shm = path.as_os_str().to_owned();
+    shm.push("-shm");
+    for p in [path, Path::new(&wal), Path::new(&shm)] {
+        if let Ok(m) = std::fs::symlink_metadata(p)
+            && m.mode() & 0o077 != 0
+        {
+            return Err(exposed(p, m.mode(), 0o600));
+        }
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Database {
+            message: format!("cannot create SQLite database {}: {e}", path.display()),
+            source: Some(Box::new(e)),
+        }),
     }
 }
 
