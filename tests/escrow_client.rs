@@ -24,6 +24,14 @@ use tcvault::volume::{Host, SlotChoice, Volume};
 
 const PIM: &str = "1";
 
+/// A temporary folder only this user may enter, as the escrow server wants its database's.
+fn private_tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    dir
+}
+
 /// The authority key pair made once per test process with `tcvault escrow keygen`.
 struct Authority {
     _dir: tempfile::TempDir,
@@ -92,7 +100,7 @@ impl Env {
             .enable_all()
             .build()
             .expect("runtime");
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = private_tempdir();
         let conf_dir = dir.path().join("server");
         config::init(&conf_dir, "localhost", 8443, Some(&a.public)).expect("init");
         let mut cfg = Config::load(&conf_dir.join("escrowd.xml")).expect("load config");

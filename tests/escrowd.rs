@@ -181,8 +181,16 @@ fn write_authority(dir: &Path) -> PathBuf {
     p
 }
 
-async fn start(kind: Kind, opts: Options) -> Option<TestServer> {
+/// A temporary folder only this user may enter, as the escrow server wants its database's.
+fn private_tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    dir
+}
+
+async fn start(kind: Kind, opts: Options) -> Option<TestServer> {
+    let dir = private_tempdir();
     let db = fresh_db(kind, dir.path()).await?;
     let conf_dir = dir.path().join("conf");
     let key = write_authority(dir.path());
@@ -1317,7 +1325,7 @@ fn config_errors_name_the_line() {
 #[test]
 fn sqlite_files_and_folder_are_private() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = private_tempdir();
     let db = dir.path().join("escrow.sqlite3");
     let url = format!("sqlite:{}", db.display());
     drop(Store::open(&url, Path::new("/")).expect("opens"));
