@@ -7,7 +7,7 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use common::{run, run_ok, tcvault, temp_dir, write_file};
+use common::{create_quick, run, run_ok, tcvault, temp_dir, write_file};
 use tcvault::crypto::chain::ChainId;
 use tcvault::crypto::prf::Prf;
 use tcvault::header::seal::{Protection, new_header, seal};
@@ -15,24 +15,6 @@ use tcvault::header::{Credentials, Family, UnlockOptions};
 use tcvault::secret::Password;
 use tcvault::volume::write::{self, NewProtection};
 use tcvault::volume::{Host, SlotChoice, Volume};
-
-/// `tcvault create --quick --size SIZE --pim 1` of a VeraCrypt AES volume at `vol`.
-fn create_quick(size: &str, pw: &Path, vol: &Path) {
-    run_ok(
-        tcvault()
-            .args([
-                "create",
-                "--quick",
-                "--size",
-                size,
-                "--pim",
-                "1",
-                "--password-file",
-            ])
-            .arg(pw)
-            .arg(vol),
-    );
-}
 
 /// The binary as a plain process (for spawning, killing and redirecting).
 fn bin() -> std::process::Command {

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Stdio};
 use std::sync::atomic::AtomicBool;
 
-use common::{in_ci, password_file, run, run_json, run_ok, tcvault, temp_dir, volume_path};
+use common::{
+    create_quick, in_ci, password_file, run, run_json, run_ok, tcvault, temp_dir, volume_path,
+};
 use tcvault::crypto::chain::ChainId;
 use tcvault::crypto::prf::Prf;
 use tcvault::crypto::scheme::Scheme;
@@ -246,24 +248,6 @@ fn pwfile(dir: &tempfile::TempDir, name: &str, pw: &str) -> PathBuf {
     let p = dir.path().join(name);
     fs::write(&p, pw).expect("write password file");
     p
-}
-
-/// `tcvault create --quick --size SIZE --pim 1` of a VeraCrypt AES volume at `vol`.
-fn create_quick(size: &str, pw: &Path, vol: &Path) {
-    run_ok(
-        tcvault()
-            .args([
-                "create",
-                "--quick",
-                "--size",
-                size,
-                "--pim",
-                "1",
-                "--password-file",
-            ])
-            .arg(pw)
-            .arg(vol),
-    );
 }
 
 /// The binary's create → info round trip with the defaults (VeraCrypt, AES, SHA-512).

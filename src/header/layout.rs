@@ -246,8 +246,27 @@ impl DataArea {
 /// The size of a data unit, as a `u64` for offset arithmetic.
 const DATA_UNIT_LEN: u64 = 512;
 
+/// A header with the given version and size fields, for tests of the layout's arithmetic.
+#[cfg(test)]
+pub(crate) fn test_header(version: u16, hidden: u64, start: u64, len: u64) -> Header {
+    Header {
+        family: crate::header::Family::TrueCrypt,
+        version,
+        min_program_version: 0x0410,
+        legacy_times: [0; 16],
+        hidden_volume_size: hidden,
+        volume_size: len,
+        encrypted_area_start: start,
+        encrypted_area_length: len,
+        flags: 0,
+        sector_size: 512,
+        key_area: crate::secret::SecretBytes::zeroed(256),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_header as header;
     use super::*;
 
     #[test]
@@ -282,22 +301,6 @@ mod tests {
         // A host too small for a slot has no such slot.
         assert_eq!(Slot::Hidden.offset(HostKind::Volume, 1000), None);
         assert_eq!(Slot::BackupNormal.offset(HostKind::Volume, 1000), None);
-    }
-
-    fn header(version: u16, hidden: u64, start: u64, len: u64) -> Header {
-        Header {
-            family: crate::header::Family::TrueCrypt,
-            version,
-            min_program_version: 0x0410,
-            legacy_times: [0; 16],
-            hidden_volume_size: hidden,
-            volume_size: len,
-            encrypted_area_start: start,
-            encrypted_area_length: len,
-            flags: 0,
-            sector_size: 512,
-            key_area: crate::secret::SecretBytes::zeroed(256),
-        }
     }
 
     #[test]

@@ -21,9 +21,7 @@ use crate::crypto::xts::DATA_UNIT;
 use crate::header::layout::{
     DataArea, HEADER_SIZE, HostKind, MIN_LEGACY_VOLUME_SIZE, MIN_VOLUME_SIZE, Slot,
 };
-use crate::header::unlock::{
-    Candidate, Credentials, UnlockError, UnlockOptions, UnlockedHeader, unlock,
-};
+use crate::header::unlock::{Candidate, Credentials, UnlockError, UnlockOptions, UnlockedHeader};
 
 /// Why a volume could not be opened or read.
 #[derive(Debug, thiserror::Error)]
@@ -416,11 +414,7 @@ impl Volume {
         slots: SlotChoice,
         opts: &UnlockOptions,
     ) -> Result<Volume, VolumeError> {
-        let mut opts = opts.clone();
-        opts.system |= slots.system;
-        let candidates = host.candidates(&slots.slots())?;
-        let unlocked = unlock(&candidates, creds, &opts)?;
-        Volume::with_header(host, unlocked)
+        truncated::ReadableVolume::open_on(host, creds, slots, opts)?.into_volume()
     }
 
     /// A volume from a header already opened on `host`.

@@ -543,36 +543,29 @@ pub fn header_places(
         return Err(PlaceError::DataOutside { start, end, size });
     }
     let overlaps = |lo: u64, hi: u64| start < hi && lo < end;
-    if !legacy {
-        // The header groups: the first and last 128 KiB, where every header place lies.
-        let tail = size.saturating_sub(BACKUP_NORMAL_FROM_END);
-        let reported = if overlaps(0, DATA_AREA_OFFSET) {
-            Some(places.primary)
-        } else if overlaps(tail, size) {
-            Some(places.backup.unwrap_or(places.primary))
-        } else {
-            None
-        };
-        if let Some((slot, at)) = reported {
-            return Err(PlaceError::Overlap {
-                slot,
-                at,
-                start,
-                end,
-                size,
-            });
-        }
-    }
-    for (slot, at) in places.all() {
-        if overlaps(at, at + HEADER_SIZE as u64) {
-            return Err(PlaceError::Overlap {
-                slot,
-                at,
-                start,
-                end,
-                size,
-            });
-        }
+    // In the current layout the first and last 128 KiB are the header groups, where every
+    // header place (of either role) lies: the data must stay between them.
+    let tail = size.saturating_sub(BACKUP_NORMAL_FROM_END);
+    let in_groups = if legacy {
+        None
+    } else if overlaps(0, DATA_AREA_OFFSET) {
+        Some(places.primary)
+    } else if overlaps(tail, size) {
+        Some(places.backup.unwrap_or(places.primary))
+    } else {
+        None
+    };
+    let in_data = places
+        .all()
+        .find(|&(_, at)| overlaps(at, at + HEADER_SIZE as u64));
+    if let Some((slot, at)) = in_groups.or(in_data) {
+        return Err(PlaceError::Overlap {
+            slot,
+            at,
+            start,
+            end,
+            size,
+        });
     }
     Ok(places)
 }
@@ -1192,21 +1185,7 @@ mod tests {
         assert!(check_volume_size(1 << 20, 1000).is_err());
     }
 
-    fn header(version: u16, hidden: u64, start: u64, len: u64) -> Header {
-        Header {
-            family: Family::VeraCrypt,
-            version,
-            min_program_version: VERACRYPT_MIN_PROGRAM_VERSION,
-            legacy_times: [0; 16],
-            hidden_volume_size: hidden,
-            volume_size: len,
-            encrypted_area_start: start,
-            encrypted_area_length: len,
-            flags: 0,
-            sector_size: 512,
-            key_area: crate::secret::SecretBytes::zeroed(256),
-        }
-    }
+    use crate::header::layout::test_header as header;
 
     const XTS: Scheme = Scheme::Xts(crate::crypto::chain::ChainId::Aes);
 
