@@ -122,11 +122,20 @@ impl ClientConfig {
             path: path.to_path_buf(),
             source,
         })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses configuration text as if read from `path`: `path` names the file in errors, and
+    /// relative paths in it (the CA certificate, the authority key) are read from its folder.
+    ///
+    /// # Errors
+    /// See [`ConfigError`].
+    pub fn parse(text: &str, path: &Path) -> Result<ClientConfig, ConfigError> {
         let invalid = |why: String| ConfigError::Invalid {
             path: path.to_path_buf(),
             why,
         };
-        let doc = roxmltree::Document::parse(&text).map_err(|e| invalid(e.to_string()))?;
+        let doc = roxmltree::Document::parse(text).map_err(|e| invalid(e.to_string()))?;
         let root = doc.root_element();
         if root.tag_name().name() != "tcvault-escrow" {
             return Err(invalid("the root element must be <tcvault-escrow>".into()));
