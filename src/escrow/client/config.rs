@@ -161,12 +161,14 @@ impl ClientConfig {
             let value = node.text().unwrap_or("").trim();
             match node.tag_name().name() {
                 "server" => {
-                    if !value.starts_with("https://") {
+                    // Trailing slashes (and blanks among them) go, so that paths append.
+                    let base = value.trim_end_matches(|c: char| c == '/' || c.is_whitespace());
+                    if !value.starts_with("https://") || base.len() <= "https://".len() {
                         return Err(invalid(format!(
-                            "line {line}: <server> must be an https:// URL"
+                            "line {line}: <server> must be an https:// URL with a host"
                         )));
                     }
-                    cfg.server = value.trim_end_matches('/').to_owned();
+                    cfg.server = base.to_owned();
                 }
                 "ca-certificate" | "pinned-certificate" => {
                     cfg.ca_pem = Some(read_file(resolve(value))?);
