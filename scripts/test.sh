@@ -34,3 +34,8 @@ done
 # slower unoptimised.
 cargo test --locked --all-targets "$@"
 cargo test --locked --doc
+
+# Every fuzz target for a bounded time (TCVAULT_FUZZ_SECONDS each; the corpora also replay in
+# the cargo test above, through tests/fuzz_corpus.rs, and tests/kill_test.rs runs
+# scripts/kill-test.sh with a few dozen trials).
+scripts/fuzz.sh --all "${TCVAULT_FUZZ_SECONDS:-15}"
