@@ -32,8 +32,14 @@ done
 
 # The test profile is optimised (Cargo.toml): PBKDF2 with real iteration counts is 10-30x
 # slower unoptimised. --no-fail-fast: one failing test binary must not hide the others' results;
-# the doc tests run whatever the other tests did, and the script fails if either failed.
+# the doc tests and the fuzz runs go ahead whatever the tests did, and the script fails if any
+# of them failed.
 status=0
 cargo test --locked --all-targets --no-fail-fast "$@" || status=$?
 cargo test --locked --doc || status=$?
+
+# Every fuzz target for a bounded time (TCVAULT_FUZZ_SECONDS each; the corpora also replay in
+# the cargo test above, through tests/fuzz_corpus.rs, and tests/kill_test.rs runs
+# scripts/kill-test.sh with a few dozen trials).
+scripts/fuzz.sh --all "${TCVAULT_FUZZ_SECONDS:-15}" || status=$?
 exit "$status"

@@ -110,7 +110,7 @@ impl Credentials {
     }
 
     /// The PBKDF2 password for `family`; `None` for TrueCrypt when the password is too long.
-    pub(crate) fn for_family(&self, family: Family) -> Option<&SecretBytes> {
+    pub fn for_family(&self, family: Family) -> Option<&SecretBytes> {
         match family {
             Family::VeraCrypt => Some(&self.veracrypt),
             Family::TrueCrypt => self.truecrypt.as_ref(),

@@ -122,11 +122,20 @@ impl ClientConfig {
             path: path.to_path_buf(),
             source,
         })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses configuration text as if read from `path`: `path` names the file in errors, and
+    /// relative paths in it (the CA certificate, the authority key) are read from its folder.
+    ///
+    /// # Errors
+    /// See [`ConfigError`].
+    pub fn parse(text: &str, path: &Path) -> Result<ClientConfig, ConfigError> {
         let invalid = |why: String| ConfigError::Invalid {
             path: path.to_path_buf(),
             why,
         };
-        let doc = roxmltree::Document::parse(&text).map_err(|e| invalid(e.to_string()))?;
+        let doc = roxmltree::Document::parse(text).map_err(|e| invalid(e.to_string()))?;
         let root = doc.root_element();
         if root.tag_name().name() != "tcvault-escrow" {
             return Err(invalid("the root element must be <tcvault-escrow>".into()));
@@ -152,12 +161,14 @@ impl ClientConfig {
             let value = node.text().unwrap_or("").trim();
             match node.tag_name().name() {
                 "server" => {
-                    if !value.starts_with("https://") {
+                    // Trailing slashes (and blanks among them) go, so that paths append.
+                    let base = value.trim_end_matches(|c: char| c == '/' || c.is_whitespace());
+                    if !value.starts_with("https://") || base.len() <= "https://".len() {
                         return Err(invalid(format!(
-                            "line {line}: <server> must be an https:// URL"
+                            "line {line}: <server> must be an https:// URL with a host"
                         )));
                     }
-                    cfg.server = value.trim_end_matches('/').to_owned();
+                    cfg.server = base.to_owned();
                 }
                 "ca-certificate" | "pinned-certificate" => {
                     cfg.ca_pem = Some(read_file(resolve(value))?);

@@ -80,6 +80,16 @@ impl ApiError {
             retry_after: None,
         }
     }
+    /// The HTTP status the error answers with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The short error code of the JSON body (`"bad_request"`, `"wrong_authority"` …).
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
     fn bad(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
@@ -439,7 +449,18 @@ pub struct DepositResponse {
     pub created: String,
 }
 
-fn validate_deposit(state: &AppState, user: &str, r: DepositRequest) -> Result<NewEntry, ApiError> {
+/// Checks a deposit from `user` against the server's authority key fingerprint (lower-case
+/// hex) and turns it into the entry to store: hex fields lower-cased, salts sorted and
+/// deduplicated, metadata as JSON text, the packet decoded.
+///
+/// # Errors
+/// 400 for a field out of shape or size, 409 `wrong_authority` for a packet sealed to another
+/// authority key.
+pub fn validate_deposit(
+    authority_fingerprint_expected: &str,
+    user: &str,
+    r: DepositRequest,
+) -> Result<NewEntry, ApiError> {
     let volume_fingerprint = parse_hex(&r.volume_fingerprint, "volume_fingerprint", 16, 64)?;
     if r.salts.is_empty() || r.salts.len() > MAX_SALTS {
         return Err(ApiError::bad(format!("salts: give 1 to {MAX_SALTS} salts")));
@@ -455,15 +476,15 @@ fn validate_deposit(state: &AppState, user: &str, r: DepositRequest) -> Result<N
         parse_hex(&r.authority_fingerprint, "authority_fingerprint", 32, 32)?;
     if !bool::from(subtle::ConstantTimeEq::ct_eq(
         authority_fingerprint.as_bytes(),
-        state.authority.fingerprint.as_bytes(),
+        authority_fingerprint_expected.as_bytes(),
     )) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "wrong_authority",
             format!(
                 "the packet is sealed to authority key {authority_fingerprint}, but this server \
-                 escrows for {}; fetch /v1/authority-key and seal again",
-                state.authority.fingerprint
+                 escrows for {authority_fingerprint_expected}; fetch /v1/authority-key and seal \
+                 again"
             ),
         ));
     }
@@ -502,7 +523,7 @@ async fn deposit(
     body: Result<Json<DepositRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(req) = body?;
-    let entry = validate_deposit(&state, &who.user.name, req)?;
+    let entry = validate_deposit(&state.authority.fingerprint, &who.user.name, req)?;
     let ev = who.event("deposit");
     let out = blocking(&state, move |s| s.deposit(&entry, &ev)).await?;
     let status = if out.already_in_escrow {
@@ -549,7 +570,30 @@ async fn search(
 ) -> Result<Json<Json_>, ApiError> {
     require(&state, &who, Right::Admin).await?;
     let Query(p) = params.map_err(|r| ApiError::bad(r.body_text()))?;
-    let q = SearchQuery {
+    let q = search_query(p)?;
+    let criteria = format!(
+        "salt={} fingerprint={} user={} from={} to={} number={}",
+        q.salt.is_some(),
+        q.fingerprint.as_deref().unwrap_or("-"),
+        q.user.as_deref().unwrap_or("-"),
+        q.from.map_or("-".to_owned(), |v| v.to_string()),
+        q.to.map_or("-".to_owned(), |v| v.to_string()),
+        q.number.map_or("-".to_owned(), |v| v.to_string()),
+    );
+    let ev = who.event("search").detail(criteria);
+    let found = blocking(&state, move |s| s.search(&q, &ev)).await?;
+    Ok(Json(
+        json!({"entries": found.iter().map(entry_json).collect::<Vec<_>>()}),
+    ))
+}
+
+/// The search an admin asked for: hex lower-cased and checked, dates as Unix seconds (or RFC
+/// 3339), `limit` clamped to 1..=[`MAX_SEARCH_RESULTS`] (100 when absent).
+///
+/// # Errors
+/// 400 for a malformed salt, fingerprint, date or number.
+pub fn search_query(p: SearchParams) -> Result<SearchQuery, ApiError> {
+    Ok(SearchQuery {
         salt: p
             .salt
             .map(|s| parse_hex(&s, "salt", SALT_BYTES, SALT_BYTES))
@@ -577,21 +621,7 @@ async fn search(
             .transpose()?
             .unwrap_or(100)
             .clamp(1, MAX_SEARCH_RESULTS),
-    };
-    let criteria = format!(
-        "salt={} fingerprint={} user={} from={} to={} number={}",
-        q.salt.is_some(),
-        q.fingerprint.as_deref().unwrap_or("-"),
-        q.user.as_deref().unwrap_or("-"),
-        q.from.map_or("-".to_owned(), |v| v.to_string()),
-        q.to.map_or("-".to_owned(), |v| v.to_string()),
-        q.number.map_or("-".to_owned(), |v| v.to_string()),
-    );
-    let ev = who.event("search").detail(criteria);
-    let found = blocking(&state, move |s| s.search(&q, &ev)).await?;
-    Ok(Json(
-        json!({"entries": found.iter().map(entry_json).collect::<Vec<_>>()}),
-    ))
+    })
 }
 
 async fn fetch(
