@@ -306,8 +306,8 @@ fn open(vol: &Path, password: &str) -> Result<Volume, tcvault::volume::VolumeErr
     )
 }
 
-/// Writes 64 KiB of data (an ext4 superblock magic at 0x438, so that header restores can see
-/// a filesystem, and a pattern elsewhere) and returns it.
+/// Writes 64 KiB of data (a zeroed boot block and an ext4 superblock magic at 0x438, so that
+/// header restores can see a filesystem, and a pattern elsewhere) and returns it.
 fn write_data(vol: &Path, password: &str) -> Vec<u8> {
     let host = Host::open_writable(vol).expect("open writable");
     let v = Volume::open_on(
@@ -320,6 +320,7 @@ fn write_data(vol: &Path, password: &str) -> Vec<u8> {
     let mut data: Vec<u8> = (0..65_536u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
+    data[..1024].fill(0);
     data[0x438] = 0x53;
     data[0x439] = 0xEF;
     let mut buf = data.clone();
@@ -717,9 +718,10 @@ fn hidden_volume_restore() {
         &UnlockOptions::default(),
     )
     .expect("hidden opens");
-    // An ext4 superblock magic: the restore's data proof (the hidden header's password is
+    // A zeroed boot block and an ext4 superblock magic: the restore's data proof (the hidden header's password is
     // changed below, so no header copy of the escrowed one is left).
     let mut data: Vec<u8> = (0..65_536u32).map(|i| (i % 251) as u8).collect();
+    data[..1024].fill(0);
     data[0x438] = 0x53;
     data[0x439] = 0xEF;
     let mut buf = data.clone();
@@ -847,8 +849,10 @@ fn restore_a_legacy_truecrypt_volume_and_its_1k_backup() {
     let env = Env::start();
     let vol = env.path("old4.tc");
     let size = 1 << 20;
-    // An ext4 superblock magic where a restore's filesystem check looks (byte 0x438).
+    // A zeroed boot block and an ext4 superblock magic where a restore's filesystem check
+    // looks (byte 0x438).
     let mut data = pattern(7, size - 512);
+    data[..1024].fill(0);
     data[0x438] = 0x53;
     data[0x439] = 0xEF;
     let mut spec = LegacySpec::new(Mode::Lrw, "AES-Twofish", LPrf::Sha1, b"tc4 pw", size as u64);

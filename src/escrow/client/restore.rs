@@ -11,7 +11,12 @@
 //!   that still holds the deposited header, or a header backup file made from it, has one.
 //! - [`Proof::Data`]: on a volume (not a backup file), the data area the packet's header
 //!   describes, placed as the volume's layout demands and fitting its size, decrypts under
-//!   the packet's master keys to a recognised filesystem or partition table.
+//!   the packet's master keys to a recognised filesystem or partition table. A signature is
+//!   only a few bytes (ext4's is two): someone who can read the target could try random keys
+//!   until its data "decrypt" to one, and escrow a volume made with those keys. So the
+//!   decrypted start must also hold an all-zero 16-byte block, as every real filesystem's
+//!   first sectors do (boot blocks, padding); under a wrong key each block is random, and
+//!   hitting a zero one takes about 2^128 tries.
 
 use std::fmt;
 
@@ -113,6 +118,11 @@ fn header_copy(
     Ok(None)
 }
 
+/// Whether `head` holds a 16-byte-aligned block of zeros.
+fn has_zero_block(head: &[u8]) -> bool {
+    head.chunks_exact(16).any(|b| b.iter().all(|&x| x == 0))
+}
+
 /// Proves that the escrowed `header` (with `scheme`, and the packet's derived `header_key`
 /// when it carries one) belongs to `host`, or says why nothing does. Salts are never proof.
 ///
@@ -160,7 +170,11 @@ pub fn prove(
     host.read_at(area.start, &mut head)?;
     cipher.decrypt(&mut head, area.first_unit);
     match probe::detect(&head) {
-        Some(fs) => Ok(Proof::Data(fs)),
+        Some(fs) if has_zero_block(&head) => Ok(Proof::Data(fs)),
+        Some(fs) => Err(NoProof::Nothing(format!(
+            "{no_copy}, and with the packet's keys its data show a {fs} signature but no zeroed \
+             block, which real filesystems have and keys tried at random do not give"
+        ))),
         None => Err(NoProof::Nothing(format!(
             "{no_copy}, and with the packet's keys its data show no filesystem or partition table"
         ))),
@@ -244,6 +258,25 @@ mod tests {
         assert!(matches!(
             prove(&host, &other.header, other.scheme, Some(other.header_key())),
             Err(NoProof::Nothing(_))
+        ));
+
+        // The signature alone, every other byte non-zero (as keys tried at random would give):
+        // not proof.
+        let mut noisy = vec![0x5Au8; 4096];
+        noisy[0x438] = 0x53;
+        noisy[0x439] = 0xEF;
+        u.data_cipher().encrypt(&mut noisy, area.first_unit);
+        let mut v2 = vol.clone();
+        v2[area.start as usize..area.start as usize + noisy.len()].copy_from_slice(&noisy);
+        let rest = area.start as usize + noisy.len();
+        let mut tail = vec![0x5Au8; probe::PROBE_LEN];
+        u.data_cipher().encrypt(&mut tail, area.first_unit + 8);
+        v2[rest..rest + tail.len()].copy_from_slice(&tail);
+        std::fs::write(&path, &v2).expect("write noisy");
+        let host = Host::open(&path).expect("host");
+        assert!(matches!(
+            prove(&host, &u.header, u.scheme, None),
+            Err(NoProof::Nothing(m)) if m.contains("no zeroed block")
         ));
 
         // A 1 MiB packet header on a 2 MiB volume: does not fit.
