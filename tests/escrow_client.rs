@@ -2,8 +2,9 @@
 //! (port 0, TLS with the certificate `init` generated, a fresh SQLite database per test):
 //! keygen, deposits from the create / change-password hooks, "already in escrow", a second
 //! user's entry, and the help-desk restore `-R ADMIN TARGET` of a volume and of a 1 KB header
-//! backup, with the refusals (non-admin, wrong private-key passphrase, another volume's entry,
-//! unreachable server); and the same restore for a legacy TrueCrypt (LRW) volume and its 1 KB
+//! backup, each proven to belong to its target (a header copy under the packet's header key, or
+//! a filesystem under its keys), with the refusals (non-admin, wrong private-key passphrase,
+//! another volume's entry, decoy salts posted with one's own packet, unreachable server); and the same restore for a legacy TrueCrypt (LRW) volume and its 1 KB
 //! backup, the volume built by the tests' own independent builder.
 
 mod common;
@@ -305,8 +306,8 @@ fn open(vol: &Path, password: &str) -> Result<Volume, tcvault::volume::VolumeErr
     )
 }
 
-/// Writes 64 KiB of data (an ext4 superblock magic at 0x438, so that header restores can see
-/// a filesystem, and a pattern elsewhere) and returns it.
+/// Writes 64 KiB of data (a zeroed boot block and an ext4 superblock magic at 0x438, so that
+/// header restores can see a filesystem, and a pattern elsewhere) and returns it.
 fn write_data(vol: &Path, password: &str) -> Vec<u8> {
     let host = Host::open_writable(vol).expect("open writable");
     let v = Volume::open_on(
@@ -319,6 +320,7 @@ fn write_data(vol: &Path, password: &str) -> Vec<u8> {
     let mut data: Vec<u8> = (0..65_536u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
+    data[..1024].fill(0);
     data[0x438] = 0x53;
     data[0x439] = 0xEF;
     let mut buf = data.clone();
@@ -430,6 +432,7 @@ fn escrow_and_restore_a_volume() {
     assert!(out.status.success(), "{}", stderr(&out));
     let s = stderr(&out);
     assert!(s.contains("alice") && s.contains("bob"), "{s}");
+    assert!(s.contains("show a ext2/3/4 filesystem"), "data proof: {s}");
     assert!(s.contains("master key did not change"), "{s}");
     assert_eq!(read_data(&vol, "reset pw"), data, "data unchanged");
     assert!(open(&vol, "user pw 2").is_err());
@@ -469,6 +472,11 @@ fn restore_through_a_compact_backup_file() {
 
     let out = env.restore("helpdesk", &bk, Some(n), "pw new");
     assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("normal header copy decrypts under the packet's header key"),
+        "header-copy proof: {}",
+        stderr(&out)
+    );
     assert_eq!(std::fs::metadata(&bk).expect("backup").len(), 1024);
     assert!(stderr(&out).contains("restore-header"), "{}", stderr(&out));
 
@@ -496,6 +504,24 @@ fn restore_through_a_compact_backup_file() {
     assert!(open(&vol, "pw a").is_err());
 }
 
+/// A volume that still holds the escrowed header (its password forgotten, never changed) and
+/// no filesystem: the header-copy proof alone lets the restore write.
+#[test]
+fn restore_proven_by_the_volumes_own_header_copy() {
+    let env = Env::start();
+    let (vol, out) = env.create("hc.tc", "pw h", Some("alice"));
+    let n = escrow_number(&out);
+    let out = env.restore("helpdesk", &vol, Some(n), "pw h2");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("normal header copy decrypts under the packet's header key"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(open(&vol, "pw h2").is_ok());
+    assert!(open(&vol, "pw h").is_err());
+}
+
 #[test]
 fn another_volumes_entry_is_refused_before_writing() {
     let env = Env::start();
@@ -512,6 +538,102 @@ fn another_volumes_entry_is_refused_before_writing() {
         "nothing written"
     );
     assert!(open(&b, "pw b").is_ok());
+}
+
+/// `tcvault -R helpdesk TARGET` with extra arguments, no terminal.
+fn restore_with(env: &Env, target: &Path, extra: &[&str], new_pw: &str) -> Output {
+    let a = authority();
+    let np = env.secret("new.pw", new_pw);
+    env.tcvault()
+        .arg("-R")
+        .arg("helpdesk")
+        .arg(target)
+        .arg("--escrow-config")
+        .arg(&env.config)
+        .arg("--admin-password-file")
+        .arg(env.path("helpdesk.pw"))
+        .arg("--private-key")
+        .arg(&a.private)
+        .arg("--private-key-passphrase-file")
+        .arg(&a.passphrase)
+        .arg("--new-password-file")
+        .arg(&np)
+        .args(["--new-pim", PIM, "--no-keep-old-header"])
+        .args(extra)
+        .output()
+        .expect("run restore")
+}
+
+/// The decoy-salt attack: alice re-posts her own packet for her volume A with the salt of
+/// another user's volume B (salts are readable without a password). The server answers
+/// "already in escrow" and records B's salt on alice's entry; a help-desk restore of B, run
+/// without a terminal, must still refuse to write A's keys into B (with or without `--entry`,
+/// and with `--force`, which needs a terminal).
+#[test]
+fn decoy_salts_do_not_make_restore_overwrite_another_volume() {
+    use base64::Engine;
+    use tcvault::escrow::client::config::ClientConfig;
+    use tcvault::escrow::client::http::{Deposit, EscrowClient, Login};
+    use tcvault::escrow::client::{packet, readable_salts};
+    use tcvault::secret::SecretText;
+
+    let env = Env::start();
+    let (a, out) = env.create("a.tc", "pw a", Some("alice"));
+    let n = escrow_number(&out);
+    let (b, _) = env.create("b.tc", "pw b", None);
+    write_data(&b, "pw b");
+    let before = std::fs::read(&b).expect("read b");
+
+    // Alice builds a deposit for A exactly as the client does, but with B's salt.
+    let b_salt = hex::encode(readable_salts(&Host::open(&b).expect("open b")).expect("salts")[0]);
+    let va = open(&a, "pw a").expect("a opens");
+    let key = packet::parse_public_key(&std::fs::read_to_string(&authority().public).expect("pub"))
+        .expect("public key");
+    let (meta, sealed) = packet::seal(va.unlocked(), "alice", &[key]).expect("seal");
+    let d = Deposit {
+        volume_fingerprint: meta.volume_fingerprint.clone(),
+        salts: vec![b_salt],
+        authority_fingerprint: meta.authority_fingerprints[0].clone(),
+        metadata: serde_json::to_value(&meta).expect("metadata"),
+        packet: base64::engine::general_purpose::STANDARD.encode(&sealed),
+    };
+    let cfg = ClientConfig::load(&env.config).expect("client config");
+    let client = EscrowClient::new(&cfg).expect("client");
+    let login = Login {
+        user: "alice".to_owned(),
+        password: SecretText::from_string("alice pw".to_owned()),
+    };
+    let ans = client.deposit(&login, &d).expect("deposit");
+    assert!(
+        ans.already_in_escrow,
+        "the server merges it into alice's entry"
+    );
+    assert_eq!(ans.escrow_number, n);
+
+    let cases: [&[&str]; 3] = [
+        &[],
+        &["--entry", &n.to_string()],
+        &["--entry", &n.to_string(), "--force"],
+    ];
+    for extra in cases {
+        let out = restore_with(&env, &b, extra, "stolen pw");
+        assert_eq!(out.status.code(), Some(4), "{extra:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("can be posted by anyone"),
+            "{extra:?}: {}",
+            stderr(&out)
+        );
+        assert_eq!(
+            std::fs::read(&b).expect("read b"),
+            before,
+            "{extra:?}: B is left byte for byte"
+        );
+        assert!(
+            open(&b, "pw b").is_ok(),
+            "B still opens with its own password"
+        );
+        assert!(open(&b, "stolen pw").is_err());
+    }
 }
 
 #[test]
@@ -596,7 +718,12 @@ fn hidden_volume_restore() {
         &UnlockOptions::default(),
     )
     .expect("hidden opens");
-    let data: Vec<u8> = (0..65_536u32).map(|i| (i % 251) as u8).collect();
+    // A zeroed boot block and an ext4 superblock magic: the restore's data proof (the hidden header's password is
+    // changed below, so no header copy of the escrowed one is left).
+    let mut data: Vec<u8> = (0..65_536u32).map(|i| (i % 251) as u8).collect();
+    data[..1024].fill(0);
+    data[0x438] = 0x53;
+    data[0x439] = 0xEF;
     let mut buf = data.clone();
     v.write_data(0, &mut buf).expect("write hidden data");
     drop(v);
@@ -722,8 +849,10 @@ fn restore_a_legacy_truecrypt_volume_and_its_1k_backup() {
     let env = Env::start();
     let vol = env.path("old4.tc");
     let size = 1 << 20;
-    // An ext4 superblock magic where a restore's filesystem check looks (byte 0x438).
+    // A zeroed boot block and an ext4 superblock magic where a restore's filesystem check
+    // looks (byte 0x438).
     let mut data = pattern(7, size - 512);
+    data[..1024].fill(0);
     data[0x438] = 0x53;
     data[0x439] = 0xEF;
     let mut spec = LegacySpec::new(Mode::Lrw, "AES-Twofish", LPrf::Sha1, b"tc4 pw", size as u64);

@@ -108,8 +108,10 @@ pub struct RestoreOptions {
     /// Do not save TARGET's current headers first.
     #[arg(long, conflicts_with = "keep_old_header")]
     pub no_keep_old_header: bool,
-    /// Write even when nothing links the entry to the volume (no salt in common, and its keys
-    /// show no filesystem in the volume's data).
+    /// Write even when nothing proves that the entry belongs to TARGET (no header copy of it
+    /// decrypts under the packet's header key, and its keys show no filesystem in the
+    /// volume's data): only on a terminal, after a warning and a typed confirmation, with the
+    /// old headers kept. Salts in common are never proof.
     #[arg(long)]
     pub force: bool,
 }

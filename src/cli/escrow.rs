@@ -8,19 +8,19 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use tcvault::crypto::prf::Prf;
-use tcvault::crypto::scheme::{Scheme, SectorCipher};
+use tcvault::crypto::scheme::Scheme;
 use tcvault::escrow::client::config::{ClientConfig, Policy};
 use tcvault::escrow::client::http::{ClientError, Deposit, Entry, EscrowClient, Login, Query};
 use tcvault::escrow::client::packet::{self, Packet, PacketError};
 use tcvault::escrow::client::readable_salts;
+use tcvault::escrow::client::restore::{NoProof, prove};
 use tcvault::header::seal::{Protection, seal};
 use tcvault::header::{
     Credentials, Header, HeaderRole, HostKind, Slot, UnlockOptions, UnlockedHeader,
 };
 use tcvault::secret::{SecretBytes, SecretText, read_secret};
 use tcvault::volume::write::{self, WriteError};
-use tcvault::volume::{Host, SlotChoice, Volume, probe};
-use zeroize::Zeroizing;
+use tcvault::volume::{Host, SlotChoice, Volume};
 
 use super::args::RestoreOptions;
 use super::args::{EscrowArgs, EscrowCmdArgs, EscrowCommand, EscrowPolicyArg, KeygenArgs};
@@ -496,11 +496,6 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
         }
         entries = client.search(&login, &q).map_err(client_err)?;
     }
-    let linked: Vec<i64> = entries
-        .iter()
-        .filter(|e| e.salts.iter().any(|s| salts.contains(s)))
-        .map(|e| e.escrow_number)
-        .collect();
     if entries.is_empty() {
         return Err(CliError::msg("no escrow entry found", BAD_INPUT));
     }
@@ -543,8 +538,9 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
     };
     let key =
         packet::load_private_key(key_pem.as_str(), passphrase.expose()).map_err(packet_err)?;
-    let header = pk.open(&key).map_err(packet_err)?;
+    let opened = pk.open_all(&key).map_err(packet_err)?;
     drop(key);
+    let header = opened.header;
     let scheme = Scheme::from_id(&pk.metadata.chain).ok_or_else(|| {
         CliError::msg(
             format!(
@@ -555,21 +551,17 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
         )
     })?;
 
-    // Check that the entry belongs to TARGET before anything is written.
-    match tkind {
-        Target::Volume => check_volume(target, &header, scheme, linked.contains(&number), o.force)?,
-        Target::Backup(_) => {
-            if linked.contains(&number) {
-                errln!("The entry's salts are those of {}.", target.display());
-            } else {
-                errln!(
-                    "Note: a header backup file holds no data to check the entry against; \
-                     `tcvault restore-header` checks it against the volume (its keys must \
-                     show the volume's filesystem)."
-                );
-            }
-        }
-    }
+    // Prove that the entry belongs to TARGET before anything is written; the salts the
+    // server reports are only how the entry was found.
+    check_target(
+        target,
+        number,
+        &header,
+        scheme,
+        opened.header_key.as_ref(),
+        o.force,
+        !o.no_keep_old_header,
+    )?;
 
     let prf = match o.new_prf {
         Some(p) => prf_of(p),
@@ -647,54 +639,73 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
     Ok(())
 }
 
-/// Refuses an entry whose header does not fit the volume, and one that nothing links to it
-/// (no salt in common, no filesystem under its keys) unless `force`.
-fn check_volume(
+/// Asks the library for proof that escrow entry `number` (its `header`, `scheme` and, for a
+/// version-2 packet, `header_key`) belongs to `target`. Without proof: refused (exit 4), or,
+/// with `force` on a terminal (and the old headers kept), written after a warning and an
+/// explicit confirmation.
+fn check_target(
     target: &Path,
+    number: i64,
     header: &Header,
     scheme: Scheme,
-    linked: bool,
+    header_key: Option<&SecretBytes>,
     force: bool,
+    keeps_old: bool,
 ) -> Result<(), CliError> {
     let host = Host::open(target)?;
-    let size = host.size();
-    let Some(area) = write::fitting_area(header, scheme, size) else {
-        return Err(CliError::msg(
+    let why = match prove(&host, header, scheme, header_key) {
+        Ok(p) => {
+            errln!("Checked: {p}.");
+            return Ok(());
+        }
+        Err(NoProof::Unreadable(e)) => return Err(e.into()),
+        Err(e @ NoProof::DoesNotFit { .. }) => {
+            return Err(CliError::msg(
+                format!(
+                    "escrow entry {number} belongs to another volume: {e}; nothing was written"
+                ),
+                BAD_INPUT,
+            ));
+        }
+        Err(NoProof::Nothing(why)) => why,
+    };
+    let refusal = || {
+        CliError::msg(
             format!(
-                "the escrow entry describes a data area of {} bytes at byte {}, which does not \
-                 fit this {size}-byte volume: it belongs to another volume; nothing was written",
-                header.encrypted_area_length, header.encrypted_area_start
+                "nothing shows that escrow entry {number} belongs to {}: {why}; it may be \
+                 another volume's (the salts the server reports can be posted by anyone, so \
+                 they prove nothing); nothing was written",
+                target.display()
             ),
             BAD_INPUT,
-        ));
-    };
-    let cipher = SectorCipher::new(scheme, header.key_area.expose())
-        .map_err(|_| CliError::msg("the entry's key area does not fit its cipher", BAD_INPUT))?;
-    let n = probe::PROBE_LEN.min(usize::try_from(area.len).unwrap_or(0));
-    let n = n - n % 512;
-    let mut head = Zeroizing::new(vec![0u8; n]);
-    host.read_at(area.start, &mut head)?;
-    cipher.decrypt(&mut head, area.first_unit);
-    let fs = probe::detect(&head);
-    match (fs, linked) {
-        (Some(fs), _) => {
-            errln!("Checked: with the entry's keys the volume's data show a {fs} filesystem.");
-            Ok(())
-        }
-        (None, true) => {
-            errln!("Checked: the entry's recorded salts are this volume's.");
-            Ok(())
-        }
-        (None, false) if force => {
-            errln!("Warning: nothing links this entry to the volume (--force given).");
-            Ok(())
-        }
-        (None, false) => Err(CliError::msg(
-            "the entry's keys show no filesystem in this volume's data and the entry's salts are \
-             not this volume's: it is probably another volume's; nothing was written",
-            BAD_INPUT,
         )
-        .hint("--force writes anyway")),
+    };
+    if !force {
+        return Err(refusal().hint(
+            "restore from a header backup made while the password was known, or add --force \
+             on a terminal to write anyway",
+        ));
+    }
+    if !io::stdin().is_terminal() {
+        return Err(refusal().hint("--force is honoured only on a terminal, after a warning"));
+    }
+    if !keeps_old {
+        return Err(refusal().hint("--force needs the old headers kept: drop --no-keep-old-header"));
+    }
+    errln!(
+        "WARNING: nothing shows that escrow entry {number} belongs to {}: {why}.\n\
+         The salts the server reports can be posted by anyone. If the entry is another \
+         volume's, writing it puts the wrong keys into this header: the volume no longer opens \
+         with its own password (and shows garbage under the new one) until its old header is \
+         restored from the kept copy.",
+        target.display()
+    );
+    match ask_line("Type \"overwrite\" to write it anyway: ") {
+        Ok(ans) if ans.trim() == "overwrite" => {
+            errln!("Writing entry {number} unproven (--force, confirmed).");
+            Ok(())
+        }
+        _ => Err(refusal().hint("not confirmed")),
     }
 }
 

@@ -320,7 +320,15 @@ pub fn change_password(a: &ChangePasswordArgs) -> Result<(), CliError> {
             k.display()
         );
     }
-    super::escrow::offer(&a.volume, u, &a.escrow);
+    // The escrow gets the header just written (its salt and derived key are on the volume
+    // now), so that a header backup made from it proves the escrow packet at a restore.
+    super::escrow::offer_new(
+        &a.volume,
+        &creds,
+        u.header.is_hidden(),
+        &super::escrow::narrow(prot),
+        &a.escrow,
+    );
     errln!(
         "Changed the {} header of {} ({}, {}).",
         if u.header.is_hidden() {
@@ -368,12 +376,7 @@ pub fn backup_header(a: &BackupHeaderArgs) -> Result<(), CliError> {
     } else {
         None
     };
-    let bytes = write::backup_bytes(
-        &normal,
-        &creds,
-        hidden.as_ref().map(|(v, c)| (v, c)),
-        a.compact,
-    )?;
+    let bytes = write::backup_bytes(&normal, hidden.as_ref().map(|(v, c)| (v, c)), a.compact)?;
     write::write_backup_file(&a.file, &bytes, a.force)?;
     if !a.compact && write::is_legacy(&normal) {
         errln!(

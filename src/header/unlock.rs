@@ -148,6 +148,9 @@ pub struct UnlockedHeader {
     /// Its salt.
     pub salt: [u8; SALT_LEN],
     data_cipher: SectorCipher,
+    /// The key derived from the password and salt that decrypted the header:
+    /// [`DERIVED_KEY_LEN`] bytes, those past the scheme's key material zero.
+    header_key: SecretBytes,
 }
 
 impl UnlockedHeader {
@@ -159,6 +162,13 @@ impl UnlockedHeader {
     /// The family (told by the magic, which matched the iteration counts).
     pub fn family(&self) -> Family {
         self.header.family
+    }
+
+    /// The derived header key this header was decrypted with ([`DERIVED_KEY_LEN`] bytes; only
+    /// the first `scheme.key_material_len()` count, the rest are zero). It decrypts this very
+    /// header copy (this salt) and no other.
+    pub fn header_key(&self) -> &SecretBytes {
+        &self.header_key
     }
 }
 
@@ -529,6 +539,12 @@ fn try_scheme(
     let data_cipher = SectorCipher::new(scheme, header.key_area.expose()).ok()?;
     let mut salt = [0u8; SALT_LEN];
     salt.copy_from_slice(&cand.bytes[..SALT_LEN]);
+    let mut header_key = SecretBytes::zeroed(DERIVED_KEY_LEN);
+    let used = scheme
+        .key_material_len()
+        .min(DERIVED_KEY_LEN)
+        .min(key.len());
+    header_key.expose_mut()[..used].copy_from_slice(&key[..used]);
     Some(UnlockedHeader {
         header,
         slot: cand.slot,
@@ -536,5 +552,6 @@ fn try_scheme(
         scheme,
         salt,
         data_cipher,
+        header_key,
     })
 }

@@ -28,7 +28,8 @@ use crate::header::kdf::Family;
 use crate::header::layout::{
     BACKUP_FILE_SIZE, BACKUP_HIDDEN_FROM_END, BACKUP_NORMAL_FROM_END, DATA_AREA_OFFSET, DataArea,
     HEADER_SIZE, HEADER_SLOT_SIZE, HIDDEN_HEADER_OFFSET, HeaderRole, HostKind,
-    LEGACY_BACKUP_FILE_SIZE, LEGACY_HIDDEN_FROM_END, MIN_LEGACY_VOLUME_SIZE, MIN_VOLUME_SIZE, Slot,
+    LEGACY_BACKUP_FILE_SIZE, LEGACY_HIDDEN_FROM_END, MIN_LEGACY_VOLUME_SIZE, MIN_VOLUME_SIZE,
+    SALT_LEN, Slot,
 };
 use crate::header::seal::{
     CURRENT_HEADER_VERSION, Protection, SealError, VERACRYPT_MIN_PROGRAM_VERSION, fake_header,
@@ -1117,17 +1118,35 @@ pub fn fitting_area(header: &Header, scheme: Scheme, size: u64) -> Option<DataAr
 }
 
 /// The header backup of `normal` (and of `hidden` when given, else a random-keyed header in
-/// its place), each re-encrypted with a fresh salt: the 131,072-byte format (two 64 KiB slots,
-/// random after each header) or, with `compact`, the 1,024-byte one.
+/// its place): the 131,072-byte format (two 64 KiB slots, random after each header) or, with
+/// `compact`, the 1,024-byte one.
+///
+/// The normal header is copied verbatim from the slot it opened from (same salt, same derived
+/// key): a backup made while the password is known thus holds the very header an escrow
+/// packet was sealed from, which is what lets the help desk prove that the packet belongs to
+/// the backup. The hidden header is re-encrypted with a fresh salt: a verbatim copy would
+/// equal the volume's hidden slot, and that equality alone would tell anyone holding both
+/// files that a hidden volume exists (without one, that place holds fresh random bytes).
 ///
 /// # Errors
 /// See [`WriteError`].
 pub fn backup_bytes(
     normal: &Volume,
-    normal_creds: &Credentials,
     hidden: Option<(&Volume, &Credentials)>,
     compact: bool,
 ) -> Result<Vec<u8>, WriteError> {
+    let verbatim = |v: &Volume| -> Result<[u8; HEADER_SIZE], WriteError> {
+        let u = v.unlocked();
+        check_rewritable(u, v.host())?;
+        let c = v.host().candidates(&[u.slot])?;
+        match c.first() {
+            Some(c) if c.bytes[..SALT_LEN] == u.salt => Ok(c.bytes),
+            _ => Err(WriteError::Volume(VolumeError::NoSuchSlot {
+                path: v.host().path().to_path_buf(),
+                what: u.slot.id(),
+            })),
+        }
+    };
     let reseal = |v: &Volume, c: &Credentials| -> Result<[u8; HEADER_SIZE], WriteError> {
         let u = v.unlocked();
         check_rewritable(u, v.host())?;
@@ -1138,7 +1157,7 @@ pub fn backup_bytes(
         };
         Ok(seal(&u.header, prot, c)?)
     };
-    let n = reseal(normal, normal_creds)?;
+    let n = verbatim(normal)?;
     let h = match hidden {
         Some((v, c)) => reseal(v, c)?,
         None => fake_header()?,

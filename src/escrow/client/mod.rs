@@ -1,10 +1,12 @@
 //! The escrow client: the packet format and authority keys ([`packet`]), the client's XML
-//! configuration ([`config`]) and the HTTPS client of the escrow server ([`http`]). The
+//! configuration ([`config`]), the HTTPS client of the escrow server ([`http`]) and the
+//! restore's proof that a packet belongs to its target ([`restore`]). The
 //! prompts and the restore workflow live in the binary (`src/cli/escrow.rs`).
 
 pub mod config;
 pub mod http;
 pub mod packet;
+pub mod restore;
 
 use crate::header::layout::{HostKind, SALT_LEN, Slot};
 use crate::volume::{Host, VolumeError};

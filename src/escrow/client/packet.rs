@@ -1,13 +1,18 @@
-//! The escrow packet (version 1) and the escrow authority's RSA keys.
+//! The escrow packet (version 2; version 1 is still read) and the escrow authority's RSA keys.
 //!
 //! A packet carries what is needed to rebuild a volume header under a new password: the
 //! decrypted 512-byte header (all fields and the 256-byte master key area; its salt bytes are
-//! zero), readable only by the holder of the escrow authority's RSA private key.
+//! zero), readable only by the holder of the escrow authority's RSA private key. Version 2
+//! adds the derived header key the deposited header was encrypted with: the restore uses it to
+//! prove that the packet belongs to the target (one of the target's header copies decrypts
+//! under it to the very same header), since the salts the server reports are a search hint
+//! that anyone may post. A version-1 packet has no header key; only its keys decrypting the
+//! target's data to a recognised filesystem can tie it to a volume.
 //!
 //! ```text
 //! offset  size  field
 //! 0       8     magic "TCVESCPK"
-//! 8       2     packet version, big-endian (1)
+//! 8       2     packet version, big-endian (1 or 2; 2 is written)
 //! 10      4     n = length of the metadata, big-endian (at most 16 KiB)
 //! 14      n     metadata: UTF-8 JSON object (see `Metadata`), in the clear
 //! 14+n    2     r = number of recipients, big-endian (1..=16)
@@ -15,7 +20,11 @@
 //!               SubjectPublicKeyInfo), 2 bytes length w, w bytes RSA-OAEP-SHA-256 (label
 //!               empty) encryption of the 32-byte content key
 //! ...     12    AES-256-GCM nonce
-//! ...     rest  AES-256-GCM ciphertext and 16-byte tag of the 512-byte payload
+//! ...     rest  AES-256-GCM ciphertext and 16-byte tag of the payload:
+//!               version 1: the 512-byte header (528 bytes with the tag);
+//!               version 2: the 512-byte header, then the 192-byte derived header key
+//!               (`DERIVED_KEY_LEN`; bytes past the chain's key material are zero), 720
+//!               bytes with the tag
 //! ```
 //!
 //! The associated data of AES-256-GCM is every byte before the nonce: magic, version,
@@ -36,12 +45,15 @@ use zeroize::Zeroizing;
 
 use crate::header::format::Header;
 use crate::header::layout::{HEADER_SIZE, SALT_LEN};
-use crate::header::unlock::UnlockedHeader;
+use crate::header::unlock::{DERIVED_KEY_LEN, UnlockedHeader};
+use crate::secret::SecretBytes;
 
 /// First bytes of every packet.
 pub const MAGIC: &[u8; 8] = b"TCVESCPK";
 /// The packet version written today.
-pub const PACKET_VERSION: u16 = 1;
+pub const PACKET_VERSION: u16 = 2;
+/// The oldest packet version still read (no header key).
+pub const OLDEST_PACKET_VERSION: u16 = 1;
 /// Smallest authority key `keygen` makes and the client accepts.
 pub const MIN_KEY_BITS: usize = 3072;
 /// Largest metadata accepted.
@@ -121,7 +133,32 @@ pub struct Packet {
     /// The recipients: fingerprint and wrapped content key.
     recipients: Vec<([u8; 32], Vec<u8>)>,
     aad_len: usize,
+    version: u16,
     bytes: Vec<u8>,
+}
+
+/// What an opened packet holds.
+pub struct Opened {
+    /// The header, checked against the clear metadata.
+    pub header: Header,
+    /// The derived key the deposited header was encrypted with (version 2 packets only).
+    pub header_key: Option<SecretBytes>,
+}
+
+impl fmt::Debug for Opened {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Opened")
+            .field("header_key", &self.header_key.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+fn payload_len(version: u16) -> usize {
+    if version >= 2 {
+        HEADER_SIZE + DERIVED_KEY_LEN
+    } else {
+        HEADER_SIZE
+    }
 }
 
 impl fmt::Debug for Packet {
@@ -239,6 +276,16 @@ pub fn seal(
     user: &str,
     recipients: &[RsaPublicKey],
 ) -> Result<(Metadata, Vec<u8>), PacketError> {
+    seal_as(PACKET_VERSION, u, user, recipients)
+}
+
+/// [`seal`] in packet format `version` (1: without the header key; tests of old packets).
+fn seal_as(
+    version: u16,
+    u: &UnlockedHeader,
+    user: &str,
+    recipients: &[RsaPublicKey],
+) -> Result<(Metadata, Vec<u8>), PacketError> {
     if recipients.is_empty() || recipients.len() > MAX_RECIPIENTS {
         return Err(PacketError::Seal(format!(
             "{} recipients (1 to {MAX_RECIPIENTS} allowed)",
@@ -251,7 +298,7 @@ pub fn seal(
         .map(key_fingerprint)
         .collect::<Result<Vec<_>, _>>()?;
     let metadata = Metadata {
-        packet_version: PACKET_VERSION,
+        packet_version: version,
         format: h.family.id().to_owned(),
         hidden: h.is_hidden(),
         chain: u.scheme.id(),
@@ -270,7 +317,7 @@ pub fn seal(
     OsRng.fill_bytes(key.as_mut());
     let mut out = Vec::with_capacity(2048);
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&PACKET_VERSION.to_be_bytes());
+    out.extend_from_slice(&version.to_be_bytes());
     out.extend_from_slice(&u32::try_from(meta.len()).unwrap_or(u32::MAX).to_be_bytes());
     out.extend_from_slice(&meta);
     out.extend_from_slice(&u16::try_from(recipients.len()).unwrap_or(0).to_be_bytes());
@@ -285,7 +332,13 @@ pub fn seal(
     let aad_len = out.len();
     let mut nonce = [0u8; NONCE_LEN];
     OsRng.fill_bytes(&mut nonce);
-    let plain = h.serialize(&[0u8; SALT_LEN]);
+    let mut plain = SecretBytes::zeroed(payload_len(version));
+    plain.expose_mut()[..HEADER_SIZE].copy_from_slice(h.serialize(&[0u8; SALT_LEN]).expose());
+    if version >= 2 {
+        let hk = u.header_key().expose();
+        let used = hk.len().min(DERIVED_KEY_LEN);
+        plain.expose_mut()[HEADER_SIZE..HEADER_SIZE + used].copy_from_slice(&hk[..used]);
+    }
     let cipher = Aes256Gcm::new_from_slice(key.as_ref())
         .map_err(|_| PacketError::Seal("AES-256-GCM key".into()))?;
     let sealed = cipher
@@ -335,9 +388,10 @@ impl Packet {
             return Err(PacketError::Malformed("no packet magic".into()));
         }
         let version = r.u16("version")?;
-        if version != PACKET_VERSION {
+        if !(OLDEST_PACKET_VERSION..=PACKET_VERSION).contains(&version) {
             return Err(PacketError::Malformed(format!(
-                "packet version {version} (this tcvault reads version {PACKET_VERSION})"
+                "packet version {version} (this tcvault reads versions \
+                 {OLDEST_PACKET_VERSION} to {PACKET_VERSION})"
             )));
         }
         let n = r.take(4, "metadata length")?;
@@ -363,13 +417,14 @@ impl Packet {
         }
         let aad_len = r.at;
         r.take(NONCE_LEN, "nonce")?;
-        if bytes.len() - r.at != HEADER_SIZE + 16 {
+        if bytes.len() - r.at != payload_len(version) + 16 {
             return Err(PacketError::Malformed("wrong payload length".into()));
         }
         Ok(Packet {
             metadata,
             recipients,
             aad_len,
+            version,
             bytes: bytes.to_vec(),
         })
     }
@@ -382,13 +437,27 @@ impl Packet {
             .collect()
     }
 
+    /// The packet's format version (1 or 2).
+    pub fn version(&self) -> u16 {
+        self.version
+    }
+
     /// Decrypts the packet with the authority private key and returns the header it holds,
     /// checked against the clear metadata.
     ///
     /// # Errors
+    /// As [`Packet::open_all`].
+    pub fn open(&self, key: &RsaPrivateKey) -> Result<Header, PacketError> {
+        Ok(self.open_all(key)?.header)
+    }
+
+    /// Decrypts the packet with the authority private key: the header it holds, checked
+    /// against the clear metadata, and (version 2) the derived header key it was sealed with.
+    ///
+    /// # Errors
     /// [`PacketError::NotForThisKey`], [`PacketError::Decrypt`], or
     /// [`PacketError::Malformed`] when the payload is no header or contradicts the metadata.
-    pub fn open(&self, key: &RsaPrivateKey) -> Result<Header, PacketError> {
+    pub fn open_all(&self, key: &RsaPrivateKey) -> Result<Opened, PacketError> {
         let fp = key_fingerprint(&key.to_public_key())?;
         let (_, wrapped) = self
             .recipients
@@ -416,10 +485,12 @@ impl Packet {
                 .map_err(|_| PacketError::Decrypt)?,
         );
         let mut raw = Zeroizing::new([0u8; HEADER_SIZE]);
-        if plain.len() != HEADER_SIZE {
+        if plain.len() != payload_len(self.version) {
             return Err(PacketError::Malformed("payload is not a header".into()));
         }
-        raw.copy_from_slice(&plain);
+        raw.copy_from_slice(&plain[..HEADER_SIZE]);
+        let header_key =
+            (self.version >= 2).then(|| SecretBytes::from_slice(&plain[HEADER_SIZE..]));
         let header = Header::parse(&raw)
             .map_err(|e| PacketError::Malformed(format!("payload header: {e}")))?;
         let m = &self.metadata;
@@ -433,7 +504,7 @@ impl Packet {
                 "the sealed header contradicts the clear metadata".into(),
             ));
         }
-        Ok(header)
+        Ok(Opened { header, header_key })
     }
 }
 
@@ -479,6 +550,13 @@ mod tests {
         assert_eq!(p.metadata, meta);
         let back = p.open(key()).expect("open");
         assert_eq!(back, u.header, "fields and master keys come back");
+        let all = p.open_all(key()).expect("open all");
+        assert_eq!(p.version(), PACKET_VERSION);
+        assert_eq!(
+            all.header_key.as_ref().map(SecretBytes::expose),
+            Some(u.header_key().expose()),
+            "the derived header key comes back"
+        );
 
         // Any change to the clear metadata (associated data) or the ciphertext is caught.
         let mut t = bytes.clone();
@@ -497,6 +575,26 @@ mod tests {
             Err(PacketError::Decrypt)
         ));
         assert!(Packet::parse(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn version_1_packets_still_open_without_a_header_key() {
+        let u = unlocked();
+        let public = key().to_public_key();
+        let (meta, bytes) = seal_as(1, &u, "alice", std::slice::from_ref(&public)).expect("seal");
+        assert_eq!(meta.packet_version, 1);
+        let p = Packet::parse(&bytes).expect("parse v1");
+        assert_eq!(p.version(), 1);
+        let all = p.open_all(key()).expect("open v1");
+        assert_eq!(all.header, u.header);
+        assert!(all.header_key.is_none(), "version 1 carries no header key");
+        // A version-1 payload in a packet that says version 2 (or the reverse) is refused.
+        let mut t = bytes.clone();
+        t[9] = 2;
+        assert!(Packet::parse(&t).is_err());
+        let mut t = bytes;
+        t[9] = 3;
+        assert!(Packet::parse(&t).is_err(), "newer versions are refused");
     }
 
     #[test]

@@ -1,0 +1,292 @@
+//! The help-desk restore's safety check: before a header rebuilt from an escrow packet is
+//! written, [`prove`] must show that the packet belongs to the target. The salts the escrow
+//! server reports for an entry are only a search hint: salts are readable from any volume
+//! without its password, so anyone can post another volume's salts with their own packet.
+//!
+//! Two proofs count:
+//!
+//! - [`Proof::HeaderCopy`]: one of the target's header copies (in the slot of the packet's
+//!   header role) decrypts under the derived header key the packet carries (packet version 2)
+//!   to exactly the packet's header (magic, checksums, fields and master keys). Only a target
+//!   that still holds the deposited header, or a header backup file made from it, has one.
+//! - [`Proof::Data`]: on a volume (not a backup file), the data area the packet's header
+//!   describes, placed as the volume's layout demands and fitting its size, decrypts under
+//!   the packet's master keys to a recognised filesystem or partition table. A signature is
+//!   only a few bytes (ext4's is two): someone who can read the target could try random keys
+//!   until its data "decrypt" to one, and escrow a volume made with those keys. So the
+//!   decrypted start must also hold an all-zero 16-byte block, as every real filesystem's
+//!   first sectors do (boot blocks, padding); under a wrong key each block is random, and
+//!   hitting a zero one takes about 2^128 tries.
+
+use std::fmt;
+
+use zeroize::Zeroizing;
+
+use crate::crypto::scheme::{Scheme, SectorCipher};
+use crate::header::format::Header;
+use crate::header::layout::{HEADER_SIZE, HostKind, SALT_LEN, Slot};
+use crate::secret::SecretBytes;
+use crate::volume::write::fitting_area;
+use crate::volume::{Host, VolumeError, probe};
+
+/// What ties a packet to the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proof {
+    /// The header copy in this slot decrypts under the packet's header key to the packet's
+    /// header.
+    HeaderCopy(Slot),
+    /// The volume's data decrypt under the packet's keys to this filesystem or partition table.
+    Data(&'static str),
+}
+
+impl fmt::Display for Proof {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Proof::HeaderCopy(s) => write!(
+                f,
+                "the target's {} header copy decrypts under the packet's header key to the \
+                 escrowed header",
+                s.id()
+            ),
+            Proof::Data(fs) => write!(
+                f,
+                "with the packet's keys the volume's data show a {fs} filesystem"
+            ),
+        }
+    }
+}
+
+/// Why nothing ties the packet to the target.
+#[derive(Debug, thiserror::Error)]
+pub enum NoProof {
+    /// The packet's data area does not fit the volume: it is certainly another volume's.
+    #[error(
+        "the packet describes a data area of {len} bytes at byte {start}, which does not fit \
+         this {size}-byte volume"
+    )]
+    DoesNotFit {
+        /// Data area start recorded in the packet's header.
+        start: u64,
+        /// Its length.
+        len: u64,
+        /// The volume's size.
+        size: u64,
+    },
+    /// Neither proof holds.
+    #[error("{0}")]
+    Nothing(String),
+    /// The target could not be read.
+    #[error(transparent)]
+    Unreadable(#[from] VolumeError),
+}
+
+/// The slots of `kind` where a header of the packet's role (hidden or normal) lives.
+fn role_slots(kind: HostKind, hidden: bool) -> &'static [Slot] {
+    match (kind, hidden) {
+        (HostKind::Volume, false) => &[Slot::Normal, Slot::BackupNormal],
+        (HostKind::Volume, true) => &[Slot::Hidden, Slot::BackupHidden, Slot::LegacyHidden],
+        (_, false) => &[Slot::Normal],
+        (_, true) => &[Slot::Hidden],
+    }
+}
+
+/// The first header copy of `host` in the packet header's role that decrypts under
+/// `header_key` with `scheme` to exactly `header`.
+fn header_copy(
+    host: &Host,
+    header: &Header,
+    scheme: Scheme,
+    header_key: &SecretBytes,
+) -> Result<Option<Slot>, VolumeError> {
+    let Ok(cipher) = SectorCipher::new(scheme, header_key.expose()) else {
+        return Ok(None);
+    };
+    let slots = role_slots(host.kind(), header.is_hidden());
+    let candidates = match host.candidates(slots) {
+        Ok(c) => c,
+        Err(VolumeError::NoSuchSlot { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    for c in candidates {
+        let mut plain = Zeroizing::new(c.bytes);
+        cipher.decrypt_header(&mut plain[SALT_LEN..]);
+        let raw: &[u8; HEADER_SIZE] = &plain;
+        if Header::parse(raw).is_ok_and(|h| h == *header) {
+            return Ok(Some(c.slot));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether `head` holds a 16-byte-aligned block of zeros.
+fn has_zero_block(head: &[u8]) -> bool {
+    head.chunks_exact(16).any(|b| b.iter().all(|&x| x == 0))
+}
+
+/// Proves that the escrowed `header` (with `scheme`, and the packet's derived `header_key`
+/// when it carries one) belongs to `host`, or says why nothing does. Salts are never proof.
+///
+/// # Errors
+/// [`NoProof`]: the area does not fit, no proof holds, or the target cannot be read.
+pub fn prove(
+    host: &Host,
+    header: &Header,
+    scheme: Scheme,
+    header_key: Option<&SecretBytes>,
+) -> Result<Proof, NoProof> {
+    let volume = host.kind() == HostKind::Volume;
+    let area = if volume {
+        let size = host.size();
+        Some(
+            fitting_area(header, scheme, size).ok_or(NoProof::DoesNotFit {
+                start: header.encrypted_area_start,
+                len: header.encrypted_area_length,
+                size,
+            })?,
+        )
+    } else {
+        None
+    };
+    if let Some(k) = header_key
+        && let Some(slot) = header_copy(host, header, scheme, k)?
+    {
+        return Ok(Proof::HeaderCopy(slot));
+    }
+    let no_copy = match header_key {
+        Some(_) => "none of its header copies decrypts under the packet's header key",
+        None => "the packet (version 1) carries no header key to check its header copies with",
+    };
+    let Some(area) = area else {
+        return Err(NoProof::Nothing(format!(
+            "{no_copy}, and a header backup file holds no data to check the keys against"
+        )));
+    };
+    let cipher = SectorCipher::new(scheme, header.key_area.expose()).map_err(|_| {
+        NoProof::Nothing("the packet's key area does not fit its cipher".to_owned())
+    })?;
+    let n = probe::PROBE_LEN.min(usize::try_from(area.len).unwrap_or(0));
+    let n = n - n % 512;
+    let mut head = Zeroizing::new(vec![0u8; n]);
+    host.read_at(area.start, &mut head)?;
+    cipher.decrypt(&mut head, area.first_unit);
+    match probe::detect(&head) {
+        Some(fs) if has_zero_block(&head) => Ok(Proof::Data(fs)),
+        Some(fs) => Err(NoProof::Nothing(format!(
+            "{no_copy}, and with the packet's keys its data show a {fs} signature but no zeroed \
+             block, which real filesystems have and keys tried at random do not give"
+        ))),
+        None => Err(NoProof::Nothing(format!(
+            "{no_copy}, and with the packet's keys its data show no filesystem or partition table"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::chain::ChainId;
+    use crate::crypto::prf::Prf;
+    use crate::header::kdf::Family;
+    use crate::header::seal::{self, Protection};
+    use crate::header::unlock::{Candidate, Credentials, UnlockOptions, UnlockedHeader, unlock};
+    use crate::secret::Password;
+
+    const SIZE: u64 = 1 << 20;
+    const START: u64 = 131_072;
+
+    /// A sealed normal header for a 1 MiB volume and what its password opens.
+    fn header(password: &[u8]) -> ([u8; HEADER_SIZE], UnlockedHeader) {
+        let prot =
+            Protection::new(Family::VeraCrypt, Prf::Sha256, 1, ChainId::Aes).expect("protection");
+        let h = seal::new_header(prot, START, SIZE - 2 * START, false, 512).expect("header");
+        let pw = Password::new(password).expect("password");
+        let creds = Credentials::new(&pw, &[], 1).expect("credentials");
+        let bytes = seal::seal(&h, prot, &creds).expect("seal");
+        let cand = Candidate {
+            slot: Slot::Normal,
+            bytes,
+        };
+        let u = unlock(&[cand], &creds, &UnlockOptions::default()).expect("unlock");
+        (bytes, u)
+    }
+
+    #[test]
+    fn header_copy_data_and_neither() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v.hc");
+        let (bytes, u) = header(b"prove a");
+        let (_, other) = header(b"prove b");
+        let mut vol = vec![0u8; SIZE as usize];
+        vol[..HEADER_SIZE].copy_from_slice(&bytes);
+        std::fs::write(&path, &vol).expect("write volume");
+        let host = Host::open(&path).expect("host");
+
+        // The packet's header key decrypts the volume's own header copy to the packet's header.
+        assert_eq!(
+            prove(&host, &u.header, u.scheme, Some(u.header_key())).expect("proof"),
+            Proof::HeaderCopy(Slot::Normal)
+        );
+        // Another volume's packet (its own header and header key) finds no copy, and its keys
+        // show nothing in this volume's data; nor does a packet without a header key.
+        assert!(matches!(
+            prove(&host, &other.header, other.scheme, Some(other.header_key())),
+            Err(NoProof::Nothing(_))
+        ));
+        assert!(matches!(
+            prove(&host, &u.header, u.scheme, None),
+            Err(NoProof::Nothing(_))
+        ));
+        // A header key alone does not do it: it must decrypt the copy to the same header.
+        assert!(matches!(
+            prove(&host, &other.header, other.scheme, Some(u.header_key())),
+            Err(NoProof::Nothing(_))
+        ));
+
+        // An ext4 superblock magic under the volume's keys: the data proof.
+        let mut head = vec![0u8; 4096];
+        head[0x438] = 0x53;
+        head[0x439] = 0xEF;
+        let area = fitting_area(&u.header, u.scheme, SIZE).expect("fits");
+        u.data_cipher().encrypt(&mut head, area.first_unit);
+        vol[area.start as usize..area.start as usize + head.len()].copy_from_slice(&head);
+        std::fs::write(&path, &vol).expect("write data");
+        let host = Host::open(&path).expect("host");
+        assert_eq!(
+            prove(&host, &u.header, u.scheme, None).expect("proof"),
+            Proof::Data("ext2/3/4")
+        );
+        assert!(matches!(
+            prove(&host, &other.header, other.scheme, Some(other.header_key())),
+            Err(NoProof::Nothing(_))
+        ));
+
+        // The signature alone, every other byte non-zero (as keys tried at random would give):
+        // not proof.
+        let mut noisy = vec![0x5Au8; 4096];
+        noisy[0x438] = 0x53;
+        noisy[0x439] = 0xEF;
+        u.data_cipher().encrypt(&mut noisy, area.first_unit);
+        let mut v2 = vol.clone();
+        v2[area.start as usize..area.start as usize + noisy.len()].copy_from_slice(&noisy);
+        let rest = area.start as usize + noisy.len();
+        let mut tail = vec![0x5Au8; probe::PROBE_LEN];
+        u.data_cipher().encrypt(&mut tail, area.first_unit + 8);
+        v2[rest..rest + tail.len()].copy_from_slice(&tail);
+        std::fs::write(&path, &v2).expect("write noisy");
+        let host = Host::open(&path).expect("host");
+        assert!(matches!(
+            prove(&host, &u.header, u.scheme, None),
+            Err(NoProof::Nothing(m)) if m.contains("no zeroed block")
+        ));
+
+        // A 1 MiB packet header on a 2 MiB volume: does not fit.
+        let mut big = vol.clone();
+        big.resize(2 * SIZE as usize, 0);
+        std::fs::write(&path, &big).expect("write big");
+        let host = Host::open(&path).expect("host");
+        assert!(matches!(
+            prove(&host, &u.header, u.scheme, Some(u.header_key())),
+            Err(NoProof::DoesNotFit { .. })
+        ));
+    }
+}
