@@ -92,7 +92,7 @@ pub fn check(data: &[u8]) {
         }
         3 => {
             let compact = inp.byte() & 1 == 1;
-            let Ok(backup) = write::backup_bytes(&before, &old, None, compact) else {
+            let Ok(backup) = write::backup_bytes(&before, None, compact) else {
                 assert_eq!(std::fs::read(&path).expect("read"), c.bytes);
                 return;
             };
