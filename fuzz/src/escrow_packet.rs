@@ -7,7 +7,9 @@
 use std::sync::OnceLock;
 
 use rsa::RsaPrivateKey;
-use tcvault::escrow::client::packet::{self, MAX_RECIPIENTS, PACKET_VERSION, Packet, PacketError};
+use tcvault::escrow::client::packet::{
+    self, MAX_RECIPIENTS, OLDEST_PACKET_VERSION, PACKET_VERSION, Packet, PacketError,
+};
 use tcvault::header::format::Header;
 use tcvault::header::kdf::Family;
 use tcvault::header::layout::Slot;
@@ -81,7 +83,7 @@ fn raw(bytes: &[u8]) {
     };
     let n = p.recipients().len();
     assert!((1..=MAX_RECIPIENTS).contains(&n));
-    assert_eq!(p.metadata.packet_version, PACKET_VERSION);
+    assert!((OLDEST_PACKET_VERSION..=PACKET_VERSION).contains(&p.metadata.packet_version));
     for cut in [bytes.len() - 1, bytes.len() / 2, 10] {
         assert!(Packet::parse(&bytes[..cut]).is_err(), "a cut packet parsed");
     }
