@@ -108,6 +108,12 @@ pub fn check(data: &[u8]) {
                 });
             assert!(!all_fit, "the data area fits, yet truncated");
         }
+        // A current-layout header in a host too short for the volume it describes (its data
+        // area and the embedded backup headers after it): a header rewrite would land on data.
+        Err(VolumeError::BackupHeadersCut { .. }) => {
+            let h = parsed.as_ref().expect("parsed");
+            assert!(opens && kind == HostKind::Volume && h.version >= 4);
+        }
         Err(VolumeError::Unlock(UnlockError::NoMatch)) => assert!(!opens || too_small),
         Err(VolumeError::NoSuchSlot { .. }) => assert!(!opens),
         // The embedded backup slots never held the legacy schemes: nothing to try there.
