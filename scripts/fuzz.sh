@@ -37,7 +37,7 @@ run_one() {
     # TMPDIR: the targets' scratch files go where this script removes them afterwards.
     (cd fuzz && TMPDIR=$scratch cargo fuzz run --sanitizer none "$target" \
         "../$found" "corpus/$target" -- \
-        -max_total_time="$seconds" -timeout=20 -rss_limit_mb=3072 -max_len=8192 \
+        -max_total_time="$seconds" -seed="${TCVAULT_FUZZ_SEED:-0}" -timeout=20 -rss_limit_mb=3072 -max_len=8192 \
         -print_final_stats=1 </dev/null) >"$log" 2>&1 || status=$?
     local runs
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
