@@ -220,8 +220,8 @@ pub fn check_volume_size(size: u64, sector_size: u32) -> Result<(), WriteError> 
 
 /// Creates a volume at `target`: random fill of the data area (unless quick), random-keyed
 /// fake headers in both hidden slots, the embedded backup and finally the primary header.
-/// A new file container is built under a temporary name beside it and renamed into place only
-/// when complete; a cancelled or failed run leaves nothing behind. On a device, the primary
+/// A new file container is built as an unnamed file in its folder and named only when complete
+/// (`O_TMPFILE`); a cancelled, failed or killed run leaves nothing behind. On a device, the primary
 /// header is the last write, so a cancelled run leaves no header at all.
 ///
 /// # Errors
@@ -697,10 +697,10 @@ fn write_new_file(path: &Path, data: &[u8], force: bool) -> Result<(), WriteErro
     })
 }
 
-/// Creates `path` through a fresh temporary file beside it (random name, created exclusively
-/// with mode 0600, never through a symlink) that `fill` writes; it is synced and renamed into
-/// place only when complete, replacing an existing file only with `force`. On any failure the
-/// temporary file is removed, so no half-written file ever stands under `path`.
+/// Creates `path` through a new file in its folder (mode 0600; unnamed where the filesystem
+/// allows) that `fill` writes; it is synced and given its name only when
+/// complete, replacing an existing file only with `force`. A failure, or even a kill, leaves
+/// no half-written file under `path` or beside it.
 ///
 /// # Errors
 /// [`WriteError::Exists`] without `force`, an I/O error, or what `fill` returns.
