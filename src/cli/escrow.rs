@@ -719,11 +719,8 @@ fn write_volume(
     keep: Option<&Path>,
 ) -> Result<PathBuf, CliError> {
     let host = Host::open_writable(target)?;
-    let role = if header.is_hidden() {
-        HeaderRole::Hidden
-    } else {
-        HeaderRole::Normal
-    };
+    // The packet has no slot: the escrowed header's own claim is its role.
+    let role = HeaderRole::claimed_by(header);
     write::rewrite_header(&host, header, role, prot, creds, keep)?;
     Ok(target.to_path_buf())
 }

@@ -151,6 +151,17 @@ impl HeaderRole {
         }
     }
 
+    /// The role a header's own fields claim (a non-zero hidden-volume size: hidden). Where the
+    /// header was read from a slot, that slot's role ([`HeaderRole::of_slot`]) decides, and a
+    /// header whose claim differs is refused.
+    pub fn claimed_by(header: &Header) -> HeaderRole {
+        if header.is_hidden() {
+            HeaderRole::Hidden
+        } else {
+            HeaderRole::Normal
+        }
+    }
+
     /// The slots a header of this role is written to in a host: its primary slot and, in the
     /// current layout, its embedded backup (docs/format.md §2). The legacy layout (TrueCrypt before
     /// 6.0) has no embedded backups and keeps a hidden volume's header 1,536 bytes before the

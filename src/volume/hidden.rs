@@ -9,11 +9,11 @@
 
 use std::sync::atomic::AtomicBool;
 
-use super::write::{NewVolume, Order, Progress, WriteError, write_header};
+use super::write::{NewVolume, Order, Progress, SealedHeader, WriteError};
 use super::{Volume, probe};
 use crate::crypto::xts::DATA_UNIT;
 use crate::header::layout::{BACKUP_NORMAL_FROM_END, HeaderRole, HostKind, Slot};
-use crate::header::seal::{new_header, seal};
+use crate::header::seal::new_header;
 use crate::header::unlock::Credentials;
 
 /// Smallest hidden volume (docs/format.md §2).
@@ -202,23 +202,20 @@ pub fn create_hidden(
         });
     }
     let header = new_header(spec.prot, start, len, true, u.header.sector_size)?;
-    // Seal once before the fill: a wrong option fails here, not after it.
-    seal(&header, spec.prot, creds)?;
-    let file = host.file();
-    if !spec.quick {
-        super::write::fill_area(file, &path, start, len, spec, progress, cancel)?;
-    }
-    write_header(
-        file,
+    // Checked and sealed before the fill: a wrong option fails here, not after it.
+    let sealed = SealedHeader::new(
         &path,
         host_size,
         &header,
         spec.prot,
         creds,
         HeaderRole::Hidden,
-        Order::BackupFirst,
-        None,
     )?;
+    let file = host.file();
+    if !spec.quick {
+        super::write::fill_area(file, &path, start, len, spec, progress, cancel)?;
+    }
+    sealed.write(file, &path, Order::BackupFirst, None)?;
     Ok((start, len))
 }
 

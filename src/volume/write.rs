@@ -347,8 +347,8 @@ fn write_layout(
         false,
         spec.sector_size,
     )?;
-    // Seal once before touching the disk: a wrong option fails here, not midway.
-    seal(&header, spec.prot, creds)?;
+    // Checked and sealed before touching the disk: a wrong option fails here, not midway.
+    let sealed = SealedHeader::new(path, size, &header, spec.prot, creds, HeaderRole::Normal)?;
     if !spec.quick {
         fill_area(
             file,
@@ -379,18 +379,7 @@ fn write_layout(
     if cancel.load(Ordering::Relaxed) {
         return Err(WriteError::Cancelled("no header was written".into()));
     }
-    write_header(
-        file,
-        path,
-        size,
-        &header,
-        spec.prot,
-        creds,
-        HeaderRole::Normal,
-        Order::BackupFirst,
-        None,
-    )
-    .map(drop)
+    sealed.write(file, path, Order::BackupFirst, None).map(drop)
 }
 
 /// Fills `len` bytes at absolute `start` with zeros encrypted under a throwaway random key of
@@ -516,11 +505,7 @@ pub fn header_places(
     role: HeaderRole,
     size: u64,
 ) -> Result<HeaderPlaces, PlaceError> {
-    let claims = if header.is_hidden() {
-        HeaderRole::Hidden
-    } else {
-        HeaderRole::Normal
-    };
+    let claims = HeaderRole::claimed_by(header);
     if claims != role {
         return Err(PlaceError::RoleMismatch { role, claims });
     }
@@ -580,12 +565,87 @@ pub(crate) enum Order {
     PrimaryFirst,
 }
 
-/// The one way a header reaches a volume: checks its places ([`header_places`]) and seals
-/// every copy before anything is written (so a refusal writes nothing), keeps the old header
-/// slots in `keep_old` when given, then writes the copies in `order`, syncing after each.
-/// Returns the primary slot written.
+/// A header sealed for the places [`header_places`] accepted, not yet written: every check
+/// and every key derivation is done, so that [`SealedHeader::write`] can only fail on I/O.
+pub(crate) struct SealedHeader {
+    places: HeaderPlaces,
+    primary: [u8; HEADER_SIZE],
+    backup: Option<[u8; HEADER_SIZE]>,
+}
+
+impl SealedHeader {
+    /// Checks the places of `header` as the header of `role` in a host of `size` bytes at
+    /// `path`, and seals one copy per place (each with its own salt).
+    pub(crate) fn new(
+        path: &Path,
+        size: u64,
+        header: &Header,
+        prot: Protection,
+        creds: &Credentials,
+        role: HeaderRole,
+    ) -> Result<SealedHeader, WriteError> {
+        let places = header_places(header, prot.scheme, role, size).map_err(|why| {
+            WriteError::UnsafePlace {
+                path: path.to_path_buf(),
+                why,
+            }
+        })?;
+        let primary = seal(header, prot, creds)?;
+        let backup = match places.backup {
+            Some(_) => Some(seal(header, prot, creds)?),
+            None => None,
+        };
+        Ok(SealedHeader {
+            places,
+            primary,
+            backup,
+        })
+    }
+
+    /// Keeps the old header slots in `keep_old` when given, then writes the copies in `order`,
+    /// syncing after each. Returns the primary slot written.
+    pub(crate) fn write(
+        &self,
+        file: &File,
+        path: &Path,
+        order: Order,
+        keep_old: Option<(&Host, &Path)>,
+    ) -> Result<Slot, WriteError> {
+        if let Some((host, keep)) = keep_old {
+            keep_old_headers(host, keep, self.backup.is_none())?;
+        }
+        let primary = Some((self.places.primary.1, &self.primary));
+        let backup = self
+            .places
+            .backup
+            .map(|(_, at)| at)
+            .zip(self.backup.as_ref());
+        let (first, second) = match order {
+            Order::BackupFirst => (backup, primary),
+            Order::PrimaryFirst => (primary, backup),
+        };
+        if let Some((at, bytes)) = first {
+            write_all_at(file, path, bytes, at)?;
+            sync(file, path)?;
+        }
+        if let Some((at, bytes)) = second {
+            if first.is_some() {
+                pause_for_tests(match order {
+                    Order::BackupFirst => "embedded backup header",
+                    Order::PrimaryFirst => "primary header",
+                });
+            }
+            write_all_at(file, path, bytes, at)?;
+            sync(file, path)?;
+        }
+        Ok(self.places.primary.0)
+    }
+}
+
+/// The one way a header reaches a volume: [`SealedHeader::new`] (places checked, every copy
+/// sealed, so a refusal writes nothing), then [`SealedHeader::write`].
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn write_header(
+fn write_header(
     file: &File,
     path: &Path,
     size: u64,
@@ -596,39 +656,7 @@ pub(crate) fn write_header(
     order: Order,
     keep_old: Option<(&Host, &Path)>,
 ) -> Result<Slot, WriteError> {
-    let places =
-        header_places(header, prot.scheme, role, size).map_err(|why| WriteError::UnsafePlace {
-            path: path.to_path_buf(),
-            why,
-        })?;
-    let primary = seal(header, prot, creds)?;
-    let backup = match places.backup {
-        Some((_, at)) => Some((at, seal(header, prot, creds)?)),
-        None => None,
-    };
-    if let Some((host, keep)) = keep_old {
-        keep_old_headers(host, keep, backup.is_none())?;
-    }
-    let primary = (places.primary.1, primary);
-    let (first, second) = match order {
-        Order::BackupFirst => (backup, Some(primary)),
-        Order::PrimaryFirst => (Some(primary), backup),
-    };
-    if let Some((at, bytes)) = first {
-        write_all_at(file, path, &bytes, at)?;
-        sync(file, path)?;
-    }
-    if let Some((at, bytes)) = second {
-        if first.is_some() {
-            pause_for_tests(match order {
-                Order::BackupFirst => "embedded backup header",
-                Order::PrimaryFirst => "primary header",
-            });
-        }
-        write_all_at(file, path, &bytes, at)?;
-        sync(file, path)?;
-    }
-    Ok(places.primary.0)
+    SealedHeader::new(path, size, header, prot, creds, role)?.write(file, path, order, keep_old)
 }
 
 /// Refuses headers this module cannot rewrite in place (system-encryption headers) and hosts
