@@ -227,10 +227,20 @@ impl Env {
 
     /// `tcvault -R admin TARGET --entry N …`.
     fn restore(&self, admin: &str, target: &Path, entry: Option<i64>, new_pw: &str) -> Output {
+        let n = entry.map(|n| n.to_string());
+        let extra: Vec<&str> = match &n {
+            Some(n) => vec!["--entry", n],
+            None => vec![],
+        };
+        self.restore_with(admin, target, &extra, new_pw)
+    }
+
+    /// `tcvault -R admin TARGET` with `extra` arguments, no terminal.
+    fn restore_with(&self, admin: &str, target: &Path, extra: &[&str], new_pw: &str) -> Output {
         let a = authority();
         let np = self.secret("new.pw", new_pw);
-        let mut c = self.tcvault();
-        c.arg("-R")
+        self.tcvault()
+            .arg("-R")
             .arg(admin)
             .arg(target)
             .arg("--escrow-config")
@@ -243,11 +253,10 @@ impl Env {
             .arg(&a.passphrase)
             .arg("--new-password-file")
             .arg(&np)
-            .args(["--new-pim", PIM, "--no-keep-old-header"]);
-        if let Some(n) = entry {
-            c.arg("--entry").arg(n.to_string());
-        }
-        c.output().expect("run restore")
+            .args(["--new-pim", PIM, "--no-keep-old-header"])
+            .args(extra)
+            .output()
+            .expect("run restore")
     }
 }
 
@@ -540,30 +549,6 @@ fn another_volumes_entry_is_refused_before_writing() {
     assert!(open(&b, "pw b").is_ok());
 }
 
-/// `tcvault -R helpdesk TARGET` with extra arguments, no terminal.
-fn restore_with(env: &Env, target: &Path, extra: &[&str], new_pw: &str) -> Output {
-    let a = authority();
-    let np = env.secret("new.pw", new_pw);
-    env.tcvault()
-        .arg("-R")
-        .arg("helpdesk")
-        .arg(target)
-        .arg("--escrow-config")
-        .arg(&env.config)
-        .arg("--admin-password-file")
-        .arg(env.path("helpdesk.pw"))
-        .arg("--private-key")
-        .arg(&a.private)
-        .arg("--private-key-passphrase-file")
-        .arg(&a.passphrase)
-        .arg("--new-password-file")
-        .arg(&np)
-        .args(["--new-pim", PIM, "--no-keep-old-header"])
-        .args(extra)
-        .output()
-        .expect("run restore")
-}
-
 /// The decoy-salt attack: alice re-posts her own packet for her volume A with the salt of
 /// another user's volume B (salts are readable without a password). The server answers
 /// "already in escrow" and records B's salt on alice's entry; a help-desk restore of B, run
@@ -616,7 +601,7 @@ fn decoy_salts_do_not_make_restore_overwrite_another_volume() {
         &["--entry", &n.to_string(), "--force"],
     ];
     for extra in cases {
-        let out = restore_with(&env, &b, extra, "stolen pw");
+        let out = env.restore_with("helpdesk", &b, extra, "stolen pw");
         assert_eq!(out.status.code(), Some(4), "{extra:?}: {}", stderr(&out));
         assert!(
             stderr(&out).contains("can be posted by anyone"),
