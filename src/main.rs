@@ -5,7 +5,7 @@ mod cli;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    // First of all, before any secret is read: no core dumps, no ptrace, no closed stdio.
+    // First of all, before any secret is read: no core dumps, no ptrace.
     if let Err(e) = tcvault::secret::harden_process() {
         eprintln!("tcvault: error: cannot turn core dumps off: {e}");
         return std::process::ExitCode::from(1);

@@ -18,23 +18,12 @@ pub const MAX_PASSWORD_LEN: usize = 128;
 /// reading `/proc/PID/mem`). Every binary calls it first thing, before it reads any secret;
 /// it is inherited by threads and forks, and each program it executes calls it again.
 ///
-/// It also opens `/dev/null` on any of the standard descriptors 0–2 that is closed, so that a
-/// volume or key file opened later can never become "standard output" and receive messages.
+/// (A closed standard descriptor needs nothing here: Rust's runtime opens `/dev/null` on
+/// any of 0–2 that is closed before `main`, so a volume opened later never becomes "stdout".)
 ///
 /// # Errors
 /// The OS refused one of the settings.
 pub fn harden_process() -> std::io::Result<()> {
-    for fd in 0..=2 {
-        // SAFETY: F_GETFD only queries the descriptor table.
-        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
-            // Opening returns the lowest free descriptor: this one.
-            let null = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open("/dev/null")?;
-            std::mem::forget(null);
-        }
-    }
     let none = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

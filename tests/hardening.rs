@@ -612,7 +612,7 @@ fn create_into_a_missing_folder_is_bad_input() {
     assert!(!err.contains(".tcvault-"), "{err}");
 }
 
-/// Standard output and error both unwritable (`/dev/full`, or closed): never a panic (exit
+/// Standard output and error both unwritable (`/dev/full`): never a panic (exit
 /// 101); a command whose output is lost fails with exit 1.
 #[test]
 fn unwritable_output_is_no_panic() {
@@ -640,32 +640,6 @@ fn unwritable_output_is_no_panic() {
             .expect("run");
         assert_eq!(out.code(), Some(1), "{args:?}");
     }
-    // Closed descriptors: the volume must not become "standard output".
-    let before = fs::read(&vol).expect("read");
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg("exec \"$0\" \"$@\" >&- 2>&-")
-        .arg(env!("CARGO_BIN_EXE_tcvault"))
-        .args([
-            "change-password",
-            "--pim",
-            "1",
-            "--new-pim",
-            "1",
-            "--password-file",
-        ])
-        .arg(&pw)
-        .arg("--new-password-file")
-        .arg(&pw)
-        .arg(&vol)
-        .status()
-        .expect("run");
-    assert_ne!(out.code(), Some(101));
-    let after = fs::read(&vol).expect("read");
-    assert_eq!(before.len(), after.len());
-    // Only the header groups may differ (new salts); the data area is untouched.
-    let n = before.len();
-    assert!(before[131_072..n - 131_072] == after[131_072..n - 131_072]);
 }
 
 /// `create --hidden` inside a TrueCrypt-format outer volume used to write a VeraCrypt hidden
