@@ -403,6 +403,39 @@ mod tests {
         }
     }
 
+    /// The kernel's own view of a secret buffer's pages: excluded from core dumps ("dd" in
+    /// /proc/self/smaps) and, where the lock was granted, locked ("lo").
+    #[test]
+    fn secret_pages_are_out_of_core_dumps_and_locked() {
+        let s = SecretBytes::from_slice(b"a key that must not reach a core file");
+        let addr = s.expose().as_ptr() as usize;
+        let smaps = std::fs::read_to_string("/proc/self/smaps").expect("smaps");
+        let mut inside = false;
+        let mut flags = None;
+        for line in smaps.lines() {
+            if let Some((range, _)) = line.split_once(' ')
+                && let Some((lo, hi)) = range.split_once('-')
+                && let (Ok(lo), Ok(hi)) =
+                    (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+            {
+                inside = (lo..hi).contains(&addr);
+            } else if inside && let Some(f) = line.strip_prefix("VmFlags:") {
+                flags = Some(f.split_whitespace().map(str::to_owned).collect::<Vec<_>>());
+            }
+        }
+        let flags = flags.expect("the buffer's mapping is listed");
+        assert!(
+            flags.iter().any(|f| f == "dd"),
+            "not MADV_DONTDUMP: {flags:?}"
+        );
+        if s.is_locked() {
+            assert!(
+                flags.iter().any(|f| f == "lo"),
+                "locked, yet not: {flags:?}"
+            );
+        }
+    }
+
     #[test]
     fn hardening_makes_the_process_non_dumpable() {
         // Run in a child so the test harness itself keeps its settings.
