@@ -1,6 +1,5 @@
 //! The `tcvault-escrowd` binary: the key escrow server (see `tcvault::escrow::server`).
 
-#[path = "../cli/escrowd.rs"]
 mod cli;
 
 use clap::Parser;

@@ -6,6 +6,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 #[macro_use]
+#[path = "../../cli/print.rs"]
 mod print;
 
 use std::io::{IsTerminal, Read};
