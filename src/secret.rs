@@ -305,6 +305,21 @@ impl fmt::Debug for SecretText {
     }
 }
 
+/// A JSON request body's password field. The serialiser's output buffer is the caller's to
+/// wipe (the HTTP client sends it and drops it).
+impl serde::Serialize for SecretText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Read from a JSON body: the parsed string is moved into a secret buffer and wiped.
+impl<'de> serde::Deserialize<'de> for SecretText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(SecretText::from_string)
+    }
+}
+
 /// Reads at most `limit` bytes of `reader` straight into a secret buffer (never through a
 /// growing `Vec`, whose reallocations would leave copies behind) and returns what was read,
 /// with one trailing newline (`\n` or `\r\n`) removed when `trim_newline`.

@@ -558,8 +558,9 @@ fn another_volumes_entry_is_refused_before_writing() {
 fn decoy_salts_do_not_make_restore_overwrite_another_volume() {
     use base64::Engine;
     use tcvault::escrow::client::config::ClientConfig;
-    use tcvault::escrow::client::http::{Deposit, EscrowClient, Login};
+    use tcvault::escrow::client::http::{EscrowClient, Login};
     use tcvault::escrow::client::{packet, readable_salts};
+    use tcvault::escrow::wire::DepositRequest;
     use tcvault::secret::SecretText;
 
     let env = Env::start();
@@ -575,7 +576,7 @@ fn decoy_salts_do_not_make_restore_overwrite_another_volume() {
     let key = packet::parse_public_key(&std::fs::read_to_string(&authority().public).expect("pub"))
         .expect("public key");
     let (meta, sealed) = packet::seal(va.unlocked(), "alice", &[key]).expect("seal");
-    let d = Deposit {
+    let d = DepositRequest {
         volume_fingerprint: meta.volume_fingerprint.clone(),
         salts: vec![b_salt],
         authority_fingerprint: meta.authority_fingerprints[0].clone(),

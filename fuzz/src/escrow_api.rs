@@ -1,20 +1,22 @@
-//! The escrow API's request bodies (the serde types of `src/escrow/server/api.rs`) and the
-//! checks the handlers run on them: any JSON is refused or accepted without a panic; an
-//! accepted deposit becomes an entry in shape (lower-case hex of the right lengths, sorted
-//! distinct salts, metadata an object within its limit, a packet within its limit) that the
-//! client's own request type ([`Deposit`]) carries back to the same entry, and an unknown field
-//! makes it a refusal; a search is in range; refusals are 400 (409 for another authority key);
+//! The escrow API's request bodies (the serde types of `src/escrow/wire.rs`, which client and
+//! server share) and the checks the handlers run on them: any JSON is refused or accepted
+//! without a panic; an accepted deposit becomes an entry in shape (lower-case hex of the right
+//! lengths, sorted distinct salts, metadata an object within its limit, a packet within its
+//! limit) that the request type, as the client serialises it, carries back to the same entry,
+//! and an unknown field makes it a refusal; a search is in range; refusals are 400 (409 for another authority key);
 //! passwords in bodies never show in `Debug` output.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::Value;
-use tcvault::escrow::client::http::Deposit;
 use tcvault::escrow::server::api::{
-    self, ApiError, DeletionBody, DepositRequest, ExportBody, ImportBody, MAX_METADATA_BYTES,
-    MAX_PACKET_BYTES, MAX_SALTS, MAX_SEARCH_RESULTS, SALT_BYTES, SearchParams,
+    self, ApiError, MAX_METADATA_BYTES, MAX_PACKET_BYTES, MAX_SALTS, MAX_SEARCH_RESULTS,
 };
 use tcvault::escrow::server::store::NewEntry;
+use tcvault::escrow::wire::{
+    DeletionRequestBody, DepositRequest, ExportRequest, ImportRequest, SearchParams,
+};
+use tcvault::header::layout::SALT_LEN;
 
 /// The server's authority key fingerprint in these checks.
 pub const AUTHORITY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
@@ -44,7 +46,7 @@ pub fn check(data: &[u8]) {
         0 => deposit(json),
         1 => search(json),
         2 => {
-            if let Ok(b) = serde_json::from_slice::<DeletionBody>(json) {
+            if let Ok(b) = serde_json::from_slice::<DeletionRequestBody>(json) {
                 let v: Value = serde_json::from_slice(json).expect("valid JSON");
                 assert_eq!(
                     Some(b.escrow_number),
@@ -53,12 +55,12 @@ pub fn check(data: &[u8]) {
                 assert_eq!(b.reason, field(&v, "reason", 1).as_str().unwrap_or(""));
             }
         }
-        3 => debug_hides_password::<ExportBody>(json),
+        3 => debug_hides_password::<ExportRequest>(json),
         _ => {
-            if let Ok(b) = serde_json::from_slice::<ImportBody>(json) {
+            if let Ok(b) = serde_json::from_slice::<ImportRequest>(json) {
                 let v: Value = serde_json::from_slice(json).expect("valid JSON");
                 assert_eq!(Some(b.bundle.as_str()), field(&v, "bundle", 0).as_str());
-                debug_hides_password::<ImportBody>(json);
+                debug_hides_password::<ImportRequest>(json);
             }
         }
     }
@@ -103,7 +105,7 @@ fn deposit(json: &[u8]) {
     };
     assert!(is_hex(&e.volume_fingerprint, 16..=64));
     assert!((1..=MAX_SALTS).contains(&e.salts.len()));
-    assert!(e.salts.iter().all(|s| is_hex(s, SALT_BYTES..=SALT_BYTES)));
+    assert!(e.salts.iter().all(|s| is_hex(s, SALT_LEN..=SALT_LEN)));
     assert!(
         e.salts.windows(2).all(|w| w[0] < w[1]),
         "salts not sorted and distinct"
@@ -115,8 +117,8 @@ fn deposit(json: &[u8]) {
     assert!(!e.packet.is_empty() && e.packet.len() <= MAX_PACKET_BYTES);
     assert_eq!((e.user.as_str(), e.origin.as_str()), ("user", "local"));
 
-    // The client's request type carries the entry back unchanged.
-    let d = Deposit {
+    // The request, as the client builds and serialises it, carries the entry back unchanged.
+    let d = DepositRequest {
         volume_fingerprint: e.volume_fingerprint.clone(),
         salts: e.salts.clone(),
         authority_fingerprint: e.authority_fingerprint.clone(),
@@ -158,7 +160,7 @@ fn search(json: &[u8]) {
     };
     assert!((1..=MAX_SEARCH_RESULTS).contains(&q.limit));
     if let Some(s) = &q.salt {
-        assert!(is_hex(s, SALT_BYTES..=SALT_BYTES));
+        assert!(is_hex(s, SALT_LEN..=SALT_LEN));
     }
     if let Some(f) = &q.fingerprint {
         assert!(is_hex(f, 16..=64));

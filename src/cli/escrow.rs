@@ -5,19 +5,15 @@
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use tcvault::crypto::prf::Prf;
-use tcvault::crypto::scheme::Scheme;
 use tcvault::escrow::client::config::{ClientConfig, Policy};
-use tcvault::escrow::client::http::{ClientError, Deposit, Entry, EscrowClient, Login, Query};
-use tcvault::escrow::client::packet::{self, Packet, PacketError};
-use tcvault::escrow::client::readable_salts;
-use tcvault::escrow::client::restore::{NoProof, prove};
-use tcvault::header::seal::{Protection, seal};
-use tcvault::header::{
-    Credentials, Header, HeaderRole, HostKind, Slot, UnlockOptions, UnlockedHeader,
-};
+use tcvault::escrow::client::deposit::{self, DepositError};
+use tcvault::escrow::client::http::{ClientError, EscrowClient, Login};
+use tcvault::escrow::client::packet::{self, PacketError};
+use tcvault::escrow::client::restore::{self as escrow_restore, Escrowed, NoProof, RestoreError};
+use tcvault::escrow::wire::{Entry, SearchParams};
+use tcvault::header::seal::Protection;
+use tcvault::header::{Credentials, HostKind, UnlockOptions, UnlockedHeader};
 use tcvault::secret::{SecretBytes, SecretText, read_secret};
 use tcvault::volume::write::{self, WriteError};
 use tcvault::volume::{Host, SlotChoice, Volume};
@@ -120,56 +116,36 @@ pub fn narrow(prot: Protection) -> UnlockOptions {
 
 fn deposit(volume: &Path, u: &UnlockedHeader, cfg: &ClientConfig, a: &EscrowArgs) {
     match try_deposit(volume, u, cfg, a) {
-        Ok(line) => errln!("{line}"),
-        Err(DepositFailure::Unreachable(e)) => errln!(
+        Ok(d) if d.already_in_escrow => errln!(
+            "The keys of {} are already in escrow with number {}.",
+            volume.display(),
+            d.escrow_number
+        ),
+        Ok(d) => errln!(
+            "Escrowed the keys of {}: escrow number {}.",
+            volume.display(),
+            d.escrow_number
+        ),
+        Err(DepositFailure::Library(DepositError::Unreachable(e))) => errln!(
             "tcvault: {e}\ntcvault: the keys of {} were not escrowed; try again later (open \
              the volume with --escrow yes)",
             volume.display()
         ),
-        Err(DepositFailure::Other(e)) => errln!(
+        Err(e) => errln!(
             "tcvault: escrow failed: {e}; the keys of {} were not escrowed",
             volume.display()
         ),
     }
 }
 
+#[derive(Debug, thiserror::Error)]
 enum DepositFailure {
-    Unreachable(ClientError),
-    Other(String),
-}
-
-impl From<ClientError> for DepositFailure {
-    fn from(e: ClientError) -> Self {
-        match e {
-            ClientError::Unreachable { .. } => DepositFailure::Unreachable(e),
-            other => DepositFailure::Other(other.to_string()),
-        }
-    }
-}
-
-/// The authority public key: from the configuration, or from the server checked against the
-/// pinned fingerprint.
-fn authority_key(
-    cfg: &ClientConfig,
-    client: &EscrowClient,
-) -> Result<rsa::RsaPublicKey, DepositFailure> {
-    let other = |e: PacketError| DepositFailure::Other(format!("authority key: {e}"));
-    let key = match &cfg.authority_pem {
-        Some(pem) => packet::parse_public_key(pem).map_err(other)?,
-        None => {
-            let (pem, _) = client.authority_key()?;
-            packet::parse_public_key(&pem).map_err(other)?
-        }
-    };
-    let fp = hex::encode(packet::key_fingerprint(&key).map_err(other)?);
-    if let Some(pin) = &cfg.authority_fingerprint
-        && *pin != fp
-    {
-        return Err(DepositFailure::Other(format!(
-            "the authority key's fingerprint {fp} is not the pinned {pin}"
-        )));
-    }
-    Ok(key)
+    #[error(transparent)]
+    Library(#[from] DepositError),
+    #[error("{0}")]
+    Login(String),
+    #[error(transparent)]
+    Volume(#[from] tcvault::volume::VolumeError),
 }
 
 fn try_deposit(
@@ -177,51 +153,22 @@ fn try_deposit(
     u: &UnlockedHeader,
     cfg: &ClientConfig,
     a: &EscrowArgs,
-) -> Result<String, DepositFailure> {
-    let client = EscrowClient::new(cfg)?;
-    let key = authority_key(cfg, &client)?;
+) -> Result<deposit::Deposited, DepositFailure> {
     let login = match &a.escrow_credentials {
-        Some(f) => login_from_file(f).map_err(DepositFailure::Other)?,
+        Some(f) => login_from_file(f).map_err(DepositFailure::Login)?,
         None => {
             let user = ask_line("Escrow network user name: ")
-                .map_err(|e| DepositFailure::Other(format!("cannot read the user name: {e}")))?;
+                .map_err(|e| DepositFailure::Login(format!("cannot read the user name: {e}")))?;
             let password = rpassword::prompt_password("Escrow network password: ")
-                .map_err(|e| DepositFailure::Other(format!("cannot read the password: {e}")))?;
+                .map_err(|e| DepositFailure::Login(format!("cannot read the password: {e}")))?;
             Login {
                 user: user.trim().to_owned(),
                 password: SecretText::from_string(password),
             }
         }
     };
-    let host = Host::open(volume).map_err(|e| DepositFailure::Other(e.to_string()))?;
-    let salts = readable_salts(&host).map_err(|e| DepositFailure::Other(e.to_string()))?;
-    let (meta, sealed) =
-        packet::seal(u, &login.user, &[key]).map_err(|e| DepositFailure::Other(e.to_string()))?;
-    let d = Deposit {
-        volume_fingerprint: meta.volume_fingerprint.clone(),
-        salts: salts.iter().map(hex::encode).collect(),
-        authority_fingerprint: meta
-            .authority_fingerprints
-            .first()
-            .cloned()
-            .unwrap_or_default(),
-        metadata: serde_json::to_value(&meta).map_err(|e| DepositFailure::Other(e.to_string()))?,
-        packet: B64.encode(&sealed),
-    };
-    let ans = client.deposit(&login, &d)?;
-    Ok(if ans.already_in_escrow {
-        format!(
-            "The keys of {} are already in escrow with number {}.",
-            volume.display(),
-            ans.escrow_number
-        )
-    } else {
-        format!(
-            "Escrowed the keys of {}: escrow number {}.",
-            volume.display(),
-            ans.escrow_number
-        )
-    })
+    let host = Host::open(volume)?;
+    Ok(deposit::deposit(&host, u, cfg, &login)?)
 }
 
 /// At most 64 KiB of `path`, straight into a secret buffer.
@@ -374,11 +321,17 @@ fn client_err(e: ClientError) -> CliError {
     }
 }
 
-/// What TARGET is.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Target {
-    Volume,
-    Backup(HostKind),
+fn restore_err(e: RestoreError) -> CliError {
+    match e {
+        RestoreError::Client(e) => client_err(e),
+        RestoreError::Packet(e) => packet_err(e),
+        RestoreError::Volume(e) => e.into(),
+        RestoreError::Write(e) => e.into(),
+        e @ (RestoreError::EntryMismatch { .. } | RestoreError::UnknownChain { .. }) => {
+            CliError::new(e, BAD_INPUT)
+        }
+        e @ RestoreError::DoesNotReadBack(_) => CliError::new(e, FAILED),
+    }
 }
 
 fn print_entries(entries: &[Entry]) {
@@ -426,13 +379,17 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
     let key_pem = SecretText::from_secret(key_pem)
         .ok_or_else(|| CliError::msg(format!("{}: not PEM text", key_path.display()), BAD_INPUT))?;
     let host = Host::open(target)?;
-    let kind = host.kind();
-    let tkind = match kind {
-        HostKind::Volume => Target::Volume,
-        k => Target::Backup(k),
+    let is_backup = host.kind() != HostKind::Volume;
+
+    // The private key opens before anything is asked of the server: a wrong passphrase costs
+    // no fetch and leaves no audit row.
+    let passphrase = match &o.private_key_passphrase_file {
+        Some(f) => secret_from_file(f, "passphrase file")?,
+        None => prompt_secret(&format!("Passphrase of {}: ", key_path.display()))?,
     };
-    let salts: Vec<String> = readable_salts(&host)?.iter().map(hex::encode).collect();
-    drop(host);
+    let key =
+        packet::load_private_key(key_pem.as_str(), passphrase.expose()).map_err(packet_err)?;
+    drop(passphrase);
 
     let password = match &o.admin_password_file {
         Some(f) => secret_from_file(f, "admin password file")?,
@@ -445,63 +402,139 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
     };
     let client = EscrowClient::new(&cfg).map_err(client_err)?;
 
-    // Entries whose recorded salts TARGET still holds.
-    let mut entries: Vec<Entry> = Vec::new();
-    for s in &salts {
-        let q = Query {
-            salt: Some(s.clone()),
-            ..Query::default()
-        };
-        for e in client.search(&login, &q).map_err(client_err)? {
-            if !entries.iter().any(|x| x.escrow_number == e.escrow_number) {
-                entries.push(e);
-            }
-        }
-    }
+    let mut entries =
+        escrow_restore::matching_entries(&client, &login, &host).map_err(restore_err)?;
+    drop(host);
     if entries.is_empty() {
         errln!(
             "No escrow entry matches the salts of {} (a header backup, or a header changed \
              since the escrow).",
             target.display()
         );
-        let mut q = Query {
-            user: o.search_user.clone(),
-            from: o.search_from.clone(),
-            to: o.search_to.clone(),
-            number: o.entry,
-            ..Query::default()
-        };
-        let given = q.user.is_some() || q.from.is_some() || q.to.is_some() || q.number.is_some();
-        if !given {
-            if !io::stdin().is_terminal() {
-                return Err(
-                    CliError::msg("no escrow entry matches TARGET", BAD_INPUT).hint(
-                        "search with --search-user, --search-from, --search-to, or pick --entry N",
-                    ),
-                );
-            }
-            let nonempty = |s: String| {
-                let t = s.trim().to_owned();
-                (!t.is_empty()).then_some(t)
-            };
-            q.user = ask_line("Search by user (Enter: any): ")
-                .ok()
-                .and_then(nonempty);
-            q.from = ask_line("From date (RFC 3339 or Unix seconds; Enter: any): ")
-                .ok()
-                .and_then(nonempty);
-            q.to = ask_line("Up to date (Enter: any): ")
-                .ok()
-                .and_then(nonempty);
-        }
-        entries = client.search(&login, &q).map_err(client_err)?;
+        entries = search_by_hand(&client, &login, o)?;
     }
     if entries.is_empty() {
         return Err(CliError::msg("no escrow entry found", BAD_INPUT));
     }
     errln!("Escrow entries:");
     print_entries(&entries);
-    let number = match o.entry {
+    let number = pick_entry(&entries, o.entry)?;
+    let escrowed = escrow_restore::fetch(&client, &login, number, &key).map_err(restore_err)?;
+    drop(key);
+
+    // Prove that the entry belongs to TARGET before anything is written; the salts the
+    // server reports are only how the entry was found.
+    check_target(target, number, &escrowed, o.force, !o.no_keep_old_header)?;
+
+    let header = &escrowed.header;
+    let prf = match o.new_prf {
+        Some(p) => prf_of(p),
+        None => escrowed.prf.unwrap_or(Prf::Sha512),
+    };
+    let creds = credentials(
+        o.new.new_password_file.as_deref(),
+        &o.new.new_keyfiles,
+        o.new.new_pim,
+        &format!("New password for {}", target.display()),
+        true,
+    )?;
+    let prot = Protection::for_scheme(header.family, prf, creds.pim(), escrowed.scheme)
+        .map_err(WriteError::from)?;
+    let keep = if o.no_keep_old_header {
+        None
+    } else {
+        Some(
+            o.keep_old_header
+                .clone()
+                .unwrap_or_else(|| super::write::default_keep_path(target)),
+        )
+    };
+    let output = o.output.as_deref().filter(|_| is_backup);
+    let restored = escrow_restore::write(target, &escrowed, prot, &creds, keep.as_deref(), output)
+        .map_err(restore_err)?;
+    if let Some(k) = &keep {
+        errln!(
+            "Saved the previous headers of {} to {}.",
+            target.display(),
+            k.display()
+        );
+    }
+    errln!(
+        "Restored the {} header of {} from escrow entry {number} (escrowed by {} on {}); it \
+         opens with the new password.",
+        if header.is_hidden() {
+            "hidden volume's"
+        } else {
+            "normal"
+        },
+        restored.path.display(),
+        escrowed.entry.user,
+        escrowed.entry.created
+    );
+    // The next restore finds the entry by the new header's salts. Not fatal: the header is
+    // written, and a search by user or date still finds the entry.
+    if !restored.new_salts.is_empty() {
+        match client.record_salts(&login, number, restored.new_salts) {
+            Ok(_) => errln!("Recorded the new header's salts on escrow entry {number}."),
+            Err(e) => errln!(
+                "tcvault: warning: could not record the new header's salts on escrow entry \
+                 {number}: {e}"
+            ),
+        }
+    }
+    if is_backup {
+        errln!(
+            "The user restores it with `tcvault restore-header VOLUME --file {}`.",
+            restored.path.display()
+        );
+    }
+    errln!(
+        "Reminder: the master key did not change. Older headers and header backups still open \
+         the volume with their old passwords; to revoke them, copy the data to a new volume."
+    );
+    Ok(())
+}
+
+/// The search an admin gives (options, or prompts on a terminal) when no entry matches the
+/// target's salts.
+fn search_by_hand(
+    client: &EscrowClient,
+    login: &Login,
+    o: &RestoreOptions,
+) -> Result<Vec<Entry>, CliError> {
+    let mut q = SearchParams {
+        user: o.search_user.clone(),
+        from: o.search_from.clone(),
+        to: o.search_to.clone(),
+        number: o.entry.map(|n| n.to_string()),
+        ..SearchParams::default()
+    };
+    let given = q.user.is_some() || q.from.is_some() || q.to.is_some() || q.number.is_some();
+    if !given {
+        if !io::stdin().is_terminal() {
+            return Err(CliError::msg("no escrow entry matches TARGET", BAD_INPUT)
+                .hint("search with --search-user, --search-from, --search-to, or pick --entry N"));
+        }
+        let nonempty = |s: String| {
+            let t = s.trim().to_owned();
+            (!t.is_empty()).then_some(t)
+        };
+        q.user = ask_line("Search by user (Enter: any): ")
+            .ok()
+            .and_then(nonempty);
+        q.from = ask_line("From date (RFC 3339 or Unix seconds; Enter: any): ")
+            .ok()
+            .and_then(nonempty);
+        q.to = ask_line("Up to date (Enter: any): ")
+            .ok()
+            .and_then(nonempty);
+    }
+    client.search(login, &q).map_err(client_err)
+}
+
+/// The entry to restore from: `--entry N`, the only one without a terminal, or asked.
+fn pick_entry(entries: &[Entry], given: Option<i64>) -> Result<i64, CliError> {
+    let number = match given {
         Some(n) => n,
         None if entries.len() == 1 && !io::stdin().is_terminal() => entries[0].escrow_number,
         None => {
@@ -523,137 +556,21 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
             USAGE,
         ));
     }
-    let (entry, bytes) = client.fetch(&login, number).map_err(client_err)?;
-    let pk = Packet::parse(&bytes).map_err(packet_err)?;
-    if pk.metadata.volume_fingerprint != entry.volume_fingerprint {
-        return Err(CliError::msg(
-            format!("escrow entry {number}: its packet does not match the entry's fingerprint"),
-            BAD_INPUT,
-        ));
-    }
-
-    let passphrase = match &o.private_key_passphrase_file {
-        Some(f) => secret_from_file(f, "passphrase file")?,
-        None => prompt_secret(&format!("Passphrase of {}: ", key_path.display()))?,
-    };
-    let key =
-        packet::load_private_key(key_pem.as_str(), passphrase.expose()).map_err(packet_err)?;
-    let opened = pk.open_all(&key).map_err(packet_err)?;
-    drop(key);
-    let header = opened.header;
-    let scheme = Scheme::from_id(&pk.metadata.chain).ok_or_else(|| {
-        CliError::msg(
-            format!(
-                "escrow entry {number}: unknown cipher {}",
-                pk.metadata.chain
-            ),
-            BAD_INPUT,
-        )
-    })?;
-
-    // Prove that the entry belongs to TARGET before anything is written; the salts the
-    // server reports are only how the entry was found.
-    check_target(
-        target,
-        number,
-        &header,
-        scheme,
-        opened.header_key.as_ref(),
-        o.force,
-        !o.no_keep_old_header,
-    )?;
-
-    let prf = match o.new_prf {
-        Some(p) => prf_of(p),
-        None => Prf::from_name(&pk.metadata.prf).unwrap_or(Prf::Sha512),
-    };
-    let creds = credentials(
-        o.new.new_password_file.as_deref(),
-        &o.new.new_keyfiles,
-        o.new.new_pim,
-        &format!("New password for {}", target.display()),
-        true,
-    )?;
-    let prot = Protection::for_scheme(header.family, prf, creds.pim(), scheme)
-        .map_err(WriteError::from)?;
-    let keep = if o.no_keep_old_header {
-        None
-    } else {
-        Some(
-            o.keep_old_header
-                .clone()
-                .unwrap_or_else(|| super::write::default_keep_path(target)),
-        )
-    };
-    let written = match tkind {
-        Target::Volume => write_volume(target, &header, prot, &creds, keep.as_deref())?,
-        Target::Backup(k) => write_backup(target, k, &header, prot, &creds, keep.as_deref(), o)?,
-    };
-    if let Some(k) = &keep {
-        errln!(
-            "Saved the previous headers of {} to {}.",
-            target.display(),
-            k.display()
-        );
-    }
-    // The result must open with the new password and hold the same keys.
-    let slots = SlotChoice {
-        hidden: header.is_hidden(),
-        ..SlotChoice::default()
-    };
-    let opts = UnlockOptions {
-        family: Some(prot.family),
-        prf: Some(prot.kdf.prf()),
-        scheme: Some(scheme),
-        ..UnlockOptions::default()
-    };
-    let back = Volume::open(&written, &creds, slots, &opts)?;
-    if back.unlocked().header != header {
-        return Err(CliError::msg(
-            format!("{} does not read back as written", written.display()),
-            FAILED,
-        ));
-    }
-    errln!(
-        "Restored the {} header of {} from escrow entry {number} (escrowed by {} on {}); it \
-         opens with the new password.",
-        if header.is_hidden() {
-            "hidden volume's"
-        } else {
-            "normal"
-        },
-        written.display(),
-        entry.user,
-        entry.created
-    );
-    if matches!(tkind, Target::Backup(_)) {
-        errln!(
-            "The user restores it with `tcvault restore-header VOLUME --file {}`.",
-            written.display()
-        );
-    }
-    errln!(
-        "Reminder: the master key did not change. Older headers and header backups still open \
-         the volume with their old passwords; to revoke them, copy the data to a new volume."
-    );
-    Ok(())
+    Ok(number)
 }
 
-/// Asks the library for proof that escrow entry `number` (its `header`, `scheme` and, for a
-/// version-2 packet, `header_key`) belongs to `target`. Without proof: refused (exit 4), or,
-/// with `force` on a terminal (and the old headers kept), written after a warning and an
-/// explicit confirmation.
+/// Asks the library for proof that escrow entry `number` belongs to `target`. Without proof:
+/// refused (exit 4), or, with `force` on a terminal (and the old headers kept), written after
+/// a warning and an explicit confirmation.
 fn check_target(
     target: &Path,
     number: i64,
-    header: &Header,
-    scheme: Scheme,
-    header_key: Option<&SecretBytes>,
+    escrowed: &Escrowed,
     force: bool,
     keeps_old: bool,
 ) -> Result<(), CliError> {
     let host = Host::open(target)?;
-    let why = match prove(&host, header, scheme, header_key) {
+    let why = match escrowed.prove(&host) {
         Ok(p) => {
             errln!("Checked: {p}.");
             return Ok(());
@@ -707,53 +624,4 @@ fn check_target(
         }
         _ => Err(refusal().hint("not confirmed")),
     }
-}
-
-/// Writes the header, with fresh salts, to the volume's embedded backup (synced) and then to
-/// its primary slot (normal or hidden).
-fn write_volume(
-    target: &Path,
-    header: &Header,
-    prot: Protection,
-    creds: &Credentials,
-    keep: Option<&Path>,
-) -> Result<PathBuf, CliError> {
-    let host = Host::open_writable(target)?;
-    // The packet has no slot: the escrowed header's own claim is its role.
-    let role = HeaderRole::claimed_by(header);
-    write::rewrite_header(&host, header, role, prot, creds, keep)?;
-    Ok(target.to_path_buf())
-}
-
-/// Writes a header backup file of the same format as `target` with the header in its slot
-/// (normal or hidden; the other slot as it was), via a temporary file renamed into place.
-fn write_backup(
-    target: &Path,
-    kind: HostKind,
-    header: &Header,
-    prot: Protection,
-    creds: &Credentials,
-    keep: Option<&Path>,
-    o: &RestoreOptions,
-) -> Result<PathBuf, CliError> {
-    let mut bytes = std::fs::read(target)
-        .map_err(|e| CliError::msg(format!("{}: {e}", target.display()), FAILED))?;
-    let slot = if header.is_hidden() {
-        Slot::Hidden
-    } else {
-        Slot::Normal
-    };
-    let size = bytes.len() as u64;
-    let at = slot
-        .offset(kind, size)
-        .and_then(|a| usize::try_from(a).ok())
-        .ok_or_else(|| CliError::msg("the backup file has no such slot", BAD_INPUT))?;
-    let sealed = seal(header, prot, creds).map_err(WriteError::from)?;
-    if let Some(k) = keep {
-        write::write_keep_file(k, &bytes)?;
-    }
-    bytes[at..at + sealed.len()].copy_from_slice(&sealed);
-    let out = o.output.clone().unwrap_or_else(|| target.to_path_buf());
-    write::write_backup_file(&out, &bytes, true)?;
-    Ok(out)
 }

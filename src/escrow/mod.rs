@@ -2,7 +2,9 @@
 //!
 //! [`server`] is the escrow server `tcvault-escrowd`: it stores escrow packets that only the
 //! escrow authority's private key can open and hands them only to authorised admins. The
-//! packet format and the client come with their own modules.
+//! packet format and the client come with their own modules; [`wire`] is the `/v1/` contract
+//! both sides speak.
 
 pub mod client;
 pub mod server;
+pub mod wire;

@@ -1218,6 +1218,81 @@ pub fn write_backup_file(out: &Path, bytes: &[u8], force: bool) -> Result<(), Wr
     write_new_file(out, bytes, force)
 }
 
+/// The raw header backup of `host`, a volume: its normal and hidden header slots exactly as
+/// they are on disk (still encrypted), 1,024 bytes in the legacy backup file's layout. No
+/// password is needed, so it can be made for a volume whose password is lost; it restores
+/// only what the slots hold (whichever of them holds a header that a password, or an escrow
+/// packet, opens). On a volume from TrueCrypt before 6.0 a hidden header lives near the end
+/// instead and is not in it.
+///
+/// # Errors
+/// [`WriteError::Unsupported`] for a header backup file, or a volume too short for both
+/// slots; I/O errors.
+pub fn raw_backup_bytes(host: &Host) -> Result<Vec<u8>, WriteError> {
+    if host.kind() != HostKind::Volume {
+        return Err(WriteError::Unsupported {
+            path: host.path().to_path_buf(),
+            why: "is a header backup file already; copy it instead".into(),
+        });
+    }
+    let mut out = vec![0u8; LEGACY_BACKUP_FILE_SIZE as usize];
+    for (i, slot) in [Slot::Normal, Slot::Hidden].into_iter().enumerate() {
+        let at =
+            slot.offset(HostKind::Volume, host.size())
+                .ok_or_else(|| WriteError::Unsupported {
+                    path: host.path().to_path_buf(),
+                    why: format!("is too short to hold a {} header slot", slot.id()),
+                })?;
+        host.read_at(at, &mut out[i * HEADER_SIZE..(i + 1) * HEADER_SIZE])?;
+    }
+    Ok(out)
+}
+
+/// Writes `header`, sealed under `creds` with `prot`, into its slot (normal or hidden, by the
+/// header's own claim) of the header backup file `backup`, the other slot unchanged, to
+/// `out` (which may be `backup` itself): the file as it was goes to `keep` first when given,
+/// and the result replaces `out` atomically.
+///
+/// # Errors
+/// [`WriteError::NotABackup`] when `backup` is not a header backup file; see [`WriteError`].
+pub fn rewrite_backup_slot(
+    backup: &Host,
+    header: &Header,
+    prot: Protection,
+    creds: &Credentials,
+    keep: Option<&Path>,
+    out: &Path,
+) -> Result<(), WriteError> {
+    let kind = backup.kind();
+    let size = backup.size();
+    if kind == HostKind::Volume {
+        return Err(WriteError::NotABackup {
+            path: backup.path().to_path_buf(),
+            size,
+        });
+    }
+    let mut bytes = vec![0u8; usize::try_from(size).unwrap_or(usize::MAX)];
+    backup.read_at(0, &mut bytes)?;
+    // A backup file has one slot per role (docs/format.md §2).
+    let slot = match HeaderRole::claimed_by(header) {
+        HeaderRole::Normal => Slot::Normal,
+        HeaderRole::Hidden => Slot::Hidden,
+    };
+    let at = slot
+        .offset(kind, size)
+        .and_then(|a| usize::try_from(a).ok())
+        .ok_or_else(|| WriteError::NotABackup {
+            path: backup.path().to_path_buf(),
+            size,
+        })?;
+    let sealed = seal(header, prot, creds)?;
+    if let Some(k) = keep {
+        write_keep_file(k, &bytes)?;
+    }
+    bytes[at..at + sealed.len()].copy_from_slice(&sealed);
+    write_new_file(out, &bytes, true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

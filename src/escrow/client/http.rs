@@ -1,13 +1,19 @@
-//! HTTPS client of the escrow server's `/v1/` API (see [`crate::escrow::server`]): deposits
-//! for users, searches and packet downloads for admins. TLS trusts only the configured CA
+//! HTTPS client of the escrow server's `/v1/` API: one method per route of
+//! [`crate::escrow::wire`], whose types it sends and reads. TLS trusts only the configured CA
 //! or pinned certificate when one is given.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::config::ClientConfig;
+use crate::escrow::wire::{
+    self, DeletionList, DeletionRequestBody, DeletionStatus, DepositRequest, DepositResponse,
+    Entry, EntryList, EntryWithPacket, ErrorBody, ExportRequest, ExportResponse, ImportRequest,
+    ImportResponse, SaltsRequest, SearchParams, route,
+};
+use crate::secret::SecretText;
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -55,80 +61,11 @@ impl std::fmt::Debug for Login {
     }
 }
 
-/// A deposit request body.
-#[derive(Debug, Serialize)]
-pub struct Deposit {
-    /// Stable volume fingerprint (hex).
-    pub volume_fingerprint: String,
-    /// Salts readable without a password (hex).
-    pub salts: Vec<String>,
-    /// The authority key's fingerprint (hex).
-    pub authority_fingerprint: String,
-    /// The packet's clear metadata.
-    pub metadata: Value,
-    /// The packet, base64.
-    pub packet: String,
-}
-
-/// The answer to a deposit.
-#[derive(Debug, Deserialize)]
-pub struct DepositAnswer {
-    /// The escrow number.
-    pub escrow_number: i64,
-    /// Whether this user had escrowed this volume already.
-    pub already_in_escrow: bool,
-}
-
-/// An entry as the server lists it.
-#[derive(Clone, Debug, Deserialize)]
-pub struct Entry {
-    /// The escrow number.
-    pub escrow_number: i64,
-    /// When (RFC 3339).
-    pub created: String,
-    /// Who escrowed it.
-    pub user: String,
-    /// Volume fingerprint.
-    #[serde(default)]
-    pub volume_fingerprint: String,
-    /// Salts recorded.
-    #[serde(default)]
-    pub salts: Vec<String>,
-    /// Clear metadata.
-    #[serde(default)]
-    pub metadata: Value,
-}
-
-/// What an admin searches by.
-#[derive(Clone, Debug, Default)]
-pub struct Query {
-    /// A salt (hex).
-    pub salt: Option<String>,
-    /// A volume fingerprint (hex).
-    pub fingerprint: Option<String>,
-    /// A user name.
-    pub user: Option<String>,
-    /// From this date (Unix seconds or RFC 3339).
-    pub from: Option<String>,
-    /// Up to this date.
-    pub to: Option<String>,
-    /// An escrow number.
-    pub number: Option<i64>,
-}
-
 /// The escrow server, as the client sees it.
 #[derive(Debug)]
 pub struct EscrowClient {
     http: reqwest::blocking::Client,
     base: String,
-}
-
-#[derive(Deserialize)]
-struct ApiErr {
-    #[serde(default)]
-    error: String,
-    #[serde(default)]
-    message: String,
 }
 
 impl EscrowClient {
@@ -162,6 +99,10 @@ impl EscrowClient {
         })
     }
 
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
     fn send(
         &self,
         req: reqwest::blocking::RequestBuilder,
@@ -183,7 +124,7 @@ impl EscrowClient {
         if status.is_success() {
             return Ok(resp);
         }
-        let body: ApiErr = resp.json().unwrap_or(ApiErr {
+        let body: ErrorBody = resp.json().unwrap_or(ErrorBody {
             error: String::new(),
             message: status.canonical_reason().unwrap_or("error").to_owned(),
         });
@@ -194,72 +135,75 @@ impl EscrowClient {
         })
     }
 
-    fn json<T: serde::de::DeserializeOwned>(
-        resp: reqwest::blocking::Response,
-    ) -> Result<T, ClientError> {
+    fn json<T: DeserializeOwned>(resp: reqwest::blocking::Response) -> Result<T, ClientError> {
         resp.json()
             .map_err(|e| ClientError::BadAnswer(e.to_string()))
     }
 
-    /// `GET /v1/authority-key`: the PEM and its fingerprint.
+    fn get<T: DeserializeOwned>(&self, login: &Login, path: &str) -> Result<T, ClientError> {
+        let req = self
+            .http
+            .get(self.url(path))
+            .basic_auth(&login.user, Some(login.password.as_str()));
+        Self::json(self.send(req)?)
+    }
+
+    fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        login: &Login,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        let mut req = self
+            .http
+            .post(self.url(path))
+            .basic_auth(&login.user, Some(login.password.as_str()));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        Self::json(self.send(req)?)
+    }
+
+    /// `GET /v1/authority-key`.
     ///
     /// # Errors
     /// See [`ClientError`].
-    pub fn authority_key(&self) -> Result<(String, String), ClientError> {
-        #[derive(Deserialize)]
-        struct A {
-            public_key_pem: String,
-            fingerprint: String,
-        }
-        let a: A =
-            Self::json(self.send(self.http.get(format!("{}/v1/authority-key", self.base)))?)?;
-        Ok((a.public_key_pem, a.fingerprint))
+    pub fn authority_key(&self) -> Result<wire::AuthorityKey, ClientError> {
+        Self::json(self.send(self.http.get(self.url(route::AUTHORITY_KEY)))?)
     }
 
     /// `POST /v1/deposits`.
     ///
     /// # Errors
     /// See [`ClientError`].
-    pub fn deposit(&self, login: &Login, d: &Deposit) -> Result<DepositAnswer, ClientError> {
-        let req = self
-            .http
-            .post(format!("{}/v1/deposits", self.base))
-            .basic_auth(&login.user, Some(login.password.as_str()))
-            .json(d);
-        Self::json(self.send(req)?)
+    pub fn deposit(
+        &self,
+        login: &Login,
+        d: &DepositRequest,
+    ) -> Result<DepositResponse, ClientError> {
+        self.post(login, route::DEPOSITS, Some(d))
+    }
+
+    /// `GET /v1/deposits`: the caller's own entries.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub fn own_entries(&self, login: &Login) -> Result<Vec<Entry>, ClientError> {
+        let l: EntryList = self.get(login, route::DEPOSITS)?;
+        Ok(l.entries)
     }
 
     /// `GET /v1/admin/entries?…`.
     ///
     /// # Errors
     /// See [`ClientError`].
-    pub fn search(&self, login: &Login, q: &Query) -> Result<Vec<Entry>, ClientError> {
-        #[derive(Deserialize)]
-        struct L {
-            entries: Vec<Entry>,
-        }
-        let mut params: Vec<(&str, String)> = Vec::new();
-        let opt = [
-            ("salt", &q.salt),
-            ("fingerprint", &q.fingerprint),
-            ("user", &q.user),
-            ("from", &q.from),
-            ("to", &q.to),
-        ];
-        for (k, v) in opt {
-            if let Some(v) = v {
-                params.push((k, v.clone()));
-            }
-        }
-        if let Some(n) = q.number {
-            params.push(("number", n.to_string()));
-        }
+    pub fn search(&self, login: &Login, q: &SearchParams) -> Result<Vec<Entry>, ClientError> {
         let req = self
             .http
-            .get(format!("{}/v1/admin/entries", self.base))
+            .get(self.url(route::ADMIN_ENTRIES))
             .basic_auth(&login.user, Some(login.password.as_str()))
-            .query(&params);
-        let l: L = Self::json(self.send(req)?)?;
+            .query(q);
+        let l: EntryList = Self::json(self.send(req)?)?;
         Ok(l.entries)
     }
 
@@ -268,20 +212,104 @@ impl EscrowClient {
     /// # Errors
     /// See [`ClientError`].
     pub fn fetch(&self, login: &Login, number: i64) -> Result<(Entry, Vec<u8>), ClientError> {
-        #[derive(Deserialize)]
-        struct F {
-            #[serde(flatten)]
-            entry: Entry,
-            packet: String,
-        }
-        let req = self
-            .http
-            .get(format!("{}/v1/admin/entries/{number}", self.base))
-            .basic_auth(&login.user, Some(login.password.as_str()));
-        let f: F = Self::json(self.send(req)?)?;
+        let f: EntryWithPacket = self.get(login, &route::admin_entry(number))?;
         let bytes = B64
             .decode(f.packet.as_bytes())
             .map_err(|e| ClientError::BadAnswer(format!("packet: {e}")))?;
         Ok((f.entry, bytes))
+    }
+
+    /// `POST /v1/admin/entries/{number}/salts`: records salts a restore wrote.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub fn record_salts(
+        &self,
+        login: &Login,
+        number: i64,
+        salts: Vec<String>,
+    ) -> Result<Entry, ClientError> {
+        self.post(
+            login,
+            &route::admin_entry_salts(number),
+            Some(&SaltsRequest { salts }),
+        )
+    }
+
+    /// `POST /v1/deletion-requests`.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub fn request_deletion(
+        &self,
+        login: &Login,
+        number: i64,
+        reason: &str,
+    ) -> Result<DeletionStatus, ClientError> {
+        let body = DeletionRequestBody {
+            escrow_number: number,
+            reason: reason.to_owned(),
+        };
+        self.post(login, route::DELETION_REQUESTS, Some(&body))
+    }
+
+    /// `GET /v1/admin/deletion-requests`: the pending requests.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub fn pending_deletions(&self, login: &Login) -> Result<DeletionList, ClientError> {
+        self.get(login, route::ADMIN_DELETIONS)
+    }
+
+    /// Approves (`true`) or rejects deletion request `id`.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub fn decide_deletion(
+        &self,
+        login: &Login,
+        id: i64,
+        approve: bool,
+    ) -> Result<DeletionStatus, ClientError> {
+        let path = if approve {
+            route::approve(id)
+        } else {
+            route::reject(id)
+        };
+        self.post::<(), _>(login, &path, None)
+    }
+
+    /// `POST /v1/admin/export`: the entries `numbers` in a bundle sealed with `password`.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub fn export(
+        &self,
+        login: &Login,
+        numbers: Vec<i64>,
+        password: SecretText,
+    ) -> Result<ExportResponse, ClientError> {
+        let body = ExportRequest {
+            escrow_numbers: numbers,
+            bundle_password: password,
+        };
+        self.post(login, route::ADMIN_EXPORT, Some(&body))
+    }
+
+    /// `POST /v1/admin/import`.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub fn import(
+        &self,
+        login: &Login,
+        bundle: String,
+        password: SecretText,
+    ) -> Result<ImportResponse, ClientError> {
+        let body = ImportRequest {
+            bundle,
+            bundle_password: password,
+        };
+        self.post(login, route::ADMIN_IMPORT, Some(&body))
     }
 }

@@ -1,9 +1,11 @@
 //! The escrow client: the packet format and authority keys ([`packet`]), the client's XML
-//! configuration ([`config`]), the HTTPS client of the escrow server ([`http`]) and the
-//! restore's proof that a packet belongs to its target ([`restore`]). The
-//! prompts and the restore workflow live in the binary (`src/cli/escrow.rs`).
+//! configuration ([`config`]), the HTTPS client of the escrow server ([`http`]), and the two
+//! workflows: [`deposit`] (after a password opened a volume) and the help desk's [`restore`]
+//! with its proof that a packet belongs to its target. The prompts and messages are the
+//! binary's (`src/cli/escrow.rs`).
 
 pub mod config;
+pub mod deposit;
 pub mod http;
 pub mod packet;
 pub mod restore;

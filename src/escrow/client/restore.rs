@@ -1,7 +1,14 @@
-//! The help-desk restore's safety check: before a header rebuilt from an escrow packet is
-//! written, [`prove`] must show that the packet belongs to the target. The salts the escrow
-//! server reports for an entry are only a search hint: salts are readable from any volume
-//! without its password, so anyone can post another volume's salts with their own packet.
+//! The help-desk restore (`tcvault -R ADMIN TARGET`): find the entries whose recorded salts
+//! the target still shows ([`matching_entries`]), [`fetch`] one and open its packet with the
+//! authority's private key, [`prove`] that it belongs to the target, [`write`] the escrowed
+//! header under a new password (checked by reading it back), and record the salts it wrote on
+//! the entry so that the next restore finds it. The prompts, the choice among entries and the
+//! `--force` confirmation are the command line's.
+//!
+//! Before a header rebuilt from an escrow packet is written, [`prove`] must show that the
+//! packet belongs to the target. The salts the escrow server reports for an entry are only a
+//! search hint: salts are readable from any volume without its password, so anyone can post
+//! another volume's salts with their own packet.
 //!
 //! Two proofs count:
 //!
@@ -19,15 +26,24 @@
 //!   hitting a zero one takes about 2^128 tries.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
+use rsa::RsaPrivateKey;
 use zeroize::Zeroizing;
 
+use super::http::{ClientError, EscrowClient, Login};
+use super::packet::{Packet, PacketError};
+use super::readable_salts;
+use crate::crypto::prf::Prf;
 use crate::crypto::scheme::{Scheme, SectorCipher};
+use crate::escrow::wire::{Entry, SearchParams};
 use crate::header::format::Header;
-use crate::header::layout::{HEADER_SIZE, HostKind, SALT_LEN, Slot};
+use crate::header::layout::{HEADER_SIZE, HeaderRole, HostKind, SALT_LEN, Slot};
+use crate::header::seal::Protection;
+use crate::header::unlock::{Credentials, UnlockOptions};
 use crate::secret::SecretBytes;
-use crate::volume::write::fitting_area;
-use crate::volume::{Host, VolumeError, probe};
+use crate::volume::write::{self, WriteError, fitting_area};
+use crate::volume::{Host, SlotChoice, Volume, VolumeError, probe};
 
 /// What ties a packet to the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +195,196 @@ pub fn prove(
             "{no_copy}, and with the packet's keys its data show no filesystem or partition table"
         ))),
     }
+}
+
+/// Why a restore stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The escrow server refused or could not be reached.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The packet does not parse or open.
+    #[error(transparent)]
+    Packet(#[from] PacketError),
+    /// The entry's packet is not the one the entry describes.
+    #[error("escrow entry {number}: its packet does not match the entry's fingerprint")]
+    EntryMismatch {
+        /// The entry.
+        number: i64,
+    },
+    /// The packet names a cipher this program does not know.
+    #[error("escrow entry {number}: unknown cipher {chain}")]
+    UnknownChain {
+        /// The entry.
+        number: i64,
+        /// Its cipher name.
+        chain: String,
+    },
+    /// The target could not be read.
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
+    /// The header could not be written.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// What was written does not open with the new password to the escrowed header.
+    #[error("{0}: does not read back as written")]
+    DoesNotReadBack(PathBuf),
+}
+
+/// The entries whose recorded salts `target` still shows (a search hint only: see
+/// [`prove`]), each once, in the server's order.
+///
+/// # Errors
+/// The server's errors, or the target's.
+pub fn matching_entries(
+    client: &EscrowClient,
+    login: &Login,
+    target: &Host,
+) -> Result<Vec<Entry>, RestoreError> {
+    let mut entries: Vec<Entry> = Vec::new();
+    for salt in readable_salts(target)? {
+        let q = SearchParams {
+            salt: Some(hex::encode(salt)),
+            ..SearchParams::default()
+        };
+        for e in client.search(login, &q)? {
+            if !entries.iter().any(|x| x.escrow_number == e.escrow_number) {
+                entries.push(e);
+            }
+        }
+    }
+    Ok(entries)
+}
+
+/// An escrow entry with its packet opened.
+pub struct Escrowed {
+    /// The entry as the server lists it.
+    pub entry: Entry,
+    /// The escrowed header.
+    pub header: Header,
+    /// Its cipher and mode.
+    pub scheme: Scheme,
+    /// The PRF it was protected with, when the packet names one this program knows.
+    pub prf: Option<Prf>,
+    /// The derived header key it was sealed with (packet version 2).
+    header_key: Option<SecretBytes>,
+}
+
+impl fmt::Debug for Escrowed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Escrowed")
+            .field("entry", &self.entry.escrow_number)
+            .field("scheme", &self.scheme)
+            .field("header_key", &self.header_key.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Escrowed {
+    /// [`prove`] for this entry and `target`.
+    ///
+    /// # Errors
+    /// See [`NoProof`].
+    pub fn prove(&self, target: &Host) -> Result<Proof, NoProof> {
+        prove(target, &self.header, self.scheme, self.header_key.as_ref())
+    }
+}
+
+/// Fetches entry `number` (the server audits it) and opens its packet with `key`.
+///
+/// # Errors
+/// See [`RestoreError`].
+pub fn fetch(
+    client: &EscrowClient,
+    login: &Login,
+    number: i64,
+    key: &RsaPrivateKey,
+) -> Result<Escrowed, RestoreError> {
+    let (entry, bytes) = client.fetch(login, number)?;
+    let packet = Packet::parse(&bytes)?;
+    if packet.metadata.volume_fingerprint != entry.volume_fingerprint {
+        return Err(RestoreError::EntryMismatch { number });
+    }
+    let opened = packet.open_all(key)?;
+    let scheme =
+        Scheme::from_id(&packet.metadata.chain).ok_or_else(|| RestoreError::UnknownChain {
+            number,
+            chain: packet.metadata.chain.clone(),
+        })?;
+    Ok(Escrowed {
+        entry,
+        header: opened.header,
+        scheme,
+        prf: Prf::from_name(&packet.metadata.prf),
+        header_key: opened.header_key,
+    })
+}
+
+/// What [`write`] wrote.
+#[derive(Debug)]
+pub struct Restored {
+    /// The file or device written: the target, or the output file of a backup.
+    pub path: PathBuf,
+    /// The salts (hex) of the header copies written, for the entry's record.
+    pub new_salts: Vec<String>,
+}
+
+/// Writes the escrowed header to `target` under `creds` with `prot`: on a volume to its
+/// header slots (embedded backup first, then the primary); on a header backup file to its
+/// slot, the result going to `output` (default: the file itself). The previous headers go to
+/// `keep` first when given. The result must open with `creds` to the escrowed header.
+///
+/// Call it only after [`Escrowed::prove`] (or an explicit, confirmed override).
+///
+/// # Errors
+/// See [`RestoreError`].
+pub fn write(
+    target: &Path,
+    e: &Escrowed,
+    prot: Protection,
+    creds: &Credentials,
+    keep: Option<&Path>,
+    output: Option<&Path>,
+) -> Result<Restored, RestoreError> {
+    let host = Host::open_writable(target)?;
+    let before = readable_salts(&host)?;
+    let path = if host.kind() == HostKind::Volume {
+        // The packet has no slot: the escrowed header's own claim is its role.
+        write::rewrite_header(
+            &host,
+            &e.header,
+            HeaderRole::claimed_by(&e.header),
+            prot,
+            creds,
+            keep,
+        )?;
+        target.to_path_buf()
+    } else {
+        let out = output.unwrap_or(target);
+        write::rewrite_backup_slot(&host, &e.header, prot, creds, keep, out)?;
+        out.to_path_buf()
+    };
+    drop(host);
+    let slots = SlotChoice {
+        hidden: e.header.is_hidden(),
+        ..SlotChoice::default()
+    };
+    let opts = UnlockOptions {
+        family: Some(prot.family),
+        prf: Some(prot.kdf.prf()),
+        scheme: Some(e.scheme),
+        ..UnlockOptions::default()
+    };
+    let back = Volume::open(&path, creds, slots, &opts)?;
+    if back.unlocked().header != e.header {
+        return Err(RestoreError::DoesNotReadBack(path));
+    }
+    let new_salts = readable_salts(back.host())?
+        .iter()
+        .filter(|s| !before.contains(s))
+        .map(hex::encode)
+        .collect();
+    Ok(Restored { path, new_salts })
 }
 
 #[cfg(test)]

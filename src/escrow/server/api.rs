@@ -18,8 +18,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use serde::{Deserialize, Serialize};
-use serde_json::{Value as Json_, json};
+use serde_json::Value as Json_;
 use zeroize::Zeroizing;
 
 use super::auth::{CredentialCache, Throttle, verify_password};
@@ -29,6 +28,13 @@ use super::config::Config;
 use super::store::{
     AuditEvent, EntrySummary, NewEntry, SearchQuery, Store, StoreError, UserRecord, now_unix,
 };
+use crate::escrow::wire::{
+    self, API_VERSION, DeletionList, DeletionRequestBody, DeletionState, DeletionStatus,
+    DepositRequest, DepositResponse, Entry, EntryList, EntryWithPacket, ErrorBody, ExportRequest,
+    ExportResponse, Health, ImportRequest, ImportResponse, Imported, SaltsRequest, SearchParams,
+    route,
+};
+use crate::header::layout::SALT_LEN;
 
 /// Longest accepted user name.
 pub const MAX_USER_NAME: usize = 128;
@@ -38,8 +44,6 @@ pub const MAX_PACKET_BYTES: usize = 256 * 1024;
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
 /// Most salts per deposit.
 pub const MAX_SALTS: usize = 16;
-/// Bytes in a TrueCrypt/VeraCrypt header salt.
-pub const SALT_BYTES: usize = 64;
 /// Most entries a search returns.
 pub const MAX_SEARCH_RESULTS: i64 = 1000;
 
@@ -106,7 +110,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut resp = (
             self.status,
-            Json(json!({"error": self.code, "message": self.message})),
+            Json(ErrorBody {
+                error: self.code.to_owned(),
+                message: self.message,
+            }),
         )
             .into_response();
         if self.status == StatusCode::UNAUTHORIZED {
@@ -391,62 +398,43 @@ fn parse_hex(s: &str, what: &str, min: usize, max: usize) -> Result<String, ApiE
     Ok(hex::encode(bytes))
 }
 
-fn entry_json(e: &EntrySummary) -> Json_ {
-    let metadata: Json_ = serde_json::from_str(&e.metadata).unwrap_or(Json_::Null);
-    json!({
-        "escrow_number": e.number,
-        "created": rfc3339(e.created_at),
-        "created_unix": e.created_at,
-        "user": e.user,
-        "volume_fingerprint": e.volume_fingerprint,
-        "salts": e.salts,
-        "authority_fingerprint": e.authority_fingerprint,
-        "metadata": metadata,
-        "origin": e.origin,
+fn entry_wire(e: &EntrySummary) -> Entry {
+    Entry {
+        escrow_number: e.number,
+        created: rfc3339(e.created_at),
+        created_unix: e.created_at,
+        user: e.user.clone(),
+        volume_fingerprint: e.volume_fingerprint.clone(),
+        salts: e.salts.clone(),
+        authority_fingerprint: e.authority_fingerprint.clone(),
+        metadata: serde_json::from_str(&e.metadata).unwrap_or(Json_::Null),
+        origin: e.origin.clone(),
+    }
+}
+
+fn entry_list(entries: &[EntrySummary]) -> Json<EntryList> {
+    Json(EntryList {
+        entries: entries.iter().map(entry_wire).collect(),
     })
 }
 
 // ---- handlers ----
 
-async fn health() -> Json<Json_> {
-    Json(json!({"status": "ok", "api": "v1"}))
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".to_owned(),
+        api: API_VERSION.to_owned(),
+    })
 }
 
-async fn authority_key(State(state): State<Shared>) -> Json<Json_> {
-    Json(json!({
-        "algorithm": "RSA",
-        "bits": state.authority.bits,
-        "public_key_pem": state.authority.pem,
-        "fingerprint": state.authority.fingerprint,
-        "fingerprint_algorithm": "SHA-256 of the DER SubjectPublicKeyInfo",
-    }))
-}
-
-/// `POST /v1/deposits` body (see the module docs of [`super`]).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DepositRequest {
-    /// Hex, 16 to 64 bytes: stable fingerprint derived from the master keys.
-    pub volume_fingerprint: String,
-    /// Hex, 64 bytes each, 1 to 16: the salts readable without a password.
-    pub salts: Vec<String>,
-    /// Hex, 32 bytes: must equal the server's authority key fingerprint.
-    pub authority_fingerprint: String,
-    /// The packet's clear metadata: a JSON object.
-    pub metadata: Json_,
-    /// The sealed packet, base64 (standard alphabet, padded).
-    pub packet: String,
-}
-
-/// `POST /v1/deposits` answer.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct DepositResponse {
-    /// The escrow number (new, or the existing one).
-    pub escrow_number: i64,
-    /// True when this user had already escrowed this volume fingerprint.
-    pub already_in_escrow: bool,
-    /// RFC 3339 date of the entry.
-    pub created: String,
+async fn authority_key(State(state): State<Shared>) -> Json<wire::AuthorityKey> {
+    Json(wire::AuthorityKey {
+        algorithm: "RSA".to_owned(),
+        bits: state.authority.bits,
+        public_key_pem: state.authority.pem.clone(),
+        fingerprint: state.authority.fingerprint.clone(),
+        fingerprint_algorithm: "SHA-256 of the DER SubjectPublicKeyInfo".to_owned(),
+    })
 }
 
 /// Checks a deposit from `user` against the server's authority key fingerprint (lower-case
@@ -462,16 +450,7 @@ pub fn validate_deposit(
     r: DepositRequest,
 ) -> Result<NewEntry, ApiError> {
     let volume_fingerprint = parse_hex(&r.volume_fingerprint, "volume_fingerprint", 16, 64)?;
-    if r.salts.is_empty() || r.salts.len() > MAX_SALTS {
-        return Err(ApiError::bad(format!("salts: give 1 to {MAX_SALTS} salts")));
-    }
-    let mut salts = r
-        .salts
-        .iter()
-        .map(|s| parse_hex(s, "each salt", SALT_BYTES, SALT_BYTES))
-        .collect::<Result<Vec<_>, _>>()?;
-    salts.sort();
-    salts.dedup();
+    let salts = checked_salts(&r.salts, "each salt")?;
     let authority_fingerprint =
         parse_hex(&r.authority_fingerprint, "authority_fingerprint", 32, 32)?;
     if !bool::from(subtle::ConstantTimeEq::ct_eq(
@@ -542,32 +521,20 @@ async fn deposit(
         .into_response())
 }
 
-async fn own_entries(State(state): State<Shared>, who: Authed) -> Result<Json<Json_>, ApiError> {
+async fn own_entries(
+    State(state): State<Shared>,
+    who: Authed,
+) -> Result<Json<EntryList>, ApiError> {
     let name = who.user.name.clone();
     let entries = blocking(&state, move |s| s.own_entries(&name)).await?;
-    Ok(Json(
-        json!({"entries": entries.iter().map(entry_json).collect::<Vec<_>>()}),
-    ))
-}
-
-/// `GET /v1/admin/entries` query parameters.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SearchParams {
-    salt: Option<String>,
-    fingerprint: Option<String>,
-    user: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-    number: Option<String>,
-    limit: Option<String>,
+    Ok(entry_list(&entries))
 }
 
 async fn search(
     State(state): State<Shared>,
     who: Authed,
     params: Result<Query<SearchParams>, QueryRejection>,
-) -> Result<Json<Json_>, ApiError> {
+) -> Result<Json<EntryList>, ApiError> {
     require(&state, &who, Right::Admin).await?;
     let Query(p) = params.map_err(|r| ApiError::bad(r.body_text()))?;
     let q = search_query(p)?;
@@ -582,9 +549,7 @@ async fn search(
     );
     let ev = who.event("search").detail(criteria);
     let found = blocking(&state, move |s| s.search(&q, &ev)).await?;
-    Ok(Json(
-        json!({"entries": found.iter().map(entry_json).collect::<Vec<_>>()}),
-    ))
+    Ok(entry_list(&found))
 }
 
 /// The search an admin asked for: hex lower-cased and checked, dates as Unix seconds (or RFC
@@ -596,7 +561,7 @@ pub fn search_query(p: SearchParams) -> Result<SearchQuery, ApiError> {
     Ok(SearchQuery {
         salt: p
             .salt
-            .map(|s| parse_hex(&s, "salt", SALT_BYTES, SALT_BYTES))
+            .map(|s| parse_hex(&s, "salt", SALT_LEN, SALT_LEN))
             .transpose()?,
         fingerprint: p
             .fingerprint
@@ -628,31 +593,54 @@ async fn fetch(
     State(state): State<Shared>,
     who: Authed,
     number: Result<Path<i64>, PathRejection>,
-) -> Result<Json<Json_>, ApiError> {
+) -> Result<Json<EntryWithPacket>, ApiError> {
     require(&state, &who, Right::Admin).await?;
     let Path(number) = number.map_err(|r| ApiError::bad(r.body_text()))?;
     let ev = who.event("fetch");
     let (entry, packet) = blocking(&state, move |s| s.fetch(number, &ev)).await?;
-    let mut v = entry_json(&entry);
-    v["packet"] = Json_::String(B64.encode(packet));
-    Ok(Json(v))
+    Ok(Json(EntryWithPacket {
+        entry: entry_wire(&entry),
+        packet: B64.encode(packet),
+    }))
 }
 
-/// `POST /v1/deletion-requests` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeletionBody {
-    /// The entry to delete.
-    pub escrow_number: i64,
-    /// Why (shown to the approving admin; at most 1000 characters).
-    #[serde(default)]
-    pub reason: String,
+/// Salts of a body, checked and lower-cased, sorted and distinct.
+fn checked_salts(salts: &[String], what: &str) -> Result<Vec<String>, ApiError> {
+    if salts.is_empty() || salts.len() > MAX_SALTS {
+        return Err(ApiError::bad(format!("salts: give 1 to {MAX_SALTS} salts")));
+    }
+    let mut out = salts
+        .iter()
+        .map(|s| parse_hex(s, what, SALT_LEN, SALT_LEN))
+        .collect::<Result<Vec<_>, _>>()?;
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// An admin records the salts a restore wrote, so that the next restore finds the entry by
+/// salt. Like every salt, they are only a search hint.
+async fn record_salts(
+    State(state): State<Shared>,
+    who: Authed,
+    number: Result<Path<i64>, PathRejection>,
+    body: Result<Json<SaltsRequest>, JsonRejection>,
+) -> Result<Json<Entry>, ApiError> {
+    require(&state, &who, Right::Admin).await?;
+    let Path(number) = number.map_err(|r| ApiError::bad(r.body_text()))?;
+    let Json(b) = body?;
+    let salts = checked_salts(&b.salts, "each salt")?;
+    let ev = who
+        .event("salts_recorded")
+        .detail(format!("salts={}", salts.len()));
+    let entry = blocking(&state, move |s| s.record_salts(number, &salts, &ev)).await?;
+    Ok(Json(entry_wire(&entry)))
 }
 
 async fn request_deletion(
     State(state): State<Shared>,
     who: Authed,
-    body: Result<Json<DeletionBody>, JsonRejection>,
+    body: Result<Json<DeletionRequestBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(b) = body?;
     if b.reason.chars().count() > 1000 {
@@ -667,7 +655,12 @@ async fn request_deletion(
     .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"request_id": id, "escrow_number": b.escrow_number, "status": "pending"})),
+        Json(DeletionStatus {
+            request_id: id,
+            escrow_number: b.escrow_number,
+            status: DeletionState::Pending,
+            deleted: false,
+        }),
     )
         .into_response())
 }
@@ -675,88 +668,66 @@ async fn request_deletion(
 async fn pending_deletions(
     State(state): State<Shared>,
     who: Authed,
-) -> Result<Json<Json_>, ApiError> {
+) -> Result<Json<DeletionList>, ApiError> {
     require(&state, &who, Right::Admin).await?;
     let list = blocking(&state, |s| s.pending_deletions()).await?;
-    Ok(Json(json!({"requests": list.iter().map(|r| json!({
-        "request_id": r.id,
-        "escrow_number": r.number,
-        "requested_by": r.requested_by,
-        "requested": rfc3339(r.requested_at),
-        "reason": r.reason,
-        "status": r.status,
-    })).collect::<Vec<_>>()})))
+    let requests = list
+        .iter()
+        .map(|r| {
+            Ok(wire::Deletion {
+                request_id: r.id,
+                escrow_number: r.number,
+                requested_by: r.requested_by.clone(),
+                requested: rfc3339(r.requested_at),
+                reason: r.reason.clone(),
+                status: DeletionState::from_name(&r.status).ok_or_else(ApiError::internal)?,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(Json(DeletionList { requests }))
 }
 
 async fn approve_deletion(
     State(state): State<Shared>,
     who: Authed,
     id: Result<Path<i64>, PathRejection>,
-) -> Result<Json<Json_>, ApiError> {
+) -> Result<Json<DeletionStatus>, ApiError> {
     require(&state, &who, Right::Admin).await?;
     let Path(id) = id.map_err(|r| ApiError::bad(r.body_text()))?;
     let ev = who.event("deletion_approve");
     let name = who.user.name.clone();
     let number = blocking(&state, move |s| s.approve_deletion(id, &name, &ev)).await?;
-    Ok(Json(
-        json!({"request_id": id, "escrow_number": number, "status": "approved", "deleted": true}),
-    ))
-}
-
-/// A password from a request body, wiped when dropped and never printed.
-pub struct SecretString(Zeroizing<String>);
-
-impl SecretString {
-    fn as_bytes(&self) -> &[u8] {
-        self.0.as_bytes()
-    }
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-}
-
-impl std::fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecretString(<redacted>)")
-    }
-}
-
-impl<'de> Deserialize<'de> for SecretString {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(|s| SecretString(Zeroizing::new(s)))
-    }
+    Ok(Json(DeletionStatus {
+        request_id: id,
+        escrow_number: number,
+        status: DeletionState::Approved,
+        deleted: true,
+    }))
 }
 
 async fn reject_deletion(
     State(state): State<Shared>,
     who: Authed,
     id: Result<Path<i64>, PathRejection>,
-) -> Result<Json<Json_>, ApiError> {
+) -> Result<Json<DeletionStatus>, ApiError> {
     require(&state, &who, Right::Admin).await?;
     let Path(id) = id.map_err(|r| ApiError::bad(r.body_text()))?;
     let ev = who.event("deletion_reject");
     let name = who.user.name.clone();
     let number = blocking(&state, move |s| s.reject_deletion(id, &name, &ev)).await?;
-    Ok(Json(
-        json!({"request_id": id, "escrow_number": number, "status": "rejected", "deleted": false}),
-    ))
-}
-
-/// `POST /v1/admin/export` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExportBody {
-    /// Entries to export.
-    pub escrow_numbers: Vec<i64>,
-    /// Password protecting the bundle (at least 8 characters).
-    pub bundle_password: SecretString,
+    Ok(Json(DeletionStatus {
+        request_id: id,
+        escrow_number: number,
+        status: DeletionState::Rejected,
+        deleted: false,
+    }))
 }
 
 async fn export(
     State(state): State<Shared>,
     who: Authed,
-    body: Result<Json<ExportBody>, JsonRejection>,
-) -> Result<Json<Json_>, ApiError> {
+    body: Result<Json<ExportRequest>, JsonRejection>,
+) -> Result<Json<ExportResponse>, ApiError> {
     require(&state, &who, Right::Export).await?;
     let Json(b) = body?;
     if b.escrow_numbers.is_empty() || b.escrow_numbers.len() > 10_000 {
@@ -787,35 +758,28 @@ async fn export(
     };
     let count = content.entries.len();
     let sealed =
-        tokio::task::spawn_blocking(move || bundle::seal(&content, b.bundle_password.as_bytes()))
+        tokio::task::spawn_blocking(move || bundle::seal(&content, b.bundle_password.expose()))
             .await
             .map_err(|_| ApiError::internal())?
             .map_err(|e| ApiError::bad(e.to_string()))?;
-    Ok(Json(json!({"bundle": B64.encode(sealed), "count": count})))
-}
-
-/// `POST /v1/admin/import` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ImportBody {
-    /// The bundle as returned by export (base64).
-    pub bundle: String,
-    /// Its password.
-    pub bundle_password: SecretString,
+    Ok(Json(ExportResponse {
+        bundle: B64.encode(sealed),
+        count,
+    }))
 }
 
 async fn import(
     State(state): State<Shared>,
     who: Authed,
-    body: Result<Json<ImportBody>, JsonRejection>,
-) -> Result<Json<Json_>, ApiError> {
+    body: Result<Json<ImportRequest>, JsonRejection>,
+) -> Result<Json<ImportResponse>, ApiError> {
     require(&state, &who, Right::Import).await?;
     let Json(b) = body?;
     let raw = B64
         .decode(b.bundle.as_bytes())
         .map_err(|_| ApiError::bad("bundle must be base64"))?;
     let content =
-        tokio::task::spawn_blocking(move || bundle::open(&raw, b.bundle_password.as_bytes()))
+        tokio::task::spawn_blocking(move || bundle::open(&raw, b.bundle_password.expose()))
             .await
             .map_err(|_| ApiError::internal())?
             .map_err(|e| match e {
@@ -834,7 +798,7 @@ async fn import(
         let mut salts = e
             .salts
             .iter()
-            .map(|s| parse_hex(s, "bundle salt", SALT_BYTES, SALT_BYTES))
+            .map(|s| parse_hex(s, "bundle salt", SALT_LEN, SALT_LEN))
             .collect::<Result<Vec<_>, _>>()?;
         salts.sort();
         salts.dedup();
@@ -865,16 +829,20 @@ async fn import(
     let mut imported = Vec::new();
     let mut present = Vec::new();
     for (e, o) in content.entries.iter().zip(&outcomes) {
-        let item = json!({"source_number": e.source_number, "escrow_number": o.number});
+        let item = Imported {
+            source_number: e.source_number,
+            escrow_number: o.number,
+        };
         if o.already_in_escrow {
             present.push(item);
         } else {
             imported.push(item);
         }
     }
-    Ok(Json(
-        json!({"imported": imported, "already_present": present}),
-    ))
+    Ok(Json(ImportResponse {
+        imported,
+        already_present: present,
+    }))
 }
 
 async fn not_found() -> ApiError {
@@ -915,23 +883,18 @@ async fn log_requests(mut req: Request, next: Next) -> Response {
 pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.config.max_body_bytes;
     Router::new()
-        .route("/v1/health", get(health))
-        .route("/v1/authority-key", get(authority_key))
-        .route("/v1/deposits", post(deposit).get(own_entries))
-        .route("/v1/deletion-requests", post(request_deletion))
-        .route("/v1/admin/entries", get(search))
-        .route("/v1/admin/entries/{number}", get(fetch))
-        .route("/v1/admin/deletion-requests", get(pending_deletions))
-        .route(
-            "/v1/admin/deletion-requests/{id}/approve",
-            post(approve_deletion),
-        )
-        .route(
-            "/v1/admin/deletion-requests/{id}/reject",
-            post(reject_deletion),
-        )
-        .route("/v1/admin/export", post(export))
-        .route("/v1/admin/import", post(import))
+        .route(route::HEALTH, get(health))
+        .route(route::AUTHORITY_KEY, get(authority_key))
+        .route(route::DEPOSITS, post(deposit).get(own_entries))
+        .route(route::DELETION_REQUESTS, post(request_deletion))
+        .route(route::ADMIN_ENTRIES, get(search))
+        .route(route::pattern::ADMIN_ENTRY, get(fetch))
+        .route(route::pattern::ADMIN_ENTRY_SALTS, post(record_salts))
+        .route(route::ADMIN_DELETIONS, get(pending_deletions))
+        .route(route::pattern::APPROVE, post(approve_deletion))
+        .route(route::pattern::REJECT, post(reject_deletion))
+        .route(route::ADMIN_EXPORT, post(export))
+        .route(route::ADMIN_IMPORT, post(import))
         .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(limit))

@@ -1034,6 +1034,28 @@ impl Store {
         self.audited(ev, |tx| fetch_in(tx, number), |(e, _)| vec![e.number])
     }
 
+    /// Adds `salts` (lower-case hex, checked) to entry `number`: the salts of a header a
+    /// restore wrote from it. Returns the entry as it is now.
+    ///
+    /// # Errors
+    /// [`StoreError::NoSuchEntry`], database errors.
+    pub fn record_salts(
+        &self,
+        number: i64,
+        salts: &[String],
+        ev: &AuditEvent,
+    ) -> Result<EntrySummary, StoreError> {
+        self.audited(
+            ev,
+            |tx| {
+                fetch_in(tx, number)?;
+                add_salts(tx, number, salts)?;
+                fetch_in(tx, number).map(|(e, _)| e)
+            },
+            |e| vec![e.number],
+        )
+    }
+
     /// Asks for an entry to be deleted. The owner may ask; so may an admin (`may_any`).
     /// A second identical pending request returns the first one's id.
     ///

@@ -1,0 +1,122 @@
+//! The deposit workflow: after a password opened a header, seal the header (and the derived
+//! header key) to the escrow authority's public key and post it with the salts the volume
+//! shows without a password. The server never sees a key: the packet opens only with the
+//! authority's private key.
+
+use rsa::RsaPublicKey;
+
+use super::config::ClientConfig;
+use super::http::{ClientError, EscrowClient, Login};
+use super::packet::{self, PacketError};
+use super::readable_salts;
+use crate::escrow::wire::DepositRequest;
+use crate::header::UnlockedHeader;
+use crate::volume::{Host, VolumeError};
+
+/// Why a deposit did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum DepositError {
+    /// The server could not be reached (the user may try again later).
+    #[error(transparent)]
+    Unreachable(ClientError),
+    /// The server refused, or answered nonsense.
+    #[error(transparent)]
+    Server(ClientError),
+    /// The authority key (configured or served) is unusable.
+    #[error("authority key: {0}")]
+    AuthorityKey(PacketError),
+    /// The authority key is not the one the configuration pins.
+    #[error("the authority key's fingerprint {fingerprint} is not the pinned {pinned}")]
+    NotPinned {
+        /// The key's fingerprint.
+        fingerprint: String,
+        /// The configuration's.
+        pinned: String,
+    },
+    /// The packet could not be sealed.
+    #[error(transparent)]
+    Seal(PacketError),
+    /// The volume's salts could not be read.
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
+}
+
+impl From<ClientError> for DepositError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Unreachable { .. } => DepositError::Unreachable(e),
+            other => DepositError::Server(other),
+        }
+    }
+}
+
+/// What the server answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deposited {
+    /// The entry's escrow number.
+    pub escrow_number: i64,
+    /// Whether this user had escrowed this volume already (the server kept its entry and
+    /// added the new salts to it).
+    pub already_in_escrow: bool,
+}
+
+/// The authority public key: from the configuration, or from the server; either way checked
+/// against the pinned fingerprint when the configuration has one.
+///
+/// # Errors
+/// [`DepositError::AuthorityKey`], [`DepositError::NotPinned`], or the server's errors.
+pub fn authority_key(
+    cfg: &ClientConfig,
+    client: &EscrowClient,
+) -> Result<RsaPublicKey, DepositError> {
+    let key = match &cfg.authority_pem {
+        Some(pem) => packet::parse_public_key(pem).map_err(DepositError::AuthorityKey)?,
+        None => packet::parse_public_key(&client.authority_key()?.public_key_pem)
+            .map_err(DepositError::AuthorityKey)?,
+    };
+    let fingerprint =
+        hex::encode(packet::key_fingerprint(&key).map_err(DepositError::AuthorityKey)?);
+    if let Some(pinned) = &cfg.authority_fingerprint
+        && *pinned != fingerprint
+    {
+        return Err(DepositError::NotPinned {
+            fingerprint,
+            pinned: pinned.clone(),
+        });
+    }
+    Ok(key)
+}
+
+/// Escrows the header `u`, opened from `host`, as `login` on the server of `cfg`.
+///
+/// # Errors
+/// See [`DepositError`].
+pub fn deposit(
+    host: &Host,
+    u: &UnlockedHeader,
+    cfg: &ClientConfig,
+    login: &Login,
+) -> Result<Deposited, DepositError> {
+    let client = EscrowClient::new(cfg)?;
+    let key = authority_key(cfg, &client)?;
+    let salts = readable_salts(host)?;
+    let (meta, sealed) = packet::seal(u, &login.user, &[key]).map_err(DepositError::Seal)?;
+    let metadata = serde_json::to_value(&meta)
+        .map_err(|e| DepositError::Seal(PacketError::Seal(e.to_string())))?;
+    let request = DepositRequest {
+        volume_fingerprint: meta.volume_fingerprint.clone(),
+        salts: salts.iter().map(hex::encode).collect(),
+        authority_fingerprint: meta
+            .authority_fingerprints
+            .first()
+            .cloned()
+            .unwrap_or_default(),
+        metadata,
+        packet: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &sealed),
+    };
+    let answer = client.deposit(login, &request)?;
+    Ok(Deposited {
+        escrow_number: answer.escrow_number,
+        already_in_escrow: answer.already_in_escrow,
+    })
+}
