@@ -301,6 +301,19 @@ fn escrow_number(o: &Output) -> i64 {
         .unwrap_or_else(|| panic!("no escrow number in: {s}"))
 }
 
+/// The events of the server's audit table, oldest first.
+fn audit_events(env: &Env) -> Vec<String> {
+    let path = env.db_url.strip_prefix("sqlite:").expect("an SQLite URL");
+    let db = rusqlite::Connection::open(path).expect("open the database");
+    let mut q = db
+        .prepare("SELECT EVENT FROM AUDIT ORDER BY SEQ")
+        .expect("query");
+    q.query_map([], |r| r.get::<_, String>(0))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("events")
+}
+
 fn creds(password: &str) -> Credentials {
     let pw = Password::new(password.as_bytes()).expect("password");
     Credentials::new(&pw, &[], 1).expect("credentials")
@@ -407,7 +420,9 @@ fn escrow_and_restore_a_volume() {
     assert!(stderr(&out).contains("403"), "{}", stderr(&out));
     assert!(open(&vol, "reset pw").is_err());
 
-    // Wrong private-key passphrase: refused with exit code 3, nothing written.
+    // Wrong private-key passphrase: refused with exit code 3 before the server is asked
+    // anything (no search, no fetch in the audit), nothing written.
+    let audited = audit_events(&env).len();
     let bad = env.secret("bad.pass", "not the passphrase");
     let np = env.secret("np", "reset pw");
     let out = env
@@ -435,6 +450,11 @@ fn escrow_and_restore_a_volume() {
         stderr(&out)
     );
     assert!(open(&vol, "reset pw").is_err());
+    assert_eq!(
+        audit_events(&env)[audited..],
+        [] as [String; 0],
+        "nothing was asked of the server"
+    );
 
     // Both entries are listed (found by the salts the volume still holds).
     let out = env.restore("helpdesk", &vol, Some(n), "reset pw");
@@ -511,6 +531,100 @@ fn restore_through_a_compact_backup_file() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(read_data(&vol, "pw new"), data);
     assert!(open(&vol, "pw a").is_err());
+}
+
+/// The forgotten-password story without any backup made beforehand: `backup-header --raw`
+/// copies the header slots without a password; `-R` finds the entry by their salts, proves it
+/// by the header copy, writes the new header into the backup and records its salts; the user
+/// restores the backup into the volume; and the next `-R` on the volume finds the entry by the
+/// salts the first one recorded.
+#[test]
+fn raw_backup_restores_a_volume_whose_password_is_lost() {
+    let env = Env::start();
+    let (vol, out) = env.create("raw.tc", "pw forgotten", Some("alice"));
+    let n = escrow_number(&out);
+    let data = write_data(&vol, "pw forgotten");
+
+    // No password given, none asked (no terminal): the slots as they are.
+    let raw = env.path("raw.hdr");
+    let out = env
+        .tcvault()
+        .arg("backup-header")
+        .arg("--raw")
+        .arg(&vol)
+        .arg(&raw)
+        .output()
+        .expect("backup-header --raw");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let bytes = std::fs::read(&raw).expect("raw backup");
+    let disk = std::fs::read(&vol).expect("volume");
+    assert_eq!(bytes.len(), 1024);
+    assert_eq!(bytes[..512], disk[..512], "the normal slot, verbatim");
+    assert_eq!(
+        bytes[512..],
+        disk[65_536..66_048],
+        "the hidden slot, verbatim"
+    );
+    // --raw takes no password options.
+    let pw = env.secret("raw.pw", "pw forgotten");
+    let out = env
+        .tcvault()
+        .args(["backup-header", "--raw", "--password-file"])
+        .arg(&pw)
+        .arg(&vol)
+        .arg(env.path("other.hdr"))
+        .output()
+        .expect("backup-header --raw --password-file");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+
+    // Found by salt (no --entry, no search), proven by the header copy.
+    let out = env.restore("helpdesk", &raw, None, "pw from the help desk");
+    let s = stderr(&out);
+    assert!(out.status.success(), "{s}");
+    assert!(!s.contains("No escrow entry matches"), "{s}");
+    assert!(
+        s.contains("normal header copy decrypts under the packet's header key"),
+        "{s}"
+    );
+    assert!(
+        s.contains(&format!(
+            "Recorded the new header's salts on escrow entry {n}"
+        )),
+        "{s}"
+    );
+    let after = std::fs::read(&raw).expect("restored backup");
+    assert_eq!(after.len(), 1024);
+    assert_eq!(after[512..], bytes[512..], "the hidden slot is untouched");
+    assert!(audit_events(&env).iter().any(|e| e == "salts_recorded"));
+
+    let pn = env.secret("raw.new", "pw from the help desk");
+    let out = env
+        .tcvault()
+        .arg("restore-header")
+        .arg(&vol)
+        .arg("--file")
+        .arg(&raw)
+        .args([
+            "--pim",
+            PIM,
+            "--escrow",
+            "no",
+            "--no-keep-old-header",
+            "--password-file",
+        ])
+        .arg(&pn)
+        .output()
+        .expect("restore-header");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(read_data(&vol, "pw from the help desk"), data);
+
+    // The volume now carries the salts the restore recorded: the next restore finds the entry
+    // by them alone.
+    let out = env.restore("helpdesk", &vol, None, "pw second");
+    let s = stderr(&out);
+    assert!(out.status.success(), "{s}");
+    assert!(!s.contains("No escrow entry matches"), "{s}");
+    assert_eq!(read_data(&vol, "pw second"), data);
 }
 
 /// A volume that still holds the escrowed header (its password forgotten, never changed) and

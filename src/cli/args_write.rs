@@ -190,6 +190,15 @@ pub struct BackupHeaderArgs {
     /// Write the 1,024-byte format (normal + hidden header) instead of 131,072 bytes.
     #[arg(long)]
     pub compact: bool,
+    /// Copy the normal and hidden header slots as they are on disk, still encrypted (1,024
+    /// bytes), without asking for a password: the backup a help desk can restore with `-R`
+    /// when the password is lost.
+    #[arg(long, conflicts_with_all = [
+        "password_file", "keyfiles", "pim", "prf", "cipher", "truecrypt", "veracrypt",
+        "hidden", "backup_header", "system", "hidden_password_file", "hidden_keyfiles",
+        "hidden_pim", "with_hidden", "compact",
+    ])]
+    pub raw: bool,
     /// Replace FILE if it exists.
     #[arg(long)]
     pub force: bool,

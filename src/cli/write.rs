@@ -344,6 +344,18 @@ pub fn change_password(a: &ChangePasswordArgs) -> Result<(), CliError> {
 }
 
 pub fn backup_header(a: &BackupHeaderArgs) -> Result<(), CliError> {
+    if a.raw {
+        let host = Host::open(&a.volume)?;
+        let bytes = write::raw_backup_bytes(&host)?;
+        write::write_backup_file(&a.file, &bytes, a.force)?;
+        errln!(
+            "Wrote {} ({} bytes: the normal and hidden header slots as they are on disk, still \
+             encrypted; they open with the passwords the volume has now, or through escrow).",
+            a.file.display(),
+            bytes.len()
+        );
+        return Ok(());
+    }
     if a.unlock.hidden || a.unlock.system {
         return Err(CliError::msg(
             "backup-header opens the normal header with the main options; give the hidden \
