@@ -33,12 +33,15 @@ fn main() -> io::Result<()> {
         .filter(|s| s.get_name() != "help" && !s.is_hide_set())
     {
         let name = format!("tcvault-{}", sub.get_name());
-        // clap wants a static name; a build script may leak a few bytes.
-        let sub = sub
-            .clone()
-            .name(&*Box::leak(name.clone().into_boxed_str()))
-            .version(env!("CARGO_PKG_VERSION"));
-        write_man(&sub, &name, &man_dir)?;
+        write_man(&named(sub, &name), &name, &man_dir)?;
+        // `tcvault escrow search` and the like get pages of their own too.
+        for subsub in sub
+            .get_subcommands()
+            .filter(|s| s.get_name() != "help" && !s.is_hide_set())
+        {
+            let name = format!("{name}-{}", subsub.get_name());
+            write_man(&named(subsub, &name), &name, &man_dir)?;
+        }
     }
     for shell in [
         clap_complete::Shell::Bash,
@@ -48,6 +51,14 @@ fn main() -> io::Result<()> {
         clap_complete::generate_to(shell, &mut cmd, "tcvault", &comp_dir)?;
     }
     Ok(())
+}
+
+/// `cmd` under the page name `name` (`tcvault-escrow-search`).
+fn named(cmd: &clap::Command, name: &str) -> clap::Command {
+    // clap wants a static name; a build script may leak a few bytes.
+    cmd.clone()
+        .name(&*Box::leak(name.to_owned().into_boxed_str()))
+        .version(env!("CARGO_PKG_VERSION"))
 }
 
 /// `target/<profile>`: three levels above OUT_DIR (`target/<profile>/build/<pkg>-<hash>/out`).

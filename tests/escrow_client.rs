@@ -138,13 +138,18 @@ impl Env {
     }
 
     fn add_user(&self, name: &str, password: &str, admin: bool) {
+        self.add_user_with(name, password, admin, false);
+    }
+
+    /// A user; `bundles`: with the export and import rights too.
+    fn add_user_with(&self, name: &str, password: &str, admin: bool, bundles: bool) {
         let store = Store::open(&self.db_url, Path::new("/")).expect("open store");
         let rec = UserRecord {
             name: name.to_owned(),
             password_hash: hash_password(password.as_bytes()).expect("hash"),
             admin,
-            export: false,
-            import: false,
+            export: bundles,
+            import: bundles,
         };
         store
             .add_user(&rec, &AuditEvent::new("test", "local", "user_add"))
@@ -531,6 +536,252 @@ fn restore_through_a_compact_backup_file() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(read_data(&vol, "pw new"), data);
     assert!(open(&vol, "pw a").is_err());
+}
+
+impl Env {
+    /// `tcvault escrow ARGS` logged in as `user` (its password file), no terminal.
+    fn escrow_cmd(&self, user: &str, args: &[&str]) -> Output {
+        self.tcvault()
+            .arg("escrow")
+            .args(args)
+            .arg("--escrow-config")
+            .arg(&self.config)
+            .args(["--login", user, "--password-file"])
+            .arg(self.path(&format!("{user}.pw")))
+            .output()
+            .expect("run tcvault escrow")
+    }
+}
+
+fn json_of(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}", stderr(o));
+    serde_json::from_slice(&o.stdout).expect("JSON on standard output")
+}
+
+fn numbers_in(v: &serde_json::Value) -> Vec<i64> {
+    v.as_array()
+        .expect("a list")
+        .iter()
+        .map(|e| e["escrow_number"].as_i64().expect("number"))
+        .collect()
+}
+
+/// The admin's command line: search (by volume, by user, own entries), show, the deletion
+/// workflow both ways, and the seed workflow: export to a password-protected bundle on one
+/// server, import on another (twice: the second time the entry is present), refusals with
+/// their exit statuses.
+#[test]
+fn escrow_commands_search_show_delete_export_import() {
+    let env = Env::start();
+    env.add_user("admin2", "admin2 pw", true);
+    env.add_user_with("seeder", "seeder pw", true, true);
+    let (vol, out) = env.create("cmd.tc", "pw cmd", Some("alice"));
+    let n = escrow_number(&out);
+    let (_, out) = env.create("cmd2.tc", "pw cmd2", Some("alice"));
+    let n2 = escrow_number(&out);
+    let vol_s = vol.to_str().expect("path");
+
+    // Search: by the volume's salts (admin), by user, and a user's own deposits.
+    let v = json_of(&env.escrow_cmd("helpdesk", &["search", "--volume", vol_s, "--json"]));
+    assert_eq!(numbers_in(&v), [n]);
+    let v = json_of(&env.escrow_cmd("helpdesk", &["search", "--user", "alice", "--json"]));
+    assert_eq!(numbers_in(&v), [n2, n], "newest first");
+    let out = env.escrow_cmd("alice", &["search", "--mine"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        table.contains("number") && table.contains("alice"),
+        "{table}"
+    );
+    // A user's search of everyone's entries: refused (403, exit 1); a wrong password: exit 3.
+    let out = env.escrow_cmd("alice", &["search", "--user", "bob"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("403"), "{}", stderr(&out));
+    let wrong = env.secret("wrong.pw", "not alice's");
+    let out = env
+        .tcvault()
+        .args([
+            "escrow",
+            "search",
+            "--mine",
+            "--login",
+            "alice",
+            "--escrow-config",
+        ])
+        .arg(&env.config)
+        .arg("--password-file")
+        .arg(&wrong)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+
+    // Show: an admin any entry, a user their own; an unknown number: exit 4.
+    let e = json_of(&env.escrow_cmd("helpdesk", &["show", &n.to_string(), "--json"]));
+    assert_eq!(e["user"], "alice");
+    assert_eq!(e["escrow_number"].as_i64(), Some(n));
+    let out = env.escrow_cmd("alice", &["show", &n.to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("volume fingerprint:"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = env.escrow_cmd("bob", &["show", &n.to_string()]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "bob may not see it: {}",
+        stderr(&out)
+    );
+
+    // Deletion: alice asks, an admin approves; the entry is gone.
+    let r = json_of(&env.escrow_cmd(
+        "alice",
+        &[
+            "request-deletion",
+            &n.to_string(),
+            "--reason",
+            "volume shredded",
+            "--json",
+        ],
+    ));
+    assert_eq!(r["status"], "pending");
+    let id = r["request_id"].as_i64().expect("id");
+    let list = json_of(&env.escrow_cmd("helpdesk", &["deletions", "--json"]));
+    let pending = list["requests"].as_array().expect("requests");
+    assert!(
+        pending
+            .iter()
+            .any(|p| p["request_id"].as_i64() == Some(id) && p["reason"] == "volume shredded"),
+        "{list}"
+    );
+    let out = env.escrow_cmd("alice", &["approve", &id.to_string()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a user cannot approve: {}",
+        stderr(&out)
+    );
+    let out = env.escrow_cmd("helpdesk", &["approve", &id.to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("the entry is deleted"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = env.escrow_cmd("helpdesk", &["show", &n.to_string()]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    // Deciding it again: the server says it is decided (exit 4).
+    let out = env.escrow_cmd("admin2", &["reject", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+
+    // The other way: asked for, rejected; the entry stays.
+    let r = json_of(&env.escrow_cmd("helpdesk", &["request-deletion", &n2.to_string(), "--json"]));
+    let id2 = r["request_id"].as_i64().expect("id");
+    let r = json_of(&env.escrow_cmd("admin2", &["reject", &id2.to_string(), "--json"]));
+    assert_eq!(
+        (r["status"].as_str(), r["deleted"].as_bool()),
+        (Some("rejected"), Some(false))
+    );
+    let out = env.escrow_cmd("helpdesk", &["show", &n2.to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Seed workflow: export from this server, import on another.
+    let bundle = env.path("alice.bundle");
+    let bpw = env.secret("bundle.pw", "a bundle password");
+    let bundle_s = bundle.to_str().expect("path");
+    let bpw_s = bpw.to_str().expect("path");
+    let out = env.escrow_cmd(
+        "helpdesk",
+        &[
+            "export",
+            &n2.to_string(),
+            "-o",
+            bundle_s,
+            "--bundle-password-file",
+            bpw_s,
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "no export right: {}",
+        stderr(&out)
+    );
+    assert!(!bundle.exists());
+    let out = env.escrow_cmd(
+        "seeder",
+        &[
+            "export",
+            &n2.to_string(),
+            "-o",
+            bundle_s,
+            "--bundle-password-file",
+            bpw_s,
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&bundle)
+            .expect("bundle")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+
+    let other = Env::start();
+    other.add_user_with("seeder", "seeder pw", true, true);
+    let bad = other.secret("bad.pw", "not the bundle password");
+    let out = other.escrow_cmd(
+        "seeder",
+        &[
+            "import",
+            bundle_s,
+            "--bundle-password-file",
+            bad.to_str().expect("path"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let r = json_of(&other.escrow_cmd(
+        "seeder",
+        &[
+            "import",
+            bundle_s,
+            "--bundle-password-file",
+            bpw_s,
+            "--json",
+        ],
+    ));
+    let imported = r["imported"].as_array().expect("imported");
+    assert_eq!(imported.len(), 1, "{r}");
+    assert_eq!(imported[0]["source_number"].as_i64(), Some(n2));
+    let m = imported[0]["escrow_number"].as_i64().expect("number");
+    let r = json_of(&other.escrow_cmd(
+        "seeder",
+        &[
+            "import",
+            bundle_s,
+            "--bundle-password-file",
+            bpw_s,
+            "--json",
+        ],
+    ));
+    assert_eq!(r["imported"].as_array().map(Vec::len), Some(0), "{r}");
+    assert_eq!(
+        r["already_present"].as_array().map(Vec::len),
+        Some(1),
+        "{r}"
+    );
+    let e = json_of(&other.escrow_cmd("seeder", &["show", &m.to_string(), "--json"]));
+    assert_eq!(e["user"], "alice");
+    assert!(
+        e["origin"]
+            .as_str()
+            .is_some_and(|o| o.starts_with("import:")),
+        "{e}"
+    );
 }
 
 /// The forgotten-password story without any backup made beforehand: `backup-header --raw`

@@ -43,6 +43,155 @@ pub enum EscrowCommand {
     /// Make the escrow authority's RSA key pair: the private key as encrypted PKCS#8 PEM, the
     /// public key as PEM; prints the fingerprint (SHA-256 of the DER public key).
     Keygen(KeygenArgs),
+    /// List escrow entries: an admin's search (by volume, salt, fingerprint, user, dates), or
+    /// with --mine the caller's own deposits.
+    Search(EscrowSearchArgs),
+    /// Show one escrow entry (an admin any, a user their own).
+    Show(EscrowShowArgs),
+    /// Ask for an escrow entry to be deleted (a user their own, an admin any); a second admin
+    /// approves or rejects it.
+    RequestDeletion(EscrowRequestDeletionArgs),
+    /// List the pending deletion requests (admin).
+    Deletions(EscrowLoginOnlyArgs),
+    /// Approve a pending deletion request: the entry is deleted (admin; not the requester).
+    Approve(EscrowDecideArgs),
+    /// Reject a pending deletion request: the entry stays (admin).
+    Reject(EscrowDecideArgs),
+    /// Export escrow entries to a password-protected bundle file (export right).
+    Export(EscrowExportArgs),
+    /// Import a bundle file made by export, on this or another server (import right).
+    Import(EscrowImportArgs),
+}
+
+/// How the escrow commands log in to the server of the client configuration.
+#[derive(Args, Debug, Clone, Default)]
+pub struct EscrowLoginArgs {
+    /// The escrow client configuration (default: ~/.config/tcvault/escrow.xml, else
+    /// /etc/tcvault/escrow.xml).
+    #[arg(long, value_name = "FILE")]
+    pub escrow_config: Option<PathBuf>,
+    /// Read the network user name (first line) and password (second line) from FILE.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["login", "login_password_file"])]
+    pub escrow_credentials: Option<PathBuf>,
+    /// The network user name (default: asked).
+    #[arg(long, value_name = "NAME")]
+    pub login: Option<String>,
+    /// Read the network password from FILE instead of asking.
+    #[arg(long = "password-file", value_name = "FILE")]
+    pub login_password_file: Option<PathBuf>,
+    /// Print the server's answer as JSON on standard output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `tcvault escrow deletions`.
+#[derive(Args, Debug)]
+pub struct EscrowLoginOnlyArgs {
+    /// Login and output.
+    #[command(flatten)]
+    pub login: EscrowLoginArgs,
+}
+
+/// `tcvault escrow search`.
+#[derive(Args, Debug)]
+pub struct EscrowSearchArgs {
+    /// Login and output.
+    #[command(flatten)]
+    pub login: EscrowLoginArgs,
+    /// The caller's own deposits instead of an admin search (no criteria).
+    #[arg(long, conflicts_with_all = ["volume", "salt", "fingerprint", "user", "from", "to", "limit"])]
+    pub mine: bool,
+    /// Entries whose recorded salts this volume or header backup shows (a search hint only).
+    #[arg(long, value_name = "PATH")]
+    pub volume: Option<PathBuf>,
+    /// A salt (hex).
+    #[arg(long, value_name = "HEX", conflicts_with = "volume")]
+    pub salt: Option<String>,
+    /// A volume fingerprint (hex).
+    #[arg(long, value_name = "HEX")]
+    pub fingerprint: Option<String>,
+    /// Entries escrowed by this user.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// From this date (RFC 3339 or Unix seconds).
+    #[arg(long, value_name = "DATE")]
+    pub from: Option<String>,
+    /// Up to this date.
+    #[arg(long, value_name = "DATE")]
+    pub to: Option<String>,
+    /// At most this many entries (1 to 1000; default 100).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
+}
+
+/// `tcvault escrow show`.
+#[derive(Args, Debug)]
+pub struct EscrowShowArgs {
+    /// The escrow number.
+    #[arg(value_name = "N")]
+    pub number: i64,
+    /// Login and output.
+    #[command(flatten)]
+    pub login: EscrowLoginArgs,
+}
+
+/// `tcvault escrow request-deletion`.
+#[derive(Args, Debug)]
+pub struct EscrowRequestDeletionArgs {
+    /// The escrow number.
+    #[arg(value_name = "N")]
+    pub number: i64,
+    /// Why (shown to the approving admin; at most 1000 characters).
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub reason: String,
+    /// Login and output.
+    #[command(flatten)]
+    pub login: EscrowLoginArgs,
+}
+
+/// `tcvault escrow approve|reject`.
+#[derive(Args, Debug)]
+pub struct EscrowDecideArgs {
+    /// The deletion request's id (see `tcvault escrow deletions`).
+    #[arg(value_name = "ID")]
+    pub id: i64,
+    /// Login and output.
+    #[command(flatten)]
+    pub login: EscrowLoginArgs,
+}
+
+/// `tcvault escrow export`.
+#[derive(Args, Debug)]
+pub struct EscrowExportArgs {
+    /// The escrow numbers to export.
+    #[arg(value_name = "N", required = true)]
+    pub numbers: Vec<i64>,
+    /// Where to write the bundle (mode 0600).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: PathBuf,
+    /// Read the bundle's password (at least 8 characters) from FILE instead of asking twice.
+    #[arg(long, value_name = "FILE")]
+    pub bundle_password_file: Option<PathBuf>,
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Login and output.
+    #[command(flatten)]
+    pub login: EscrowLoginArgs,
+}
+
+/// `tcvault escrow import`.
+#[derive(Args, Debug)]
+pub struct EscrowImportArgs {
+    /// A bundle file made by `tcvault escrow export`.
+    #[arg(value_name = "FILE")]
+    pub bundle: PathBuf,
+    /// Read the bundle's password from FILE instead of asking.
+    #[arg(long, value_name = "FILE")]
+    pub bundle_password_file: Option<PathBuf>,
+    /// Login and output.
+    #[command(flatten)]
+    pub login: EscrowLoginArgs,
 }
 
 /// `tcvault escrow keygen`.

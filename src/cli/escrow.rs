@@ -19,7 +19,7 @@ use tcvault::volume::write::{self, WriteError};
 use tcvault::volume::{Host, SlotChoice, Volume};
 
 use super::args::RestoreOptions;
-use super::args::{EscrowArgs, EscrowCmdArgs, EscrowCommand, EscrowPolicyArg, KeygenArgs};
+use super::args::{EscrowArgs, EscrowPolicyArg, KeygenArgs};
 use super::exit::{BAD_INPUT, CliError, FAILED, USAGE, WRONG_CREDENTIALS};
 use super::unlock::{credentials, prf_of};
 
@@ -172,13 +172,13 @@ fn try_deposit(
 }
 
 /// At most 64 KiB of `path`, straight into a secret buffer.
-fn read_small(path: &Path, what: &str, trim: bool) -> Result<SecretBytes, String> {
+pub(super) fn read_small(path: &Path, what: &str, trim: bool) -> Result<SecretBytes, String> {
     let f = std::fs::File::open(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
     read_secret(f, 64 * 1024, trim).map_err(|e| format!("{what} {}: {e}", path.display()))
 }
 
 /// A credentials file: the user name on the first line, the password on the second.
-fn login_from_file(path: &Path) -> Result<Login, String> {
+pub(super) fn login_from_file(path: &Path) -> Result<Login, String> {
     let raw = read_small(path, "escrow credentials file", false)?;
     let text = std::str::from_utf8(raw.expose())
         .map_err(|_| format!("escrow credentials file {}: not UTF-8", path.display()))?;
@@ -200,11 +200,11 @@ fn login_from_file(path: &Path) -> Result<Login, String> {
 }
 
 /// A secret from a file (one trailing newline removed).
-fn secret_from_file(path: &Path, what: &str) -> Result<SecretBytes, CliError> {
+pub(super) fn secret_from_file(path: &Path, what: &str) -> Result<SecretBytes, CliError> {
     read_small(path, what, true).map_err(|m| CliError::msg(m, BAD_INPUT))
 }
 
-fn ask_line(prompt: &str) -> io::Result<String> {
+pub(super) fn ask_line(prompt: &str) -> io::Result<String> {
     err!("{prompt}");
     io::stderr().flush()?;
     let mut s = String::new();
@@ -212,7 +212,7 @@ fn ask_line(prompt: &str) -> io::Result<String> {
     Ok(s)
 }
 
-fn prompt_secret(prompt: &str) -> Result<SecretBytes, CliError> {
+pub(super) fn prompt_secret(prompt: &str) -> Result<SecretBytes, CliError> {
     if !io::stdin().is_terminal() {
         return Err(CliError::msg(
             format!(
@@ -231,14 +231,7 @@ fn prompt_secret(prompt: &str) -> Result<SecretBytes, CliError> {
 
 // ---------- escrow keygen ----------
 
-/// `tcvault escrow …`.
-pub fn command(a: &EscrowCmdArgs) -> Result<(), CliError> {
-    match &a.command {
-        EscrowCommand::Keygen(k) => keygen(k),
-    }
-}
-
-fn packet_err(e: PacketError) -> CliError {
+pub(super) fn packet_err(e: PacketError) -> CliError {
     let code = match e {
         PacketError::KeyTooSmall(_) => USAGE,
         PacketError::Key(_) => WRONG_CREDENTIALS,
@@ -247,7 +240,8 @@ fn packet_err(e: PacketError) -> CliError {
     CliError::new(e, code)
 }
 
-fn keygen(k: &KeygenArgs) -> Result<(), CliError> {
+/// `tcvault escrow keygen`.
+pub(super) fn keygen(k: &KeygenArgs) -> Result<(), CliError> {
     if k.bits < packet::MIN_KEY_BITS {
         return Err(packet_err(PacketError::KeyTooSmall(k.bits)));
     }

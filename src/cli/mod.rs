@@ -8,6 +8,7 @@ pub mod args;
 mod benchmark;
 mod decrypt;
 mod escrow;
+mod escrow_manage;
 mod exit;
 mod info;
 mod mount;
@@ -37,7 +38,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::ChangePassword(a) => write::change_password(&a),
         Command::BackupHeader(a) => write::backup_header(&a),
         Command::RestoreHeader(a) => write::restore_header(&a),
-        Command::Escrow(a) => escrow::command(&a),
+        Command::Escrow(a) => escrow_manage::command(&a),
         Command::Restore(a) => escrow::restore(&a.admin, &a.target, &a.opts),
     };
     exit_code(result)

@@ -165,7 +165,7 @@ pub struct Entry {
 /// A list of entries.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EntryList {
-    /// The entries, oldest first.
+    /// The entries, newest first.
     pub entries: Vec<Entry>,
 }
 
