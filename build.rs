@@ -11,9 +11,8 @@ use std::path::{Path, PathBuf};
 use clap::CommandFactory;
 
 #[allow(dead_code)]
-mod args {
-    include!("src/cli/args.rs");
-}
+#[path = "src/cli/args/mod.rs"]
+mod args;
 
 fn main() -> io::Result<()> {
     println!("cargo:rerun-if-changed=src/cli");

@@ -320,26 +320,33 @@ impl<'de> serde::Deserialize<'de> for SecretText {
     }
 }
 
-/// Reads at most `limit` bytes of `reader` straight into a secret buffer (never through a
+/// Reads all of `reader`, at most `limit` bytes, straight into a secret buffer (never through a
 /// growing `Vec`, whose reallocations would leave copies behind) and returns what was read,
 /// with one trailing newline (`\n` or `\r\n`) removed when `trim_newline`.
 ///
 /// # Errors
-/// The reader's error.
+/// The reader's error; [`std::io::ErrorKind::InvalidData`] when there is more than `limit`.
 pub fn read_secret(
     mut reader: impl std::io::Read,
     limit: usize,
     trim_newline: bool,
 ) -> std::io::Result<SecretBytes> {
-    let mut buf = SecretBytes::zeroed(limit);
+    // One byte more than allowed: input that fills it is too long, never silently cut.
+    let mut buf = SecretBytes::zeroed(limit + 1);
     let mut filled = 0;
-    while filled < limit {
+    while filled <= limit {
         match reader.read(&mut buf.expose_mut()[filled..]) {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
+    }
+    if filled > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("longer than {limit} bytes"),
+        ));
     }
     let mut bytes = &buf.expose()[..filled];
     if trim_newline && let Some(rest) = bytes.strip_suffix(b"\n") {
@@ -483,8 +490,11 @@ mod tests {
     fn secrets_read_into_their_own_buffers() {
         let s = read_secret(&b"pass phrase\r\n"[..], 64, true).expect("read");
         assert_eq!(s.expose(), b"pass phrase");
-        let s = read_secret(&b"abcdef"[..], 4, false).expect("read");
+        let s = read_secret(&b"abcd"[..], 4, false).expect("read");
         assert_eq!(s.expose(), b"abcd");
+        // More than the limit is refused, never cut to it.
+        let e = read_secret(&b"abcdef"[..], 4, false).expect_err("too long");
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
         let t = SecretText::from_secret(SecretBytes::from_slice("pässword".as_bytes()));
         assert_eq!(t.expect("utf-8").as_str(), "pässword");
         assert!(SecretText::from_secret(SecretBytes::from_slice(&[0xff])).is_none());

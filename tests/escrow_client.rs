@@ -940,7 +940,7 @@ fn decoy_salts_do_not_make_restore_overwrite_another_volume() {
     let va = open(&a, "pw a").expect("a opens");
     let key = packet::parse_public_key(&std::fs::read_to_string(&authority().public).expect("pub"))
         .expect("public key");
-    let (meta, sealed) = packet::seal(va.unlocked(), "alice", &[key]).expect("seal");
+    let (meta, sealed) = packet::encrypt_to(va.unlocked(), "alice", &[key]).expect("seal");
     let d = DepositRequest {
         volume_fingerprint: meta.volume_fingerprint.clone(),
         salts: vec![b_salt],

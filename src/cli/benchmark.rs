@@ -3,7 +3,7 @@
 //! `--device`), because shared machines drift too much for absolute numbers to compare.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, IsTerminal, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, IsTerminal, Write};
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -456,7 +456,12 @@ fn device_report(a: &BenchmarkArgs, dev: &Path, chain: ChainId) -> Result<String
         }
     }
     let (file, direct) = open_device(dev, a.write)?;
-    let size = device_size(&file, dev)?;
+    let size = tcvault::volume::device_size(&file).map_err(|e| {
+        CliError::msg(
+            format!("cannot find the size of {}: {e}", dev.display()),
+            FAILED,
+        )
+    })?;
     let max_req = a.seq_size.max(a.rand_size);
     if size < max_req.saturating_mul(4) {
         return Err(CliError::msg(
@@ -615,16 +620,6 @@ fn open_device(dev: &Path, write: bool) -> Result<(File, bool), CliError> {
         }
         Err(e) => Err(open_error(dev, e)),
     }
-}
-
-fn device_size(file: &File, dev: &Path) -> Result<u64, CliError> {
-    let mut f = file;
-    f.seek(SeekFrom::End(0)).map_err(|e| {
-        CliError::msg(
-            format!("cannot find the size of {}: {e}", dev.display()),
-            FAILED,
-        )
-    })
 }
 
 /// Refuses a device that is mounted, holds a mounted partition, or is active swap.

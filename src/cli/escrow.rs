@@ -21,7 +21,7 @@ use tcvault::volume::{Host, SlotChoice, Volume};
 use super::args::RestoreOptions;
 use super::args::{EscrowArgs, EscrowPolicyArg, KeygenArgs};
 use super::exit::{BAD_INPUT, CliError, FAILED, USAGE, WRONG_CREDENTIALS};
-use super::unlock::{credentials, prf_of};
+use super::unlock::{credentials, prf_of, prompt_secret};
 
 // ---------- the escrow hook ----------
 
@@ -101,16 +101,6 @@ pub fn offer_new(
             "tcvault: cannot reopen {} for escrow: {e}",
             volume.display()
         ),
-    }
-}
-
-/// Unlock options that try only `prot` (a header just written with it).
-pub fn narrow(prot: Protection) -> UnlockOptions {
-    UnlockOptions {
-        family: Some(prot.family),
-        prf: Some(prot.kdf.prf()),
-        scheme: Some(prot.scheme),
-        ..UnlockOptions::default()
     }
 }
 
@@ -210,23 +200,6 @@ pub(super) fn ask_line(prompt: &str) -> io::Result<String> {
     let mut s = String::new();
     io::stdin().lock().read_line(&mut s)?;
     Ok(s)
-}
-
-pub(super) fn prompt_secret(prompt: &str) -> Result<SecretBytes, CliError> {
-    if !io::stdin().is_terminal() {
-        return Err(CliError::msg(
-            format!(
-                "no terminal to ask: {}",
-                prompt.trim_end_matches([':', ' '])
-            ),
-            BAD_INPUT,
-        ));
-    }
-    let mut s = rpassword::prompt_password(prompt)
-        .map_err(|e| CliError::msg(format!("cannot read it: {e}"), BAD_INPUT))?;
-    let secret = SecretBytes::from_slice(s.as_bytes());
-    zeroize::Zeroize::zeroize(&mut s);
-    Ok(secret)
 }
 
 // ---------- escrow keygen ----------
@@ -440,7 +413,7 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
         Some(
             o.keep_old_header
                 .clone()
-                .unwrap_or_else(|| super::write::default_keep_path(target)),
+                .unwrap_or_else(|| write::default_keep_path(target)),
         )
     };
     let output = o.output.as_deref().filter(|_| is_backup);

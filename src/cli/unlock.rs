@@ -1,13 +1,13 @@
 //! Turning `UnlockArgs` into credentials and options, reading the password.
 
 use std::fs::File;
-use std::io::{self, IsTerminal, Read};
+use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
 
 use tcvault::crypto::chain::ChainId;
 use tcvault::crypto::prf::Prf;
 use tcvault::header::{Credentials, Family, UnlockOptions};
-use tcvault::secret::{Password, Pim, SecretBytes};
+use tcvault::secret::{Password, Pim, SecretBytes, read_secret};
 use tcvault::volume::keyfiles::read_keyfiles;
 use tcvault::volume::truncated::ReadableVolume;
 use tcvault::volume::{Host, SlotChoice, Volume};
@@ -98,14 +98,16 @@ fn read_password(
     confirm: bool,
 ) -> Result<Password, CliError> {
     let raw = match password_file {
-        Some(p) if p.as_os_str() == "-" => read_secret(io::stdin().lock()).map_err(|e| {
-            CliError::new(e, BAD_INPUT).hint("could not read the password from standard input")
-        })?,
+        Some(p) if p.as_os_str() == "-" => {
+            read_secret(io::stdin().lock(), MAX_PASSWORD_FILE, false).map_err(|e| {
+                CliError::new(e, BAD_INPUT).hint("could not read the password from standard input")
+            })?
+        }
         Some(p) => {
             let f = File::open(p).map_err(|e| {
                 CliError::msg(format!("password file {}: {e}", p.display()), BAD_INPUT)
             })?;
-            read_secret(f).map_err(|e| {
+            read_secret(f, MAX_PASSWORD_FILE, false).map_err(|e| {
                 CliError::msg(format!("password file {}: {e}", p.display()), BAD_INPUT)
             })?
         }
@@ -141,36 +143,26 @@ fn read_password(
     Password::new(bytes).map_err(|e| CliError::new(e, BAD_INPUT))
 }
 
-fn prompt_secret(prompt: &str) -> Result<SecretBytes, CliError> {
-    let typed = rpassword::prompt_password(prompt)
-        .map_err(|e| CliError::msg(format!("cannot read the password: {e}"), BAD_INPUT))?;
-    let s = SecretBytes::from_slice(typed.as_bytes());
-    let mut typed = typed;
-    zeroize::Zeroize::zeroize(&mut typed);
-    Ok(s)
-}
+/// Most bytes read from a password file (far more than any password).
+const MAX_PASSWORD_FILE: usize = 4096;
 
-/// Reads a small secret (at most 4 KiB) without leaving copies behind.
-fn read_secret(r: impl Read) -> io::Result<SecretBytes> {
-    const LIMIT: usize = 4096;
-    let mut buf = SecretBytes::zeroed(LIMIT + 1);
-    let mut r = r.take(LIMIT as u64 + 1);
-    let mut n = 0;
-    loop {
-        match r.read(&mut buf.expose_mut()[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    if n > LIMIT {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "longer than any password",
+/// Asks for a secret on the terminal without echo (a password, a passphrase); refused when
+/// standard input is not a terminal.
+pub(super) fn prompt_secret(prompt: &str) -> Result<SecretBytes, CliError> {
+    if !io::stdin().is_terminal() {
+        return Err(CliError::msg(
+            format!(
+                "no terminal to ask: {}",
+                prompt.trim_end_matches([':', ' '])
+            ),
+            BAD_INPUT,
         ));
     }
-    Ok(SecretBytes::from_slice(&buf.expose()[..n]))
+    let mut typed = rpassword::prompt_password(prompt)
+        .map_err(|e| CliError::msg(format!("cannot read it: {e}"), BAD_INPUT))?;
+    let s = SecretBytes::from_slice(typed.as_bytes());
+    zeroize::Zeroize::zeroize(&mut typed);
+    Ok(s)
 }
 
 pub fn prf_of(p: PrfArg) -> Prf {

@@ -1,7 +1,6 @@
 //! The commands that write: `create`, `change-password`, `backup-header`, `restore-header`.
 
 use std::io::{self, IsTerminal};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -202,13 +201,7 @@ pub fn create(a: &CreateArgs) -> Result<(), CliError> {
     {
         super::mount::warn_if_short_of_space(&host);
     }
-    super::escrow::offer_new(
-        &a.volume,
-        &creds,
-        false,
-        &super::escrow::narrow(prot),
-        &a.escrow,
-    );
+    super::escrow::offer_new(&a.volume, &creds, false, &prot.only(), &a.escrow);
     make_filesystem(a, &creds, prot, SlotChoice::default())
 }
 
@@ -230,12 +223,7 @@ fn make_filesystem(
         FilesystemArg::Exfat => FsKind::Exfat,
         FilesystemArg::Ntfs => FsKind::Ntfs,
     };
-    let opts = tcvault::header::UnlockOptions {
-        family: Some(prot.family),
-        prf: Some(prot.kdf.prf()),
-        scheme: Some(prot.scheme),
-        ..tcvault::header::UnlockOptions::default()
-    };
+    let opts = prot.only();
     let vol = Volume::open(&a.volume, creds, slots, &opts)?;
     tcvault::mount::format_volume(vol, fs, a.label.as_deref()).map_err(|e| {
         CliError::new(e, FAILED).hint(
@@ -308,7 +296,7 @@ pub fn change_password(a: &ChangePasswordArgs) -> Result<(), CliError> {
     // is kept next to the user (as restore-header does), so that a failed write loses nothing.
     let keep = match (&a.keep_old_header, write::is_legacy(&vol)) {
         (Some(k), _) => Some(k.clone()),
-        (None, true) => Some(default_keep_path(&a.volume)),
+        (None, true) => Some(write::default_keep_path(&a.volume)),
         (None, false) => None,
     };
     write::change_password(&vol, &new, keep.as_deref())?;
@@ -326,7 +314,7 @@ pub fn change_password(a: &ChangePasswordArgs) -> Result<(), CliError> {
         &a.volume,
         &creds,
         u.header.is_hidden(),
-        &super::escrow::narrow(prot),
+        &prot.only(),
         &a.escrow,
     );
     errln!(
@@ -410,26 +398,6 @@ pub fn backup_header(a: &BackupHeaderArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The default file for the old header slots: `NAME.old-headers-SECONDS` in the current
-/// directory (never beside a device node), `-2`, `-3`… appended when that name is taken.
-pub(super) fn default_keep_path(volume: &Path) -> PathBuf {
-    let name = volume
-        .file_name()
-        .map_or_else(|| "volume".into(), |n| n.to_string_lossy().into_owned());
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    // Two volumes of the same name rewritten within one second get distinct files.
-    let base = format!("{name}.old-headers-{secs}");
-    (1..)
-        .map(|i| match i {
-            1 => PathBuf::from(&base),
-            i => PathBuf::from(format!("{base}-{i}")),
-        })
-        .find(|p| std::fs::symlink_metadata(p).is_err())
-        .unwrap_or_else(|| PathBuf::from(base))
-}
-
 pub fn restore_header(a: &RestoreHeaderArgs) -> Result<(), CliError> {
     let source = match &a.file {
         Some(f) => {
@@ -457,7 +425,7 @@ pub fn restore_header(a: &RestoreHeaderArgs) -> Result<(), CliError> {
         Some(
             a.keep_old_header
                 .clone()
-                .unwrap_or_else(|| default_keep_path(&a.volume)),
+                .unwrap_or_else(|| write::default_keep_path(&a.volume)),
         )
     };
     let slot = write::restore_header(&a.volume, source, &creds, &opts, keep.as_deref(), a.force)?;
@@ -525,12 +493,6 @@ fn create_hidden(a: &CreateArgs) -> Result<(), CliError> {
         hidden: true,
         ..SlotChoice::default()
     };
-    super::escrow::offer_new(
-        &a.volume,
-        &creds,
-        true,
-        &super::escrow::narrow(prot),
-        &a.escrow,
-    );
+    super::escrow::offer_new(&a.volume, &creds, true, &prot.only(), &a.escrow);
     make_filesystem(a, &creds, prot, hidden)
 }

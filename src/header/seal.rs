@@ -72,6 +72,17 @@ pub struct Protection {
 }
 
 impl Protection {
+    /// Unlock options that try only this protection: how a header just written with it is
+    /// opened again to check it.
+    pub fn only(self) -> UnlockOptions {
+        UnlockOptions {
+            family: Some(self.family),
+            prf: Some(self.kdf.prf()),
+            scheme: Some(self.scheme),
+            ..UnlockOptions::default()
+        }
+    }
+
     /// The protection for `family`, `prf` and `pim`, checked against what the family allows.
     ///
     /// # Errors
@@ -211,13 +222,7 @@ fn verify(
         slot: Slot::Normal,
         bytes: *sealed,
     };
-    let opts = UnlockOptions {
-        family: Some(prot.family),
-        prf: Some(prot.kdf.prf()),
-        scheme: Some(prot.scheme),
-        ..UnlockOptions::default()
-    };
-    let back = unlock(&[cand], creds, &opts).map_err(|_| SealError::Verify)?;
+    let back = unlock(&[cand], creds, &prot.only()).map_err(|_| SealError::Verify)?;
     if back.header != *header || back.kdf != prot.kdf || back.scheme != prot.scheme {
         return Err(SealError::Verify);
     }

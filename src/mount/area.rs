@@ -75,8 +75,8 @@ impl AreaSpec {
     }
 }
 
-/// An open, keyed data area.
-pub struct DataArea {
+/// A volume's data area open with its keys (the header layout's [`crate::header::layout::DataArea`] says where it lies).
+pub struct KeyedArea {
     spec: AreaSpec,
     buffered: File,
     direct: Option<File>,
@@ -84,13 +84,13 @@ pub struct DataArea {
     direct_failed: AtomicBool,
     cipher: SectorCipher,
     tripped: AtomicBool,
-    /// Called once, by the write that trips protection (see [`DataArea::on_trip`]).
+    /// Called once, by the write that trips protection (see [`KeyedArea::on_trip`]).
     on_trip: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
-impl std::fmt::Debug for DataArea {
+impl std::fmt::Debug for KeyedArea {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DataArea")
+        f.debug_struct("KeyedArea")
             .field("spec", &self.spec)
             .field("direct", &self.direct.is_some())
             .finish_non_exhaustive()
@@ -176,13 +176,13 @@ fn direct_write(file: &File, buf: &[u8], at: u64) -> io::Result<()> {
     })
 }
 
-impl DataArea {
+impl KeyedArea {
     /// Opens the host named in `spec` and keys the chain with `key_material` (the header's
     /// key area: primary keys, then tweak keys).
     ///
     /// # Errors
     /// The host cannot be opened, or the key material is too short for the chain.
-    pub fn open(spec: AreaSpec, key_material: &[u8]) -> Result<DataArea, MountError> {
+    pub fn open(spec: AreaSpec, key_material: &[u8]) -> Result<KeyedArea, MountError> {
         let cipher = SectorCipher::new(spec.scheme, key_material).map_err(|need| {
             MountError::Protocol(format!("key material shorter than {need} bytes"))
         })?;
@@ -200,7 +200,7 @@ impl DataArea {
         } else {
             None
         };
-        Ok(DataArea {
+        Ok(KeyedArea {
             spec,
             buffered,
             direct,
@@ -215,9 +215,9 @@ impl DataArea {
     /// not depend on how the volume was opened).
     ///
     /// # Errors
-    /// As [`DataArea::open`].
-    pub fn of_volume(volume: &Volume, read_only: bool) -> Result<DataArea, MountError> {
-        DataArea::open(
+    /// As [`KeyedArea::open`].
+    pub fn of_volume(volume: &Volume, read_only: bool) -> Result<KeyedArea, MountError> {
+        KeyedArea::open(
             AreaSpec::of(volume, read_only),
             volume.unlocked().header.key_area.expose(),
         )

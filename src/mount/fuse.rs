@@ -19,7 +19,7 @@ use fuser::{
     ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, SessionACL, WriteFlags,
 };
 
-use super::area::DataArea;
+use super::area::KeyedArea;
 use super::loopdev::LoopDevice;
 use super::{Attached, Backend, MountError};
 
@@ -41,7 +41,7 @@ const FILE_INO: INodeNo = INodeNo(2);
 const TTL: Duration = Duration::from_secs(3600);
 
 struct AreaFs {
-    area: Arc<DataArea>,
+    area: Arc<KeyedArea>,
     started: SystemTime,
 }
 
@@ -289,7 +289,7 @@ impl Backend for FuseBackend {
 
     fn attach(
         &self,
-        area: Arc<DataArea>,
+        area: Arc<KeyedArea>,
         work_dir: &Path,
         label: &str,
     ) -> Result<Box<dyn Attached>, MountError> {

@@ -1,6 +1,6 @@
 //! Layer 4a: unlocked volumes as block devices and mounted filesystems.
 //!
-//! A [`Backend`] turns a volume's decrypted data area ([`area::DataArea`]) into a block device;
+//! A [`Backend`] turns a volume's decrypted data area ([`area::KeyedArea`]) into a block device;
 //! the one backend today is [`fuse::FuseBackend`] (a private FUSE file with a loop device on
 //! it; this kernel has no device-mapper). [`service`] runs that in a background process that
 //! outlives the command, keeps its state under `/run/tcvault/` ([`state`]), mounts the
@@ -20,7 +20,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use area::{AreaSpec, DataArea};
+pub use area::{AreaSpec, KeyedArea};
 pub use fs::FsKind;
 pub use service::{MountRequest, UnmountOutcome, list, start, unmount};
 pub use state::MountState;
@@ -138,7 +138,7 @@ pub trait Backend {
     /// The device cannot be set up.
     fn attach(
         &self,
-        area: Arc<DataArea>,
+        area: Arc<KeyedArea>,
         work_dir: &Path,
         label: &str,
     ) -> Result<Box<dyn Attached>, MountError>;
@@ -182,7 +182,7 @@ pub fn format_volume(volume: Volume, fs: FsKind, label: Option<&str>) -> Result<
             package: pkg.into(),
         });
     }
-    let area = Arc::new(DataArea::of_volume(&volume, false)?);
+    let area = Arc::new(KeyedArea::of_volume(&volume, false)?);
     drop(volume);
     let work = tempfile::Builder::new()
         .prefix("tcvault-format-")

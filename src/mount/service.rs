@@ -25,7 +25,7 @@ use crate::crypto::scheme::Scheme;
 use crate::secret::SecretBytes;
 use crate::volume::Volume;
 
-use super::area::{AreaSpec, DataArea};
+use super::area::{AreaSpec, KeyedArea};
 use super::fs::{self, FsOptions};
 use super::fuse::FuseBackend;
 use super::loopdev;
@@ -220,7 +220,7 @@ struct Running {
     dir: PathBuf,
     state: MountState,
     attached: Option<Box<dyn Attached>>,
-    area: Option<Arc<DataArea>>,
+    area: Option<Arc<KeyedArea>>,
     /// The driver of the mounted filesystem.
     driver: Option<fs::Driver>,
     mounted: bool,
@@ -486,7 +486,7 @@ fn setup(
         protect: req.protect.clone(),
         direct_io: true,
     };
-    let area = Arc::new(DataArea::open(spec, key.expose())?);
+    let area = Arc::new(KeyedArea::open(spec, key.expose())?);
     drop(key);
     let tripped = events.clone();
     area.on_trip(move || {

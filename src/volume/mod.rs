@@ -349,7 +349,13 @@ pub(crate) fn open_without_blocking(path: &Path, writable: bool) -> io::Result<F
 }
 
 /// The size of a block device: seeking to its end is the portable way that needs no ioctl.
-fn device_size(file: &File) -> io::Result<u64> {
+/// The size of the block device (or file) open as `file`: where its end is. (`metadata().len()`
+/// is 0 for a block device.) It moves the file's position to the end: callers read and write
+/// at explicit offsets.
+///
+/// # Errors
+/// The seek's error.
+pub fn device_size(file: &File) -> io::Result<u64> {
     use std::io::{Seek, SeekFrom};
     let mut f = file.try_clone()?;
     f.seek(SeekFrom::End(0))

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::probe::{self, PROBE_LEN};
-use super::{Host, SlotChoice, Volume, VolumeError};
+use super::{Host, SlotChoice, Volume, VolumeError, device_size};
 use crate::crypto::random::{self, RandomError};
 use crate::crypto::scheme::{Scheme, SectorCipher};
 use crate::crypto::xts::DATA_UNIT;
@@ -299,12 +299,6 @@ fn open_device_exclusive(path: &Path) -> Result<File, WriteError> {
                 io_err(path, "cannot open for writing")(e)
             }
         })
-}
-
-fn device_size(file: &File) -> io::Result<u64> {
-    use std::io::{Seek, SeekFrom};
-    let mut f = file.try_clone()?;
-    f.seek(SeekFrom::End(0))
 }
 
 fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
@@ -1216,6 +1210,26 @@ pub fn is_legacy(v: &Volume) -> bool {
 /// See [`WriteError`].
 pub fn write_backup_file(out: &Path, bytes: &[u8], force: bool) -> Result<(), WriteError> {
     write_new_file(out, bytes, force)
+}
+
+/// The default file for the old header slots: `NAME.old-headers-SECONDS` in the current
+/// directory (never beside a device node), `-2`, `-3`… appended when that name is taken.
+pub fn default_keep_path(volume: &Path) -> PathBuf {
+    let name = volume
+        .file_name()
+        .map_or_else(|| "volume".into(), |n| n.to_string_lossy().into_owned());
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    // Two volumes of the same name rewritten within one second get distinct files.
+    let base = format!("{name}.old-headers-{secs}");
+    (1..)
+        .map(|i| match i {
+            1 => PathBuf::from(&base),
+            i => PathBuf::from(format!("{base}-{i}")),
+        })
+        .find(|p| std::fs::symlink_metadata(p).is_err())
+        .unwrap_or_else(|| PathBuf::from(base))
 }
 
 /// The raw header backup of `host`, a volume: its normal and hidden header slots exactly as

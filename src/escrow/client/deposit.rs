@@ -35,7 +35,7 @@ pub enum DepositError {
     },
     /// The packet could not be sealed.
     #[error(transparent)]
-    Seal(PacketError),
+    Packet(PacketError),
     /// The volume's salts could not be read.
     #[error(transparent)]
     Volume(#[from] VolumeError),
@@ -100,9 +100,9 @@ pub fn deposit(
     let client = EscrowClient::new(cfg)?;
     let key = authority_key(cfg, &client)?;
     let salts = readable_salts(host)?;
-    let (meta, sealed) = packet::seal(u, &login.user, &[key]).map_err(DepositError::Seal)?;
+    let (meta, sealed) = packet::encrypt_to(u, &login.user, &[key]).map_err(DepositError::Packet)?;
     let metadata = serde_json::to_value(&meta)
-        .map_err(|e| DepositError::Seal(PacketError::Seal(e.to_string())))?;
+        .map_err(|e| DepositError::Packet(PacketError::Encrypt(e.to_string())))?;
     let request = DepositRequest {
         volume_fingerprint: meta.volume_fingerprint.clone(),
         salts: salts.iter().map(hex::encode).collect(),

@@ -91,7 +91,7 @@ pub enum PacketError {
     KeyTooSmall(usize),
     /// No random bytes or RSA failure while sealing.
     #[error("cannot seal the packet: {0}")]
-    Seal(String),
+    Encrypt(String),
 }
 
 /// The packet's clear metadata (bound to the ciphertext as associated data).
@@ -271,23 +271,23 @@ fn now_unix() -> u64 {
 ///
 /// # Errors
 /// No recipients, too many, or a failure of the random generator or RSA.
-pub fn seal(
+pub fn encrypt_to(
     u: &UnlockedHeader,
     user: &str,
     recipients: &[RsaPublicKey],
 ) -> Result<(Metadata, Vec<u8>), PacketError> {
-    seal_as(PACKET_VERSION, u, user, recipients)
+    encrypt_as(PACKET_VERSION, u, user, recipients)
 }
 
 /// [`seal`] in packet format `version` (1: without the header key; tests of old packets).
-fn seal_as(
+fn encrypt_as(
     version: u16,
     u: &UnlockedHeader,
     user: &str,
     recipients: &[RsaPublicKey],
 ) -> Result<(Metadata, Vec<u8>), PacketError> {
     if recipients.is_empty() || recipients.len() > MAX_RECIPIENTS {
-        return Err(PacketError::Seal(format!(
+        return Err(PacketError::Encrypt(format!(
             "{} recipients (1 to {MAX_RECIPIENTS} allowed)",
             recipients.len()
         )));
@@ -312,7 +312,7 @@ fn seal_as(
         created_unix: now_unix(),
         user: user.to_owned(),
     };
-    let meta = serde_json::to_vec(&metadata).map_err(|e| PacketError::Seal(e.to_string()))?;
+    let meta = serde_json::to_vec(&metadata).map_err(|e| PacketError::Encrypt(e.to_string()))?;
     let mut key = Zeroizing::new([0u8; CONTENT_KEY_LEN]);
     OsRng.fill_bytes(key.as_mut());
     let mut out = Vec::with_capacity(2048);
@@ -324,7 +324,7 @@ fn seal_as(
     for (r, fp) in recipients.iter().zip(&fps) {
         let wrapped = r
             .encrypt(&mut OsRng, Oaep::new::<rsa::sha2::Sha256>(), key.as_ref())
-            .map_err(|e| PacketError::Seal(format!("RSA-OAEP: {e}")))?;
+            .map_err(|e| PacketError::Encrypt(format!("RSA-OAEP: {e}")))?;
         out.extend_from_slice(fp);
         out.extend_from_slice(&u16::try_from(wrapped.len()).unwrap_or(0).to_be_bytes());
         out.extend_from_slice(&wrapped);
@@ -340,7 +340,7 @@ fn seal_as(
         plain.expose_mut()[HEADER_SIZE..HEADER_SIZE + used].copy_from_slice(&hk[..used]);
     }
     let cipher = Aes256Gcm::new_from_slice(key.as_ref())
-        .map_err(|_| PacketError::Seal("AES-256-GCM key".into()))?;
+        .map_err(|_| PacketError::Encrypt("AES-256-GCM key".into()))?;
     let sealed = cipher
         .encrypt(
             Nonce::from_slice(&nonce),
@@ -349,7 +349,7 @@ fn seal_as(
                 aad: &out[..aad_len],
             },
         )
-        .map_err(|_| PacketError::Seal("AES-256-GCM".into()))?;
+        .map_err(|_| PacketError::Encrypt("AES-256-GCM".into()))?;
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&sealed);
     Ok((metadata, out))
@@ -543,7 +543,7 @@ mod tests {
     fn round_trip_and_tampering() {
         let u = unlocked();
         let public = key().to_public_key();
-        let (meta, bytes) = seal(&u, "alice", std::slice::from_ref(&public)).expect("seal");
+        let (meta, bytes) = encrypt_to(&u, "alice", std::slice::from_ref(&public)).expect("seal");
         assert_eq!(meta.volume_fingerprint, volume_fingerprint(&u));
         assert_eq!(meta.chain, "Serpent-AES");
         let p = Packet::parse(&bytes).expect("parse");
@@ -581,7 +581,7 @@ mod tests {
     fn version_1_packets_still_open_without_a_header_key() {
         let u = unlocked();
         let public = key().to_public_key();
-        let (meta, bytes) = seal_as(1, &u, "alice", std::slice::from_ref(&public)).expect("seal");
+        let (meta, bytes) = encrypt_as(1, &u, "alice", std::slice::from_ref(&public)).expect("seal");
         assert_eq!(meta.packet_version, 1);
         let p = Packet::parse(&bytes).expect("parse v1");
         assert_eq!(p.version(), 1);

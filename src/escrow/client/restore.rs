@@ -40,7 +40,7 @@ use crate::escrow::wire::{Entry, SearchParams};
 use crate::header::format::Header;
 use crate::header::layout::{HEADER_SIZE, HeaderRole, HostKind, SALT_LEN, Slot};
 use crate::header::seal::Protection;
-use crate::header::unlock::{Credentials, UnlockOptions};
+use crate::header::unlock::Credentials;
 use crate::secret::SecretBytes;
 use crate::volume::write::{self, WriteError, fitting_area};
 use crate::volume::{Host, SlotChoice, Volume, VolumeError, probe};
@@ -369,13 +369,7 @@ pub fn write(
         hidden: e.header.is_hidden(),
         ..SlotChoice::default()
     };
-    let opts = UnlockOptions {
-        family: Some(prot.family),
-        prf: Some(prot.kdf.prf()),
-        scheme: Some(e.scheme),
-        ..UnlockOptions::default()
-    };
-    let back = Volume::open(&path, creds, slots, &opts)?;
+    let back = Volume::open(&path, creds, slots, &prot.only())?;
     if back.unlocked().header != e.header {
         return Err(RestoreError::DoesNotReadBack(path));
     }

@@ -758,7 +758,7 @@ async fn export(
     };
     let count = content.entries.len();
     let sealed =
-        tokio::task::spawn_blocking(move || bundle::seal(&content, b.bundle_password.expose()))
+        tokio::task::spawn_blocking(move || bundle::encrypt(&content, b.bundle_password.expose()))
             .await
             .map_err(|_| ApiError::internal())?
             .map_err(|e| ApiError::bad(e.to_string()))?;
@@ -779,7 +779,7 @@ async fn import(
         .decode(b.bundle.as_bytes())
         .map_err(|_| ApiError::bad("bundle must be base64"))?;
     let content =
-        tokio::task::spawn_blocking(move || bundle::open(&raw, b.bundle_password.expose()))
+        tokio::task::spawn_blocking(move || bundle::decrypt(&raw, b.bundle_password.expose()))
             .await
             .map_err(|_| ApiError::internal())?
             .map_err(|e| match e {

@@ -123,11 +123,11 @@ fn derive(password: &[u8], kdf: &Kdf) -> Result<Zeroizing<[u8; 32]>, BundleError
     Ok(key)
 }
 
-/// Seals `content` under `password`; returns the bundle bytes (JSON).
+/// Encrypts `content` under `password`; returns the bundle bytes (JSON).
 ///
 /// # Errors
 /// [`BundleError::WeakPassword`], [`BundleError::Seal`].
-pub fn seal(content: &BundleContent, password: &[u8]) -> Result<Vec<u8>, BundleError> {
+pub fn encrypt(content: &BundleContent, password: &[u8]) -> Result<Vec<u8>, BundleError> {
     if password.len() < MIN_BUNDLE_PASSWORD {
         return Err(BundleError::WeakPassword);
     }
@@ -167,11 +167,11 @@ pub fn seal(content: &BundleContent, password: &[u8]) -> Result<Vec<u8>, BundleE
     serde_json::to_vec(&sealed).map_err(|e| BundleError::Seal(e.to_string()))
 }
 
-/// Opens a bundle.
+/// Decrypts a bundle.
 ///
 /// # Errors
 /// [`BundleError::Format`], [`BundleError::Params`], [`BundleError::Open`].
-pub fn open(bundle: &[u8], password: &[u8]) -> Result<BundleContent, BundleError> {
+pub fn decrypt(bundle: &[u8], password: &[u8]) -> Result<BundleContent, BundleError> {
     let sealed: Sealed =
         serde_json::from_slice(bundle).map_err(|e| BundleError::Format(e.to_string()))?;
     if sealed.format != BUNDLE_FORMAT || sealed.version != 1 || sealed.cipher != "xchacha20poly1305"
@@ -208,7 +208,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn seal_open_round_trip_and_wrong_password() {
+    fn encrypt_decrypt_round_trip_and_wrong_password() {
         let content = BundleContent {
             origin: "a".into(),
             exported_at: 5,
@@ -223,11 +223,11 @@ mod tests {
                 packet: "AAE=".into(),
             }],
         };
-        let b = seal(&content, b"correct horse").expect("seal");
-        assert_eq!(open(&b, b"correct horse").expect("open"), content);
-        assert!(matches!(open(&b, b"wrong horse!"), Err(BundleError::Open)));
+        let b = encrypt(&content, b"correct horse").expect("seal");
+        assert_eq!(decrypt(&b, b"correct horse").expect("open"), content);
+        assert!(matches!(decrypt(&b, b"wrong horse!"), Err(BundleError::Open)));
         assert!(matches!(
-            seal(&content, b"short"),
+            encrypt(&content, b"short"),
             Err(BundleError::WeakPassword)
         ));
     }

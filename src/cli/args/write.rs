@@ -1,5 +1,11 @@
-// Arguments of the commands that write volumes and headers: create, change-password,
-// backup-header, restore-header. Included by args.rs (clap and std only).
+//! Arguments of the commands that write volumes and headers: create, change-password,
+//! backup-header, restore-header. Only `clap` and `std` here (build.rs compiles it).
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use super::{ChainArg, EscrowArgs, PrfArg, UnlockArgs};
 
 /// A new password, keyfiles and PIM: what `create` protects a volume with and what
 /// `change-password` changes to. Without a password file the password is asked for twice on

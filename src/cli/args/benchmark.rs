@@ -1,5 +1,10 @@
-// Arguments of `tcvault benchmark`. Included by args.rs (so build.rs sees them): only `clap` and
-// `std` here.
+//! Arguments of `tcvault benchmark`. Only `clap` and `std` here (build.rs compiles it).
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{ChainArg, PrfArg};
 
 /// `tcvault benchmark`.
 #[derive(Args, Debug)]
@@ -48,7 +53,12 @@ pub struct BenchmarkArgs {
     #[arg(long, requires = "write")]
     pub yes: bool,
     /// With --device: queue depths (concurrent requests) to measure, comma-separated.
-    #[arg(long, value_name = "N,…", value_delimiter = ',', default_value = "1,4,16")]
+    #[arg(
+        long,
+        value_name = "N,…",
+        value_delimiter = ',',
+        default_value = "1,4,16"
+    )]
     pub queue_depth: Vec<u32>,
     /// With --device: seconds per measurement.
     #[arg(long, value_name = "SECONDS", default_value = "2")]

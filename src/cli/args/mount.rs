@@ -1,4 +1,10 @@
-// Arguments of mount, unmount and list. Included by args.rs (clap and std only).
+//! Arguments of mount, unmount and list. Only `clap` and `std` here (build.rs compiles it).
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{EscrowArgs, UnlockArgs};
 
 /// `tcvault mount`.
 #[derive(Args, Debug)]

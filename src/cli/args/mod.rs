@@ -1,5 +1,7 @@
-// The command-line definition. This file is also `include!`d by build.rs to generate man pages
-// and shell completions, so it may use only `clap` and `std`.
+//! The command-line definition: the top level and the options shared by several commands
+//! here, each group of commands' own arguments in a file beside it. build.rs compiles this
+//! folder too (to generate man pages and shell completions), so it may use only `clap` and
+//! `std`.
 
 use std::path::PathBuf;
 
@@ -203,9 +205,12 @@ pub struct DecryptArgs {
     pub partial: bool,
 }
 
-// The arguments of some commands live in files of their own beside this one, included here so
-// that build.rs sees them too. The same rule holds there: only `clap` and `std`.
-include!("args_write.rs");
-include!("args_benchmark.rs");
-include!("args_mount.rs");
-include!("args_escrow.rs");
+mod benchmark;
+mod escrow;
+mod mount;
+mod write;
+
+pub use benchmark::*;
+pub use escrow::*;
+pub use mount::*;
+pub use write::*;

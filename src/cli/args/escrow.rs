@@ -1,6 +1,12 @@
-// Arguments of key escrow: the escrow options of the commands that accept a password, `escrow
-// keygen`, and the help-desk restore (`restore --admin ADMIN TARGET`, `-R ADMIN TARGET`).
-// Included by args.rs (clap and std only).
+//! Arguments of key escrow: the escrow options of the commands that accept a password, `escrow
+//! keygen`, and the help-desk restore (`restore --admin ADMIN TARGET`, `-R ADMIN TARGET`).
+//! Only `clap` and `std` here (build.rs compiles it).
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use super::{NewSecretArgs, PrfArg};
 
 /// When to escrow a volume's keys.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
