@@ -138,7 +138,9 @@ impl Env {
     }
 
     fn add_user(&self, name: &str, password: &str, admin: bool) {
-        let store = Store::open(&self.db_url, Path::new("/")).expect("open store");
+        let audit_key = self.dir.path().join("server").join("audit.key");
+        let store =
+            Store::open_keyed(&self.db_url, Path::new("/"), &audit_key).expect("open store");
         let rec = UserRecord {
             name: name.to_owned(),
             password_hash: hash_password(password.as_bytes()).expect("hash"),

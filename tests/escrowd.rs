@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use tcvault::escrow::server::Server;
 use tcvault::escrow::server::auth::hash_password;
 use tcvault::escrow::server::config::{self, Config};
-use tcvault::escrow::server::store::{AuditEvent, AuditReport, Store, UserRecord};
+use tcvault::escrow::server::store::{AuditEvent, AuditKey, AuditReport, Store, UserRecord};
 
 // ---------- fixtures ----------
 
@@ -56,33 +56,39 @@ enum Kind {
     Postgres,
 }
 
-/// A fresh database for one test.
+/// A fresh database for one test, with the audit key the server and the helpers open it with.
 #[derive(Clone, Debug)]
-enum Db {
+struct Db {
+    at: DbAt,
+    audit_key: PathBuf,
+}
+
+#[derive(Clone, Debug)]
+enum DbAt {
     Sqlite(PathBuf),
     Postgres(String),
 }
 
 impl Db {
     fn url(&self) -> String {
-        match self {
-            Db::Sqlite(p) => format!("sqlite:{}", p.display()),
-            Db::Postgres(u) => u.clone(),
+        match &self.at {
+            DbAt::Sqlite(p) => format!("sqlite:{}", p.display()),
+            DbAt::Postgres(u) => u.clone(),
         }
     }
 
     /// Runs raw SQL against the database behind the server's back (tampering, triggers).
     async fn exec(&self, sql: &str) {
-        let db = self.clone();
+        let db = self.at.clone();
         let sql = sql.to_owned();
         tokio::task::spawn_blocking(move || match db {
-            Db::Sqlite(p) => {
+            DbAt::Sqlite(p) => {
                 let c = rusqlite::Connection::open(p).expect("open sqlite");
                 c.busy_timeout(Duration::from_secs(10))
                     .expect("busy timeout");
                 c.execute_batch(&sql).expect("raw sql");
             }
-            Db::Postgres(u) => {
+            DbAt::Postgres(u) => {
                 let mut c = ::postgres::Client::connect(&u, ::postgres::NoTls).expect("connect pg");
                 c.batch_execute(&sql).expect("raw sql");
             }
@@ -93,10 +99,12 @@ impl Db {
 
     /// Walks the audit chain (the store is synchronous: off the async threads).
     async fn verify(&self) -> AuditReport {
-        let url = self.url();
+        let (url, key) = (self.url(), self.audit_key.clone());
         tokio::task::spawn_blocking(move || {
             Store::open(&url, Path::new("/"))
                 .expect("open store")
+                .with_audit_key(AuditKey::load(&key).expect("audit key"))
+                .expect("keyed store")
                 .verify_audit()
                 .expect("verify")
         })
@@ -105,20 +113,27 @@ impl Db {
     }
 
     async fn store(&self) -> Store {
-        let url = self.url();
-        tokio::task::spawn_blocking(move || Store::open(&url, Path::new("/")))
+        let (url, key) = (self.url(), self.audit_key.clone());
+        tokio::task::spawn_blocking(move || Store::open_keyed(&url, Path::new("/"), &key))
             .await
             .expect("store task")
             .expect("open store")
     }
 }
 
-/// A fresh database, or `None` when PostgreSQL is not available outside CI.
+/// A fresh database and a new audit key in `dir`, or `None` when PostgreSQL is not available
+/// outside CI.
 async fn fresh_db(kind: Kind, dir: &Path) -> Option<Db> {
+    let tag = random_hex(4);
+    let audit_key = dir.join(format!("audit-{tag}.key"));
+    AuditKey::create(&audit_key).expect("audit key");
+    let at = fresh_db_at(kind, dir, &tag).await?;
+    Some(Db { at, audit_key })
+}
+
+async fn fresh_db_at(kind: Kind, dir: &Path, tag: &str) -> Option<DbAt> {
     match kind {
-        Kind::Sqlite => Some(Db::Sqlite(
-            dir.join(format!("escrow-{}.sqlite3", random_hex(4))),
-        )),
+        Kind::Sqlite => Some(DbAt::Sqlite(dir.join(format!("escrow-{tag}.sqlite3")))),
         Kind::Postgres => {
             let Ok(base) = std::env::var("TCVAULT_TEST_POSTGRES_URL") else {
                 assert!(
@@ -143,7 +158,7 @@ async fn fresh_db(kind: Kind, dir: &Path) -> Option<Db> {
                 None => (base.clone(), String::new()),
             };
             let cut = head.rfind('/').expect("database URL has a path");
-            Some(Db::Postgres(format!("{}/{name}{tail}", &head[..cut])))
+            Some(DbAt::Postgres(format!("{}/{name}{tail}", &head[..cut])))
         }
     }
 }
@@ -198,6 +213,7 @@ async fn start(kind: Kind, opts: Options) -> Option<TestServer> {
     let mut cfg = Config::load(&conf_dir.join("escrowd.xml")).expect("load sample config");
     cfg.listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
     cfg.database_url = db.url();
+    cfg.audit_key = db.audit_key.clone();
     cfg.admin_networks = opts
         .admin_networks
         .split(',')

@@ -1,7 +1,9 @@
 //! Command line of `tcvault-escrowd` (compiled into that binary only): arguments, password
 //! prompts, running the server until SIGTERM, exit codes.
 //!
-//! Exit codes: 0 success, 1 error, 2 usage error, 3 `audit verify` found a broken chain.
+//! Exit codes: 0 success, 1 error (a missing or unreadable audit key included), 2 usage error,
+//! 3 `audit verify` found a problem (a broken chain, or a user, escrow entry or deletion
+//! request changed, added or removed behind the server's back).
 //! Everything printed goes through [`print`]'s macros, which never panic.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
@@ -16,7 +18,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use tcvault::escrow::server::auth::{MAX_PASSWORD_BYTES, hash_password};
 use tcvault::escrow::server::config::{self, Config};
-use tcvault::escrow::server::store::{AuditEvent, Store, UserRecord};
+use tcvault::escrow::server::store::{AuditEvent, AuditKey, Store, UserRecord};
 use tcvault::escrow::server::{Server, ServerError};
 use tcvault::secret::{SecretBytes, SecretText};
 
@@ -37,7 +39,8 @@ enum Command {
     Serve,
     /// Check the configuration file and exit.
     CheckConfig,
-    /// Write a sample configuration, a self-signed certificate and an SQLite path into DIR.
+    /// Write a sample configuration, a self-signed certificate, a new audit key and an SQLite
+    /// path into DIR.
     Init {
         /// Folder to write into (created if needed; existing files are not overwritten).
         dir: PathBuf,
@@ -115,7 +118,8 @@ enum UserCommand {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Walk the hash chain; exit 3 if a row was changed or removed.
+    /// Check the keyed audit chain and the users, escrow entries and deletion requests it
+    /// records; exit 3 if anything was changed, added or removed behind the server's back.
     Verify,
 }
 
@@ -164,7 +168,42 @@ fn load(path: &Path) -> Result<Config, Failure> {
 }
 
 fn open_store(config: &Config) -> Result<Store, Failure> {
-    Store::open(&config.database_url, Path::new(".")).map_err(fail)
+    Store::open_keyed(&config.database_url, Path::new("."), &config.audit_key).map_err(fail)
+}
+
+fn verify(config: &Config) -> Result<(), Failure> {
+    // A wrong key is not refused here: verify reports what does not check out under it.
+    let key = AuditKey::load(&config.audit_key).map_err(fail)?;
+    let store = Store::open(&config.database_url, Path::new("."))
+        .and_then(|s| s.with_audit_key(key))
+        .map_err(fail)?;
+    let report = store.verify_audit().map_err(fail)?;
+    let keyed = report
+        .keyed_from
+        .map_or_else(String::new, |seq| format!(", keyed from row {seq}"));
+    if report.problems.is_empty() {
+        outln!(
+            "audit chain intact: {} rows{keyed}, {} users/entries/deletion requests match, \
+             head {}",
+            report.rows,
+            report.records,
+            report.head_hash
+        );
+        Ok(())
+    } else {
+        for p in &report.problems {
+            outln!("audit: {p}");
+        }
+        Err((
+            3,
+            format!(
+                "audit chain BROKEN: {} problem(s) in {} rows and {} records",
+                report.problems.len(),
+                report.rows,
+                report.records
+            ),
+        ))
+    }
 }
 
 fn local_event(event: &str) -> AuditEvent {
@@ -254,6 +293,10 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
                 "certificate for clients to trust: {}",
                 out.certificate.display()
             );
+            outln!(
+                "audit key: {} (keep a copy apart from the database; audit verify needs it)",
+                out.audit_key.display()
+            );
             if out.authority_key.is_none() {
                 outln!(
                     "next: copy the escrow authority's RSA PUBLIC key (PEM) to {}",
@@ -271,35 +314,13 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             let c = load(&cli.config)?;
             tcvault::escrow::server::authority::AuthorityKey::load(&c.authority_public_key)
                 .map_err(fail)?;
+            AuditKey::load(&c.audit_key).map_err(fail)?;
             outln!("{}: ok (listen {})", cli.config.display(), c.listen);
             Ok(())
         }
         Command::Serve => serve(load(&cli.config)?),
         Command::User(u) => user(&load(&cli.config)?, u),
-        Command::Audit(AuditCommand::Verify) => {
-            let store = open_store(&load(&cli.config)?)?;
-            let report = store.verify_audit().map_err(fail)?;
-            if report.problems.is_empty() {
-                outln!(
-                    "audit chain intact: {} rows, head {}",
-                    report.rows,
-                    report.head_hash
-                );
-                Ok(())
-            } else {
-                for p in &report.problems {
-                    outln!("audit: {p}");
-                }
-                Err((
-                    3,
-                    format!(
-                        "audit chain BROKEN: {} problem(s) in {} rows",
-                        report.problems.len(),
-                        report.rows
-                    ),
-                ))
-            }
-        }
+        Command::Audit(AuditCommand::Verify) => verify(&load(&cli.config)?),
     }
 }
 
