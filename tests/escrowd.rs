@@ -1595,3 +1595,85 @@ fn binary_init_users_serve_sigterm_and_audit_verify() {
         "{err}"
     );
 }
+
+fn run_escrowd(conf: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = escrowd()
+        .arg("-c")
+        .arg(conf)
+        .args(args)
+        .output()
+        .expect("run tcvault-escrowd");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn binary_init_listen_goes_into_the_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = write_authority(dir.path());
+    for (listen, want) in [
+        ("[::1]:9443", "[::1]:9443"),
+        ("10.1.2.3:8080", "10.1.2.3:8080"),
+    ] {
+        let conf_dir = dir.path().join(random_hex(4));
+        let out = escrowd()
+            .arg("init")
+            .arg(&conf_dir)
+            .args([
+                "--host",
+                "escrow.example.org",
+                "--listen",
+                listen,
+                "--authority-key",
+            ])
+            .arg(&key)
+            .output()
+            .expect("init");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let conf = conf_dir.join("escrowd.xml");
+        let c = Config::load(&conf).expect("config");
+        assert_eq!(c.listen, want.parse::<SocketAddr>().expect("addr"));
+        let (code, out, err) = run_escrowd(&conf, &["check-config"]);
+        assert_eq!(code, Some(0), "{err}");
+        assert!(out.contains(&format!("listen {want}")), "{out}");
+    }
+    // Without --listen: all addresses, --port or 8443.
+    let conf_dir = dir.path().join("default");
+    let out = escrowd()
+        .arg("init")
+        .arg(&conf_dir)
+        .args(["--host", "localhost", "--port", "9000"])
+        .output()
+        .expect("init");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c = Config::load(&conf_dir.join("escrowd.xml")).expect("config");
+    assert_eq!(
+        c.listen,
+        "0.0.0.0:9000".parse::<SocketAddr>().expect("addr")
+    );
+    // Usage errors: both, or no port.
+    for bad in [
+        &["--listen", "127.0.0.1:1", "--port", "2"][..],
+        &["--listen", "127.0.0.1"],
+    ] {
+        let out = escrowd()
+            .arg("init")
+            .arg(dir.path().join(random_hex(4)))
+            .args(["--host", "localhost"])
+            .args(bad)
+            .output()
+            .expect("init");
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
+}

@@ -12,6 +12,7 @@
 mod print;
 
 use std::io::{IsTerminal, Read};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -47,9 +48,12 @@ enum Command {
         /// Host name clients use to reach the server (goes into the certificate).
         #[arg(long)]
         host: String,
-        /// Port to listen on.
-        #[arg(long, default_value_t = 8443)]
+        /// Port to listen on (on all addresses).
+        #[arg(long, default_value_t = 8443, conflicts_with = "listen")]
         port: u16,
+        /// Address and port to listen on, e.g. 10.1.2.3:8443 (IPv6 in brackets; instead of --port).
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<SocketAddr>,
         /// The escrow authority's RSA PUBLIC key (PEM) to install; private keys are refused.
         #[arg(long, value_name = "PEM")]
         authority_key: Option<PathBuf>,
@@ -285,10 +289,13 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             dir,
             host,
             port,
+            listen,
             authority_key,
         } => {
-            let out = config::init(&dir, &host, port, authority_key.as_deref()).map_err(fail)?;
-            outln!("wrote {}", out.config.display());
+            let listen = listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], port)));
+            let out =
+                config::init_listen(&dir, &host, listen, authority_key.as_deref()).map_err(fail)?;
+            outln!("wrote {} (listen {listen})", out.config.display());
             outln!(
                 "certificate for clients to trust: {}",
                 out.certificate.display()

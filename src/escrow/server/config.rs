@@ -565,10 +565,8 @@ pub struct InitOutcome {
     pub audit_key: PathBuf,
 }
 
-/// Writes a sample configuration into `dir`: `escrowd.xml`, a self-signed certificate for `host`
-/// (`cert.pem`, `key.pem` mode 0600), a new audit key (`audit.key`, mode 0600), an SQLite
-/// database path, and, when `authority_key` is given, a copy of that RSA **public** key (private
-/// keys are refused).
+/// Writes a sample configuration into `dir` that listens on all addresses at `port`; see
+/// [`init_listen`].
 ///
 /// # Errors
 /// See [`InitError`].
@@ -576,6 +574,27 @@ pub fn init(
     dir: &Path,
     host: &str,
     port: u16,
+    authority_key: Option<&Path>,
+) -> Result<InitOutcome, InitError> {
+    init_listen(
+        dir,
+        host,
+        SocketAddr::from(([0, 0, 0, 0], port)),
+        authority_key,
+    )
+}
+
+/// Writes a sample configuration into `dir`: `escrowd.xml` listening on `listen`, a self-signed
+/// certificate for `host` (`cert.pem`, `key.pem` mode 0600), a new audit key (`audit.key`, mode
+/// 0600), an SQLite database path, and, when `authority_key` is given, a copy of that RSA
+/// **public** key (private keys are refused).
+///
+/// # Errors
+/// See [`InitError`].
+pub fn init_listen(
+    dir: &Path,
+    host: &str,
+    listen: SocketAddr,
     authority_key: Option<&Path>,
 ) -> Result<InitOutcome, InitError> {
     let io = |path: &Path| {
@@ -622,11 +641,12 @@ pub fn init(
     if let Some(pem) = &authority_pem {
         fs::write(&authority, pem).map_err(io(&authority))?;
     }
+    let (address, port) = (listen.ip(), listen.port());
     let xml = format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <!-- tcvault-escrowd configuration. Relative paths are relative to this file. -->
 <TCVAULT_ESCROWD>
-  <LISTEN_ADDRESS>0.0.0.0</LISTEN_ADDRESS>
+  <LISTEN_ADDRESS>{address}</LISTEN_ADDRESS>
   <LISTEN_PORT>{port}</LISTEN_PORT>
   <!-- Self-signed for {host}; clients must trust cert.pem (or use a certificate from your CA). -->
   <TLS_CERTIFICATE>cert.pem</TLS_CERTIFICATE>
