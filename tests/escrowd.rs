@@ -21,7 +21,12 @@ use sha2::{Digest, Sha256};
 use tcvault::escrow::server::Server;
 use tcvault::escrow::server::auth::hash_password;
 use tcvault::escrow::server::config::{self, Config};
-use tcvault::escrow::server::store::{AuditEvent, AuditReport, Store, UserRecord};
+use tcvault::escrow::server::store::postgres::PostgresBackend;
+use tcvault::escrow::server::store::sqlite::SqliteBackend;
+use tcvault::escrow::server::store::{
+    AUDIT_GENESIS, AuditEvent, AuditKey, AuditReport, Backend, Store, UserRecord,
+    Value as SqlValue, audit_hash, audit_mac,
+};
 
 // ---------- fixtures ----------
 
@@ -56,33 +61,39 @@ enum Kind {
     Postgres,
 }
 
-/// A fresh database for one test.
+/// A fresh database for one test, with the audit key the server and the helpers open it with.
 #[derive(Clone, Debug)]
-enum Db {
+struct Db {
+    at: DbAt,
+    audit_key: PathBuf,
+}
+
+#[derive(Clone, Debug)]
+enum DbAt {
     Sqlite(PathBuf),
     Postgres(String),
 }
 
 impl Db {
     fn url(&self) -> String {
-        match self {
-            Db::Sqlite(p) => format!("sqlite:{}", p.display()),
-            Db::Postgres(u) => u.clone(),
+        match &self.at {
+            DbAt::Sqlite(p) => format!("sqlite:{}", p.display()),
+            DbAt::Postgres(u) => u.clone(),
         }
     }
 
     /// Runs raw SQL against the database behind the server's back (tampering, triggers).
     async fn exec(&self, sql: &str) {
-        let db = self.clone();
+        let db = self.at.clone();
         let sql = sql.to_owned();
         tokio::task::spawn_blocking(move || match db {
-            Db::Sqlite(p) => {
+            DbAt::Sqlite(p) => {
                 let c = rusqlite::Connection::open(p).expect("open sqlite");
                 c.busy_timeout(Duration::from_secs(10))
                     .expect("busy timeout");
                 c.execute_batch(&sql).expect("raw sql");
             }
-            Db::Postgres(u) => {
+            DbAt::Postgres(u) => {
                 let mut c = ::postgres::Client::connect(&u, ::postgres::NoTls).expect("connect pg");
                 c.batch_execute(&sql).expect("raw sql");
             }
@@ -93,10 +104,12 @@ impl Db {
 
     /// Walks the audit chain (the store is synchronous: off the async threads).
     async fn verify(&self) -> AuditReport {
-        let url = self.url();
+        let (url, key) = (self.url(), self.audit_key.clone());
         tokio::task::spawn_blocking(move || {
             Store::open(&url, Path::new("/"))
                 .expect("open store")
+                .with_audit_key(AuditKey::load(&key).expect("audit key"))
+                .expect("keyed store")
                 .verify_audit()
                 .expect("verify")
         })
@@ -104,21 +117,87 @@ impl Db {
         .expect("verify task")
     }
 
+    /// The store's own backend over this database, for raw statements behind the server's back.
+    fn backend(&self) -> Box<dyn Backend> {
+        match &self.at {
+            DbAt::Sqlite(p) => Box::new(SqliteBackend::open(p).expect("open sqlite")),
+            DbAt::Postgres(u) => Box::new(PostgresBackend::connect(u).expect("connect pg")),
+        }
+    }
+
+    /// What someone with write access to the database but not the audit key can do after
+    /// changing audit rows: recompute the chain from row `from` on with `tag(row, prev_hash)`
+    /// (row = SEQ, AUDIT_TIME, ACTOR, PEER, EVENT, ESCROW_NUMBERS, DETAIL, ROW_CHANGES) and
+    /// move the head along.
+    async fn rechain(&self, from: i64, tag: impl Fn(&[SqlValue], &str) -> String + Send + 'static) {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || {
+            db.backend()
+                .with_tx(&mut |tx| {
+                    let mut prev = match tx
+                        .query("SELECT HASH FROM AUDIT WHERE SEQ = ?", &[(from - 1).into()])?
+                        .first()
+                    {
+                        Some(r) => col_text(r, 0).to_owned(),
+                        None => AUDIT_GENESIS.to_owned(),
+                    };
+                    let rows = tx.query(
+                        "SELECT SEQ, AUDIT_TIME, ACTOR, PEER, EVENT, ESCROW_NUMBERS, DETAIL, \
+                         ROW_CHANGES FROM AUDIT WHERE SEQ >= ? ORDER BY SEQ",
+                        &[from.into()],
+                    )?;
+                    for r in &rows {
+                        let hash = tag(r, &prev);
+                        tx.execute(
+                            "UPDATE AUDIT SET PREV_HASH = ?, HASH = ? WHERE SEQ = ?",
+                            &[prev.as_str().into(), hash.as_str().into(), r[0].clone()],
+                        )?;
+                        prev = hash;
+                    }
+                    tx.execute("UPDATE AUDIT_HEAD SET HASH = ?", &[prev.as_str().into()])?;
+                    Ok(())
+                })
+                .expect("rechain");
+        })
+        .await
+        .expect("rechain task");
+    }
+
+    /// Verifies and asserts that some problem mentions each of `wanted`.
+    async fn assert_problems(&self, wanted: &[&str]) -> AuditReport {
+        let report = self.verify().await;
+        for w in wanted {
+            assert!(
+                report.problems.iter().any(|p| p.contains(w)),
+                "no problem mentions {w:?}: {:?}",
+                report.problems
+            );
+        }
+        report
+    }
+
     async fn store(&self) -> Store {
-        let url = self.url();
-        tokio::task::spawn_blocking(move || Store::open(&url, Path::new("/")))
+        let (url, key) = (self.url(), self.audit_key.clone());
+        tokio::task::spawn_blocking(move || Store::open_keyed(&url, Path::new("/"), &key))
             .await
             .expect("store task")
             .expect("open store")
     }
 }
 
-/// A fresh database, or `None` when PostgreSQL is not available outside CI.
+/// A fresh database and a new audit key in `dir`, or `None` when PostgreSQL is not available
+/// outside CI.
 async fn fresh_db(kind: Kind, dir: &Path) -> Option<Db> {
+    let tag = random_hex(4);
+    let audit_key = dir.join(format!("audit-{tag}.key"));
+    AuditKey::create(&audit_key).expect("audit key");
+    let at = fresh_db_at(kind, dir, &tag).await?;
+    Some(Db { at, audit_key })
+}
+
+async fn fresh_db_at(kind: Kind, dir: &Path, tag: &str) -> Option<DbAt> {
     match kind {
-        Kind::Sqlite => Some(Db::Sqlite(
-            dir.join(format!("escrow-{}.sqlite3", random_hex(4))),
-        )),
+        Kind::Sqlite => Some(DbAt::Sqlite(dir.join(format!("escrow-{tag}.sqlite3")))),
         Kind::Postgres => {
             let Ok(base) = std::env::var("TCVAULT_TEST_POSTGRES_URL") else {
                 assert!(
@@ -143,7 +222,7 @@ async fn fresh_db(kind: Kind, dir: &Path) -> Option<Db> {
                 None => (base.clone(), String::new()),
             };
             let cut = head.rfind('/').expect("database URL has a path");
-            Some(Db::Postgres(format!("{}/{name}{tail}", &head[..cut])))
+            Some(DbAt::Postgres(format!("{}/{name}{tail}", &head[..cut])))
         }
     }
 }
@@ -198,6 +277,7 @@ async fn start(kind: Kind, opts: Options) -> Option<TestServer> {
     let mut cfg = Config::load(&conf_dir.join("escrowd.xml")).expect("load sample config");
     cfg.listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
     cfg.database_url = db.url();
+    cfg.audit_key = db.audit_key.clone();
     cfg.admin_networks = opts
         .admin_networks
         .split(',')
@@ -391,7 +471,30 @@ both_backends!(
     audit_verify_detects_tampering,
     failed_audit_write_fails_the_action,
     bad_requests_get_clear_errors_and_server_keeps_serving,
+    untouched_database_verifies_after_a_normal_workflow,
+    audit_rows_rewritten_with_sha256_are_detected,
+    audit_rows_rewritten_with_a_wrong_key_are_detected,
+    deleted_escrow_entry_is_detected,
+    changed_entry_owner_is_detected,
+    inserted_rows_are_detected,
+    flipped_admin_flag_is_detected_even_after_a_later_change,
+    replaced_password_hash_is_detected,
+    deleted_deletion_request_is_detected,
 );
+
+fn col_text(row: &[SqlValue], i: usize) -> &str {
+    match &row[i] {
+        SqlValue::Text(t) => t,
+        other => panic!("column {i} is not text: {other:?}"),
+    }
+}
+
+fn col_int(row: &[SqlValue], i: usize) -> i64 {
+    match &row[i] {
+        SqlValue::Int(v) => *v,
+        other => panic!("column {i} is not an integer: {other:?}"),
+    }
+}
 
 // ---------- scenarios ----------
 
@@ -1250,6 +1353,320 @@ async fn bad_requests_get_clear_errors_and_server_keeps_serving(kind: Kind) {
     s.stop().await;
 }
 
+// ---------- the keyed audit against changes behind the server's back ----------
+
+/// What [`audit_workflow`] left in the database.
+struct Facts {
+    /// Alice's entry, escrowed twice (the second time with a new salt).
+    kept: i64,
+    /// Bob's pending deletion request.
+    pending_request: i64,
+}
+
+/// Users, deposits (one again with a new salt), a deletion approved, one rejected, one left
+/// pending, a search and a fetch; the audit verifies intact afterwards.
+async fn audit_workflow(kind: Kind) -> Option<(TestServer, Facts)> {
+    let s = start(kind, Options::default()).await?;
+    s.add_user("alice", "alice pw", false, false, false).await;
+    s.add_user("bob", "bob pw", false, false, false).await;
+    s.add_user("root", "root pw", true, false, false).await;
+    s.add_user("admin2", "admin2 pw", true, false, false).await;
+    let deposit = async |user: &str, fp: &str, salt: String| {
+        let (st, v) = s
+            .as_user(user)
+            .post("/v1/deposits", &deposit_body(fp, &[salt], b"packet"))
+            .await;
+        assert!(st.is_success(), "{v}");
+        v["escrow_number"].as_i64().expect("number")
+    };
+    let fp = random_hex(32);
+    let kept = deposit("alice", &fp, random_hex(64)).await;
+    assert_eq!(deposit("alice", &fp, random_hex(64)).await, kept);
+    let gone = deposit("alice", &random_hex(32), random_hex(64)).await;
+    let bobs = deposit("bob", &random_hex(32), random_hex(64)).await;
+    let ask = async |user: &str, n: i64| {
+        let (st, v) = s
+            .as_user(user)
+            .post("/v1/deletion-requests", &json!({"escrow_number": n}))
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        v["request_id"].as_i64().expect("id")
+    };
+    let approved = ask("alice", gone).await;
+    assert_eq!(
+        s.as_user("root").decide(approved, "approve").await.0,
+        StatusCode::OK
+    );
+    let rejected = ask("alice", kept).await;
+    assert_eq!(
+        s.as_user("admin2").decide(rejected, "reject").await.0,
+        StatusCode::OK
+    );
+    let pending_request = ask("bob", bobs).await;
+    assert_eq!(
+        s.as_user("root")
+            .get("/v1/admin/entries?user=alice")
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let fetch = format!("/v1/admin/entries/{kept}");
+    assert_eq!(s.as_user("root").get(&fetch).await.0, StatusCode::OK);
+    let report = s.db.verify().await;
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    Some((
+        s,
+        Facts {
+            kept,
+            pending_request,
+        },
+    ))
+}
+
+async fn untouched_database_verifies_after_a_normal_workflow(kind: Kind) {
+    let Some((s, f)) = audit_workflow(kind).await else {
+        return;
+    };
+    // User administration through the store, as the CLI does it.
+    let store = s.db.store().await;
+    tokio::task::spawn_blocking(move || {
+        let ev = AuditEvent::new("test", "local", "user_admin");
+        store.set_admin("bob", true, &ev).expect("set admin");
+        store.set_export("bob", true, &ev).expect("set export");
+        let hash = hash_password(b"bob new pw").expect("hash");
+        store.set_password("bob", &hash, &ev).expect("set password");
+        store.remove_user("admin2", &ev).expect("remove user");
+    })
+    .await
+    .expect("admin task");
+    let report = s.db.verify().await;
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!(
+        report.keyed_from,
+        Some(1),
+        "a new database is keyed from its first row"
+    );
+    // 3 users, 2 entries, 3 deletion requests.
+    assert_eq!(report.records, 8, "{report:?}");
+    assert!(f.kept > 0 && f.pending_request > 0);
+    s.stop().await;
+}
+
+async fn audit_rows_rewritten_with_sha256_are_detected(kind: Kind) {
+    let Some((s, _)) = audit_workflow(kind).await else {
+        return;
+    };
+    s.db.exec("UPDATE AUDIT SET ACTOR = 'someone else' WHERE SEQ = 3")
+        .await;
+    s.db.rechain(3, |r, prev| {
+        audit_hash(
+            col_int(r, 0),
+            col_int(r, 1),
+            col_text(r, 2),
+            col_text(r, 3),
+            col_text(r, 4),
+            col_text(r, 5),
+            col_text(r, 6),
+            prev,
+        )
+    })
+    .await;
+    let report =
+        s.db.assert_problems(&["row 3: contents do not match its MAC"])
+            .await;
+    assert!(
+        !report.problems.iter().any(|p| p.contains("previous-hash")),
+        "the links are consistent, only the keyed tags fail: {:?}",
+        report.problems
+    );
+    s.stop().await;
+}
+
+async fn audit_rows_rewritten_with_a_wrong_key_are_detected(kind: Kind) {
+    let Some((s, _)) = audit_workflow(kind).await else {
+        return;
+    };
+    // Grant alice admin and rewrite the whole keyed chain under a key of one's own.
+    s.db.exec("UPDATE \"USER\" SET USER_ADMIN = 1 WHERE USER_NAME = 'alice'")
+        .await;
+    let wrong = AuditKey::generate().expect("key");
+    s.db.rechain(1, move |r, prev| {
+        audit_mac(
+            &wrong,
+            col_int(r, 0),
+            col_int(r, 1),
+            col_text(r, 2),
+            col_text(r, 3),
+            col_text(r, 4),
+            col_text(r, 5),
+            col_text(r, 6),
+            col_text(r, 7),
+            prev,
+        )
+    })
+    .await;
+    s.db.assert_problems(&[
+        "row 1: the row that keyed the chain does not match its MAC",
+        "row 2: contents do not match its MAC",
+        "user \"alice\" is not what the audit chain last recorded",
+    ])
+    .await;
+    // The server refuses to start on a key that does not fit the chain (here: the real one
+    // no longer fits, exactly as a wrong key file would not).
+    let (url, key) = (s.db.url(), s.db.audit_key.clone());
+    let e = tokio::task::spawn_blocking(move || Store::open_keyed(&url, Path::new("/"), &key))
+        .await
+        .expect("task")
+        .expect_err("a key that does not verify the keying row is refused");
+    assert!(e.to_string().contains("does not verify audit row 1"), "{e}");
+    s.stop().await;
+}
+
+async fn deleted_escrow_entry_is_detected(kind: Kind) {
+    let Some((s, f)) = audit_workflow(kind).await else {
+        return;
+    };
+    s.db.exec(&format!(
+        "DELETE FROM ESCROW_SALT WHERE ESCROW_NUMBER = {0}; \
+         DELETE FROM ESCROW WHERE ESCROW_NUMBER = {0}",
+        f.kept
+    ))
+    .await;
+    s.db.assert_problems(&[&format!(
+        "escrow entry {} is missing, but the audit chain records it",
+        f.kept
+    )])
+    .await;
+    s.stop().await;
+}
+
+async fn changed_entry_owner_is_detected(kind: Kind) {
+    let Some((s, f)) = audit_workflow(kind).await else {
+        return;
+    };
+    s.db.exec(&format!(
+        "UPDATE ESCROW SET USER_NAME = 'bob' WHERE ESCROW_NUMBER = {}",
+        f.kept
+    ))
+    .await;
+    s.db.assert_problems(&[&format!(
+        "escrow entry {} is not what the audit chain last recorded",
+        f.kept
+    )])
+    .await;
+    s.stop().await;
+}
+
+async fn inserted_rows_are_detected(kind: Kind) {
+    let Some((s, f)) = audit_workflow(kind).await else {
+        return;
+    };
+    let hash = hash_password(b"mallory pw").expect("hash");
+    s.db.exec(&format!(
+        "INSERT INTO \"USER\" (USER_NAME, PASSWORD_HASH, USER_ADMIN, USER_EXPORT, USER_IMPORT, \
+         CREATED_AT) VALUES ('mallory', '{hash}', 1, 1, 1, 0); \
+         INSERT INTO ESCROW_SALT (ESCROW_NUMBER, SALT) VALUES ({}, '{}'); \
+         INSERT INTO ESCROW_SALT (ESCROW_NUMBER, SALT) VALUES (999999, '{}')",
+        f.kept,
+        random_hex(64),
+        random_hex(64)
+    ))
+    .await;
+    s.db.assert_problems(&[
+        "user \"mallory\" exists, but no audit row records it",
+        &format!(
+            "escrow entry {} is not what the audit chain last recorded",
+            f.kept
+        ),
+        "salts of escrow entry 999999, which does not exist",
+    ])
+    .await;
+    s.stop().await;
+}
+
+async fn flipped_admin_flag_is_detected_even_after_a_later_change(kind: Kind) {
+    let Some((s, _)) = audit_workflow(kind).await else {
+        return;
+    };
+    s.db.exec("UPDATE \"USER\" SET USER_ADMIN = 1 WHERE USER_NAME = 'alice'")
+        .await;
+    s.db.assert_problems(&["user \"alice\" is not what the audit chain last recorded"])
+        .await;
+    // A later legitimate change to the row does not launder the flip into the chain.
+    let store = s.db.store().await;
+    tokio::task::spawn_blocking(move || {
+        store
+            .set_export(
+                "alice",
+                true,
+                &AuditEvent::new("test", "local", "user_set_rights"),
+            )
+            .expect("set export");
+    })
+    .await
+    .expect("task");
+    s.db.assert_problems(&[
+        "user \"alice\" was changed by the server from a state the audit chain never recorded",
+    ])
+    .await;
+    s.stop().await;
+}
+
+async fn replaced_password_hash_is_detected(kind: Kind) {
+    let Some((s, _)) = audit_workflow(kind).await else {
+        return;
+    };
+    // Put back bob's previous (genuine, once audited) hash after a password change …
+    let store = s.db.store().await;
+    let old = tokio::task::spawn_blocking(move || {
+        let old = store.user("bob").expect("read").expect("bob").password_hash;
+        let new = hash_password(b"bob new pw").expect("hash");
+        store
+            .set_password(
+                "bob",
+                &new,
+                &AuditEvent::new("test", "local", "user_passwd"),
+            )
+            .expect("set password");
+        old
+    })
+    .await
+    .expect("task");
+    assert!(s.db.verify().await.problems.is_empty());
+    s.db.exec(&format!(
+        "UPDATE \"USER\" SET PASSWORD_HASH = '{old}' WHERE USER_NAME = 'bob'"
+    ))
+    .await;
+    s.db.assert_problems(&["user \"bob\" is not what the audit chain last recorded"])
+        .await;
+    // … or one the attacker knows the password of.
+    let known = hash_password(b"mallory pw").expect("hash");
+    s.db.exec(&format!(
+        "UPDATE \"USER\" SET PASSWORD_HASH = '{known}' WHERE USER_NAME = 'root'"
+    ))
+    .await;
+    s.db.assert_problems(&["user \"root\" is not what the audit chain last recorded"])
+        .await;
+    s.stop().await;
+}
+
+async fn deleted_deletion_request_is_detected(kind: Kind) {
+    let Some((s, f)) = audit_workflow(kind).await else {
+        return;
+    };
+    s.db.exec(&format!(
+        "DELETE FROM DELETION_REQUEST WHERE REQUEST_ID = {}",
+        f.pending_request
+    ))
+    .await;
+    s.db.assert_problems(&[&format!(
+        "deletion request {} is missing, but the audit chain records it",
+        f.pending_request
+    )])
+    .await;
+    s.stop().await;
+}
+
 // ---------- configuration ----------
 
 const GOOD: &str = r#"<?xml version="1.0"?>
@@ -1578,4 +1995,263 @@ fn binary_init_users_serve_sigterm_and_audit_verify() {
         err.contains("escrowd.xml:6: unknown element <TLS_KEYS>"),
         "{err}"
     );
+}
+
+/// `init` writes a 32-byte audit key that only its owner may read (created so, never chmod-ed
+/// after the fact), and a key file open to group or others is refused.
+#[test]
+fn audit_key_is_created_private_and_an_exposed_one_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = private_tempdir();
+    let conf = dir.path().join("conf");
+    let out = config::init(&conf, "localhost", 8443, None).expect("init");
+    assert_eq!(out.audit_key, conf.join("audit.key"));
+    let meta = std::fs::metadata(&out.audit_key).expect("stat");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(meta.len(), 32);
+    let cfg = Config::load(&out.config).expect("config");
+    assert_eq!(cfg.audit_key, out.audit_key, "the sample config names it");
+    let url = format!("sqlite:{}", dir.path().join("escrow.sqlite3").display());
+    assert!(Store::open_keyed(&url, Path::new("/"), &cfg.audit_key).is_ok());
+
+    let chmod = |m: u32| {
+        std::fs::set_permissions(&cfg.audit_key, std::fs::Permissions::from_mode(m)).expect("chmod")
+    };
+    for mode in [0o644, 0o640, 0o604] {
+        chmod(mode);
+        let e = Store::open_keyed(&url, Path::new("/"), &cfg.audit_key)
+            .expect_err("exposed audit key")
+            .to_string();
+        assert!(
+            e.contains(&format!("mode {mode:04o}")) && e.contains("chmod 600"),
+            "{e}"
+        );
+    }
+    chmod(0o600);
+    // A key file that is not 32 bytes, or absent, is an error that names it.
+    std::fs::write(&cfg.audit_key, b"short").expect("write");
+    let e = AuditKey::load(&cfg.audit_key)
+        .expect_err("short key")
+        .to_string();
+    assert!(e.contains("5 bytes long") && e.contains("audit.key"), "{e}");
+    std::fs::remove_file(&cfg.audit_key).expect("rm");
+    let e = AuditKey::load(&cfg.audit_key)
+        .expect_err("no key")
+        .to_string();
+    assert!(e.contains("audit.key") && e.contains("init"), "{e}");
+    // `init` never overwrites a key (nor anything else).
+    let again = dir.path().join("again");
+    std::fs::create_dir(&again).expect("mkdir");
+    std::fs::write(again.join("audit.key"), [0u8; 32]).expect("write");
+    let e = config::init(&again, "localhost", 8443, None)
+        .expect_err("existing key")
+        .to_string();
+    assert!(e.contains("audit.key already exists"), "{e}");
+}
+
+/// Writes a configuration with `init` (listening on the loopback interface) and the users
+/// root (admin) and bob; returns the configuration file.
+fn binary_setup(dir: &Path) -> PathBuf {
+    let key = write_authority(dir);
+    let conf_dir = dir.join("conf");
+    let out = escrowd()
+        .arg("init")
+        .arg(&conf_dir)
+        .args([
+            "--host",
+            "localhost",
+            "--listen",
+            "127.0.0.1:0",
+            "--authority-key",
+        ])
+        .arg(&key)
+        .output()
+        .expect("run init");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conf = conf_dir.join("escrowd.xml");
+    let pwfile = dir.join("pw");
+    std::fs::write(&pwfile, "s3cret pw\n").expect("pw file");
+    for args in [["root", "--admin"].as_slice(), &["bob"]] {
+        let out = escrowd()
+            .arg("-c")
+            .arg(&conf)
+            .args(["user", "add"])
+            .args(args)
+            .arg("--password-file")
+            .arg(&pwfile)
+            .output()
+            .expect("user add");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    conf
+}
+
+fn run_escrowd(conf: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = escrowd()
+        .arg("-c")
+        .arg(conf)
+        .args(args)
+        .output()
+        .expect("run tcvault-escrowd");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn binary_audit_verify_exits_3_on_changed_tables_and_1_without_its_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = binary_setup(dir.path());
+    let db = conf.with_file_name("escrow.sqlite3");
+    let audit_key = conf.with_file_name("audit.key");
+    let (code, out, err) = run_escrowd(&conf, &["audit", "verify"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("intact") && out.contains("keyed from row 1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("2 users/entries/deletion requests match"),
+        "{out}"
+    );
+
+    // Bob made admin behind the server's back: named, exit 3.
+    let conn = rusqlite::Connection::open(&db).expect("open db");
+    conn.execute(
+        "UPDATE \"USER\" SET USER_ADMIN = 1 WHERE USER_NAME = 'bob'",
+        [],
+    )
+    .expect("tamper");
+    let (code, out, err) = run_escrowd(&conf, &["audit", "verify"]);
+    assert_eq!(code, Some(3), "{out}{err}");
+    assert!(
+        out.contains("audit: user \"bob\" is not what the audit chain last recorded"),
+        "{out}"
+    );
+    assert!(err.contains("BROKEN"), "{err}");
+    // Putting the flag back restores exactly what the chain recorded.
+    conn.execute(
+        "UPDATE \"USER\" SET USER_ADMIN = 0 WHERE USER_NAME = 'bob'",
+        [],
+    )
+    .expect("untamper");
+    drop(conn);
+    assert_eq!(run_escrowd(&conf, &["audit", "verify"]).0, Some(0));
+
+    // A missing or exposed key is an error (1), not a broken chain; the server commands refuse too.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&audit_key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    for args in [
+        &["audit", "verify"][..],
+        &["user", "list"],
+        &["check-config"],
+    ] {
+        let (code, _, err) = run_escrowd(&conf, args);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("mode 0644") && err.contains("chmod 600"),
+            "{err}"
+        );
+    }
+    std::fs::set_permissions(&audit_key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let moved = conf.with_file_name("audit.key.moved");
+    std::fs::rename(&audit_key, &moved).expect("move key");
+    let (code, _, err) = run_escrowd(&conf, &["audit", "verify"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("audit key") && err.contains("audit.key"),
+        "{err}"
+    );
+
+    // Another database's key: administration is refused, verify reports the chain broken.
+    AuditKey::create(&audit_key).expect("another key");
+    let (code, _, err) = run_escrowd(&conf, &["user", "list"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("does not verify audit row 1"), "{err}");
+    let (code, out, _) = run_escrowd(&conf, &["audit", "verify"]);
+    assert_eq!(code, Some(3), "{out}");
+    assert!(
+        out.contains("row 1: the row that keyed the chain does not match its MAC"),
+        "{out}"
+    );
+    std::fs::rename(&moved, &audit_key).expect("put the key back");
+    assert_eq!(run_escrowd(&conf, &["audit", "verify"]).0, Some(0));
+}
+
+#[test]
+fn binary_init_listen_goes_into_the_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = write_authority(dir.path());
+    for (listen, want) in [
+        ("[::1]:9443", "[::1]:9443"),
+        ("10.1.2.3:8080", "10.1.2.3:8080"),
+    ] {
+        let conf_dir = dir.path().join(random_hex(4));
+        let out = escrowd()
+            .arg("init")
+            .arg(&conf_dir)
+            .args([
+                "--host",
+                "escrow.example.org",
+                "--listen",
+                listen,
+                "--authority-key",
+            ])
+            .arg(&key)
+            .output()
+            .expect("init");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let conf = conf_dir.join("escrowd.xml");
+        let c = Config::load(&conf).expect("config");
+        assert_eq!(c.listen, want.parse::<SocketAddr>().expect("addr"));
+        let (code, out, err) = run_escrowd(&conf, &["check-config"]);
+        assert_eq!(code, Some(0), "{err}");
+        assert!(out.contains(&format!("listen {want}")), "{out}");
+    }
+    // Without --listen: all addresses, --port or 8443.
+    let conf_dir = dir.path().join("default");
+    let out = escrowd()
+        .arg("init")
+        .arg(&conf_dir)
+        .args(["--host", "localhost", "--port", "9000"])
+        .output()
+        .expect("init");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c = Config::load(&conf_dir.join("escrowd.xml")).expect("config");
+    assert_eq!(
+        c.listen,
+        "0.0.0.0:9000".parse::<SocketAddr>().expect("addr")
+    );
+    // Usage errors: both, or no port.
+    for bad in [
+        &["--listen", "127.0.0.1:1", "--port", "2"][..],
+        &["--listen", "127.0.0.1"],
+    ] {
+        let out = escrowd()
+            .arg("init")
+            .arg(dir.path().join(random_hex(4)))
+            .args(["--host", "localhost"])
+            .args(bad)
+            .output()
+            .expect("init");
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
 }

@@ -1,7 +1,9 @@
 //! Command line of `tcvault-escrowd` (compiled into that binary only): arguments, password
 //! prompts, running the server until SIGTERM, exit codes.
 //!
-//! Exit codes: 0 success, 1 error, 2 usage error, 3 `audit verify` found a broken chain.
+//! Exit codes: 0 success, 1 error (a missing or unreadable audit key included), 2 usage error,
+//! 3 `audit verify` found a problem (a broken chain, or a user, escrow entry or deletion
+//! request changed, added or removed behind the server's back).
 //! Everything printed goes through [`print`]'s macros, which never panic.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
@@ -10,13 +12,14 @@
 mod print;
 
 use std::io::{IsTerminal, Read};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use tcvault::escrow::server::auth::{MAX_PASSWORD_BYTES, hash_password};
 use tcvault::escrow::server::config::{self, Config};
-use tcvault::escrow::server::store::{AuditEvent, Store, UserRecord};
+use tcvault::escrow::server::store::{AuditEvent, AuditKey, Store, UserRecord};
 use tcvault::escrow::server::{Server, ServerError};
 use tcvault::secret::{SecretBytes, SecretText};
 
@@ -37,16 +40,20 @@ enum Command {
     Serve,
     /// Check the configuration file and exit.
     CheckConfig,
-    /// Write a sample configuration, a self-signed certificate and an SQLite path into DIR.
+    /// Write a sample configuration, a self-signed certificate, a new audit key and an SQLite
+    /// path into DIR.
     Init {
         /// Folder to write into (created if needed; existing files are not overwritten).
         dir: PathBuf,
         /// Host name clients use to reach the server (goes into the certificate).
         #[arg(long)]
         host: String,
-        /// Port to listen on.
-        #[arg(long, default_value_t = 8443)]
+        /// Port to listen on (on all addresses).
+        #[arg(long, default_value_t = 8443, conflicts_with = "listen")]
         port: u16,
+        /// Address and port to listen on, e.g. 10.1.2.3:8443 (IPv6 in brackets; instead of --port).
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<SocketAddr>,
         /// The escrow authority's RSA PUBLIC key (PEM) to install; private keys are refused.
         #[arg(long, value_name = "PEM")]
         authority_key: Option<PathBuf>,
@@ -115,7 +122,8 @@ enum UserCommand {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Walk the hash chain; exit 3 if a row was changed or removed.
+    /// Check the keyed audit chain and the users, escrow entries and deletion requests it
+    /// records; exit 3 if anything was changed, added or removed behind the server's back.
     Verify,
 }
 
@@ -164,7 +172,42 @@ fn load(path: &Path) -> Result<Config, Failure> {
 }
 
 fn open_store(config: &Config) -> Result<Store, Failure> {
-    Store::open(&config.database_url, Path::new(".")).map_err(fail)
+    Store::open_keyed(&config.database_url, Path::new("."), &config.audit_key).map_err(fail)
+}
+
+fn verify(config: &Config) -> Result<(), Failure> {
+    // A wrong key is not refused here: verify reports what does not check out under it.
+    let key = AuditKey::load(&config.audit_key).map_err(fail)?;
+    let store = Store::open(&config.database_url, Path::new("."))
+        .and_then(|s| s.with_audit_key(key))
+        .map_err(fail)?;
+    let report = store.verify_audit().map_err(fail)?;
+    let keyed = report
+        .keyed_from
+        .map_or_else(String::new, |seq| format!(", keyed from row {seq}"));
+    if report.problems.is_empty() {
+        outln!(
+            "audit chain intact: {} rows{keyed}, {} users/entries/deletion requests match, \
+             head {}",
+            report.rows,
+            report.records,
+            report.head_hash
+        );
+        Ok(())
+    } else {
+        for p in &report.problems {
+            outln!("audit: {p}");
+        }
+        Err((
+            3,
+            format!(
+                "audit chain BROKEN: {} problem(s) in {} rows and {} records",
+                report.problems.len(),
+                report.rows,
+                report.records
+            ),
+        ))
+    }
 }
 
 fn local_event(event: &str) -> AuditEvent {
@@ -246,13 +289,20 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             dir,
             host,
             port,
+            listen,
             authority_key,
         } => {
-            let out = config::init(&dir, &host, port, authority_key.as_deref()).map_err(fail)?;
-            outln!("wrote {}", out.config.display());
+            let listen = listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], port)));
+            let out =
+                config::init_listen(&dir, &host, listen, authority_key.as_deref()).map_err(fail)?;
+            outln!("wrote {} (listen {listen})", out.config.display());
             outln!(
                 "certificate for clients to trust: {}",
                 out.certificate.display()
+            );
+            outln!(
+                "audit key: {} (keep a copy apart from the database; audit verify needs it)",
+                out.audit_key.display()
             );
             if out.authority_key.is_none() {
                 outln!(
@@ -271,35 +321,13 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             let c = load(&cli.config)?;
             tcvault::escrow::server::authority::AuthorityKey::load(&c.authority_public_key)
                 .map_err(fail)?;
+            AuditKey::load(&c.audit_key).map_err(fail)?;
             outln!("{}: ok (listen {})", cli.config.display(), c.listen);
             Ok(())
         }
         Command::Serve => serve(load(&cli.config)?),
         Command::User(u) => user(&load(&cli.config)?, u),
-        Command::Audit(AuditCommand::Verify) => {
-            let store = open_store(&load(&cli.config)?)?;
-            let report = store.verify_audit().map_err(fail)?;
-            if report.problems.is_empty() {
-                outln!(
-                    "audit chain intact: {} rows, head {}",
-                    report.rows,
-                    report.head_hash
-                );
-                Ok(())
-            } else {
-                for p in &report.problems {
-                    outln!("audit: {p}");
-                }
-                Err((
-                    3,
-                    format!(
-                        "audit chain BROKEN: {} problem(s) in {} rows",
-                        report.problems.len(),
-                        report.rows
-                    ),
-                ))
-            }
-        }
+        Command::Audit(AuditCommand::Verify) => verify(&load(&cli.config)?),
     }
 }
 

@@ -100,7 +100,8 @@ pub fn deposit(
     let client = EscrowClient::new(cfg)?;
     let key = authority_key(cfg, &client)?;
     let salts = readable_salts(host)?;
-    let (meta, sealed) = packet::encrypt_to(u, &login.user, &[key]).map_err(DepositError::Packet)?;
+    let (meta, sealed) =
+        packet::encrypt_to(u, &login.user, &[key]).map_err(DepositError::Packet)?;
     let metadata = serde_json::to_value(&meta)
         .map_err(|e| DepositError::Packet(PacketError::Encrypt(e.to_string())))?;
     let request = DepositRequest {

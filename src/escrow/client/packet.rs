@@ -581,7 +581,8 @@ mod tests {
     fn version_1_packets_still_open_without_a_header_key() {
         let u = unlocked();
         let public = key().to_public_key();
-        let (meta, bytes) = encrypt_as(1, &u, "alice", std::slice::from_ref(&public)).expect("seal");
+        let (meta, bytes) =
+            encrypt_as(1, &u, "alice", std::slice::from_ref(&public)).expect("seal");
         assert_eq!(meta.packet_version, 1);
         let p = Packet::parse(&bytes).expect("parse v1");
         assert_eq!(p.version(), 1);

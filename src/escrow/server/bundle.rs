@@ -225,7 +225,10 @@ mod tests {
         };
         let b = encrypt(&content, b"correct horse").expect("seal");
         assert_eq!(decrypt(&b, b"correct horse").expect("open"), content);
-        assert!(matches!(decrypt(&b, b"wrong horse!"), Err(BundleError::Open)));
+        assert!(matches!(
+            decrypt(&b, b"wrong horse!"),
+            Err(BundleError::Open)
+        ));
         assert!(matches!(
             encrypt(&content, b"short"),
             Err(BundleError::WeakPassword)

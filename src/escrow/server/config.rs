@@ -6,6 +6,7 @@
 //!   <LISTEN_PORT>8443</LISTEN_PORT>
 //!   <TLS_CERTIFICATE>cert.pem</TLS_CERTIFICATE>
 //!   <TLS_KEY>key.pem</TLS_KEY>
+//!   <AUDIT_KEY>audit.key</AUDIT_KEY>                      <!-- optional, this default -->
 //!   <DATABASE_URL>sqlite:escrow.sqlite3</DATABASE_URL>
 //!   <ADMIN_SUBNET_MASK>10.0.0.0/8</ADMIN_SUBNET_MASK>      <!-- one or more, IPv4/IPv6 -->
 //!   <AUTHORITY_PUBLIC_KEY>authority-public.pem</AUTHORITY_PUBLIC_KEY>
@@ -20,6 +21,8 @@
 //! ```
 //!
 //! Relative paths (and `sqlite:` paths) are relative to the configuration file's folder.
+//! `AUDIT_KEY` names the file with the secret key of the audit chain (32 random bytes, mode
+//! 0600, written by `init`); it must not be stored in the database, whose tampering it exposes.
 //! Unknown, missing, repeated and malformed elements are errors that name their line.
 
 use std::fs;
@@ -54,6 +57,9 @@ impl Default for ThrottleConfig {
 /// The default request body limit (1 MiB): packets are a few KiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
 
+/// The audit key file when `<AUDIT_KEY>` is absent, beside the configuration file.
+pub const DEFAULT_AUDIT_KEY: &str = "audit.key";
+
 /// A parsed configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -63,6 +69,8 @@ pub struct Config {
     pub tls_certificate: PathBuf,
     /// PEM private key of the certificate.
     pub tls_key: PathBuf,
+    /// The secret key of the audit chain (never in the database).
+    pub audit_key: PathBuf,
     /// `sqlite:PATH` (resolved to an absolute path) or `postgres://…`.
     pub database_url: String,
     /// Networks admins may call from (checked against the TCP peer address).
@@ -151,6 +159,7 @@ const TOP: &[&str] = &[
     "LISTEN_PORT",
     "TLS_CERTIFICATE",
     "TLS_KEY",
+    "AUDIT_KEY",
     "DATABASE_URL",
     "ADMIN_SUBNET_MASK",
     "AUTHORITY_PUBLIC_KEY",
@@ -368,6 +377,13 @@ impl Config {
         })?;
         let (cert, _) = req("TLS_CERTIFICATE")?;
         let (key, _) = req("TLS_KEY")?;
+        let audit_key = match p.one(root, &kids, "AUDIT_KEY", false)? {
+            Some((file, line)) if file.is_empty() => {
+                return Err(invalid_at(path, line, "AUDIT_KEY", "empty"));
+            }
+            Some((file, _)) => resolve(&file),
+            None => resolve(DEFAULT_AUDIT_KEY),
+        };
         let (db, db_line) = req("DATABASE_URL")?;
         let (authority, _) = req("AUTHORITY_PUBLIC_KEY")?;
         if db.is_empty() {
@@ -476,6 +492,7 @@ impl Config {
             listen: SocketAddr::new(ip, port),
             tls_certificate: resolve(&cert),
             tls_key: resolve(&key),
+            audit_key,
             database_url,
             admin_networks,
             authority_public_key: resolve(&authority),
@@ -528,6 +545,9 @@ pub enum InitError {
     /// The authority key given is not an RSA public key.
     #[error(transparent)]
     Authority(#[from] super::authority::AuthorityKeyError),
+    /// The audit key could not be created.
+    #[error(transparent)]
+    AuditKey(super::store::StoreError),
 }
 
 /// What `init` wrote.
@@ -541,11 +561,12 @@ pub struct InitOutcome {
     pub authority_key: Option<PathBuf>,
     /// Where the authority key is expected.
     pub authority_key_path: PathBuf,
+    /// The new audit key (back it up apart from the database).
+    pub audit_key: PathBuf,
 }
 
-/// Writes a sample configuration into `dir`: `escrowd.xml`, a self-signed certificate for `host`
-/// (`cert.pem`, `key.pem` mode 0600), an SQLite database path, and, when `authority_key` is given,
-/// a copy of that RSA **public** key (private keys are refused).
+/// Writes a sample configuration into `dir` that listens on all addresses at `port`; see
+/// [`init_listen`].
 ///
 /// # Errors
 /// See [`InitError`].
@@ -553,6 +574,27 @@ pub fn init(
     dir: &Path,
     host: &str,
     port: u16,
+    authority_key: Option<&Path>,
+) -> Result<InitOutcome, InitError> {
+    init_listen(
+        dir,
+        host,
+        SocketAddr::from(([0, 0, 0, 0], port)),
+        authority_key,
+    )
+}
+
+/// Writes a sample configuration into `dir`: `escrowd.xml` listening on `listen`, a self-signed
+/// certificate for `host` (`cert.pem`, `key.pem` mode 0600), a new audit key (`audit.key`, mode
+/// 0600), an SQLite database path, and, when `authority_key` is given, a copy of that RSA
+/// **public** key (private keys are refused).
+///
+/// # Errors
+/// See [`InitError`].
+pub fn init_listen(
+    dir: &Path,
+    host: &str,
+    listen: SocketAddr,
     authority_key: Option<&Path>,
 ) -> Result<InitOutcome, InitError> {
     let io = |path: &Path| {
@@ -570,7 +612,8 @@ pub fn init(
     let cert = dir.join("cert.pem");
     let key = dir.join("key.pem");
     let authority = dir.join("authority-public.pem");
-    for f in [&config, &cert, &key, &authority] {
+    let audit_key = dir.join(DEFAULT_AUDIT_KEY);
+    for f in [&config, &cert, &key, &authority, &audit_key] {
         if f.exists() {
             return Err(InitError::Exists(f.clone()));
         }
@@ -594,18 +637,24 @@ pub fn init(
         })?;
     write_private(&key, certified.signing_key.serialize_pem().as_bytes()).map_err(io(&key))?;
     fs::write(&cert, certified.cert.pem()).map_err(io(&cert))?;
+    super::store::AuditKey::create(&audit_key).map_err(InitError::AuditKey)?;
     if let Some(pem) = &authority_pem {
         fs::write(&authority, pem).map_err(io(&authority))?;
     }
+    let (address, port) = (listen.ip(), listen.port());
     let xml = format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <!-- tcvault-escrowd configuration. Relative paths are relative to this file. -->
 <TCVAULT_ESCROWD>
-  <LISTEN_ADDRESS>0.0.0.0</LISTEN_ADDRESS>
+  <LISTEN_ADDRESS>{address}</LISTEN_ADDRESS>
   <LISTEN_PORT>{port}</LISTEN_PORT>
   <!-- Self-signed for {host}; clients must trust cert.pem (or use a certificate from your CA). -->
   <TLS_CERTIFICATE>cert.pem</TLS_CERTIFICATE>
   <TLS_KEY>key.pem</TLS_KEY>
+  <!-- The audit chain's secret key (mode 0600). Keep it out of the database and its backups,
+       and a copy of it somewhere safe: without it the audit cannot be verified. Servers that
+       share one database share this key. -->
+  <AUDIT_KEY>{DEFAULT_AUDIT_KEY}</AUDIT_KEY>
   <!-- sqlite:FILE, or postgres://user@host/database for several servers sharing one database. -->
   <DATABASE_URL>sqlite:escrow.sqlite3</DATABASE_URL>
   <!-- Admins (search, fetch, approve) may call only from these networks; repeat the element. -->
@@ -629,6 +678,7 @@ pub fn init(
         certificate: cert,
         authority_key: authority_pem.map(|_| authority.clone()),
         authority_key_path: authority,
+        audit_key,
     })
 }
 

@@ -101,8 +101,9 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// Loads the TLS files and the authority key, opens (and migrates) the database and binds the
-    /// listen address. Port 0 picks a free port (see [`Server::local_addr`]).
+    /// Loads the TLS files and the authority key, opens (and migrates) the database with the
+    /// audit key (keying the audit chain on the first start with one) and binds the listen
+    /// address. Port 0 picks a free port (see [`Server::local_addr`]).
     ///
     /// # Errors
     /// See [`ServerError`].
@@ -110,9 +111,12 @@ impl Server {
         let tls = tls_config(&config.tls_certificate, &config.tls_key)?;
         let authority = AuthorityKey::load(&config.authority_public_key)?;
         let url = config.database_url.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(&url, Path::new(".")))
-            .await
-            .map_err(|e| StoreError::msg(format!("database task failed: {e}")))??;
+        let audit_key = config.audit_key.clone();
+        let store = tokio::task::spawn_blocking(move || {
+            Store::open_keyed(&url, Path::new("."), &audit_key)
+        })
+        .await
+        .map_err(|e| StoreError::msg(format!("database task failed: {e}")))??;
         let listener =
             TcpListener::bind(config.listen)
                 .await

@@ -60,7 +60,25 @@
 //!
 //! Login failures, refusals, deposits, searches, fetches, deletion requests and approvals,
 //! exports, imports and user administration are appended to the `AUDIT` table in the same
-//! transaction as the action, hash-chained ([`store::Store::verify_audit`]).
+//! transaction as the action.
+//!
+//! The chain is keyed: each row carries an HMAC-SHA-256 tag under a secret **audit key** kept
+//! outside the database (`<AUDIT_KEY>`, default `audit.key` beside the configuration, 32 random
+//! bytes written by `init` with mode 0600; the server refuses to start when the file is open to
+//! group or others, or when the key does not verify the chain). Each audit row also records the
+//! MAC (same key) of every user, escrow entry (owner, fingerprints, metadata, packet, origin,
+//! salts) and deletion request that its action created, changed or deleted.
+//! `tcvault-escrowd audit verify` ([`store::Store::verify_audit`]) checks every tag and replays
+//! the recorded MACs against the tables, so an edited, inserted or deleted row, a changed owner,
+//! admin flag or password hash, or an audit table rewritten with SHA-256 or another key, is
+//! named and makes it exit 3. Someone who can read the key can forge all of it: keep the key
+//! out of database backups, keep a copy somewhere safe, and give servers sharing one database
+//! the same key.
+//!
+//! A database from before the keyed chain is keyed on its first open with a key (server start
+//! or any command): `audit_keyed` rows record every row present then; older audit rows keep
+//! their unkeyed hash check, and cannot be rewritten afterwards because the first keyed row's
+//! tag covers the last unkeyed hash. The design is in [`store::audit`].
 
 pub mod api;
 pub mod auth;

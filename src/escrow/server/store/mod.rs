@@ -6,14 +6,24 @@
 //! both. Every action that changes or reveals escrow data appends its audit row in the *same*
 //! transaction: if the audit row cannot be written, the action does not happen.
 //!
+//! The audit chain is keyed with a secret kept outside the database and records the MAC of
+//! every user, escrow entry and deletion request it creates, changes or deletes, so that
+//! [`Store::verify_audit`] finds changes made behind the server's back ([`audit`] has the
+//! design). A store opened without its [`AuditKey`] can read but not audit: every audited
+//! action fails with [`StoreError::NoAuditKey`].
+//!
 //! Statements use `?` placeholders; the PostgreSQL backend numbers them. Integers are 64-bit
 //! everywhere (`BIGINT`), times are Unix seconds, salts and fingerprints lower-case hex.
 
+pub mod audit;
 pub mod postgres;
 pub mod sqlite;
 
+pub use audit::{AUDIT_KEY_LEN, AuditKey, AuditState, KEYED_EVENT, audit_mac};
+
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
@@ -127,6 +137,55 @@ pub enum StoreError {
     /// The deletion request was already decided.
     #[error("deletion request {0} is not pending")]
     NotPending(i64),
+    /// The audit key file cannot be read or written.
+    #[error(
+        "audit key {path}: {source} (`tcvault-escrowd init` creates it; <AUDIT_KEY> in the \
+         configuration names it)"
+    )]
+    AuditKeyIo {
+        /// The key file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The audit key file is open to other users of this machine.
+    #[error(
+        "{path} has mode {mode:04o}: other users could read the audit key and forge the audit \
+         trail; chmod 600 {path}"
+    )]
+    AuditKeyExposed {
+        /// The key file.
+        path: PathBuf,
+        /// Its mode.
+        mode: u32,
+    },
+    /// The audit key file does not hold a key.
+    #[error("audit key {path}: {what}; an audit key file holds exactly 32 random bytes")]
+    AuditKeyMalformed {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        what: String,
+    },
+    /// An audited action (or `verify_audit`) on a store opened without its audit key.
+    #[error(
+        "no audit key: this store was opened without one, so it cannot write or check audit rows"
+    )]
+    NoAuditKey,
+    /// The key does not verify the audit row that keyed this database's chain.
+    #[error(
+        "the audit key does not verify audit row {seq}, which keyed this database's audit \
+         chain: the key file belongs to another database, or the audit table was changed \
+         (run `tcvault-escrowd audit verify`)"
+    )]
+    WrongAuditKey {
+        /// The keying row.
+        seq: i64,
+    },
+    /// The operating system had no random bytes for a new audit key.
+    #[error(transparent)]
+    Random(crate::crypto::random::RandomError),
 }
 
 impl StoreError {
@@ -156,6 +215,11 @@ pub trait Tx {
     /// # Errors
     /// Whatever the database reports; [`StoreError::Corrupt`] for a column type we do not map.
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError>;
+    /// The store's audit bookkeeping for this transaction; a backend's own transactions have
+    /// none (the store wraps them).
+    fn audit_state(&mut self) -> Option<&mut AuditState> {
+        None
+    }
 }
 
 /// A database that can run a closure in one transaction.
@@ -167,6 +231,15 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// # Errors
     /// `f`'s error, or the database's when beginning or committing fails.
     fn with_tx(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+    /// Runs `f` in a read-only transaction that sees one consistent snapshot of the database
+    /// and does not hold back writers.
+    ///
+    /// # Errors
+    /// `f`'s error, or the database's.
+    fn with_snapshot(
         &self,
         f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
@@ -184,45 +257,56 @@ fn migrations(kind: BackendKind) -> Vec<(i64, Vec<String>)> {
             "BYTEA",
         ),
     };
-    vec![(
-        1,
-        vec![
-            // `USER` is reserved in PostgreSQL, hence the quotes (harmless in SQLite).
-            "CREATE TABLE \"USER\" (USER_NAME TEXT PRIMARY KEY, PASSWORD_HASH TEXT NOT NULL, \
+    vec![
+        (
+            1,
+            vec![
+                // `USER` is reserved in PostgreSQL, hence the quotes (harmless in SQLite).
+                "CREATE TABLE \"USER\" (USER_NAME TEXT PRIMARY KEY, PASSWORD_HASH TEXT NOT NULL, \
              USER_ADMIN BIGINT NOT NULL DEFAULT 0, USER_EXPORT BIGINT NOT NULL DEFAULT 0, \
              USER_IMPORT BIGINT NOT NULL DEFAULT 0, CREATED_AT BIGINT NOT NULL)"
-                .to_owned(),
-            format!(
-                "CREATE TABLE ESCROW (ESCROW_NUMBER {serial}, CREATED_AT BIGINT NOT NULL, \
+                    .to_owned(),
+                format!(
+                    "CREATE TABLE ESCROW (ESCROW_NUMBER {serial}, CREATED_AT BIGINT NOT NULL, \
                  USER_NAME TEXT NOT NULL, VOLUME_FINGERPRINT TEXT NOT NULL, \
                  AUTHORITY_FINGERPRINT TEXT NOT NULL, METADATA TEXT NOT NULL, \
                  PACKET {blob} NOT NULL, ORIGIN TEXT NOT NULL, \
                  UNIQUE (USER_NAME, VOLUME_FINGERPRINT))"
-            ),
-            "CREATE INDEX ESCROW_BY_FINGERPRINT ON ESCROW (VOLUME_FINGERPRINT)".to_owned(),
-            "CREATE INDEX ESCROW_BY_DATE ON ESCROW (CREATED_AT)".to_owned(),
-            "CREATE TABLE ESCROW_SALT (ESCROW_NUMBER BIGINT NOT NULL, SALT TEXT NOT NULL, \
+                ),
+                "CREATE INDEX ESCROW_BY_FINGERPRINT ON ESCROW (VOLUME_FINGERPRINT)".to_owned(),
+                "CREATE INDEX ESCROW_BY_DATE ON ESCROW (CREATED_AT)".to_owned(),
+                "CREATE TABLE ESCROW_SALT (ESCROW_NUMBER BIGINT NOT NULL, SALT TEXT NOT NULL, \
              PRIMARY KEY (ESCROW_NUMBER, SALT))"
-                .to_owned(),
-            "CREATE INDEX ESCROW_SALT_BY_SALT ON ESCROW_SALT (SALT)".to_owned(),
-            format!(
-                "CREATE TABLE DELETION_REQUEST (REQUEST_ID {serial}, ESCROW_NUMBER BIGINT NOT NULL, \
+                    .to_owned(),
+                "CREATE INDEX ESCROW_SALT_BY_SALT ON ESCROW_SALT (SALT)".to_owned(),
+                format!(
+                    "CREATE TABLE DELETION_REQUEST (REQUEST_ID {serial}, ESCROW_NUMBER BIGINT NOT NULL, \
                  REQUESTED_BY TEXT NOT NULL, REQUESTED_AT BIGINT NOT NULL, REASON TEXT NOT NULL, \
                  STATUS TEXT NOT NULL, DECIDED_BY TEXT NOT NULL, DECIDED_AT BIGINT NOT NULL)"
-            ),
-            "CREATE TABLE AUDIT (SEQ BIGINT PRIMARY KEY, AUDIT_TIME BIGINT NOT NULL, \
+                ),
+                "CREATE TABLE AUDIT (SEQ BIGINT PRIMARY KEY, AUDIT_TIME BIGINT NOT NULL, \
              ACTOR TEXT NOT NULL, PEER TEXT NOT NULL, EVENT TEXT NOT NULL, \
              ESCROW_NUMBERS TEXT NOT NULL, DETAIL TEXT NOT NULL, PREV_HASH TEXT NOT NULL, \
              HASH TEXT NOT NULL)"
-                .to_owned(),
-            // The head row guards against silently dropping the newest audit rows, and its row
-            // lock serialises audit appends across several servers sharing one PostgreSQL.
-            "CREATE TABLE AUDIT_HEAD (ID BIGINT PRIMARY KEY, SEQ BIGINT NOT NULL, \
+                    .to_owned(),
+                // The head row guards against silently dropping the newest audit rows, and its row
+                // lock serialises audit appends across several servers sharing one PostgreSQL.
+                "CREATE TABLE AUDIT_HEAD (ID BIGINT PRIMARY KEY, SEQ BIGINT NOT NULL, \
              HASH TEXT NOT NULL)"
-                .to_owned(),
-            format!("INSERT INTO AUDIT_HEAD (ID, SEQ, HASH) VALUES (1, 0, '{AUDIT_GENESIS}')"),
-        ],
-    )]
+                    .to_owned(),
+                format!("INSERT INTO AUDIT_HEAD (ID, SEQ, HASH) VALUES (1, 0, '{AUDIT_GENESIS}')"),
+            ],
+        ),
+        (
+            2,
+            vec![
+                // The MACs of the covered rows each audited action changed (see `audit`).
+                "ALTER TABLE AUDIT ADD COLUMN ROW_CHANGES TEXT NOT NULL DEFAULT ''".to_owned(),
+                // Finds the row that keyed the chain without reading the whole table.
+                "CREATE INDEX AUDIT_KEYED ON AUDIT (SEQ) WHERE EVENT = 'audit_keyed'".to_owned(),
+            ],
+        ),
+    ]
 }
 
 /// A user account.
@@ -374,11 +458,16 @@ pub struct DeletionRequest {
 /// Outcome of [`Store::verify_audit`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditReport {
-    /// Rows checked.
+    /// Audit rows checked.
     pub rows: u64,
-    /// Hash of the newest row (note it somewhere else to detect a rewrite of the whole chain).
+    /// Hash (tag) of the newest row: note it somewhere else to detect the database being put
+    /// back into an earlier state.
     pub head_hash: String,
-    /// What is wrong; empty when the chain is intact.
+    /// The row from which the chain is keyed (earlier rows have the unkeyed check only).
+    pub keyed_from: Option<i64>,
+    /// Users, escrow entries and deletion requests compared with the chain.
+    pub records: u64,
+    /// What is wrong; empty when the chain and the tables are intact.
     pub problems: Vec<String>,
 }
 
@@ -390,7 +479,7 @@ pub fn now_unix() -> i64 {
         .unwrap_or(0)
 }
 
-/// The chained hash of one audit row.
+/// The unkeyed chained hash of one audit row written before the chain was keyed.
 #[allow(clippy::too_many_arguments)] // one argument per audited column, in column order
 pub fn audit_hash(
     seq: i64,
@@ -440,7 +529,11 @@ fn lock_audit(tx: &mut dyn Tx) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Appends the audit row of `ev`, tagged under the transaction's audit key, with the covered
+/// rows changed since the previous audit row of this transaction.
 fn append_audit(tx: &mut dyn Tx, ev: &AuditEvent, numbers: &[i64]) -> Result<(), StoreError> {
+    let key = audit::key_of(tx)?;
+    let changes = audit::take_changes(tx)?;
     let head = tx.query("SELECT SEQ, HASH FROM AUDIT_HEAD WHERE ID = 1", &[])?;
     let row = head
         .first()
@@ -453,12 +546,12 @@ fn append_audit(tx: &mut dyn Tx, ev: &AuditEvent, numbers: &[i64]) -> Result<(),
         .map(i64::to_string)
         .collect::<Vec<_>>()
         .join(",");
-    let hash = audit_hash(
-        seq, time, &ev.actor, &ev.peer, &ev.event, &nums, &ev.detail, &prev_hash,
+    let hash = audit_mac(
+        &key, seq, time, &ev.actor, &ev.peer, &ev.event, &nums, &ev.detail, &changes, &prev_hash,
     );
     tx.execute(
         "INSERT INTO AUDIT (SEQ, AUDIT_TIME, ACTOR, PEER, EVENT, ESCROW_NUMBERS, DETAIL, \
-         PREV_HASH, HASH) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         ROW_CHANGES, PREV_HASH, HASH) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         &[
             seq.into(),
             time.into(),
@@ -467,6 +560,7 @@ fn append_audit(tx: &mut dyn Tx, ev: &AuditEvent, numbers: &[i64]) -> Result<(),
             ev.event.as_str().into(),
             nums.into(),
             ev.detail.as_str().into(),
+            changes.into(),
             prev_hash.into(),
             hash.clone().into(),
         ],
@@ -532,13 +626,17 @@ fn insert_or_find(tx: &mut dyn Tx, e: &NewEntry) -> Result<DepositOutcome, Store
             e.origin.as_str().into(),
         ],
     )?;
-    let outcome = if let Some(row) = rows.first() {
-        DepositOutcome {
-            number: int(row, 0)?,
+    if let Some(row) = rows.first() {
+        let number = int(row, 0)?;
+        add_salts(tx, number, &e.salts)?;
+        audit::created(tx, (audit::Table::Escrow, number.to_string()))?;
+        return Ok(DepositOutcome {
+            number,
             already_in_escrow: false,
             created_at: created,
-        }
-    } else {
+        });
+    }
+    let outcome = {
         let rows = tx.query(
             "SELECT ESCROW_NUMBER, CREATED_AT FROM ESCROW \
              WHERE USER_NAME = ? AND VOLUME_FINGERPRINT = ?",
@@ -553,7 +651,25 @@ fn insert_or_find(tx: &mut dyn Tx, e: &NewEntry) -> Result<DepositOutcome, Store
             created_at: int(row, 1)?,
         }
     };
-    add_salts(tx, outcome.number, &e.salts)?;
+    let known = tx
+        .query(
+            "SELECT SALT FROM ESCROW_SALT WHERE ESCROW_NUMBER = ?",
+            &[outcome.number.into()],
+        )?
+        .iter()
+        .map(|r| text(r, 0))
+        .collect::<Result<std::collections::HashSet<_>, _>>()?;
+    let new: Vec<String> = e
+        .salts
+        .iter()
+        .filter(|s| !known.contains(*s))
+        .cloned()
+        .collect();
+    if !new.is_empty() {
+        // The salts are part of the entry's MAC.
+        let row = (audit::Table::Escrow, outcome.number.to_string());
+        audit::track(tx, &[row], |tx| add_salts(tx, outcome.number, &new))?;
+    }
     Ok(outcome)
 }
 
@@ -561,10 +677,30 @@ fn insert_or_find(tx: &mut dyn Tx, e: &NewEntry) -> Result<DepositOutcome, Store
 #[derive(Debug)]
 pub struct Store {
     backend: Box<dyn Backend>,
+    key: Option<Arc<AuditKey>>,
+}
+
+/// A backend's transaction with the store's audit bookkeeping.
+struct StoreTx<'a> {
+    inner: &'a mut dyn Tx,
+    state: AuditState,
+}
+
+impl Tx for StoreTx<'_> {
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
+        self.inner.execute(sql, params)
+    }
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
+        self.inner.query(sql, params)
+    }
+    fn audit_state(&mut self) -> Option<&mut AuditState> {
+        Some(&mut self.state)
+    }
 }
 
 impl Store {
-    /// Opens the database named by `url` and applies pending migrations.
+    /// Opens the database named by `url` and applies pending migrations, without an audit key:
+    /// reads work, audited actions fail (see [`Store::with_audit_key`], [`Store::open_keyed`]).
     ///
     /// `postgres://…` / `postgresql://…` selects PostgreSQL; `sqlite:PATH` or a plain path
     /// selects SQLite, relative paths being taken from `base_dir` (the configuration's folder).
@@ -585,19 +721,64 @@ impl Store {
                 }
                 Box::new(sqlite::SqliteBackend::open(&base_dir.join(path))?)
             };
-        let store = Store { backend };
-        store.migrate()?;
+        Self::with_backend(backend)
+    }
+
+    /// Opens the database as [`Store::open`] does, with the audit key from `key_file`, keying
+    /// the chain if it is not yet ([`Store::with_audit_key`]), and checks that the key is the
+    /// one the chain was keyed with ([`Store::check_audit_key`]). What the server and the
+    /// administration commands use.
+    ///
+    /// # Errors
+    /// As [`Store::open`], [`AuditKey::load`] and [`Store::check_audit_key`].
+    pub fn open_keyed(url: &str, base_dir: &Path, key_file: &Path) -> Result<Store, StoreError> {
+        let key = AuditKey::load(key_file)?;
+        let store = Self::open(url, base_dir)?.with_audit_key(key)?;
+        store.check_audit_key()?;
         Ok(store)
     }
 
-    /// A store over an already opened backend (migrations applied).
+    /// A store over an already opened backend (migrations applied), without an audit key.
     ///
     /// # Errors
     /// Migration errors.
     pub fn with_backend(backend: Box<dyn Backend>) -> Result<Store, StoreError> {
-        let store = Store { backend };
+        let store = Store { backend, key: None };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// The same store with its audit key. A chain that is not keyed yet (a new database, or
+    /// one written by an older server) is keyed now: `audit_keyed` audit rows record every
+    /// user, escrow entry and deletion request present, and every later row is tagged with
+    /// the key.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn with_audit_key(mut self, key: AuditKey) -> Result<Store, StoreError> {
+        self.key = Some(Arc::new(key));
+        if self.tx(audit::keyed_from)?.is_none() {
+            self.tx(|tx| {
+                lock_audit(tx)?;
+                // Another server may have keyed it meanwhile.
+                if audit::keyed_from(tx)?.is_none() {
+                    audit::key_chain(tx)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(self)
+    }
+
+    /// Checks that this store's key verifies the row that keyed the chain, so that a server
+    /// given another database's key refuses to start instead of writing rows nobody can
+    /// verify. Returns that row's number (`None` when the chain is not keyed).
+    ///
+    /// # Errors
+    /// [`StoreError::NoAuditKey`], [`StoreError::WrongAuditKey`], database errors.
+    pub fn check_audit_key(&self) -> Result<Option<i64>, StoreError> {
+        let key = self.key.clone().ok_or(StoreError::NoAuditKey)?;
+        self.tx(|tx| audit::check_key(tx, &key))
     }
 
     /// Which backend this store uses.
@@ -610,8 +791,18 @@ impl Store {
         mut f: impl FnMut(&mut dyn Tx) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut out = None;
-        self.backend.with_tx(&mut |tx| {
-            out = Some(f(tx)?);
+        self.backend.with_tx(&mut |inner| {
+            let mut tx = StoreTx {
+                inner,
+                state: AuditState::new(self.key.clone()),
+            };
+            out = Some(f(&mut tx)?);
+            if tx.state.has_pending() {
+                // Rolls back: a covered row must never change without its audit row.
+                return Err(StoreError::msg(
+                    "covered rows were changed without an audit row (a store bug)",
+                ));
+            }
             Ok(())
         })?;
         out.ok_or_else(|| StoreError::msg("transaction produced no result"))
@@ -634,6 +825,11 @@ impl Store {
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
+        self.migrate_upto(i64::MAX)
+    }
+
+    /// Applies the migrations up to version `upto` (tests build old databases with it).
+    fn migrate_upto(&self, upto: i64) -> Result<(), StoreError> {
         let kind = self.kind();
         let all = migrations(kind);
         let supported = all.last().map_or(0, |m| m.0);
@@ -659,7 +855,7 @@ impl Store {
                 });
             }
             for (version, statements) in &all {
-                if *version <= current {
+                if *version <= current || *version > upto {
                     continue;
                 }
                 for sql in statements {
@@ -721,7 +917,7 @@ impl Store {
                         now_unix().into(),
                     ],
                 )?;
-                Ok(())
+                audit::created(tx, (audit::Table::User, user.name.clone()))
             },
             |_| vec![],
         )
@@ -738,11 +934,13 @@ impl Store {
             ev,
             |tx| {
                 let sql = format!("UPDATE \"USER\" SET {set} = ? WHERE USER_NAME = ?");
-                let n = tx.execute(&sql, &[value.clone(), name.into()])?;
-                if n == 0 {
-                    return Err(StoreError::NoSuchUser(name.to_owned()));
-                }
-                Ok(())
+                audit::track(tx, &[(audit::Table::User, name.to_owned())], |tx| {
+                    let n = tx.execute(&sql, &[value.clone(), name.into()])?;
+                    if n == 0 {
+                        return Err(StoreError::NoSuchUser(name.to_owned()));
+                    }
+                    Ok(())
+                })
             },
             |_| vec![],
         )
@@ -793,11 +991,14 @@ impl Store {
         self.audited(
             &ev,
             |tx| {
-                let n = tx.execute("DELETE FROM \"USER\" WHERE USER_NAME = ?", &[name.into()])?;
-                if n == 0 {
-                    return Err(StoreError::NoSuchUser(name.to_owned()));
-                }
-                Ok(())
+                audit::track(tx, &[(audit::Table::User, name.to_owned())], |tx| {
+                    let n =
+                        tx.execute("DELETE FROM \"USER\" WHERE USER_NAME = ?", &[name.into()])?;
+                    if n == 0 {
+                        return Err(StoreError::NoSuchUser(name.to_owned()));
+                    }
+                    Ok(())
+                })
             },
             |_| vec![],
         )
@@ -848,84 +1049,22 @@ impl Store {
         })
     }
 
-    /// Walks the whole audit chain and reports every inconsistency.
+    /// Walks the whole audit chain, checking every row's hash or tag, and compares the users,
+    /// escrow entries (with their salts) and deletion requests with what the chain recorded;
+    /// reports every inconsistency. Reads one consistent snapshot and does not hold back the
+    /// server's writes.
     ///
     /// # Errors
-    /// Database errors (a broken chain is reported in [`AuditReport::problems`]).
+    /// [`StoreError::NoAuditKey`], database errors (a broken chain or a table changed behind
+    /// the server's back is reported in [`AuditReport::problems`]).
     pub fn verify_audit(&self) -> Result<AuditReport, StoreError> {
-        const CHUNK: i64 = 5000;
-        let mut report = AuditReport {
-            rows: 0,
-            head_hash: AUDIT_GENESIS.to_owned(),
-            problems: Vec::new(),
-        };
-        let mut expected_seq = 1i64;
-        let mut prev_hash = AUDIT_GENESIS.to_owned();
-        let mut last_seq = 0i64;
-        loop {
-            let rows = self.tx(|tx| {
-                tx.query(
-                    "SELECT SEQ, AUDIT_TIME, ACTOR, PEER, EVENT, ESCROW_NUMBERS, DETAIL, \
-                     PREV_HASH, HASH FROM AUDIT WHERE SEQ > ? ORDER BY SEQ LIMIT ?",
-                    &[last_seq.into(), CHUNK.into()],
-                )
-            })?;
-            if rows.is_empty() {
-                break;
-            }
-            for row in &rows {
-                let seq = int(row, 0)?;
-                let stored_prev = text(row, 7)?;
-                let stored_hash = text(row, 8)?;
-                if seq != expected_seq {
-                    report.problems.push(format!(
-                        "row {expected_seq}..{} is missing (next row is {seq})",
-                        seq - 1
-                    ));
-                }
-                if stored_prev != prev_hash {
-                    report.problems.push(format!(
-                        "row {seq}: its previous-hash does not match the row before it"
-                    ));
-                }
-                let computed = audit_hash(
-                    seq,
-                    int(row, 1)?,
-                    &text(row, 2)?,
-                    &text(row, 3)?,
-                    &text(row, 4)?,
-                    &text(row, 5)?,
-                    &text(row, 6)?,
-                    &stored_prev,
-                );
-                if computed != stored_hash {
-                    report.problems.push(format!(
-                        "row {seq}: contents do not match its hash (changed)"
-                    ));
-                }
-                report.rows += 1;
-                expected_seq = seq + 1;
-                prev_hash = stored_hash;
-                last_seq = seq;
-            }
-        }
-        let head = self.tx(|tx| tx.query("SELECT SEQ, HASH FROM AUDIT_HEAD WHERE ID = 1", &[]))?;
-        match head.first() {
-            Some(row) => {
-                let (seq, hash) = (int(row, 0)?, text(row, 1)?);
-                if seq != last_seq || hash != prev_hash {
-                    report.problems.push(format!(
-                        "the chain ends at row {last_seq} but the head records row {seq}: \
-                         the newest rows were removed or the head was changed"
-                    ));
-                }
-            }
-            None => report
-                .problems
-                .push("the AUDIT_HEAD row is missing".to_owned()),
-        }
-        report.head_hash = prev_hash;
-        Ok(report)
+        let key = self.key.clone().ok_or(StoreError::NoAuditKey)?;
+        let mut out = None;
+        self.backend.with_snapshot(&mut |tx| {
+            out = Some(audit::verify(tx, &key)?);
+            Ok(())
+        })?;
+        out.ok_or_else(|| StoreError::msg("transaction produced no result"))
     }
 
     // ---- escrow ----
@@ -1049,7 +1188,9 @@ impl Store {
             ev,
             |tx| {
                 fetch_in(tx, number)?;
-                add_salts(tx, number, salts)?;
+                // The salts are part of the entry's MAC.
+                let row = (audit::Table::Escrow, number.to_string());
+                audit::track(tx, &[row], |tx| add_salts(tx, number, salts))?;
                 fetch_in(tx, number).map(|(e, _)| e)
             },
             |e| vec![e.number],
@@ -1102,9 +1243,12 @@ impl Store {
                      RETURNING REQUEST_ID",
                     &[number.into(), user.into(), now_unix().into(), reason.into()],
                 )?;
-                rows.first()
+                let id = rows
+                    .first()
                     .map(|r| int(r, 0))
-                    .ok_or_else(|| StoreError::msg("insert returned no id"))?
+                    .ok_or_else(|| StoreError::msg("insert returned no id"))??;
+                audit::created(tx, (audit::Table::DeletionRequest, id.to_string()))?;
+                Ok(id)
             },
             |_| vec![number],
         )
@@ -1166,20 +1310,32 @@ impl Store {
                         "an admin cannot approve their own deletion request",
                     ));
                 }
-                tx.execute(
-                    "DELETE FROM ESCROW_SALT WHERE ESCROW_NUMBER = ?",
-                    &[number.into()],
-                )?;
-                tx.execute(
-                    "DELETE FROM ESCROW WHERE ESCROW_NUMBER = ?",
-                    &[number.into()],
-                )?;
                 // Other pending requests for the same entry are settled by this approval.
-                tx.execute(
-                    "UPDATE DELETION_REQUEST SET STATUS = 'approved', DECIDED_BY = ?, \
-                     DECIDED_AT = ? WHERE ESCROW_NUMBER = ? AND STATUS = 'pending'",
-                    &[approver.into(), now_unix().into(), number.into()],
+                let settled = tx.query(
+                    "SELECT REQUEST_ID FROM DELETION_REQUEST WHERE ESCROW_NUMBER = ? \
+                     AND STATUS = 'pending'",
+                    &[number.into()],
                 )?;
+                let mut rows = vec![(audit::Table::Escrow, number.to_string())];
+                for r in &settled {
+                    rows.push((audit::Table::DeletionRequest, int(r, 0)?.to_string()));
+                }
+                audit::track(tx, &rows, |tx| {
+                    tx.execute(
+                        "DELETE FROM ESCROW_SALT WHERE ESCROW_NUMBER = ?",
+                        &[number.into()],
+                    )?;
+                    tx.execute(
+                        "DELETE FROM ESCROW WHERE ESCROW_NUMBER = ?",
+                        &[number.into()],
+                    )?;
+                    tx.execute(
+                        "UPDATE DELETION_REQUEST SET STATUS = 'approved', DECIDED_BY = ?, \
+                         DECIDED_AT = ? WHERE ESCROW_NUMBER = ? AND STATUS = 'pending'",
+                        &[approver.into(), now_unix().into(), number.into()],
+                    )?;
+                    Ok(())
+                })?;
                 Ok(number)
             },
             |n| vec![*n],
@@ -1210,11 +1366,14 @@ impl Store {
                 if status != "pending" {
                     return Err(StoreError::NotPending(request_id));
                 }
-                tx.execute(
-                    "UPDATE DELETION_REQUEST SET STATUS = 'rejected', DECIDED_BY = ?, \
-                     DECIDED_AT = ? WHERE REQUEST_ID = ?",
-                    &[decider.into(), now_unix().into(), request_id.into()],
-                )?;
+                let row = (audit::Table::DeletionRequest, request_id.to_string());
+                audit::track(tx, &[row], |tx| {
+                    tx.execute(
+                        "UPDATE DELETION_REQUEST SET STATUS = 'rejected', DECIDED_BY = ?, \
+                         DECIDED_AT = ? WHERE REQUEST_ID = ?",
+                        &[decider.into(), now_unix().into(), request_id.into()],
+                    )
+                })?;
                 Ok(number)
             },
             |n| vec![*n],

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use postgres::types::{ToSql, Type};
-use postgres::{Config, NoTls};
+use postgres::{Config, IsolationLevel, NoTls};
 use r2d2_postgres::PostgresConnectionManager;
 
 use super::{Backend, BackendKind, Row, StoreError, Tx, Value, redact_url};
@@ -163,6 +163,29 @@ impl Backend for PostgresBackend {
             source: Some(Box::new(e)),
         })?;
         let mut tx = conn.transaction().map_err(StoreError::db)?;
+        f(&mut PgTx(&mut tx))?;
+        tx.commit().map_err(StoreError::db)
+    }
+
+    fn with_snapshot(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let pool = self
+            .pool
+            .as_ref()
+            .ok_or_else(|| StoreError::msg("the PostgreSQL pool is closed"))?;
+        let mut conn = pool.get().map_err(|e| StoreError::Database {
+            message: format!("no PostgreSQL connection available: {e}"),
+            source: Some(Box::new(e)),
+        })?;
+        // REPEATABLE READ: every statement sees the snapshot taken at the first one.
+        let mut tx = conn
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(StoreError::db)?;
         f(&mut PgTx(&mut tx))?;
         tx.commit().map_err(StoreError::db)
     }

@@ -151,4 +151,20 @@ impl Backend for SqliteBackend {
         f(&mut SqliteTx(&tx))?;
         tx.commit().map_err(StoreError::db)
     }
+
+    fn with_snapshot(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError::msg("the SQLite connection was poisoned by a panic"))?;
+        // DEFERRED: in WAL mode the first read fixes a snapshot, and writers go on meanwhile.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .map_err(StoreError::db)?;
+        f(&mut SqliteTx(&tx))?;
+        tx.commit().map_err(StoreError::db)
+    }
 }
