@@ -14,8 +14,13 @@ use clap::CommandFactory;
 #[path = "src/cli/args/mod.rs"]
 mod args;
 
+#[allow(dead_code)]
+#[path = "src/bin/tcvault-escrowd/args.rs"]
+mod escrowd_args;
+
 fn main() -> io::Result<()> {
     println!("cargo:rerun-if-changed=src/cli");
+    println!("cargo:rerun-if-changed=src/bin/tcvault-escrowd/args.rs");
     println!("cargo:rerun-if-changed=man");
     third_party_volumes();
     let out = profile_dir()?;
@@ -26,28 +31,32 @@ fn main() -> io::Result<()> {
 
     let mut cmd = args::Cli::command();
     cmd.build();
-    write_man(&cmd, "tcvault", &man_dir)?;
+    write_pages(&cmd, "tcvault", &man_dir, true)?;
+    // The server has its own exit statuses (in its hand-written page), not tcvault's.
+    let mut server = escrowd_args::Cli::command();
+    server.build();
+    write_pages(&server, "tcvault-escrowd", &man_dir, false)?;
+    for (cmd, bin) in [(&mut cmd, "tcvault"), (&mut server, "tcvault-escrowd")] {
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            clap_complete::generate_to(shell, cmd, bin, &comp_dir)?;
+        }
+    }
+    Ok(())
+}
+
+/// The page `name` of `cmd`, and one per subcommand at every level (`tcvault-escrow-search`,
+/// `tcvault-escrowd-user-add`), as the SUBCOMMANDS sections name them.
+fn write_pages(cmd: &clap::Command, name: &str, dir: &Path, common: bool) -> io::Result<()> {
+    write_man(&named(cmd, name), name, dir, common)?;
     for sub in cmd
         .get_subcommands()
         .filter(|s| s.get_name() != "help" && !s.is_hide_set())
     {
-        let name = format!("tcvault-{}", sub.get_name());
-        write_man(&named(sub, &name), &name, &man_dir)?;
-        // `tcvault escrow search` and the like get pages of their own too.
-        for subsub in sub
-            .get_subcommands()
-            .filter(|s| s.get_name() != "help" && !s.is_hide_set())
-        {
-            let name = format!("{name}-{}", subsub.get_name());
-            write_man(&named(subsub, &name), &name, &man_dir)?;
-        }
-    }
-    for shell in [
-        clap_complete::Shell::Bash,
-        clap_complete::Shell::Zsh,
-        clap_complete::Shell::Fish,
-    ] {
-        clap_complete::generate_to(shell, &mut cmd, "tcvault", &comp_dir)?;
+        write_pages(sub, &format!("{name}-{}", sub.get_name()), dir, common)?;
     }
     Ok(())
 }
@@ -72,8 +81,8 @@ fn profile_dir() -> io::Result<PathBuf> {
 }
 
 /// Renders the generated sections, then the hand-written `man/<name>.roff` (EXIT STATUS,
-/// EXAMPLES, SECURITY … in roff), then the version.
-fn write_man(cmd: &clap::Command, name: &str, dir: &Path) -> io::Result<()> {
+/// EXAMPLES, SECURITY … in roff), then (`common`) tcvault's shared sections, then the version.
+fn write_man(cmd: &clap::Command, name: &str, dir: &Path, common: bool) -> io::Result<()> {
     let man = clap_mangen::Man::new(cmd.clone())
         .title(name.to_uppercase())
         .section("1")
@@ -95,9 +104,9 @@ fn write_man(cmd: &clap::Command, name: &str, dir: &Path) -> io::Result<()> {
             buf.push(b'\n');
         }
     }
-    let common = Path::new("man").join("common.roff");
-    if common.exists() {
-        buf.write_all(&fs::read(&common)?)?;
+    let common_part = Path::new("man").join("common.roff");
+    if common && common_part.exists() {
+        buf.write_all(&fs::read(&common_part)?)?;
     }
     man.render_version_section(&mut buf)?;
     fs::write(dir.join(format!("{name}.1")), buf)

@@ -1086,3 +1086,49 @@ fn decrypt_refuses_to_overwrite_its_own_input() {
         "the volume was overwritten"
     );
 }
+
+/// build.rs writes a page per command at every level, beside the binaries, for both binaries;
+/// the server's page has its own exit statuses, not tcvault's; and the server describes itself
+/// as the server.
+#[test]
+fn man_pages_for_every_command_of_both_binaries() {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_tcvault"));
+    let man = bin.parent().expect("target dir").join("man");
+    let page = |name: &str| {
+        std::fs::read_to_string(man.join(format!("{name}.1")))
+            .unwrap_or_else(|e| panic!("{name}.1: {e}"))
+    };
+    for sub in [
+        "search",
+        "show",
+        "request-deletion",
+        "deletions",
+        "approve",
+        "reject",
+        "export",
+        "import",
+        "keygen",
+    ] {
+        let p = page(&format!("tcvault-escrow-{sub}"));
+        assert!(p.contains(".SH \"EXIT STATUS\""), "tcvault-escrow-{sub}");
+    }
+    assert!(page("tcvault-escrow-search").contains("EXAMPLES"));
+    let server = page("tcvault-escrowd");
+    for section in ["CONFIGURATION", "AUDIT", "EXIT STATUS", "EXAMPLES"] {
+        assert!(server.contains(&format!(".SH \"{section}\"")), "{section}");
+    }
+    assert!(
+        !server.contains("The volume opened but is damaged"),
+        "tcvault's exit statuses in the server's page"
+    );
+    for sub in ["serve", "init", "user-add", "audit-verify"] {
+        page(&format!("tcvault-escrowd-{sub}"));
+    }
+    let help = assert_cmd::Command::cargo_bin("tcvault-escrowd")
+        .expect("server binary")
+        .arg("--help")
+        .output()
+        .expect("run");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("key escrow server"), "{help}");
+}

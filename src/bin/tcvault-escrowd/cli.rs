@@ -1,5 +1,5 @@
-//! Command line of `tcvault-escrowd` (compiled into that binary only): arguments, password
-//! prompts, running the server until SIGTERM, exit codes.
+//! Command line of `tcvault-escrowd` (compiled into that binary only): password prompts,
+//! running the server until SIGTERM, exit codes. The arguments are `args.rs`.
 //!
 //! Exit codes: 0 success, 1 error (a missing or unreadable audit key included), 2 usage error,
 //! 3 `audit verify` found a problem (a broken chain, or a user, escrow entry or deletion
@@ -13,125 +13,15 @@ mod print;
 
 use std::io::{IsTerminal, Read};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use crate::args::{AuditCommand, Cli, Command, UserCommand, YesNo};
 use tcvault::escrow::server::auth::{MAX_PASSWORD_BYTES, hash_password};
 use tcvault::escrow::server::config::{self, Config};
 use tcvault::escrow::server::store::{AuditEvent, AuditKey, Store, UserRecord};
 use tcvault::escrow::server::{Server, ServerError};
 use tcvault::secret::{SecretBytes, SecretText};
-
-/// The tcvault key escrow server.
-#[derive(Debug, Parser)]
-#[command(name = "tcvault-escrowd", version, about, long_about = None)]
-pub struct Cli {
-    /// Configuration file.
-    #[arg(short, long, global = true, default_value = "/etc/tcvault/escrowd.xml")]
-    config: PathBuf,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Run the server (stops cleanly on SIGTERM or Ctrl-C).
-    Serve,
-    /// Check the configuration file and exit.
-    CheckConfig,
-    /// Write a sample configuration, a self-signed certificate, a new audit key and an SQLite
-    /// path into DIR.
-    Init {
-        /// Folder to write into (created if needed; existing files are not overwritten).
-        dir: PathBuf,
-        /// Host name clients use to reach the server (goes into the certificate).
-        #[arg(long)]
-        host: String,
-        /// Port to listen on (on all addresses).
-        #[arg(long, default_value_t = 8443, conflicts_with = "listen")]
-        port: u16,
-        /// Address and port to listen on, e.g. 10.1.2.3:8443 (IPv6 in brackets; instead of --port).
-        #[arg(long, value_name = "ADDR:PORT")]
-        listen: Option<SocketAddr>,
-        /// The escrow authority's RSA PUBLIC key (PEM) to install; private keys are refused.
-        #[arg(long, value_name = "PEM")]
-        authority_key: Option<PathBuf>,
-    },
-    /// Manage users (the USER table).
-    #[command(subcommand)]
-    User(UserCommand),
-    /// Audit table tools.
-    #[command(subcommand)]
-    Audit(AuditCommand),
-}
-
-#[derive(Debug, Subcommand)]
-enum UserCommand {
-    /// Add a user (password from a prompt or --password-file).
-    Add {
-        /// User name (the network user name).
-        name: String,
-        /// USER_ADMIN = 1: may search, fetch packets for restore, approve deletions.
-        #[arg(long)]
-        admin: bool,
-        /// May export bundles.
-        #[arg(long)]
-        export: bool,
-        /// May import bundles.
-        #[arg(long)]
-        import: bool,
-        /// Read the password from the first line of FILE ("-" = standard input).
-        #[arg(long, value_name = "FILE")]
-        password_file: Option<PathBuf>,
-    },
-    /// Change a user's password.
-    Passwd {
-        /// User name.
-        name: String,
-        /// Read the password from the first line of FILE ("-" = standard input).
-        #[arg(long, value_name = "FILE")]
-        password_file: Option<PathBuf>,
-    },
-    /// Remove a user (their escrow entries stay).
-    Remove {
-        /// User name.
-        name: String,
-    },
-    /// List users and their rights.
-    List,
-    /// Set or clear USER_ADMIN.
-    SetAdmin {
-        /// User name.
-        name: String,
-        /// yes or no.
-        value: YesNo,
-    },
-    /// Set or clear the export and import rights.
-    SetRights {
-        /// User name.
-        name: String,
-        /// May export bundles.
-        #[arg(long)]
-        export: Option<YesNo>,
-        /// May import bundles.
-        #[arg(long)]
-        import: Option<YesNo>,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum AuditCommand {
-    /// Check the keyed audit chain and the users, escrow entries and deletion requests it
-    /// records; exit 3 if anything was changed, added or removed behind the server's back.
-    Verify,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum YesNo {
-    Yes,
-    No,
-}
 
 impl YesNo {
     fn on(self) -> bool {

@@ -1,5 +1,6 @@
 //! The `tcvault-escrowd` binary: the key escrow server (see `tcvault::escrow::server`).
 
+mod args;
 mod cli;
 
 use clap::Parser;
@@ -10,5 +11,5 @@ fn main() -> std::process::ExitCode {
         eprintln!("tcvault-escrowd: error: cannot turn core dumps off: {e}");
         return std::process::ExitCode::from(1);
     }
-    cli::run(cli::Cli::parse())
+    cli::run(args::Cli::parse())
 }
