@@ -156,23 +156,29 @@ impl AesXts {
         let tk = &self.tweak.0;
         #[cfg(target_arch = "x86_64")]
         match (self.backend, dir) {
-            // SAFETY (all arms): the backend was only chosen after `is_available` confirmed the
-            // CPU features the kernel is compiled for; `buf` holds whole data units.
+            // Each backend is chosen only after `is_available` confirmed the CPU features its
+            // kernel is compiled for, and `buf` holds whole data units (asserted above).
+            // SAFETY: Vaes512 means `is_available` saw VAES and AVX-512; `buf` is whole units.
             (AesBackend::Vaes512, Direction::Encrypt) => unsafe {
                 vaes512::<false>(keys, tk, buf, first_unit)
             },
+            // SAFETY: Vaes512 means `is_available` saw VAES and AVX-512; `buf` is whole units.
             (AesBackend::Vaes512, Direction::Decrypt) => unsafe {
                 vaes512::<true>(keys, tk, buf, first_unit)
             },
+            // SAFETY: Vaes256 means `is_available` saw VAES and AVX2; `buf` is whole units.
             (AesBackend::Vaes256, Direction::Encrypt) => unsafe {
                 vaes256::<false>(keys, tk, buf, first_unit)
             },
+            // SAFETY: Vaes256 means `is_available` saw VAES and AVX2; `buf` is whole units.
             (AesBackend::Vaes256, Direction::Decrypt) => unsafe {
                 vaes256::<true>(keys, tk, buf, first_unit)
             },
+            // SAFETY: AesNi means `is_available` saw AES-NI; `buf` is whole units.
             (AesBackend::AesNi, Direction::Encrypt) => unsafe {
                 aesni::<false>(keys, tk, buf, first_unit)
             },
+            // SAFETY: AesNi means `is_available` saw AES-NI; `buf` is whole units.
             (AesBackend::AesNi, Direction::Decrypt) => unsafe {
                 aesni::<true>(keys, tk, buf, first_unit)
             },

@@ -175,7 +175,7 @@ impl XtsChain {
     /// Encrypts `buf` in place; its first byte starts data unit `first_unit`.
     ///
     /// # Panics
-    /// If `buf.len()` is not a multiple of 16 (see [`xts`]).
+    /// If `buf.len()` is not a multiple of 16 (see [`crate::crypto::xts`]).
     pub fn encrypt(&self, buf: &mut [u8], first_unit: u64) {
         self.run(buf, first_unit, Direction::Encrypt);
     }
@@ -183,7 +183,7 @@ impl XtsChain {
     /// Decrypts `buf` in place; its first byte starts data unit `first_unit`.
     ///
     /// # Panics
-    /// If `buf.len()` is not a multiple of 16 (see [`xts`]).
+    /// If `buf.len()` is not a multiple of 16 (see [`crate::crypto::xts`]).
     pub fn decrypt(&self, buf: &mut [u8], first_unit: u64) {
         self.run(buf, first_unit, Direction::Decrypt);
     }

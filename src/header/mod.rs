@@ -1,7 +1,7 @@
 //! Layer 2: header bytes ⇄ typed headers, and trial decryption.
 //!
-//! [`layout`] says where headers and data live, [`format`] parses and serializes the 512-byte
-//! header, [`kdf`] maps family, PRF and PIM to a key derivation, [`unlock`] finds the header a
+//! [`layout`] says where headers and data live, [`format`](mod@format) parses and serializes the 512-byte
+//! header, [`kdf`] maps family, PRF and PIM to a key derivation, [`unlock`](mod@unlock) finds the header a
 //! password opens, and [`seal`] encrypts new headers and checks them before they are written.
 
 pub mod format;

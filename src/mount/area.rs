@@ -1,9 +1,9 @@
 //! The decrypted data area of an unlocked volume as something to read and write at byte
 //! offsets, from many threads at once, without allocating per request.
 //!
-//! Each I/O thread owns one buffer (huge-page backed and locked, see [`sys::IoBuffer`]; grown
+//! Each I/O thread owns one buffer (huge-page backed and locked, see `sys::IoBuffer`; grown
 //! only when a request is larger than any before it), reads ciphertext into it with direct I/O
-//! when the host allows (through the thread's [`sys::HostRing`]), and decrypts in place. Writes
+//! when the host allows (through the thread's `sys::HostRing`), and decrypts in place. Writes
 //! copy the caller's plaintext into that buffer and encrypt there. Hidden-volume protection
 //! refuses, and from then on every write is refused, as soon as a write would touch the
 //! protected host range.

@@ -154,7 +154,7 @@ impl LoopDevice {
         let _ = std::fs::write(bdi_path(self.number, "max_bytes"), bytes.to_string());
     }
 
-    /// Makes the device refuse writes (see [`sys::blk_set_read_only`]); undone on detach.
+    /// Makes the device refuse writes (`sys::blk_set_read_only`, the BLKROSET ioctl); undone on detach.
     ///
     /// # Errors
     /// The kernel refused `BLKROSET`.

@@ -2,7 +2,7 @@
 //!
 //! [`Host`] is the file or device holding a volume (or a header backup file); [`Volume`] is a
 //! host whose header a password opened, with sector I/O over its decrypted data area.
-//! [`keyfiles`] reads keyfiles (and keyfile directories) from disk; [`write`] creates volumes
+//! [`keyfiles`] reads keyfiles (and keyfile directories) from disk; [`write`](mod@write) creates volumes
 //! and rewrites, backs up and restores headers; [`hidden`] adds hidden volumes; [`probe`] recognises filesystem signatures.
 //! [`truncated`] opens volumes whose host is cut short, for reading what is left.
 

@@ -4,7 +4,7 @@
 //! Exit codes: 0 success, 1 error (a missing or unreadable audit key included), 2 usage error,
 //! 3 `audit verify` found a problem (a broken chain, or a user, escrow entry or deletion
 //! request changed, added or removed behind the server's back).
-//! Everything printed goes through [`print`]'s macros, which never panic.
+//! Everything printed goes through [`print`](mod@print)'s macros, which never panic.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 #[macro_use]

@@ -1,6 +1,6 @@
 //! The help-desk restore (`tcvault -R ADMIN TARGET`): find the entries whose recorded salts
 //! the target still shows ([`matching_entries`]), [`fetch`] one and open its packet with the
-//! authority's private key, [`prove`] that it belongs to the target, [`write`] the escrowed
+//! authority's private key, [`prove`] that it belongs to the target, [`write()`] the escrowed
 //! header under a new password (checked by reading it back), and record the salts it wrote on
 //! the entry so that the next restore finds it. The prompts, the choice among entries and the
 //! `--force` confirmation are the command line's.
@@ -320,7 +320,7 @@ pub fn fetch(
     })
 }
 
-/// What [`write`] wrote.
+/// What [`write()`] wrote.
 #[derive(Debug)]
 pub struct Restored {
     /// The file or device written: the target, or the output file of a backup.
