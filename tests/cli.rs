@@ -1091,6 +1091,7 @@ fn decrypt_refuses_to_overwrite_its_own_input() {
 /// the server's page has its own exit statuses, not tcvault's; and the server describes itself
 /// as the server.
 #[test]
+#[cfg(feature = "escrow-server")]
 fn man_pages_for_every_command_of_both_binaries() {
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_tcvault"));
     let man = bin.parent().expect("target dir").join("man");

@@ -377,6 +377,7 @@ mod core_dumps {
     /// `tcvault-escrowd user add` and `tcvault info`, reading a password that has not ended yet
     /// (the pipe stays open), hold what they read so far: a crash leaves no core.
     #[test]
+    #[cfg(feature = "escrow-server")]
     fn a_crash_while_reading_a_password_dumps_nothing() {
         if !cores_are_written() {
             return;

@@ -6,5 +6,6 @@
 //! both sides speak.
 
 pub mod client;
+#[cfg(feature = "escrow-server")]
 pub mod server;
 pub mod wire;

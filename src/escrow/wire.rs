@@ -1,6 +1,6 @@
 //! The escrow server's `/v1/` wire contract: every route's path and every request and answer
-//! body, defined once for both sides (the server in [`crate::escrow::server::api`], the client
-//! in [`crate::escrow::client::http`]).
+//! body, defined once for both sides (the server's handlers in `escrow::server::api`, the
+//! client in [`crate::escrow::client::http`]).
 //!
 //! All bodies are JSON. Requests are strict (unknown fields are refused with 400); answers
 //! are read leniently (an added field does not break an older client). Byte strings are

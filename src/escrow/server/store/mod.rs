@@ -16,6 +16,7 @@
 //! everywhere (`BIGINT`), times are Unix seconds, salts and fingerprints lower-case hex.
 
 pub mod audit;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod sqlite;
 
@@ -710,7 +711,15 @@ impl Store {
     pub fn open(url: &str, base_dir: &Path) -> Result<Store, StoreError> {
         let backend: Box<dyn Backend> =
             if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-                Box::new(postgres::PostgresBackend::connect(url)?)
+                #[cfg(feature = "postgres")]
+                {
+                    Box::new(postgres::PostgresBackend::connect(url)?)
+                }
+                #[cfg(not(feature = "postgres"))]
+                return Err(StoreError::msg(
+                    "this tcvault-escrowd was built without PostgreSQL support (the `postgres` \
+                     feature)",
+                ));
             } else {
                 let path = url.strip_prefix("sqlite:").unwrap_or(url);
                 let path = path.strip_prefix("//").unwrap_or(path);
