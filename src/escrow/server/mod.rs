@@ -6,6 +6,9 @@
 //!
 //! # API (version 1)
 //!
+//! The bodies below are the types of [`crate::escrow::wire`], which the client uses too; this
+//! table is the overview.
+//!
 //! All bodies are JSON; errors are `{"error": "<code>", "message": "<text>"}` with a fitting
 //! status (400 bad input, 401 wrong or missing credentials, 403 refused, 404, 409, 413 body too
 //! large, 429 throttled with `Retry-After`). Authenticated routes take HTTP Basic credentials
@@ -20,6 +23,7 @@
 //! | `POST /v1/deletion-requests` | owner (or admin) | `{"escrow_number":N,"reason":"…"}` → 201 `{"request_id","escrow_number","status":"pending"}` |
 //! | `GET /v1/admin/entries?salt=&fingerprint=&user=&from=&to=&number=&limit=` | admin | search → `{"entries":[entry…]}` (newest first, `limit` ≤ 1000, default 100; dates as Unix seconds or RFC 3339) |
 //! | `GET /v1/admin/entries/{number}` | admin | one entry plus `"packet"` (base64) |
+//! | `POST /v1/admin/entries/{number}/salts` | admin | `{"salts":["<hex>"…]}` → the entry: records the salts a restore wrote (audited `salts_recorded`; a search hint like every salt) |
 //! | `GET /v1/admin/deletion-requests` | admin | pending requests |
 //! | `POST /v1/admin/deletion-requests/{id}/approve` | admin, not the requester | deletes the entry |
 //! | `POST /v1/admin/deletion-requests/{id}/reject` | admin | keeps the entry, closes the request |
