@@ -568,6 +568,66 @@ fn numbers_in(v: &serde_json::Value) -> Vec<i64> {
         .collect()
 }
 
+/// After an escrowed password change the entry holds the new header: a raw backup made after
+/// the user forgot the new password is proven by its header copy (with the first packet kept,
+/// nothing could prove it: a backup file holds no data to check the keys against).
+#[test]
+fn a_raw_backup_after_an_escrowed_password_change_restores() {
+    let env = Env::start();
+    let (vol, out) = env.create("chg.tc", "pw one", Some("alice"));
+    let n = escrow_number(&out);
+    let data = write_data(&vol, "pw one");
+    let p1 = env.secret("chg.p1", "pw one");
+    let p2 = env.secret("chg.p2", "pw two");
+    let out = env.change_password_escrowed(&vol, &p1, &p2, "alice", true);
+    assert!(
+        stderr(&out).contains(&format!("already in escrow with number {n}")),
+        "{}",
+        stderr(&out)
+    );
+    // "pw two" is forgotten: a raw backup, no password.
+    let raw = env.path("chg.hdr");
+    let out = env
+        .tcvault()
+        .args(["backup-header", "--raw"])
+        .arg(&vol)
+        .arg(&raw)
+        .output()
+        .expect("backup-header --raw");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = env.restore("helpdesk", &raw, None, "pw three");
+    let s = stderr(&out);
+    assert!(out.status.success(), "{s}");
+    assert!(
+        s.contains("normal header copy decrypts under the packet's header key"),
+        "{s}"
+    );
+    let pn = env.secret("chg.p3", "pw three");
+    let out = env
+        .tcvault()
+        .arg("restore-header")
+        .arg(&vol)
+        .arg("--file")
+        .arg(&raw)
+        .args([
+            "--pim",
+            PIM,
+            "--escrow",
+            "no",
+            "--no-keep-old-header",
+            "--password-file",
+        ])
+        .arg(&pn)
+        .output()
+        .expect("restore-header");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(read_data(&vol, "pw three"), data);
+    let key = env.dir.path().join("server").join("audit.key");
+    let store = Store::open_keyed(&env.db_url, Path::new("/"), &key).expect("open store");
+    let report = store.verify_audit().expect("verify");
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
 /// The admin's command line: search (by volume, by user, own entries), show, the deletion
 /// workflow both ways, and the seed workflow: export to a password-protected bundle on one
 /// server, import on another (twice: the second time the entry is present), refusals with

@@ -53,9 +53,10 @@
 //!
 //! Answer: 201 `{"escrow_number": N, "already_in_escrow": false, "created": "<RFC 3339>"}` for a
 //! new entry; 200 with `"already_in_escrow": true` and the existing number when the same user
-//! already escrowed the same `volume_fingerprint`. In that case the packet is not replaced, but
-//! salts not yet recorded are added to the existing entry (after a password change the volume
-//! has new salts, and restore looks the entry up by them).
+//! already escrowed the same `volume_fingerprint`. In that case the new packet replaces the old
+//! one (after a password change it holds the header the volume holds now, which a restore proves
+//! the entry against) and salts not yet recorded are added to the entry (restore looks the entry
+//! up by them). An import never replaces a packet.
 //!
 //! An `entry` in answers: `{"escrow_number", "created", "created_unix", "user",
 //! "volume_fingerprint", "salts", "authority_fingerprint", "metadata", "origin"}`.

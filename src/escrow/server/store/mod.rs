@@ -609,8 +609,9 @@ fn add_salts(tx: &mut dyn Tx, number: i64, salts: &[String]) -> Result<(), Store
     Ok(())
 }
 
-/// Inserts an entry, or finds the same user's entry for the same volume fingerprint (and adds any
-/// new salts to it: after a password change the volume has new salts, and restore looks for them).
+/// Inserts an entry, or finds the same user's entry for the same volume fingerprint: then adds any
+/// new salts to it (after a password change the volume has new salts, and restore looks for
+/// them) and, for a deposit, stores its newer packet.
 fn insert_or_find(tx: &mut dyn Tx, e: &NewEntry) -> Result<DepositOutcome, StoreError> {
     let created = e.created_at.unwrap_or_else(now_unix);
     let rows = tx.query(
@@ -666,10 +667,28 @@ fn insert_or_find(tx: &mut dyn Tx, e: &NewEntry) -> Result<DepositOutcome, Store
         .filter(|s| !known.contains(*s))
         .cloned()
         .collect();
-    if !new.is_empty() {
-        // The salts are part of the entry's MAC.
+    // A deposit (not an import: `created_at` is its own date there, and an older bundle must not
+    // undo a newer deposit) replaces the packet: the newest header is the one the volume and
+    // its later backups hold, and a restore proves an entry against exactly that header.
+    let newer_packet = e.created_at.is_none();
+    if !new.is_empty() || newer_packet {
+        // The salts and the packet are part of the entry's MAC.
         let row = (audit::Table::Escrow, outcome.number.to_string());
-        audit::track(tx, &[row], |tx| add_salts(tx, outcome.number, &new))?;
+        audit::track(tx, &[row], |tx| {
+            if newer_packet {
+                tx.execute(
+                    "UPDATE ESCROW SET PACKET = ?, METADATA = ?, AUTHORITY_FINGERPRINT = ? \
+                     WHERE ESCROW_NUMBER = ?",
+                    &[
+                        Value::Bytes(e.packet.clone()),
+                        e.metadata.as_str().into(),
+                        e.authority_fingerprint.as_str().into(),
+                        outcome.number.into(),
+                    ],
+                )?;
+            }
+            add_salts(tx, outcome.number, &new)
+        })?;
     }
     Ok(outcome)
 }
