@@ -65,6 +65,7 @@
 pub mod api;
 pub mod auth;
 pub mod authority;
+pub mod batch;
 pub mod bundle;
 pub mod config;
 pub mod http;

@@ -557,6 +557,15 @@ fn insert_or_find(tx: &mut dyn Tx, e: &NewEntry) -> Result<DepositOutcome, Store
     Ok(outcome)
 }
 
+/// The audit detail of a deposit, as [`Store::deposit`] writes it.
+fn deposit_detail(out: &DepositOutcome, entry: &NewEntry) -> String {
+    if out.already_in_escrow {
+        format!("already in escrow; {} salts", entry.salts.len())
+    } else {
+        format!("new entry; {} salts", entry.salts.len())
+    }
+}
+
 /// The escrow store: business operations over a [`Backend`].
 #[derive(Debug)]
 pub struct Store {
@@ -949,6 +958,54 @@ impl Store {
             append_audit(tx, &outcome_event, &[out.number])?;
             Ok(out)
         })
+    }
+
+    /// Stores several deposits in **one** transaction (one commit, so one fsync), in order, each
+    /// with its own audit row as [`Store::deposit`] writes it. Returns one outcome per deposit,
+    /// in order, and only after the commit: an `Ok` is durable.
+    ///
+    /// Each deposit runs inside its own savepoint: one that fails (a constraint, a trigger, a
+    /// failed audit write) is rolled back alone and gets its error, and the others are stored.
+    /// When the transaction itself fails (begin, a savepoint, the commit), nothing is stored and
+    /// every deposit gets that error.
+    pub fn deposit_batch(
+        &self,
+        batch: &[(NewEntry, AuditEvent)],
+    ) -> Vec<Result<DepositOutcome, StoreError>> {
+        let outcome = self.tx(|tx| {
+            lock_audit(tx)?;
+            let mut results = Vec::with_capacity(batch.len());
+            for (entry, ev) in batch {
+                tx.execute("SAVEPOINT tcvault_deposit", &[])?;
+                let one = (|| {
+                    let out = insert_or_find(tx, entry)?;
+                    let ev = ev.clone().detail(deposit_detail(&out, entry));
+                    append_audit(tx, &ev, &[out.number])?;
+                    Ok(out)
+                })();
+                if one.is_err() {
+                    tx.execute("ROLLBACK TO SAVEPOINT tcvault_deposit", &[])?;
+                }
+                tx.execute("RELEASE SAVEPOINT tcvault_deposit", &[])?;
+                results.push(one);
+            }
+            Ok(results)
+        });
+        match outcome {
+            Ok(results) => results,
+            Err(e) => {
+                let shared = std::sync::Arc::new(e);
+                batch
+                    .iter()
+                    .map(|_| {
+                        Err(StoreError::Database {
+                            message: format!("the deposits' transaction failed: {shared}"),
+                            source: Some(Box::new(shared.clone())),
+                        })
+                    })
+                    .collect()
+            }
+        }
     }
 
     /// The caller's own entries.
