@@ -15,6 +15,9 @@
 //! target/release/examples/escrow_load --postgres postgres://postgres@127.0.0.1:55432/postgres
 //! ```
 //!
+//! `--csv FILE` writes one line per deposit (start, latency, acknowledged attempt, whether it
+//! was its client's first request), to see when the slow ones happened.
+//!
 //! `--postgres URL` creates a fresh database next to the one URL names, runs against it and
 //! drops it afterwards (kept when the check fails).
 //!
@@ -54,6 +57,8 @@ struct Acked {
     last_attempt: Duration,
     /// The first request of its client (TLS connection and login).
     first_of_client: bool,
+    /// When the first attempt started, from the start of the load.
+    started: Duration,
 }
 
 struct Args {
@@ -62,6 +67,7 @@ struct Args {
     kill_after: Option<usize>,
     bin: PathBuf,
     postgres: Option<String>,
+    csv: Option<PathBuf>,
 }
 
 /// Where the server keeps its data, for the check at the end.
@@ -88,6 +94,7 @@ fn parse_args() -> Result<Args, String> {
         kill_after: None,
         bin: default_bin,
         postgres: None,
+        csv: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -98,6 +105,7 @@ fn parse_args() -> Result<Args, String> {
             "--kill-after" => a.kill_after = Some(val()?.parse().map_err(|_| "bad --kill-after")?),
             "--bin" => a.bin = PathBuf::from(val()?),
             "--postgres" => a.postgres = Some(val()?),
+            "--csv" => a.csv = Some(PathBuf::from(val()?)),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -169,6 +177,24 @@ fn summary(mut lat: Vec<Duration>) -> String {
         ms(lat.last().copied().unwrap_or_default()),
         lat.len()
     )
+}
+
+/// User plus system CPU time of process `pid` (`self` for this one) so far, from /proc; zero
+/// where there is no /proc.
+fn cpu_seconds(pid: &str) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Duration::ZERO;
+    };
+    // The fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    // utime and stime are fields 14 and 15 of the line, in clock ticks of 1/100 s.
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i).and_then(|v| v.parse::<u64>().ok()))
+        .sum();
+    Duration::from_millis(ticks * 10)
 }
 
 fn random_hex(n: usize) -> String {
@@ -322,6 +348,7 @@ async fn main() -> Result<(), String> {
     let retries = Arc::new(AtomicUsize::new(0));
     let killed = Arc::new(Mutex::new(false));
     let started = Instant::now();
+    let client_cpu_before = cpu_seconds("self");
     let mut tasks = Vec::new();
     for c in 0..args.clients {
         let (client, url, next, acked, results, retries) = (
@@ -387,6 +414,7 @@ async fn main() -> Result<(), String> {
                                     total: first_attempt.elapsed(),
                                     last_attempt: t0.elapsed(),
                                     first_of_client,
+                                    started: first_attempt.duration_since(started),
                                 });
                             }
                             true
@@ -428,8 +456,11 @@ async fn main() -> Result<(), String> {
         t.await.map_err(|e| e.to_string())??;
     }
     let elapsed = started.elapsed();
+    let client_cpu = cpu_seconds("self").saturating_sub(client_cpu_before);
+    let server_cpu;
     {
         let mut s = server.lock().map_err(|_| "poisoned")?;
+        server_cpu = cpu_seconds(&s.id().to_string());
         let _ = Command::new("kill")
             .args(["-TERM", &s.id().to_string()])
             .status();
@@ -486,9 +517,16 @@ async fn main() -> Result<(), String> {
         retries.load(Ordering::Relaxed),
     );
     println!(
-        "elapsed {:.1} s, {:.0} deposits/s",
+        "elapsed {:.1} s, {:.0} deposits/s; CPU: server {:.2} s{}, load client {:.2} s",
         elapsed.as_secs_f64(),
-        results.len() as f64 / elapsed.as_secs_f64()
+        results.len() as f64 / elapsed.as_secs_f64(),
+        server_cpu.as_secs_f64(),
+        if args.kill_after.is_some() {
+            " (the restarted process only)"
+        } else {
+            ""
+        },
+        client_cpu.as_secs_f64(),
     );
     println!(
         "latency, first attempt to acknowledgement: {}",
@@ -520,6 +558,19 @@ async fn main() -> Result<(), String> {
                 .collect()
         )
     );
+    if let Some(path) = &args.csv {
+        let mut csv = String::from("started_ms,latency_ms,attempt_ms,first_of_client\n");
+        for a in results.iter() {
+            csv.push_str(&format!(
+                "{:.3},{:.3},{:.3},{}\n",
+                ms(a.started),
+                ms(a.total),
+                ms(a.last_attempt),
+                u8::from(a.first_of_client)
+            ));
+        }
+        std::fs::write(path, csv).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     print!("{verify}");
     if lost > 0 || duplicated > 0 || unacknowledged > 0 || results.len() != args.deposits {
         return Err(format!(
