@@ -149,6 +149,13 @@ impl Server {
         self.local_addr
     }
 
+    /// What the handlers share, for counters and caches ([`AppState::verifier`]'s checks, the
+    /// deposit writer's batches) in tests and diagnostics. Holding it keeps the database open
+    /// after the server stops.
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
     /// Serves until `shutdown` completes, then stops accepting, lets running requests finish
     /// (up to 10 s) and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
