@@ -611,6 +611,73 @@ mod tests {
         }
     }
 
+    fn password(pw: &str) -> zeroize::Zeroizing<Vec<u8>> {
+        zeroize::Zeroizing::new(pw.as_bytes().to_vec())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_logins_share_one_check() {
+        let hash = hash_password(b"right").expect("hash");
+        let v = std::sync::Arc::new(Verifier::new(2));
+        let t = std::sync::Arc::new(throttle());
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..16 {
+            let (v, t, hash) = (v.clone(), t.clone(), hash.clone());
+            tasks.spawn(async move {
+                v.login(&t, "u", ip(1), password("right"), Some(&hash))
+                    .await
+                    .expect("check ran")
+            });
+        }
+        let all = tasks.join_all().await;
+        assert!(all.iter().all(|l| *l == Login::Accepted), "{all:?}");
+        assert_eq!(v.checks_run(), 1);
+        // A wrong password is its own check, refused; the right one is cached.
+        let wrong = v
+            .login(&t, "u", ip(1), password("wrong"), Some(&hash))
+            .await;
+        assert_eq!(wrong.expect("check ran"), Login::Refused);
+        let again = v
+            .login(&t, "u", ip(1), password("right"), Some(&hash))
+            .await;
+        assert_eq!(again.expect("cached"), Login::Accepted);
+        assert_eq!(v.checks_run(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn waiters_of_an_abandoned_check_run_their_own() {
+        let hash = hash_password(b"right").expect("hash");
+        let v = std::sync::Arc::new(Verifier::new(1));
+        let t = std::sync::Arc::new(throttle());
+        // Hold the only Argon2id slot: the first login registers its check and waits for it.
+        let slot = v.slots.acquire().await.expect("slot");
+        let leader = {
+            let (v, t, hash) = (v.clone(), t.clone(), hash.clone());
+            tokio::spawn(async move {
+                v.login(&t, "u", ip(1), password("right"), Some(&hash))
+                    .await
+            })
+        };
+        while v.flights.lock().expect("flights").is_empty() {
+            tokio::task::yield_now().await;
+        }
+        // Polled once, the second login finds the running check and waits for it.
+        let mut waiter = std::pin::pin!(v.login(&t, "u", ip(1), password("right"), Some(&hash)));
+        let first = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(std::future::Future::poll(waiter.as_mut(), cx))
+        })
+        .await;
+        assert!(first.is_pending(), "waits for the running check");
+        // The leader's client goes away before its check ran; the waiter must neither hang nor
+        // take a failure for it.
+        leader.abort();
+        assert!(leader.await.is_err(), "aborted");
+        drop(slot);
+        assert_eq!(waiter.await.expect("check ran"), Login::Accepted);
+        assert_eq!(v.checks_run(), 1);
+        assert!(v.flights.lock().expect("flights").is_empty());
+    }
+
     #[tokio::test]
     async fn the_user_lock_spares_known_addresses() {
         let t = throttle();

@@ -144,3 +144,69 @@ fn writer(store: &Store, mut rx: mpsc::Receiver<Job>, stats: &BatchStats) {
         batch.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::escrow::server::store::UserRecord;
+
+    fn entry(user: &str, n: usize) -> NewEntry {
+        NewEntry {
+            user: user.to_owned(),
+            volume_fingerprint: format!("{n:032x}"),
+            salts: vec![format!("{n:0128x}")],
+            authority_fingerprint: "ab".repeat(32),
+            metadata: "{}".to_owned(),
+            packet: vec![1, 2, 3],
+            created_at: None,
+            origin: "local".to_owned(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queued_deposits_are_all_answered_after_their_commit() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+            .expect("chmod");
+        let url = format!("sqlite:{}", dir.path().join("e.sqlite3").display());
+        let store = Arc::new(Store::open(&url, dir.path()).expect("store"));
+        store
+            .add_user(
+                &UserRecord {
+                    name: "u".to_owned(),
+                    password_hash: "x".to_owned(),
+                    admin: false,
+                    export: false,
+                    import: false,
+                },
+                &AuditEvent::new("test", "local", "user_add"),
+            )
+            .expect("user");
+        let queue = Arc::new(DepositQueue::start(store.clone()).expect("writer"));
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 0..64 {
+            let queue = queue.clone();
+            tasks.spawn(async move {
+                let ev = AuditEvent::new("u", "127.0.0.1:1", "deposit");
+                queue.deposit(entry("u", n % 48), ev).await
+            });
+        }
+        let outcomes: Vec<DepositOutcome> = tasks
+            .join_all()
+            .await
+            .into_iter()
+            .map(|r| r.expect("stored"))
+            .collect();
+        // 48 volumes, 16 of them twice: 48 numbers, 16 answers "already in escrow".
+        let numbers: std::collections::HashSet<i64> = outcomes.iter().map(|o| o.number).collect();
+        assert_eq!(numbers.len(), 48);
+        assert_eq!(outcomes.iter().filter(|o| o.already_in_escrow).count(), 16);
+        let stats = queue.stats();
+        assert_eq!(stats.deposits(), 64);
+        assert!((1..=64).contains(&stats.batches()));
+        let own = store.own_entries("u").expect("entries");
+        assert_eq!(own.len(), 48);
+        assert!(store.verify_audit().expect("verify").problems.is_empty());
+    }
+}
