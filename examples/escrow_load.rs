@@ -15,6 +15,11 @@
 //! target/release/examples/escrow_load --postgres postgres://postgres@127.0.0.1:55432/postgres
 //! ```
 //!
+//! Each deposit goes out as one of 10 users: by default the next one in turn (so every client
+//! uses every user, and its first requests wait for the first login of each of them);
+//! `--fixed-users` gives client `c` user `c % 10` for all its deposits, as when each client is
+//! one person's machine (then only each client's first request waits for a login).
+//!
 //! `--csv FILE` writes one line per deposit (start, latency, acknowledged attempt, whether it
 //! was its client's first request), to see when the slow ones happened.
 //!
@@ -65,6 +70,7 @@ struct Args {
     clients: usize,
     deposits: usize,
     kill_after: Option<usize>,
+    fixed_users: bool,
     bin: PathBuf,
     postgres: Option<String>,
     csv: Option<PathBuf>,
@@ -92,6 +98,7 @@ fn parse_args() -> Result<Args, String> {
         clients: 100,
         deposits: 10_000,
         kill_after: None,
+        fixed_users: false,
         bin: default_bin,
         postgres: None,
         csv: None,
@@ -103,6 +110,7 @@ fn parse_args() -> Result<Args, String> {
             "--clients" => a.clients = val()?.parse().map_err(|_| "bad --clients")?,
             "--deposits" => a.deposits = val()?.parse().map_err(|_| "bad --deposits")?,
             "--kill-after" => a.kill_after = Some(val()?.parse().map_err(|_| "bad --kill-after")?),
+            "--fixed-users" => a.fixed_users = true,
             "--bin" => a.bin = PathBuf::from(val()?),
             "--postgres" => a.postgres = Some(val()?),
             "--csv" => a.csv = Some(PathBuf::from(val()?)),
@@ -365,6 +373,7 @@ async fn main() -> Result<(), String> {
             args.bin.clone(),
             conf.clone(),
         );
+        let fixed_users = args.fixed_users;
         let (users, authority_fp, total, kill_after) = (
             users.clone(),
             authority_fp.clone(),
@@ -378,7 +387,11 @@ async fn main() -> Result<(), String> {
                 if i >= total {
                     return Ok::<(), String>(());
                 }
-                let user = users[(c + i) % users.len()].clone();
+                let user = if fixed_users {
+                    users[c % users.len()].clone()
+                } else {
+                    users[(c + i) % users.len()].clone()
+                };
                 let fp = random_hex(32);
                 let mut packet = vec![0u8; 1200];
                 OsRng.fill_bytes(&mut packet);
@@ -499,13 +512,18 @@ async fn main() -> Result<(), String> {
         .args(["audit", "verify"]))?;
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "database={} clients={} cores={cores} (load client on the same machine) killed={}",
+        "database={} clients={} users={} cores={cores} (load client on the same machine) killed={}",
         if args.postgres.is_some() {
             "postgres"
         } else {
             "sqlite"
         },
         args.clients,
+        if args.fixed_users {
+            "fixed per client"
+        } else {
+            "in turn"
+        },
         args.kill_after.is_some()
     );
     println!(
