@@ -4,7 +4,10 @@
 //! the argon2 crate) and runs a dummy verification for unknown users so that "no such user" and
 //! "wrong password" take the same time and give the same answer. Failed logins are counted
 //! before each check, per (user name, address), per address and per user name ([`Throttle`]);
-//! past a limit, attempts are refused without checking.
+//! past a limit, attempts are refused without checking. A credential that passed is remembered
+//! for a while ([`CredentialCache`]), and many requests bringing the same credential at once
+//! share one check ([`Verifier`]): under load, Argon2id runs once per credential, not once per
+//! client.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
