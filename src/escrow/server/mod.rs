@@ -53,6 +53,10 @@
 //! salts not yet recorded are added to the existing entry (after a password change the volume
 //! has new salts, and restore looks the entry up by them).
 //!
+//! Either answer is sent only after the transaction holding the deposit has committed: deposits
+//! that arrive together are committed together ([`batch`]), one commit and so one fsync for all
+//! of them, and each is answered after it.
+//!
 //! An `entry` in answers: `{"escrow_number", "created", "created_unix", "user",
 //! "volume_fingerprint", "salts", "authority_fingerprint", "metadata", "origin"}`.
 //!
