@@ -1,14 +1,38 @@
-//! Load and fault check for `tcvault-escrowd` (issue 5): N concurrent clients deposit M packets
-//! in total over real TLS; optionally the server is killed with SIGKILL part-way and restarted.
-//! At the end every acknowledged escrow number must be in the database with the fingerprint it
-//! was acknowledged for, none twice, and the audit chain must verify.
+//! Load and fault check for `tcvault-escrowd` (issues 5 and 14): N concurrent clients deposit M
+//! packets in total over real TLS (10 users, every request with HTTP Basic credentials);
+//! optionally the server is killed with SIGKILL part-way and restarted. Each deposit is retried
+//! until acknowledged (one stored before a crash comes back as "already in escrow" with its
+//! number). At the end every acknowledged escrow number must be in the database with the user
+//! and fingerprint it was acknowledged for, no number acknowledged for two deposits, no deposit
+//! stored twice, and the audit chain must verify.
+//!
+//! The server binary is taken from the folder above this example's (`target/release/` for a
+//! release build of the example); measure with release builds:
 //!
 //! ```sh
-//! cargo build --bin tcvault-escrowd --example escrow_load
-//! target/debug/examples/escrow_load --clients 100 --deposits 10000 --kill-after 3000
+//! cargo build --release --bin tcvault-escrowd --example escrow_load
+//! target/release/examples/escrow_load --clients 100 --deposits 10000 --kill-after 3000
+//! target/release/examples/escrow_load --postgres postgres://postgres@127.0.0.1:55432/postgres
 //! ```
 //!
-//! Prints throughput and p50/p90/p99 latency of acknowledged deposits.
+//! Each deposit goes out as one of 10 users: by default the next one in turn (so every client
+//! uses every user, and its first requests wait for the first login of each of them);
+//! `--fixed-users` gives client `c` user `c % 10` for all its deposits, as when each client is
+//! one person's machine (then only each client's first request waits for a login).
+//!
+//! `--csv FILE` writes one line per deposit (start, latency, acknowledged attempt, whether it
+//! was its client's first request), to see when the slow ones happened.
+//!
+//! `--postgres URL` creates a fresh database next to the one URL names, runs against it and
+//! drops it afterwards (kept when the check fails).
+//!
+//! Prints throughput, p50/p95/p99/max latency of the deposits (from the first attempt to the
+//! acknowledgement, retries included; the acknowledged attempt alone as well when there were
+//! retries; the first request of each client, which opens the TLS connection and logs in,
+//! separately too), and the counts: lost (acknowledged but not in the database), duplicated
+//! (one number acknowledged for two deposits, or one deposit stored twice) and stored rows
+//! nobody was told about. The load client runs on the same machine as the server: on a small
+//! machine it takes a good part of the CPU, so say how many cores there were with the figures.
 
 use std::collections::{HashMap, HashSet};
 use std::io::BufRead;
@@ -27,14 +51,40 @@ use rsa::pkcs8::{EncodePublicKey, LineEnding};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-/// An acknowledged deposit: user, volume fingerprint, escrow number, latency.
-type Acked = (String, String, i64, Duration);
+/// An acknowledged deposit.
+struct Acked {
+    user: String,
+    fingerprint: String,
+    number: i64,
+    /// From the first attempt to the acknowledgement.
+    total: Duration,
+    /// The acknowledged attempt alone.
+    last_attempt: Duration,
+    /// The first request of its client (TLS connection and login).
+    first_of_client: bool,
+    /// When the first attempt started, from the start of the load.
+    started: Duration,
+}
 
 struct Args {
     clients: usize,
     deposits: usize,
     kill_after: Option<usize>,
+    fixed_users: bool,
     bin: PathBuf,
+    postgres: Option<String>,
+    csv: Option<PathBuf>,
+}
+
+/// Where the server keeps its data, for the check at the end.
+#[derive(Clone)]
+enum Db {
+    Sqlite(PathBuf),
+    Postgres {
+        url: String,
+        admin_url: String,
+        name: String,
+    },
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -48,7 +98,10 @@ fn parse_args() -> Result<Args, String> {
         clients: 100,
         deposits: 10_000,
         kill_after: None,
+        fixed_users: false,
         bin: default_bin,
+        postgres: None,
+        csv: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -57,7 +110,10 @@ fn parse_args() -> Result<Args, String> {
             "--clients" => a.clients = val()?.parse().map_err(|_| "bad --clients")?,
             "--deposits" => a.deposits = val()?.parse().map_err(|_| "bad --deposits")?,
             "--kill-after" => a.kill_after = Some(val()?.parse().map_err(|_| "bad --kill-after")?),
+            "--fixed-users" => a.fixed_users = true,
             "--bin" => a.bin = PathBuf::from(val()?),
+            "--postgres" => a.postgres = Some(val()?),
+            "--csv" => a.csv = Some(PathBuf::from(val()?)),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -114,6 +170,120 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// `p50 … p95 … p99 … max …` of some latencies.
+fn summary(mut lat: Vec<Duration>) -> String {
+    lat.sort();
+    format!(
+        "p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms (n={})",
+        ms(percentile(&lat, 0.50)),
+        ms(percentile(&lat, 0.95)),
+        ms(percentile(&lat, 0.99)),
+        ms(lat.last().copied().unwrap_or_default()),
+        lat.len()
+    )
+}
+
+/// User plus system CPU time of process `pid` (`self` for this one) so far, from /proc; zero
+/// where there is no /proc.
+fn cpu_seconds(pid: &str) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Duration::ZERO;
+    };
+    // The fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    // utime and stime are fields 14 and 15 of the line, in clock ticks of 1/100 s.
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i).and_then(|v| v.parse::<u64>().ok()))
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
+fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// Runs `f` on a plain thread: the synchronous PostgreSQL client must not run on the runtime.
+fn off_runtime<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    std::thread::spawn(f)
+        .join()
+        .map_err(|_| "database thread panicked".to_owned())?
+}
+
+/// A fresh PostgreSQL database next to the one `base` names.
+fn create_postgres(base: &str) -> Result<Db, String> {
+    let name = format!("tcvault_load_{}", random_hex(6));
+    let (head, tail) = match base.split_once('?') {
+        Some((h, t)) => (h.to_owned(), format!("?{t}")),
+        None => (base.to_owned(), String::new()),
+    };
+    let cut = head
+        .rfind('/')
+        .ok_or("the PostgreSQL URL has no database path")?;
+    let url = format!("{}/{name}{tail}", &head[..cut]);
+    let (admin_url, n) = (base.to_owned(), name.clone());
+    off_runtime(move || {
+        let mut c = postgres::Client::connect(&admin_url, postgres::NoTls)
+            .map_err(|e| format!("cannot connect to {admin_url}: {e}"))?;
+        c.batch_execute(&format!("CREATE DATABASE {n}"))
+            .map_err(|e| e.to_string())
+    })?;
+    Ok(Db::Postgres {
+        url,
+        admin_url: base.to_owned(),
+        name,
+    })
+}
+
+/// Every stored (number, user, fingerprint).
+fn stored_rows(db: &Db) -> Result<Vec<(i64, String, String)>, String> {
+    const SQL: &str = "SELECT ESCROW_NUMBER, USER_NAME, VOLUME_FINGERPRINT FROM ESCROW";
+    match db.clone() {
+        Db::Sqlite(path) => {
+            let conn = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
+            let mut stmt = conn.prepare(SQL).map_err(|e| e.to_string())?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(|e| e.to_string())?
+                .collect::<Result<_, _>>()
+                .map_err(|e| e.to_string())
+        }
+        Db::Postgres { url, .. } => off_runtime(move || {
+            let mut c =
+                postgres::Client::connect(&url, postgres::NoTls).map_err(|e| e.to_string())?;
+            Ok(c.query(SQL, &[])
+                .map_err(|e| e.to_string())?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect())
+        }),
+    }
+}
+
+fn drop_postgres(db: &Db) -> Result<(), String> {
+    if let Db::Postgres {
+        admin_url, name, ..
+    } = db.clone()
+    {
+        off_runtime(move || {
+            let mut c = postgres::Client::connect(&admin_url, postgres::NoTls)
+                .map_err(|e| e.to_string())?;
+            c.batch_execute(&format!("DROP DATABASE {name}"))
+                .map_err(|e| e.to_string())
+        })?;
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), String> {
     let args = parse_args()?;
@@ -138,14 +308,23 @@ async fn main() -> Result<(), String> {
         .and_then(|l| l.local_addr())
         .map_err(|e| e.to_string())?
         .port();
+    let db = match &args.postgres {
+        Some(base) => create_postgres(base)?,
+        None => Db::Sqlite(conf_dir.join("escrow.sqlite3")),
+    };
     let conf = conf_dir.join("escrowd.xml");
-    let xml = std::fs::read_to_string(&conf).map_err(|e| e.to_string())?;
-    std::fs::write(
-        &conf,
-        xml.replace("<LISTEN_PORT>8443<", &format!("<LISTEN_PORT>{port}<"))
-            .replace("<LISTEN_ADDRESS>0.0.0.0<", "<LISTEN_ADDRESS>127.0.0.1<"),
-    )
-    .map_err(|e| e.to_string())?;
+    let mut xml = std::fs::read_to_string(&conf)
+        .map_err(|e| e.to_string())?
+        .replace("<LISTEN_PORT>8443<", &format!("<LISTEN_PORT>{port}<"))
+        .replace("<LISTEN_ADDRESS>0.0.0.0<", "<LISTEN_ADDRESS>127.0.0.1<");
+    if let Db::Postgres { url, .. } = &db {
+        let escaped = url.replace('&', "&amp;").replace('<', "&lt;");
+        xml = xml.replace(
+            "<DATABASE_URL>sqlite:escrow.sqlite3<",
+            &format!("<DATABASE_URL>{escaped}<"),
+        );
+    }
+    std::fs::write(&conf, xml).map_err(|e| e.to_string())?;
     let pw_file = dir.path().join("pw");
     std::fs::write(&pw_file, "load test password\n").map_err(|e| e.to_string())?;
     let users: Vec<String> = (0..10).map(|i| format!("user{i}")).collect();
@@ -177,6 +356,7 @@ async fn main() -> Result<(), String> {
     let retries = Arc::new(AtomicUsize::new(0));
     let killed = Arc::new(Mutex::new(false));
     let started = Instant::now();
+    let client_cpu_before = cpu_seconds("self");
     let mut tasks = Vec::new();
     for c in 0..args.clients {
         let (client, url, next, acked, results, retries) = (
@@ -193,6 +373,7 @@ async fn main() -> Result<(), String> {
             args.bin.clone(),
             conf.clone(),
         );
+        let fixed_users = args.fixed_users;
         let (users, authority_fp, total, kill_after) = (
             users.clone(),
             authority_fp.clone(),
@@ -200,22 +381,23 @@ async fn main() -> Result<(), String> {
             args.kill_after,
         );
         tasks.push(tokio::spawn(async move {
+            let mut first_of_client = true;
             loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 if i >= total {
                     return Ok::<(), String>(());
                 }
-                let user = users[(c + i) % users.len()].clone();
-                let mut fp = [0u8; 32];
-                OsRng.fill_bytes(&mut fp);
-                let fp = hex::encode(fp);
-                let mut salt = [0u8; 64];
-                OsRng.fill_bytes(&mut salt);
+                let user = if fixed_users {
+                    users[c % users.len()].clone()
+                } else {
+                    users[(c + i) % users.len()].clone()
+                };
+                let fp = random_hex(32);
                 let mut packet = vec![0u8; 1200];
                 OsRng.fill_bytes(&mut packet);
                 let body = json!({
                     "volume_fingerprint": fp,
-                    "salts": [hex::encode(salt)],
+                    "salts": [random_hex(64)],
                     "authority_fingerprint": authority_fp,
                     "metadata": {"format": "veracrypt", "n": i},
                     "packet": B64.encode(&packet),
@@ -223,6 +405,7 @@ async fn main() -> Result<(), String> {
                 // Retry the same deposit until acknowledged: a deposit that was stored before a
                 // crash comes back as "already in escrow" with its number.
                 let mut attempts = 0;
+                let first_attempt = Instant::now();
                 loop {
                     attempts += 1;
                     let t0 = Instant::now();
@@ -237,7 +420,15 @@ async fn main() -> Result<(), String> {
                             let v: Value = r.json().await.map_err(|e| e.to_string())?;
                             let n = v["escrow_number"].as_i64().ok_or("no number")?;
                             if let Ok(mut g) = results.lock() {
-                                g.push((user.clone(), fp.clone(), n, t0.elapsed()));
+                                g.push(Acked {
+                                    user: user.clone(),
+                                    fingerprint: fp.clone(),
+                                    number: n,
+                                    total: first_attempt.elapsed(),
+                                    last_attempt: t0.elapsed(),
+                                    first_of_client,
+                                    started: first_attempt.duration_since(started),
+                                });
                             }
                             true
                         }
@@ -256,6 +447,7 @@ async fn main() -> Result<(), String> {
                     }
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
+                first_of_client = false;
                 let done = acked.fetch_add(1, Ordering::SeqCst) + 1;
                 if Some(done) == kill_after {
                     let mut k = killed.lock().map_err(|_| "poisoned")?;
@@ -277,8 +469,11 @@ async fn main() -> Result<(), String> {
         t.await.map_err(|e| e.to_string())??;
     }
     let elapsed = started.elapsed();
+    let client_cpu = cpu_seconds("self").saturating_sub(client_cpu_before);
+    let server_cpu;
     {
         let mut s = server.lock().map_err(|_| "poisoned")?;
+        server_cpu = cpu_seconds(&s.id().to_string());
         let _ = Command::new("kill")
             .args(["-TERM", &s.id().to_string()])
             .status();
@@ -286,62 +481,126 @@ async fn main() -> Result<(), String> {
     }
 
     let results = results.lock().map_err(|_| "poisoned")?;
-    let mut lat: Vec<Duration> = results.iter().map(|r| r.3).collect();
-    lat.sort();
-    // Check the database: every acknowledged (user, fingerprint, number) is stored, none twice.
-    let conn =
-        rusqlite::Connection::open(conf_dir.join("escrow.sqlite3")).map_err(|e| e.to_string())?;
-    let mut stmt = conn
-        .prepare("SELECT ESCROW_NUMBER, USER_NAME, VOLUME_FINGERPRINT FROM ESCROW")
-        .map_err(|e| e.to_string())?;
-    let rows: Vec<(i64, String, String)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .map_err(|e| e.to_string())?
-        .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())?;
-    let stored: HashMap<i64, (String, String)> = rows
+    // Check the database: every acknowledged (user, fingerprint, number) is stored, no number
+    // was acknowledged for two deposits, no deposit is stored twice.
+    let rows = stored_rows(&db)?;
+    let stored: HashMap<i64, (&str, &str)> = rows
         .iter()
-        .map(|(n, u, f)| (*n, (u.clone(), f.clone())))
+        .map(|(n, u, f)| (*n, (u.as_str(), f.as_str())))
         .collect();
-    let mut missing = 0;
+    let mut lost = 0;
     let mut numbers = HashSet::new();
-    let mut dup_numbers = 0;
-    for (u, f, n, _) in results.iter() {
-        if !numbers.insert(*n) {
-            dup_numbers += 1;
+    let mut acked_twice = 0;
+    for a in results.iter() {
+        if !numbers.insert(a.number) {
+            acked_twice += 1;
         }
-        if stored.get(n) != Some(&(u.clone(), f.clone())) {
-            missing += 1;
+        if stored.get(&a.number) != Some(&(a.user.as_str(), a.fingerprint.as_str())) {
+            lost += 1;
         }
     }
-    let fps: HashSet<&String> = rows.iter().map(|r| &r.2).collect();
+    let distinct: HashSet<(&str, &str)> = rows
+        .iter()
+        .map(|(_, u, f)| (u.as_str(), f.as_str()))
+        .collect();
+    let stored_twice = rows.len() - distinct.len();
+    let duplicated = acked_twice + stored_twice;
+    let unacknowledged = rows.iter().filter(|r| !numbers.contains(&r.0)).count();
     let verify = run(Command::new(&args.bin)
         .arg("-c")
         .arg(&conf)
         .args(["audit", "verify"]))?;
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "clients={} deposits acknowledged={} stored rows={} distinct fingerprints={} \
-         missing={missing} numbers acknowledged twice={dup_numbers} retries={} killed={}",
+        "database={} clients={} users={} cores={cores} (load client on the same machine) killed={}",
+        if args.postgres.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        },
         args.clients,
-        results.len(),
-        rows.len(),
-        fps.len(),
-        retries.load(Ordering::Relaxed),
+        if args.fixed_users {
+            "fixed per client"
+        } else {
+            "in turn"
+        },
         args.kill_after.is_some()
     );
     println!(
-        "elapsed {:.1} s, {:.0} deposits/s, latency p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "acknowledged={} stored rows={} lost={lost} duplicated={duplicated} \
+         (numbers acknowledged twice={acked_twice}, deposits stored twice={stored_twice}) \
+         stored but never acknowledged={unacknowledged} retries={}",
+        results.len(),
+        rows.len(),
+        retries.load(Ordering::Relaxed),
+    );
+    println!(
+        "elapsed {:.1} s, {:.0} deposits/s; CPU: server {:.2} s{}, load client {:.2} s",
         elapsed.as_secs_f64(),
         results.len() as f64 / elapsed.as_secs_f64(),
-        percentile(&lat, 0.50).as_secs_f64() * 1000.0,
-        percentile(&lat, 0.90).as_secs_f64() * 1000.0,
-        percentile(&lat, 0.99).as_secs_f64() * 1000.0,
-        lat.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
+        server_cpu.as_secs_f64(),
+        if args.kill_after.is_some() {
+            " (the restarted process only)"
+        } else {
+            ""
+        },
+        client_cpu.as_secs_f64(),
     );
-    print!("{verify}");
-    if missing > 0 || dup_numbers > 0 || rows.len() != results.len() {
-        return Err("FAILED: acknowledged deposits missing or duplicated".to_owned());
+    println!(
+        "latency, first attempt to acknowledgement: {}",
+        summary(results.iter().map(|a| a.total).collect())
+    );
+    if retries.load(Ordering::Relaxed) > 0 {
+        println!(
+            "latency, acknowledged attempt alone:       {}",
+            summary(results.iter().map(|a| a.last_attempt).collect())
+        );
     }
+    println!(
+        "  first request of each client (TLS + login): {}",
+        summary(
+            results
+                .iter()
+                .filter(|a| a.first_of_client)
+                .map(|a| a.total)
+                .collect()
+        )
+    );
+    println!(
+        "  all later requests:                          {}",
+        summary(
+            results
+                .iter()
+                .filter(|a| !a.first_of_client)
+                .map(|a| a.total)
+                .collect()
+        )
+    );
+    if let Some(path) = &args.csv {
+        let mut csv = String::from("started_ms,latency_ms,attempt_ms,first_of_client\n");
+        for a in results.iter() {
+            csv.push_str(&format!(
+                "{:.3},{:.3},{:.3},{}\n",
+                ms(a.started),
+                ms(a.total),
+                ms(a.last_attempt),
+                u8::from(a.first_of_client)
+            ));
+        }
+        std::fs::write(path, csv).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    print!("{verify}");
+    if lost > 0 || duplicated > 0 || unacknowledged > 0 || results.len() != args.deposits {
+        return Err(format!(
+            "FAILED: {lost} acknowledged deposits lost, {duplicated} duplicated, \
+             {unacknowledged} stored but never acknowledged{}",
+            match &db {
+                Db::Postgres { name, .. } => format!(" (database {name} kept)"),
+                Db::Sqlite(_) => String::new(),
+            }
+        ));
+    }
+    drop_postgres(&db)?;
     println!("OK");
     Ok(())
 }

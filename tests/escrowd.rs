@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use base64::Engine;
@@ -19,12 +19,13 @@ use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tcvault::escrow::server::Server;
+use tcvault::escrow::server::api::AppState;
 use tcvault::escrow::server::auth::hash_password;
 use tcvault::escrow::server::config::{self, Config};
 use tcvault::escrow::server::store::postgres::PostgresBackend;
 use tcvault::escrow::server::store::sqlite::SqliteBackend;
 use tcvault::escrow::server::store::{
-    AUDIT_GENESIS, AuditEvent, AuditKey, AuditReport, Backend, Store, UserRecord,
+    AUDIT_GENESIS, AuditEvent, AuditKey, AuditReport, Backend, NewEntry, Store, UserRecord,
     Value as SqlValue, audit_hash, audit_mac,
 };
 
@@ -233,6 +234,10 @@ struct TestServer {
     db: Db,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// The configuration it was started with (for a restart on the same database).
+    config: Config,
+    /// Its handlers' state (counters).
+    state: Arc<AppState>,
     _dir: tempfile::TempDir,
 }
 
@@ -286,21 +291,29 @@ async fn start(kind: Kind, opts: Options) -> Option<TestServer> {
     cfg.throttle.max_failures = opts.max_failures;
     cfg.max_body_bytes = opts.max_body;
     cfg.server_name = opts.name.to_owned();
-    let server = Server::bind(cfg).await.expect("server binds");
+    let cert_pem = std::fs::read(conf_dir.join("cert.pem")).expect("cert");
+    Some(serve(cfg, cert_pem, db, dir).await)
+}
+
+/// Binds and runs a server with `cfg`.
+async fn serve(cfg: Config, cert_pem: Vec<u8>, db: Db, dir: tempfile::TempDir) -> TestServer {
+    let server = Server::bind(cfg.clone()).await.expect("server binds");
     let addr = server.local_addr();
+    let state = server.state();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(server.run(async move {
         let _ = rx.await;
     }));
-    let cert_pem = std::fs::read(conf_dir.join("cert.pem")).expect("cert");
-    Some(TestServer {
+    TestServer {
         addr,
         cert_pem,
         db,
         stop: Some(tx),
         task: Some(task),
+        config: cfg,
+        state,
         _dir: dir,
-    })
+    }
 }
 
 impl TestServer {
@@ -391,6 +404,10 @@ impl TestServer {
     }
 
     async fn stop(mut self) {
+        self.halt().await;
+    }
+
+    async fn halt(&mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -400,6 +417,18 @@ impl TestServer {
                 .expect("server stops within 20 s")
                 .expect("server task");
         }
+    }
+
+    /// Stops this server and starts a new one on the same database and configuration (another
+    /// port), as after a restart of the service.
+    async fn restart(mut self) -> TestServer {
+        self.halt().await;
+        let mut cfg = self.config.clone();
+        cfg.listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let TestServer {
+            cert_pem, db, _dir, ..
+        } = self;
+        serve(cfg, cert_pem, db, _dir).await
     }
 }
 
@@ -480,6 +509,12 @@ both_backends!(
     flipped_admin_flag_is_detected_even_after_a_later_change,
     replaced_password_hash_is_detected,
     deleted_deletion_request_is_detected,
+    concurrent_deposits_are_all_acknowledged_and_survive_a_restart,
+    a_failing_deposit_does_not_fail_its_batch,
+    concurrent_first_logins_run_argon2id_once_per_credential,
+    a_wrong_password_beside_the_right_one_is_refused_and_counted,
+    concurrent_identical_guesses_are_counted_before_checking,
+    a_deposit_failing_after_its_change_leaves_the_audit_intact,
 );
 
 fn col_text(row: &[SqlValue], i: usize) -> &str {
@@ -1681,6 +1716,388 @@ const GOOD: &str = r#"<?xml version="1.0"?>
   <AUTHORITY_PUBLIC_KEY>/etc/tcvault/authority.pem</AUTHORITY_PUBLIC_KEY>
 </TCVAULT_ESCROWD>
 "#;
+
+/// Many clients depositing at once go through the group commit: every deposit is acknowledged
+/// with its own number, and every acknowledged one is there after a restart, with an intact
+/// audit chain.
+async fn concurrent_deposits_are_all_acknowledged_and_survive_a_restart(kind: Kind) {
+    let Some(s) = start(kind, Options::default()).await else {
+        return;
+    };
+    let users = ["ann", "ben", "cat", "dan"];
+    for u in users {
+        s.add_user(u, &format!("{u} pw"), false, false, false).await;
+    }
+    let url = s.url("/v1/deposits");
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in 0..16 {
+        // Each task its own client, so its own connections: the deposits really overlap.
+        let client = s.client();
+        let url = url.clone();
+        let user = users[c % users.len()];
+        tasks.spawn(async move {
+            let mut acked = Vec::new();
+            for _ in 0..15 {
+                let fp = random_hex(32);
+                let r = client
+                    .post(&url)
+                    .basic_auth(user, Some(format!("{user} pw")))
+                    .json(&deposit_body(&fp, &[random_hex(64)], b"group commit"))
+                    .send()
+                    .await
+                    .expect("deposit");
+                let st = r.status();
+                let v: Value = r.json().await.expect("json");
+                assert_eq!(st, StatusCode::CREATED, "{v}");
+                acked.push((
+                    user,
+                    fp,
+                    v["escrow_number"].as_i64().expect("escrow number"),
+                ));
+            }
+            acked
+        });
+    }
+    let acked: Vec<(&str, String, i64)> = tasks.join_all().await.into_iter().flatten().collect();
+    assert_eq!(acked.len(), 16 * 15);
+    let numbers: std::collections::HashSet<i64> = acked.iter().map(|a| a.2).collect();
+    assert_eq!(
+        numbers.len(),
+        acked.len(),
+        "every deposit has its own number"
+    );
+
+    let s = s.restart().await;
+    for u in users {
+        let (st, v) = s.as_user(u).get("/v1/deposits").await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let stored: std::collections::HashSet<(String, i64)> = v["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .map(|e| {
+                (
+                    e["volume_fingerprint"].as_str().expect("fp").to_owned(),
+                    e["escrow_number"].as_i64().expect("number"),
+                )
+            })
+            .collect();
+        let mine: std::collections::HashSet<(String, i64)> = acked
+            .iter()
+            .filter(|a| a.0 == u)
+            .map(|a| (a.1.clone(), a.2))
+            .collect();
+        assert_eq!(
+            stored, mine,
+            "{u}'s acknowledged deposits after the restart"
+        );
+    }
+    let report = s.db.verify().await;
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    s.stop().await;
+}
+
+/// SQL that makes the database refuse escrow entries whose metadata mentions "poison", and
+/// SQL that undoes it.
+fn poison_trigger(kind: Kind) -> (&'static str, &'static str) {
+    match kind {
+        Kind::Sqlite => (
+            "CREATE TRIGGER poison BEFORE INSERT ON ESCROW WHEN NEW.METADATA LIKE '%poison%' \
+             BEGIN SELECT RAISE(ABORT, 'poisoned deposit'); END;",
+            "DROP TRIGGER poison;",
+        ),
+        Kind::Postgres => (
+            "CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN \
+               IF NEW.METADATA LIKE '%poison%' THEN RAISE EXCEPTION 'poisoned deposit'; END IF; \
+               RETURN NEW; END $$ LANGUAGE plpgsql;
+             CREATE TRIGGER poison BEFORE INSERT ON ESCROW FOR EACH ROW EXECUTE FUNCTION poison();",
+            "DROP TRIGGER poison ON ESCROW;",
+        ),
+    }
+}
+
+fn new_entry(user: &str, fingerprint: &str, metadata: &str) -> NewEntry {
+    NewEntry {
+        user: user.to_owned(),
+        volume_fingerprint: fingerprint.to_owned(),
+        salts: vec![random_hex(64)],
+        authority_fingerprint: authority().1.clone(),
+        metadata: metadata.to_owned(),
+        packet: b"batched".to_vec(),
+        created_at: None,
+        origin: "local".to_owned(),
+    }
+}
+
+/// A deposit that fails after it changed its entry (the re-deposit's new packet and salt are
+/// written, then its audit row is refused) is rolled back to its savepoint alone: the next
+/// deposit of the batch is stored and the chain verifies (no audit row claims the rolled-back
+/// change).
+async fn a_deposit_failing_after_its_change_leaves_the_audit_intact(kind: Kind) {
+    let Some(s) = start(kind, Options::default()).await else {
+        return;
+    };
+    s.add_user("eve", "eve pw", false, false, false).await;
+    let store = std::sync::Arc::new(s.db.store().await);
+    let ev = AuditEvent::new("eve", "127.0.0.1:1", "deposit");
+    let fp = random_hex(32);
+    let first = vec![(new_entry("eve", &fp, r#"{"n":1}"#), ev.clone())];
+    let st = store.clone();
+    let r = tokio::task::spawn_blocking(move || st.deposit_batch(&first))
+        .await
+        .expect("batch task");
+    assert!(r[0].is_ok(), "{r:?}");
+
+    let (poison, cure) = match kind {
+        Kind::Sqlite => (
+            "CREATE TRIGGER poison BEFORE INSERT ON AUDIT WHEN NEW.DETAIL LIKE \
+             'already in escrow; 2 salts%' BEGIN SELECT RAISE(ABORT, 'poisoned audit'); END;",
+            "DROP TRIGGER poison;",
+        ),
+        Kind::Postgres => (
+            "CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN \
+               IF NEW.DETAIL LIKE 'already in escrow; 2 salts%' THEN \
+               RAISE EXCEPTION 'poisoned audit'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql;
+             CREATE TRIGGER poison BEFORE INSERT ON AUDIT FOR EACH ROW EXECUTE FUNCTION poison();",
+            "DROP TRIGGER poison ON AUDIT;",
+        ),
+    };
+    s.db.exec(poison).await;
+    let mut again = new_entry("eve", &fp, r#"{"n":2}"#);
+    again.salts.push(random_hex(64));
+    again.packet = b"newer".to_vec();
+    let batch = vec![
+        (again, ev.clone()),
+        (new_entry("eve", &random_hex(32), r#"{"n":3}"#), ev.clone()),
+    ];
+    let st = store.clone();
+    let r = tokio::task::spawn_blocking(move || st.deposit_batch(&batch))
+        .await
+        .expect("batch task");
+    assert!(
+        r[0].is_err(),
+        "the re-deposit's audit row is refused: {r:?}"
+    );
+    assert!(r[1].is_ok(), "{r:?}");
+    s.db.exec(cure).await;
+    let report = s.db.verify().await;
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+/// One deposit the database refuses (a trigger here) fails alone: the others of its batch are
+/// stored with their audit rows, and the chain stays intact. Through the store (one batch for
+/// sure) and through the server (whatever batches the writer makes of concurrent deposits).
+async fn a_failing_deposit_does_not_fail_its_batch(kind: Kind) {
+    let Some(s) = start(kind, Options::default()).await else {
+        return;
+    };
+    s.add_user("eve", "eve pw", false, false, false).await;
+    let (poison, cure) = poison_trigger(kind);
+    s.db.exec(poison).await;
+
+    let store = s.db.store().await;
+    let ev = AuditEvent::new("eve", "127.0.0.1:1", "deposit");
+    let (fp1, fp2) = (random_hex(32), random_hex(32));
+    let batch = vec![
+        (new_entry("eve", &fp1, r#"{"n":1}"#), ev.clone()),
+        (
+            new_entry("eve", &random_hex(32), r#"{"poison":true}"#),
+            ev.clone(),
+        ),
+        (new_entry("eve", &fp2, r#"{"n":2}"#), ev.clone()),
+        // The same volume again in the same batch: already in escrow, with the first number.
+        (new_entry("eve", &fp1, r#"{"n":3}"#), ev.clone()),
+    ];
+    let results = tokio::task::spawn_blocking(move || store.deposit_batch(&batch))
+        .await
+        .expect("batch task");
+    assert_eq!(results.len(), 4);
+    let first = results[0].as_ref().expect("first deposit stored");
+    assert!(!first.already_in_escrow);
+    let err = results[1].as_ref().expect_err("the poisoned deposit fails");
+    // The driver's own message sits in the error's source (PostgreSQL's Display is "db error").
+    assert!(format!("{err:?}").contains("poisoned deposit"), "{err:?}");
+    let third = results[2].as_ref().expect("third deposit stored");
+    assert!(!third.already_in_escrow);
+    let again = results[3].as_ref().expect("same volume again");
+    assert!(again.already_in_escrow);
+    assert_eq!(again.number, first.number);
+
+    // Through the server: concurrent deposits, one of them poisoned.
+    let client = s.client();
+    let url = s.url("/v1/deposits");
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..24 {
+        let (client, url) = (client.clone(), url.clone());
+        tasks.spawn(async move {
+            let mut body = deposit_body(&random_hex(32), &[random_hex(64)], b"p");
+            if i == 7 {
+                body["metadata"] = json!({"poison": true});
+            }
+            let r = client
+                .post(url)
+                .basic_auth("eve", Some("eve pw"))
+                .json(&body)
+                .send()
+                .await
+                .expect("deposit");
+            (i, r.status())
+        });
+    }
+    for (i, st) in tasks.join_all().await {
+        if i == 7 {
+            assert_eq!(st, StatusCode::INTERNAL_SERVER_ERROR, "the poisoned one");
+        } else {
+            assert_eq!(st, StatusCode::CREATED, "deposit {i}");
+        }
+    }
+    s.db.exec(cure).await;
+    let (st, v) = s.as_user("eve").get("/v1/deposits").await;
+    assert_eq!(st, StatusCode::OK);
+    let entries = v["entries"].as_array().expect("entries");
+    assert_eq!(entries.len(), 2 + 23, "{v}");
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["metadata"].get("poison").is_none())
+    );
+    let report = s.db.verify().await;
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    s.stop().await;
+}
+
+/// Many first requests with the same credential at once (a client's first requests, many
+/// clients of one user) run one Argon2id check per credential; the others share its result.
+async fn concurrent_first_logins_run_argon2id_once_per_credential(kind: Kind) {
+    let Some(s) = start(kind, Options::default()).await else {
+        return;
+    };
+    s.add_user("fay", "fay pw", false, false, false).await;
+    s.add_user("gus", "gus pw", false, false, false).await;
+    assert_eq!(s.state.verifier.checks_run(), 0);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..24 {
+        let client = s.client();
+        let url = s.url("/v1/deposits");
+        let user = if i % 2 == 0 { "fay" } else { "gus" };
+        tasks.spawn(async move {
+            client
+                .get(url)
+                .basic_auth(user, Some(format!("{user} pw")))
+                .send()
+                .await
+                .expect("request")
+                .status()
+        });
+    }
+    let answers = tasks.join_all().await;
+    assert!(
+        answers.iter().all(|st| *st == StatusCode::OK),
+        "{answers:?}"
+    );
+    assert_eq!(
+        s.state.verifier.checks_run(),
+        2,
+        "one Argon2id check per credential"
+    );
+    // Later requests hit the cache.
+    let (st, _) = s.as_user("fay").get("/v1/deposits").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(s.state.verifier.checks_run(), 2);
+    s.stop().await;
+}
+
+/// A wrong password sent while the right one is being checked never shares that check: it is
+/// refused, and the throttle counts it like any other failure.
+async fn a_wrong_password_beside_the_right_one_is_refused_and_counted(kind: Kind) {
+    let Some(s) = start(kind, Options::default()).await else {
+        return;
+    };
+    s.add_user("hal", "the right one", false, false, false)
+        .await;
+    let desk = s.client_from(Ipv4Addr::new(127, 0, 0, 1).into());
+    let elsewhere = s.client_from(Ipv4Addr::new(127, 0, 0, 7).into());
+    let url = s.url("/v1/deposits");
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..14 {
+        // Ten right ones from the desk, four times the same wrong one from elsewhere.
+        let (client, pw) = if i < 10 {
+            (desk.clone(), "the right one")
+        } else {
+            (elsewhere.clone(), "the wrong one")
+        };
+        let url = url.clone();
+        tasks.spawn(async move {
+            let st = client
+                .get(url)
+                .basic_auth("hal", Some(pw))
+                .send()
+                .await
+                .expect("request")
+                .status();
+            (pw, st)
+        });
+    }
+    let answers = tasks.join_all().await;
+    let right: Vec<_> = answers.iter().filter(|a| a.0 == "the right one").collect();
+    let wrong: Vec<_> = answers.iter().filter(|a| a.0 == "the wrong one").collect();
+    assert_eq!((right.len(), wrong.len()), (10, 4));
+    assert!(right.iter().all(|a| a.1 == StatusCode::OK), "{answers:?}");
+    assert!(
+        wrong.iter().all(|a| a.1 == StatusCode::UNAUTHORIZED),
+        "{answers:?}"
+    );
+    // The four were counted: the fifth failure from that address locks it (limit 5).
+    let path = "/v1/deposits";
+    assert_eq!(
+        s.get_from([127, 0, 0, 7], "hal", "the wrong one", path)
+            .await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.get_from([127, 0, 0, 7], "hal", "another guess", path)
+            .await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    s.stop().await;
+}
+
+/// 40 copies of one wrong guess at once share checks, but each is still counted before it is
+/// answered: at most the limit are answered 401, the rest 429.
+async fn concurrent_identical_guesses_are_counted_before_checking(kind: Kind) {
+    let Some(s) = start(kind, Options::default()).await else {
+        return;
+    };
+    s.add_user("ivy", "the real one", false, false, false).await;
+    let client = s.client_from(Ipv4Addr::new(127, 0, 0, 9).into());
+    let url = s.url("/v1/deposits");
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let (client, url) = (client.clone(), url.clone());
+        tasks.spawn(async move {
+            client
+                .get(url)
+                .basic_auth("ivy", Some("the same guess"))
+                .send()
+                .await
+                .expect("request")
+                .status()
+        });
+    }
+    let answers = tasks.join_all().await;
+    let checked = answers
+        .iter()
+        .filter(|st| **st == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = answers
+        .iter()
+        .filter(|st| **st == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(checked + refused, 40, "{answers:?}");
+    assert!(checked <= 5, "{checked} guesses were answered: {answers:?}");
+    assert!(s.state.verifier.checks_run() <= 5);
+    s.stop().await;
+}
 
 #[test]
 fn config_parses_and_checks_networks() {

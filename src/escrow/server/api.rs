@@ -21,8 +21,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::Value as Json_;
 use zeroize::Zeroizing;
 
-use super::auth::{CredentialCache, Throttle, verify_password};
+use super::auth::{Login, Throttle, Verifier};
 use super::authority::AuthorityKey;
+use super::batch::DepositQueue;
 use super::bundle::{self, BundleContent, BundleEntry, BundleError};
 use super::config::Config;
 use super::store::{
@@ -58,10 +59,11 @@ pub struct AppState {
     pub throttle: Throttle,
     /// The authority public key.
     pub authority: AuthorityKey,
-    /// Password verifications allowed to run at once.
-    pub verify_slots: tokio::sync::Semaphore,
-    /// Recently verified credentials.
-    pub credentials: CredentialCache,
+    /// Password checks: the verified-credential cache, one Argon2id run per credential at a
+    /// time.
+    pub verifier: Verifier,
+    /// Deposits waiting for the next group commit.
+    pub deposits: DepositQueue,
 }
 
 type Shared = Arc<AppState>;
@@ -250,61 +252,33 @@ impl FromRequestParts<Shared> for Authed {
         }
         let lookup = name.clone();
         let stored = blocking(state, move |s| s.user(&lookup)).await?;
-        let cache_key = state.credentials.key(&name, &password);
-        // A credential verified recently needs no new check, so it does not count against the
-        // throttle either (a wrong password is never in the cache).
-        let cached = stored
-            .as_ref()
-            .is_some_and(|u| state.credentials.hit(&cache_key, &u.password_hash));
-        let attempt = if cached {
-            None
-        } else {
-            match state.throttle.begin(&name, peer.ip()).await {
-                Ok(a) => Some(a),
-                Err(wait) => {
-                    let ev = AuditEvent::new(&name, &peer.to_string(), "login_failure")
-                        .detail("refused: too many failed logins");
-                    blocking(state, move |s| s.record(&ev, &[])).await?;
-                    let mut e = ApiError::new(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "throttled",
-                        format!(
-                            "too many failed logins for this user or address; try again in {} s",
-                            wait.as_secs().max(1)
-                        ),
-                    );
-                    e.retry_after = Some(wait);
-                    return Err(e);
-                }
-            }
-        };
-        let user = match (stored, attempt.is_none()) {
-            (Some(u), true) => Some(u),
-            (stored, _) => {
-                // Argon2id needs ~19 MiB per verification: bound how many run at once.
-                let _permit = state
-                    .verify_slots
-                    .acquire()
-                    .await
-                    .map_err(|_| ApiError::internal())?;
-                let hash = stored.as_ref().map(|u| u.password_hash.clone());
-                let ok = tokio::task::spawn_blocking(move || {
-                    verify_password(&password, hash.as_deref())
-                })
-                .await
-                .map_err(|_| ApiError::internal())?;
-                let user = stored.filter(|_| ok);
-                if let Some(u) = &user {
-                    state.credentials.insert(cache_key, &u.password_hash);
-                }
-                user
+        let hash = stored.as_ref().map(|u| u.password_hash.as_str());
+        let login = state
+            .verifier
+            .login(&state.throttle, &name, peer.ip(), password, hash)
+            .await
+            .map_err(|_| ApiError::internal())?;
+        let user = match login {
+            Login::Accepted => stored,
+            Login::Refused => None,
+            Login::Throttled(wait) => {
+                let ev = AuditEvent::new(&name, &peer.to_string(), "login_failure")
+                    .detail("refused: too many failed logins");
+                blocking(state, move |s| s.record(&ev, &[])).await?;
+                let mut e = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "throttled",
+                    format!(
+                        "too many failed logins for this user or address; try again in {} s",
+                        wait.as_secs().max(1)
+                    ),
+                );
+                e.retry_after = Some(wait);
+                return Err(e);
             }
         };
         match user {
             Some(user) => {
-                if let Some(a) = attempt {
-                    a.succeeded();
-                }
                 if let Some(slot) = parts.extensions.get::<LogUser>()
                     && let Ok(mut g) = slot.0.lock()
                 {
@@ -313,9 +287,6 @@ impl FromRequestParts<Shared> for Authed {
                 Ok(Authed { user, peer })
             }
             None => {
-                if let Some(a) = attempt {
-                    a.failed();
-                }
                 let ev = AuditEvent::new(&name, &peer.to_string(), "login_failure")
                     .detail("wrong user name or password");
                 blocking(state, move |s| s.record(&ev, &[])).await?;
@@ -504,7 +475,8 @@ async fn deposit(
     let Json(req) = body?;
     let entry = validate_deposit(&state.authority.fingerprint, &who.user.name, req)?;
     let ev = who.event("deposit");
-    let out = blocking(&state, move |s| s.deposit(&entry, &ev)).await?;
+    // Answered only once the group commit holding this deposit is done.
+    let out = state.deposits.deposit(entry, ev).await?;
     let status = if out.already_in_escrow {
         StatusCode::OK
     } else {

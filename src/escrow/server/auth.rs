@@ -4,7 +4,10 @@
 //! the argon2 crate) and runs a dummy verification for unknown users so that "no such user" and
 //! "wrong password" take the same time and give the same answer. Failed logins are counted
 //! before each check, per (user name, address), per address and per user name ([`Throttle`]);
-//! past a limit, attempts are refused without checking.
+//! past a limit, attempts are refused without checking. A credential that passed is remembered
+//! for a while ([`CredentialCache`]), and many requests bringing the same credential at once
+//! share one check ([`Verifier`]): under load, Argon2id runs once per credential, not once per
+//! client.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -352,6 +355,205 @@ impl CredentialCache {
     }
 }
 
+/// A credential checked against one stored hash (`None`: an unknown user).
+type FlightKey = ([u8; 32], Option<String>);
+
+/// Password checks with one Argon2id verification per credential at a time.
+///
+/// When many requests bring the same credential at once (a client's first requests, many
+/// clients of one user), the first one runs the check and the others wait for it and share its
+/// result; a success goes into the [`CredentialCache`] before anyone is told, so every later
+/// request hits the cache. Checks are keyed by the cache key *and* the stored hash, so a request
+/// that read a changed password hash never shares a check against the old one.
+///
+/// [`Verifier::login`] keeps the [`Throttle`]'s rules: a request joining a check that is already
+/// running needs no reservation and passes only if that check succeeds (as good as a cache hit);
+/// otherwise it takes its reservation first, and its failure is counted like any other, whether
+/// it ran the check or shared it. Argon2id needs ~19 MiB per verification, so at most
+/// `parallel` run at once.
+pub struct Verifier {
+    cache: CredentialCache,
+    slots: tokio::sync::Semaphore,
+    flights: Mutex<HashMap<FlightKey, tokio::sync::watch::Receiver<Option<bool>>>>,
+    checks: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("checks", &self.checks_run())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Verifier::login`] decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Login {
+    /// The password is right.
+    Accepted,
+    /// Wrong user name or password (counted by the throttle).
+    Refused,
+    /// Too many failed logins: try again after this long (nothing was checked).
+    Throttled(Duration),
+}
+
+/// A password check could not run (its task panicked); the attempt counts as failed.
+#[derive(Debug, thiserror::Error)]
+#[error("the password check did not complete")]
+pub struct VerifyError;
+
+/// Removes a check from the running ones when its leader finishes or is dropped (a client that
+/// disconnects): waiters then find no value and run their own.
+struct Lead<'a> {
+    verifier: &'a Verifier,
+    key: FlightKey,
+    done: tokio::sync::watch::Sender<Option<bool>>,
+}
+
+impl Drop for Lead<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut flights) = self.verifier.flights.lock()
+            && flights
+                .get(&self.key)
+                .is_some_and(|rx| rx.same_channel(&self.done.subscribe()))
+        {
+            flights.remove(&self.key);
+        }
+    }
+}
+
+enum Role<'a> {
+    Cached,
+    Join(tokio::sync::watch::Receiver<Option<bool>>),
+    Lead(Lead<'a>),
+}
+
+impl Verifier {
+    /// A verifier running at most `parallel` Argon2id checks at once.
+    pub fn new(parallel: usize) -> Self {
+        Verifier {
+            cache: CredentialCache::default(),
+            slots: tokio::sync::Semaphore::new(parallel.max(1)),
+            flights: Mutex::new(HashMap::new()),
+            checks: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// How many Argon2id verifications this verifier has run (tests and diagnostics).
+    pub fn checks_run(&self) -> u64 {
+        self.checks.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Decides a login of `user` from `addr` with `password`, given the user's stored hash
+    /// (`None` when there is no such user: a dummy check runs, and it fails).
+    ///
+    /// # Errors
+    /// [`VerifyError`] when the check could not run (counted as a failed attempt).
+    pub async fn login(
+        &self,
+        throttle: &Throttle,
+        user: &str,
+        addr: IpAddr,
+        password: zeroize::Zeroizing<Vec<u8>>,
+        stored_hash: Option<&str>,
+    ) -> Result<Login, VerifyError> {
+        let key = self.cache.key(user, &password);
+        if let Some(hash) = stored_hash {
+            // A credential verified recently needs no new check, so it does not count against
+            // the throttle either (a wrong password is never in the cache); nor does one whose
+            // check is running right now, if that check succeeds.
+            if self.cache.hit(&key, hash) || self.join(&key, hash).await == Some(true) {
+                return Ok(Login::Accepted);
+            }
+        }
+        let attempt = match throttle.begin(user, addr).await {
+            Ok(a) => a,
+            Err(wait) => return Ok(Login::Throttled(wait)),
+        };
+        let ok = self.verify(key, password, stored_hash).await?;
+        if ok {
+            attempt.succeeded();
+            Ok(Login::Accepted)
+        } else {
+            attempt.failed();
+            Ok(Login::Refused)
+        }
+    }
+
+    /// The result of a check of this credential against `hash` that is running now, once it is
+    /// done; `None` when none runs (or its leader went away).
+    async fn join(&self, key: &[u8; 32], hash: &str) -> Option<bool> {
+        let flight = (*key, Some(hash.to_owned()));
+        let mut rx = self.flights.lock().ok()?.get(&flight)?.clone();
+        wait(&mut rx).await
+    }
+
+    /// Checks `password` against `stored_hash`, sharing a check of the same credential that is
+    /// already running, or answering from the cache when one just succeeded.
+    async fn verify(
+        &self,
+        key: [u8; 32],
+        password: zeroize::Zeroizing<Vec<u8>>,
+        stored_hash: Option<&str>,
+    ) -> Result<bool, VerifyError> {
+        let flight: FlightKey = (key, stored_hash.map(str::to_owned));
+        loop {
+            let role = {
+                let mut flights = self.flights.lock().map_err(|_| VerifyError)?;
+                // Looked at under the same lock as the running checks: a leader fills the cache
+                // before it leaves them, so a success is never missed in between (and never
+                // checked twice).
+                if stored_hash.is_some_and(|h| self.cache.hit(&key, h)) {
+                    Role::Cached
+                } else if let Some(rx) = flights.get(&flight) {
+                    Role::Join(rx.clone())
+                } else {
+                    let (done, rx) = tokio::sync::watch::channel(None);
+                    flights.insert(flight.clone(), rx);
+                    Role::Lead(Lead {
+                        verifier: self,
+                        key: flight.clone(),
+                        done,
+                    })
+                }
+            };
+            match role {
+                Role::Cached => return Ok(true),
+                Role::Join(mut rx) => match wait(&mut rx).await {
+                    Some(ok) => return Ok(ok),
+                    // Its leader went away before finishing: try again (and maybe lead).
+                    None => continue,
+                },
+                Role::Lead(lead) => {
+                    let _permit = self.slots.acquire().await.map_err(|_| VerifyError)?;
+                    self.checks
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let hash = stored_hash.map(str::to_owned);
+                    let ok = tokio::task::spawn_blocking(move || {
+                        verify_password(&password, hash.as_deref())
+                    })
+                    .await
+                    .map_err(|_| VerifyError)?;
+                    if ok && let Some(h) = stored_hash {
+                        self.cache.insert(key, h);
+                    }
+                    lead.done.send_replace(Some(ok));
+                    drop(lead);
+                    return Ok(ok);
+                }
+            }
+        }
+    }
+}
+
+/// The outcome a running check publishes; `None` when it ended without one.
+async fn wait(rx: &mut tokio::sync::watch::Receiver<Option<bool>>) -> Option<bool> {
+    if let Ok(v) = rx.wait_for(Option::is_some).await {
+        return *v;
+    }
+    *rx.borrow()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,6 +612,73 @@ mod tests {
         for a in [second, third, fourth] {
             a.succeeded();
         }
+    }
+
+    fn password(pw: &str) -> zeroize::Zeroizing<Vec<u8>> {
+        zeroize::Zeroizing::new(pw.as_bytes().to_vec())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_logins_share_one_check() {
+        let hash = hash_password(b"right").expect("hash");
+        let v = std::sync::Arc::new(Verifier::new(2));
+        let t = std::sync::Arc::new(throttle());
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..16 {
+            let (v, t, hash) = (v.clone(), t.clone(), hash.clone());
+            tasks.spawn(async move {
+                v.login(&t, "u", ip(1), password("right"), Some(&hash))
+                    .await
+                    .expect("check ran")
+            });
+        }
+        let all = tasks.join_all().await;
+        assert!(all.iter().all(|l| *l == Login::Accepted), "{all:?}");
+        assert_eq!(v.checks_run(), 1);
+        // A wrong password is its own check, refused; the right one is cached.
+        let wrong = v
+            .login(&t, "u", ip(1), password("wrong"), Some(&hash))
+            .await;
+        assert_eq!(wrong.expect("check ran"), Login::Refused);
+        let again = v
+            .login(&t, "u", ip(1), password("right"), Some(&hash))
+            .await;
+        assert_eq!(again.expect("cached"), Login::Accepted);
+        assert_eq!(v.checks_run(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn waiters_of_an_abandoned_check_run_their_own() {
+        let hash = hash_password(b"right").expect("hash");
+        let v = std::sync::Arc::new(Verifier::new(1));
+        let t = std::sync::Arc::new(throttle());
+        // Hold the only Argon2id slot: the first login registers its check and waits for it.
+        let slot = v.slots.acquire().await.expect("slot");
+        let leader = {
+            let (v, t, hash) = (v.clone(), t.clone(), hash.clone());
+            tokio::spawn(async move {
+                v.login(&t, "u", ip(1), password("right"), Some(&hash))
+                    .await
+            })
+        };
+        while v.flights.lock().expect("flights").is_empty() {
+            tokio::task::yield_now().await;
+        }
+        // Polled once, the second login finds the running check and waits for it.
+        let mut waiter = std::pin::pin!(v.login(&t, "u", ip(1), password("right"), Some(&hash)));
+        let first = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(std::future::Future::poll(waiter.as_mut(), cx))
+        })
+        .await;
+        assert!(first.is_pending(), "waits for the running check");
+        // The leader's client goes away before its check ran; the waiter must neither hang nor
+        // take a failure for it.
+        leader.abort();
+        assert!(leader.await.is_err(), "aborted");
+        drop(slot);
+        assert_eq!(waiter.await.expect("check ran"), Login::Accepted);
+        assert_eq!(v.checks_run(), 1);
+        assert!(v.flights.lock().expect("flights").is_empty());
     }
 
     #[tokio::test]

@@ -19,8 +19,9 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tower::ServiceExt;
 
 use super::api::{AppState, log_line, router};
-use super::auth::{CredentialCache, Throttle};
+use super::auth::{Throttle, Verifier};
 use super::authority::{AuthorityKey, AuthorityKeyError};
+use super::batch::DepositQueue;
 use super::config::Config;
 use super::store::{Store, StoreError};
 
@@ -128,15 +129,16 @@ impl Server {
             addr: config.listen,
             source,
         })?;
+        let store = Arc::new(store);
+        let deposits = DepositQueue::start(store.clone())
+            .map_err(|e| StoreError::msg(format!("cannot start the deposit writer: {e}")))?;
         let state = Arc::new(AppState {
-            store: Arc::new(store),
+            store,
             throttle: Throttle::new(config.throttle),
             authority,
             config,
-            verify_slots: tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(2, |n| n.get()),
-            ),
-            credentials: CredentialCache::default(),
+            verifier: Verifier::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
+            deposits,
         });
         Ok(Server {
             listener,
@@ -149,6 +151,13 @@ impl Server {
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// What the handlers share, for counters and caches ([`AppState::verifier`]'s checks, the
+    /// deposit writer's batches) in tests and diagnostics. Holding it keeps the database open
+    /// after the server stops.
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets running requests finish

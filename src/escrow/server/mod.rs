@@ -58,6 +58,10 @@
 //! the entry against) and salts not yet recorded are added to the entry (restore looks the entry
 //! up by them). An import never replaces a packet.
 //!
+//! Either answer is sent only after the transaction holding the deposit has committed: deposits
+//! that arrive together are committed together ([`batch`]), one commit and so one fsync for all
+//! of them, and each is answered after it.
+//!
 //! An `entry` in answers: `{"escrow_number", "created", "created_unix", "user",
 //! "volume_fingerprint", "salts", "authority_fingerprint", "metadata", "origin"}`.
 //!
@@ -88,6 +92,7 @@
 pub mod api;
 pub mod auth;
 pub mod authority;
+pub mod batch;
 pub mod bundle;
 pub mod config;
 pub mod http;

@@ -465,6 +465,13 @@ pub(super) fn created(tx: &mut dyn Tx, row: RowRef) -> Result<(), StoreError> {
     note(tx, row, None, after)
 }
 
+/// Forgets the changes noted since the last audit row: their statements were rolled back (to a
+/// savepoint), so no audit row may claim them.
+pub(super) fn discard_changes(tx: &mut dyn Tx) -> Result<(), StoreError> {
+    state(tx)?.pending.clear();
+    Ok(())
+}
+
 /// The changes noted since the last audit row, as `ROW_CHANGES` text ("" for none); the
 /// list is emptied.
 pub(super) fn take_changes(tx: &mut dyn Tx) -> Result<String, StoreError> {

@@ -693,6 +693,15 @@ fn insert_or_find(tx: &mut dyn Tx, e: &NewEntry) -> Result<DepositOutcome, Store
     Ok(outcome)
 }
 
+/// The audit detail of a deposit, as [`Store::deposit`] writes it.
+fn deposit_detail(out: &DepositOutcome, entry: &NewEntry) -> String {
+    if out.already_in_escrow {
+        format!("already in escrow; {} salts", entry.salts.len())
+    } else {
+        format!("new entry; {} salts", entry.salts.len())
+    }
+}
+
 /// The escrow store: business operations over a [`Backend`].
 #[derive(Debug)]
 pub struct Store {
@@ -1116,6 +1125,75 @@ impl Store {
             append_audit(tx, &outcome_event, &[out.number])?;
             Ok(out)
         })
+    }
+
+    /// Stores several deposits in **one** transaction (one commit, so one fsync), in order, each
+    /// with its own audit row as [`Store::deposit`] writes it. Returns one outcome per deposit,
+    /// in order, and only after the commit: an `Ok` is durable.
+    ///
+    /// One deposit that fails (a constraint, a trigger, a failed audit write) does not fail the
+    /// others: the batch is first tried plainly, and when anything in it fails, that
+    /// transaction is rolled back and the batch runs again with each deposit in its own
+    /// savepoint, so the failing one is rolled back alone and gets its error while the others
+    /// are stored. (Savepoints only then: on PostgreSQL each one costs round trips.) When the
+    /// transaction itself fails (begin, a savepoint, the commit), nothing is stored and every
+    /// deposit gets that error.
+    pub fn deposit_batch(
+        &self,
+        batch: &[(NewEntry, AuditEvent)],
+    ) -> Vec<Result<DepositOutcome, StoreError>> {
+        let deposit_one = |tx: &mut dyn Tx, entry: &NewEntry, ev: &AuditEvent| {
+            let out = insert_or_find(tx, entry)?;
+            let ev = ev.clone().detail(deposit_detail(&out, entry));
+            append_audit(tx, &ev, &[out.number])?;
+            Ok(out)
+        };
+        let plain = self.tx(|tx| {
+            lock_audit(tx)?;
+            batch
+                .iter()
+                .map(|(entry, ev)| deposit_one(tx, entry, ev))
+                .collect::<Result<Vec<_>, StoreError>>()
+        });
+        let e = match plain {
+            Ok(outcomes) => return outcomes.into_iter().map(Ok).collect(),
+            Err(e) if batch.len() == 1 => return vec![Err(e)],
+            Err(e) => e,
+        };
+        let isolated = self.tx(|tx| {
+            lock_audit(tx)?;
+            let mut results = Vec::with_capacity(batch.len());
+            for (entry, ev) in batch {
+                tx.execute("SAVEPOINT tcvault_deposit", &[])?;
+                let one = deposit_one(tx, entry, ev);
+                if one.is_err() {
+                    tx.execute("ROLLBACK TO SAVEPOINT tcvault_deposit", &[])?;
+                    // What the failed deposit noted for its audit row (if it failed before the
+                    // row took the notes) was rolled back with it.
+                    audit::discard_changes(tx)?;
+                }
+                tx.execute("RELEASE SAVEPOINT tcvault_deposit", &[])?;
+                results.push(one);
+            }
+            Ok(results)
+        });
+        match isolated {
+            Ok(results) => results,
+            Err(again) => {
+                let shared = std::sync::Arc::new(again);
+                batch
+                    .iter()
+                    .map(|_| {
+                        Err(StoreError::Database {
+                            message: format!(
+                                "the deposits' transaction failed: {shared} (first try: {e})"
+                            ),
+                            source: Some(Box::new(shared.clone())),
+                        })
+                    })
+                    .collect()
+            }
+        }
     }
 
     /// The caller's own entries.
