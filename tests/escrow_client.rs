@@ -365,6 +365,38 @@ fn read_data(vol: &Path, password: &str) -> Vec<u8> {
 }
 
 /// Makes the volume's password unknown: change-password to a random one nobody keeps.
+impl Env {
+    /// The user's `tcvault restore-header VOL --file BACKUP` with the password `password`
+    /// (written to the secret file `name`), no terminal, old headers not kept.
+    fn restore_header(&self, vol: &Path, backup: &Path, name: &str, password: &str) -> Output {
+        let pw = self.secret(name, password);
+        self.tcvault()
+            .arg("restore-header")
+            .arg(vol)
+            .arg("--file")
+            .arg(backup)
+            .args([
+                "--pim",
+                PIM,
+                "--escrow",
+                "no",
+                "--no-keep-old-header",
+                "--password-file",
+            ])
+            .arg(&pw)
+            .output()
+            .expect("restore-header")
+    }
+
+    /// The server's keyed audit verifies intact.
+    fn assert_audit_intact(&self) {
+        let key = self.dir.path().join("server").join("audit.key");
+        let store = Store::open_keyed(&self.db_url, Path::new("/"), &key).expect("open store");
+        let report = store.verify_audit().expect("verify");
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
+}
+
 fn forget_password(env: &Env, vol: &Path, old: &str) {
     let oldp = env.secret("old.pw", old);
     let lost = env.secret("lost.pw", &format!("lost {}", std::process::id()));
@@ -517,24 +549,7 @@ fn restore_through_a_compact_backup_file() {
     assert!(stderr(&out).contains("restore-header"), "{}", stderr(&out));
 
     // The user restores the returned backup into the volume.
-    let pn = env.secret("pn", "pw new");
-    let out = env
-        .tcvault()
-        .arg("restore-header")
-        .arg(&vol)
-        .arg("--file")
-        .arg(&bk)
-        .args([
-            "--pim",
-            PIM,
-            "--escrow",
-            "no",
-            "--no-keep-old-header",
-            "--password-file",
-        ])
-        .arg(&pn)
-        .output()
-        .expect("restore-header");
+    let out = env.restore_header(&vol, &bk, "pn", "pw new");
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(read_data(&vol, "pw new"), data);
     assert!(open(&vol, "pw a").is_err());
@@ -602,30 +617,10 @@ fn a_raw_backup_after_an_escrowed_password_change_restores() {
         s.contains("normal header copy decrypts under the packet's header key"),
         "{s}"
     );
-    let pn = env.secret("chg.p3", "pw three");
-    let out = env
-        .tcvault()
-        .arg("restore-header")
-        .arg(&vol)
-        .arg("--file")
-        .arg(&raw)
-        .args([
-            "--pim",
-            PIM,
-            "--escrow",
-            "no",
-            "--no-keep-old-header",
-            "--password-file",
-        ])
-        .arg(&pn)
-        .output()
-        .expect("restore-header");
+    let out = env.restore_header(&vol, &raw, "chg.p3", "pw three");
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(read_data(&vol, "pw three"), data);
-    let key = env.dir.path().join("server").join("audit.key");
-    let store = Store::open_keyed(&env.db_url, Path::new("/"), &key).expect("open store");
-    let report = store.verify_audit().expect("verify");
-    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    env.assert_audit_intact();
 }
 
 /// The admin's command line: search (by volume, by user, own entries), show, the deletion
@@ -910,24 +905,7 @@ fn raw_backup_restores_a_volume_whose_password_is_lost() {
     assert_eq!(after[512..], bytes[512..], "the hidden slot is untouched");
     assert!(audit_events(&env).iter().any(|e| e == "salts_recorded"));
 
-    let pn = env.secret("raw.new", "pw from the help desk");
-    let out = env
-        .tcvault()
-        .arg("restore-header")
-        .arg(&vol)
-        .arg("--file")
-        .arg(&raw)
-        .args([
-            "--pim",
-            PIM,
-            "--escrow",
-            "no",
-            "--no-keep-old-header",
-            "--password-file",
-        ])
-        .arg(&pn)
-        .output()
-        .expect("restore-header");
+    let out = env.restore_header(&vol, &raw, "raw.new", "pw from the help desk");
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(read_data(&vol, "pw from the help desk"), data);
 
@@ -940,10 +918,7 @@ fn raw_backup_restores_a_volume_whose_password_is_lost() {
     assert_eq!(read_data(&vol, "pw second"), data);
 
     // The recorded salts went through the keyed audit: the chain verifies intact.
-    let key = env.dir.path().join("server").join("audit.key");
-    let store = Store::open_keyed(&env.db_url, Path::new("/"), &key).expect("open store");
-    let report = store.verify_audit().expect("verify");
-    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    env.assert_audit_intact();
 }
 
 /// A volume that still holds the escrowed header (its password forgotten, never changed) and

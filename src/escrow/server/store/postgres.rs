@@ -95,6 +95,18 @@ impl PostgresBackend {
             })?;
         Ok(PostgresBackend { pool: Some(pool) })
     }
+
+    /// A connection from the pool.
+    fn connection(&self) -> Result<r2d2::PooledConnection<Manager>, StoreError> {
+        let pool = self
+            .pool
+            .as_ref()
+            .ok_or_else(|| StoreError::msg("the PostgreSQL pool is closed"))?;
+        pool.get().map_err(|e| StoreError::Database {
+            message: format!("no PostgreSQL connection available: {e}"),
+            source: Some(Box::new(e)),
+        })
+    }
 }
 
 /// `?` placeholders to `$1, $2, …` (our statements have no `?` inside literals).
@@ -212,14 +224,7 @@ impl Backend for PostgresBackend {
         &self,
         f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let pool = self
-            .pool
-            .as_ref()
-            .ok_or_else(|| StoreError::msg("the PostgreSQL pool is closed"))?;
-        let mut conn = pool.get().map_err(|e| StoreError::Database {
-            message: format!("no PostgreSQL connection available: {e}"),
-            source: Some(Box::new(e)),
-        })?;
+        let mut conn = self.connection()?;
         let conn = &mut *conn;
         let mut tx = conn.client.transaction().map_err(StoreError::db)?;
         f(&mut PgTx {
@@ -233,14 +238,7 @@ impl Backend for PostgresBackend {
         &self,
         f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let pool = self
-            .pool
-            .as_ref()
-            .ok_or_else(|| StoreError::msg("the PostgreSQL pool is closed"))?;
-        let mut conn = pool.get().map_err(|e| StoreError::Database {
-            message: format!("no PostgreSQL connection available: {e}"),
-            source: Some(Box::new(e)),
-        })?;
+        let mut conn = self.connection()?;
         // REPEATABLE READ: every statement sees the snapshot taken at the first one.
         let conn = &mut *conn;
         let mut tx = conn

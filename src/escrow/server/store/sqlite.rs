@@ -38,6 +38,23 @@ impl SqliteBackend {
             conn: Mutex::new(conn),
         })
     }
+
+    /// Runs `f` in a transaction of `behavior` on the one connection, and commits.
+    fn run(
+        &self,
+        behavior: TransactionBehavior,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError::msg("the SQLite connection was poisoned by a panic"))?;
+        let tx = conn
+            .transaction_with_behavior(behavior)
+            .map_err(StoreError::db)?;
+        f(&mut SqliteTx(&tx))?;
+        tx.commit().map_err(StoreError::db)
+    }
 }
 
 /// Refuses a database file, WAL file or folder that group or others may use, and creates a
@@ -140,31 +157,15 @@ impl Backend for SqliteBackend {
         &self,
         f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let mut conn = self
-            .conn
-            .lock()
-            .map_err(|_| StoreError::msg("the SQLite connection was poisoned by a panic"))?;
         // IMMEDIATE takes the write lock up front: no upgrade deadlocks between processes.
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(StoreError::db)?;
-        f(&mut SqliteTx(&tx))?;
-        tx.commit().map_err(StoreError::db)
+        self.run(TransactionBehavior::Immediate, f)
     }
 
     fn with_snapshot(
         &self,
         f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let mut conn = self
-            .conn
-            .lock()
-            .map_err(|_| StoreError::msg("the SQLite connection was poisoned by a panic"))?;
         // DEFERRED: in WAL mode the first read fixes a snapshot, and writers go on meanwhile.
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Deferred)
-            .map_err(StoreError::db)?;
-        f(&mut SqliteTx(&tx))?;
-        tx.commit().map_err(StoreError::db)
+        self.run(TransactionBehavior::Deferred, f)
     }
 }
