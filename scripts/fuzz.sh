@@ -42,6 +42,8 @@ run_one() {
     local runs
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
     if [ $status != 0 ]; then
+        # The panic message first: the tail alone is mostly the fuzzer's own report.
+        grep -A1 -m1 "panicked at" "$log" >&2 || true
         tail -n 40 "$log" >&2
         echo "fuzz: $target FAILED after ${runs:-?} runs (see fuzz/artifacts/$target/)" >&2
         rm -rf "$scratch"

@@ -918,6 +918,32 @@ fn compact_backup_with_hidden_header() {
     assert_eq!(v["type"], "hidden");
 }
 
+/// `backup-header` given the hidden volume's password as the main one: the default slots open
+/// the hidden header, which must not become the backup's normal header (restoring that backup
+/// would put the hidden header where the outer one belongs, and the outer header would be in
+/// no backup at all). Refused with exit 4, no file written.
+#[test]
+fn backup_with_the_hidden_password_as_the_main_one_is_refused() {
+    let dir = temp_dir();
+    let h = common::entry("outer_hidden.hc", "hidden");
+    let vol = volume_path("outer_hidden.hc");
+    let hpw = dir.path().join("h");
+    fs::write(&hpw, common::password_bytes(&h, "password")).expect("pw");
+    for compact in [false, true] {
+        let b = dir.path().join(format!("hidden-as-normal-{compact}.bak"));
+        let mut cmd = tcvault();
+        cmd.arg("backup-header");
+        if compact {
+            cmd.arg("--compact");
+        }
+        let out = run(cmd.arg("--password-file").arg(&hpw).arg(&vol).arg(&b));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{err}");
+        assert!(err.contains("hidden volume"), "{err}");
+        assert!(!b.exists(), "a backup was written");
+    }
+}
+
 /// A disk that fills up midway through the fill: a clear error, no container left behind.
 /// Needs root to mount a small tmpfs (skipped without it, except in CI).
 #[test]

@@ -49,7 +49,7 @@ impl From<WriteError> for CliError {
                 BAD_INPUT,
                 Some("check that the backup belongs to this volume; --force restores anyway"),
             ),
-            WriteError::Unsupported { .. } => (BAD_INPUT, None),
+            WriteError::WrongRole { .. } | WriteError::Unsupported { .. } => (BAD_INPUT, None),
             WriteError::NoDirectory { .. } => (BAD_INPUT, Some("create the folder first")),
             WriteError::UnsafePlace { .. } => (
                 DAMAGED,

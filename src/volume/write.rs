@@ -110,6 +110,16 @@ pub enum WriteError {
         /// What does not match.
         why: String,
     },
+    /// The header opened is not of the role its use needs: a backup's normal header that
+    /// opened from a hidden slot (the hidden volume's password given as the outer one), or
+    /// a header whose fields claim another role than the slot it was read from.
+    #[error("{path}: {why}")]
+    WrongRole {
+        /// The volume.
+        path: PathBuf,
+        /// What opened and what was needed.
+        why: String,
+    },
     /// A volume whose header layout this command does not rewrite.
     #[error("{path}: {why}")]
     Unsupported {
@@ -1160,6 +1170,7 @@ pub fn backup_bytes(
     let verbatim = |v: &Volume| -> Result<[u8; HEADER_SIZE], WriteError> {
         let u = v.unlocked();
         check_rewritable(u, v.host())?;
+        check_role(v, HeaderRole::Normal)?;
         let c = v.host().candidates(&[u.slot])?;
         match c.first() {
             Some(c) if c.bytes[..SALT_LEN] == u.salt => Ok(c.bytes),
@@ -1172,6 +1183,7 @@ pub fn backup_bytes(
     let reseal = |v: &Volume, c: &Credentials| -> Result<[u8; HEADER_SIZE], WriteError> {
         let u = v.unlocked();
         check_rewritable(u, v.host())?;
+        check_role(v, HeaderRole::Hidden)?;
         let prot = Protection {
             family: u.header.family,
             kdf: u.kdf,
@@ -1196,6 +1208,32 @@ pub fn backup_bytes(
         out.extend_from_slice(&slot_bytes(&h)?);
         Ok(out)
     }
+}
+
+/// Refuses `v` unless both the slot it opened from and its header's fields are of `want`: a
+/// backup file's places are by role, so a header of the other role there would later be
+/// restored to the other role's place.
+fn check_role(v: &Volume, want: HeaderRole) -> Result<(), WriteError> {
+    let u = v.unlocked();
+    let slot = HeaderRole::of_slot(u.slot);
+    let claims = HeaderRole::claimed_by(&u.header);
+    let why = if slot != want {
+        format!(
+            "the password opened the {slot}'s header, not the {want}'s: a header backup \
+             needs the outer volume's password, and the hidden volume's separately"
+        )
+    } else if claims != want {
+        format!(
+            "the header read from the {slot}'s place says it is a {claims}'s header; it is not \
+             copied into a backup"
+        )
+    } else {
+        return Ok(());
+    };
+    Err(WriteError::WrongRole {
+        path: v.host().path().to_path_buf(),
+        why,
+    })
 }
 
 /// Whether `v` uses the layout of TrueCrypt before 6.0.
