@@ -2,7 +2,8 @@
 //!
 //! Every type here wipes its bytes on drop, prints as `<redacted>` in `Debug`, and asks the OS to
 //! keep its heap buffer out of swap (`mlock`) and out of core dumps (`MADV_DONTDUMP`) where that
-//! is allowed. Nothing in the crate stores a secret in a plain `Vec<u8>`. [`harden_process`]
+//! is allowed. Nothing in the crate stores a secret in a plain `Vec<u8>` (nor in a bare
+//! `zeroize::Zeroizing`, which `clippy.toml` refuses). [`harden_process`]
 //! makes a whole process non-dumpable; every binary calls it before it reads a secret.
 
 use std::fmt;
@@ -67,6 +68,14 @@ impl SecretBytes {
     pub fn from_slice(data: &[u8]) -> Self {
         let mut s = Self::zeroed(data.len());
         s.expose_mut().copy_from_slice(data);
+        s
+    }
+
+    /// Takes over a secret another library handed out in a `Vec` (a decrypted key, say): its
+    /// bytes are copied into a new secret buffer and the `Vec` is wiped.
+    pub fn from_vec(mut data: Vec<u8>) -> Self {
+        let s = Self::from_slice(&data);
+        data.zeroize();
         s
     }
 
@@ -200,6 +209,40 @@ impl Drop for PageBuf {
     fn drop(&mut self) {
         // SAFETY: allocated in `zeroed` with this same layout, and freed only here.
         unsafe { std::alloc::dealloc(self.ptr.as_ptr(), Self::layout(self.len)) }
+    }
+}
+
+/// A secret of exactly `N` bytes (a key, an IV seed): a [`SecretBytes`] whose length is part of
+/// its type, for code that takes keys as arrays.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretArray<const N: usize>(SecretBytes);
+
+impl<const N: usize> SecretArray<N> {
+    /// `N` zero bytes, to be filled through [`SecretArray::expose_mut`].
+    pub fn zeroed() -> Self {
+        SecretArray(SecretBytes::zeroed(N))
+    }
+
+    /// The bytes.
+    pub fn expose(&self) -> &[u8; N] {
+        match self.0.expose().try_into() {
+            Ok(a) => a,
+            Err(_) => unreachable!("a SecretArray<N> holds N bytes (it is made only by zeroed)"),
+        }
+    }
+
+    /// The bytes, writable.
+    pub fn expose_mut(&mut self) -> &mut [u8; N] {
+        match self.0.expose_mut().try_into() {
+            Ok(a) => a,
+            Err(_) => unreachable!("a SecretArray<N> holds N bytes (it is made only by zeroed)"),
+        }
+    }
+}
+
+impl<const N: usize> fmt::Debug for SecretArray<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretArray<{N}>(<redacted>)")
     }
 }
 
@@ -401,6 +444,19 @@ mod tests {
         assert!(!format!("{s:?}").contains("topsecret"));
         let pim = Pim::new(485).expect("valid pim");
         assert!(!format!("{pim:?}").contains("485"));
+    }
+
+    #[test]
+    fn fixed_size_secrets_and_taken_over_vecs() {
+        let mut k = SecretArray::<32>::zeroed();
+        assert_eq!(k.expose(), &[0u8; 32]);
+        k.expose_mut()[31] = 7;
+        assert_eq!(k.expose()[31], 7);
+        assert_eq!(k.clone(), k);
+        assert_eq!(format!("{k:?}"), "SecretArray<32>(<redacted>)");
+        let v = SecretBytes::from_vec(b"decrypted key".to_vec());
+        assert_eq!(v.expose(), b"decrypted key");
+        assert_eq!(v.expose().as_ptr() as usize % PAGE, 0, "on its own pages");
     }
 
     #[test]

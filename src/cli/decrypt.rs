@@ -6,6 +6,7 @@ use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use tcvault::header::HostKind;
+use tcvault::secret::SecretBytes;
 use tcvault::volume::truncated::ReadableVolume;
 use tcvault::volume::write;
 
@@ -138,16 +139,13 @@ fn stream(vol: &ReadableVolume, out: &mut dyn Write) -> Result<(), CliError> {
     } else {
         ProgressBar::hidden()
     };
-    // The buffer holds plaintext: `Zeroizing` wipes it on every path out of here.
-    let mut buf = zeroize::Zeroizing::new(vec![
-        0u8;
-        CHUNK.min(usize::try_from(total).unwrap_or(CHUNK))
-    ]);
+    // The buffer holds plaintext: a secret buffer, wiped on every path out of here.
+    let mut buf = SecretBytes::zeroed(CHUNK.min(usize::try_from(total).unwrap_or(CHUNK)));
     let mut pos = 0u64;
     while pos < total {
         let n = usize::try_from((total - pos).min(buf.len() as u64)).unwrap_or(buf.len());
-        vol.read_data(pos, &mut buf[..n])?;
-        out.write_all(&buf[..n]).map_err(write_err)?;
+        vol.read_data(pos, &mut buf.expose_mut()[..n])?;
+        out.write_all(&buf.expose()[..n]).map_err(write_err)?;
         pos += n as u64;
         bar.set_position(pos);
     }

@@ -244,7 +244,7 @@ pub(super) fn keygen(k: &KeygenArgs) -> Result<(), CliError> {
     let public_key = key.to_public_key();
     let public = packet::public_pem(&public_key).map_err(packet_err)?;
     let fp = hex::encode(packet::key_fingerprint(&public_key).map_err(packet_err)?);
-    write::write_backup_file(&k.private_key, private.as_bytes(), k.force)?;
+    write::write_backup_file(&k.private_key, private.expose(), k.force)?;
     write::write_backup_file(&k.public_key, public.as_bytes(), k.force)?;
     errln!(
         "Wrote the encrypted private key to {} and the public key to {}.",

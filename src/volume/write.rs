@@ -36,6 +36,7 @@ use crate::header::seal::{
     new_header, seal,
 };
 use crate::header::unlock::{Credentials, UnlockOptions, UnlockedHeader};
+use crate::secret::SecretBytes;
 
 /// Bytes encrypted and written per step of the fill: large enough for the engine's threads.
 const FILL_CHUNK: usize = 4 * 1024 * 1024;
@@ -1090,12 +1091,10 @@ pub fn restore_header(
     if !force {
         let n = PROBE_LEN.min(usize::try_from(area.len).unwrap_or(0));
         let n = n - n % DATA_UNIT;
-        let mut head = vec![0u8; n];
-        host.read_at(area.start, &mut head)?;
-        u.data_cipher().decrypt(&mut head, area.first_unit);
-        let found = probe::detect(&head);
-        zeroize::Zeroize::zeroize(&mut head);
-        if found.is_none() {
+        let mut head = SecretBytes::zeroed(n);
+        host.read_at(area.start, head.expose_mut())?;
+        u.data_cipher().decrypt(head.expose_mut(), area.first_unit);
+        if probe::detect(head.expose()).is_none() {
             return Err(WriteError::WrongVolume {
                 path: volume.to_path_buf(),
                 why: "with the backup's keys this volume's data shows no filesystem: the \

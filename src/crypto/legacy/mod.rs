@@ -23,8 +23,7 @@ pub use lrw::{gf64_mul, gf128_mul};
 use std::fmt;
 use std::sync::OnceLock;
 
-use zeroize::Zeroizing;
-
+use crate::secret::SecretArray;
 use ciphers::{Blocks, Layer};
 use lrw::LrwKey;
 
@@ -247,7 +246,7 @@ pub struct LegacyCipher {
     mode: LegacyMode,
     groups: Vec<Group>,
     /// Key material bytes 0..32: LRW tweak key or CBC IV seed.
-    secondary: Zeroizing<[u8; 32]>,
+    secondary: SecretArray<32>,
     lrw128: Option<LrwKey>,
     lrw64: Option<LrwKey>,
 }
@@ -278,8 +277,8 @@ impl LegacyCipher {
         if key_material.len() < need {
             return Err(need);
         }
-        let mut secondary = Zeroizing::new([0u8; 32]);
-        secondary.copy_from_slice(&key_material[..32]);
+        let mut secondary = SecretArray::<32>::zeroed();
+        secondary.expose_mut().copy_from_slice(&key_material[..32]);
         let mut groups: Vec<Group> = Vec::new();
         let mut off = 32;
         for &id in chain.ciphers() {
@@ -300,8 +299,8 @@ impl LegacyCipher {
         let has = |len: usize| chain.ciphers().iter().any(|c| c.block_len() == len);
         let (lrw128, lrw64) = match mode {
             LegacyMode::Lrw => (
-                has(16).then(|| LrwKey::new(&secondary[..16])),
-                has(8).then(|| LrwKey::new(&secondary[..8])),
+                has(16).then(|| LrwKey::new(&secondary.expose()[..16])),
+                has(8).then(|| LrwKey::new(&secondary.expose()[..8])),
             ),
             LegacyMode::Cbc => (None, None),
         };
@@ -445,7 +444,7 @@ impl LegacyCipher {
                 lrw::lrw(ciphers, key, buf, first, encrypt);
             }
             LegacyMode::Cbc => {
-                let secondary: &[u8; 32] = &self.secondary;
+                let secondary = self.secondary.expose();
                 match target {
                     Target::Header => {
                         let run = buf.len();

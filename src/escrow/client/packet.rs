@@ -41,12 +41,11 @@ use rsa::traits::PublicKeyParts;
 use rsa::{Oaep, RsaPrivateKey, RsaPublicKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use zeroize::Zeroizing;
 
 use crate::header::format::Header;
 use crate::header::layout::{HEADER_SIZE, SALT_LEN};
 use crate::header::unlock::{DERIVED_KEY_LEN, UnlockedHeader};
-use crate::secret::SecretBytes;
+use crate::secret::{SecretArray, SecretBytes, SecretText};
 
 /// First bytes of every packet.
 pub const MAGIC: &[u8; 8] = b"TCVESCPK";
@@ -232,9 +231,11 @@ pub fn generate_key(bits: usize) -> Result<RsaPrivateKey, PacketError> {
 pub fn encrypted_private_pem(
     key: &RsaPrivateKey,
     passphrase: &[u8],
-) -> Result<Zeroizing<String>, PacketError> {
-    key.to_pkcs8_encrypted_pem(&mut OsRng, passphrase, LineEnding::LF)
-        .map_err(|e| PacketError::Key(format!("cannot encrypt the private key: {e}")))
+) -> Result<SecretText, PacketError> {
+    let mut pem = key
+        .to_pkcs8_encrypted_pem(&mut OsRng, passphrase, LineEnding::LF)
+        .map_err(|e| PacketError::Key(format!("cannot encrypt the private key: {e}")))?;
+    Ok(SecretText::from_string(std::mem::take(&mut *pem)))
 }
 
 /// The public key as PEM (`PUBLIC KEY`).
@@ -313,8 +314,8 @@ fn encrypt_as(
         user: user.to_owned(),
     };
     let meta = serde_json::to_vec(&metadata).map_err(|e| PacketError::Encrypt(e.to_string()))?;
-    let mut key = Zeroizing::new([0u8; CONTENT_KEY_LEN]);
-    OsRng.fill_bytes(key.as_mut());
+    let mut key = SecretArray::<CONTENT_KEY_LEN>::zeroed();
+    OsRng.fill_bytes(key.expose_mut());
     let mut out = Vec::with_capacity(2048);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&version.to_be_bytes());
@@ -323,7 +324,7 @@ fn encrypt_as(
     out.extend_from_slice(&u16::try_from(recipients.len()).unwrap_or(0).to_be_bytes());
     for (r, fp) in recipients.iter().zip(&fps) {
         let wrapped = r
-            .encrypt(&mut OsRng, Oaep::new::<rsa::sha2::Sha256>(), key.as_ref())
+            .encrypt(&mut OsRng, Oaep::new::<rsa::sha2::Sha256>(), key.expose())
             .map_err(|e| PacketError::Encrypt(format!("RSA-OAEP: {e}")))?;
         out.extend_from_slice(fp);
         out.extend_from_slice(&u16::try_from(wrapped.len()).unwrap_or(0).to_be_bytes());
@@ -339,7 +340,7 @@ fn encrypt_as(
         let used = hk.len().min(DERIVED_KEY_LEN);
         plain.expose_mut()[HEADER_SIZE..HEADER_SIZE + used].copy_from_slice(&hk[..used]);
     }
-    let cipher = Aes256Gcm::new_from_slice(key.as_ref())
+    let cipher = Aes256Gcm::new_from_slice(key.expose())
         .map_err(|_| PacketError::Encrypt("AES-256-GCM key".into()))?;
     let sealed = cipher
         .encrypt(
@@ -467,13 +468,13 @@ impl Packet {
                 have: hex::encode(fp),
                 recipients: self.recipients(),
             })?;
-        let ck = Zeroizing::new(
+        let ck = SecretBytes::from_vec(
             key.decrypt(Oaep::new::<rsa::sha2::Sha256>(), wrapped)
                 .map_err(|_| PacketError::Decrypt)?,
         );
-        let cipher = Aes256Gcm::new_from_slice(&ck).map_err(|_| PacketError::Decrypt)?;
+        let cipher = Aes256Gcm::new_from_slice(ck.expose()).map_err(|_| PacketError::Decrypt)?;
         let nonce = &self.bytes[self.aad_len..self.aad_len + NONCE_LEN];
-        let plain = Zeroizing::new(
+        let plain = SecretBytes::from_vec(
             cipher
                 .decrypt(
                     Nonce::from_slice(nonce),
@@ -484,14 +485,15 @@ impl Packet {
                 )
                 .map_err(|_| PacketError::Decrypt)?,
         );
-        let mut raw = Zeroizing::new([0u8; HEADER_SIZE]);
+        let plain = plain.expose();
+        let mut raw = SecretArray::<HEADER_SIZE>::zeroed();
         if plain.len() != payload_len(self.version) {
             return Err(PacketError::Malformed("payload is not a header".into()));
         }
-        raw.copy_from_slice(&plain[..HEADER_SIZE]);
+        raw.expose_mut().copy_from_slice(&plain[..HEADER_SIZE]);
         let header_key =
             (self.version >= 2).then(|| SecretBytes::from_slice(&plain[HEADER_SIZE..]));
-        let header = Header::parse(&raw)
+        let header = Header::parse(raw.expose())
             .map_err(|e| PacketError::Malformed(format!("payload header: {e}")))?;
         let m = &self.metadata;
         if header.family.id() != m.format
@@ -601,16 +603,16 @@ mod tests {
     #[test]
     fn private_key_pem_needs_its_passphrase() {
         let pem = encrypted_private_pem(key(), b"right").expect("pem");
-        assert!(pem.contains("ENCRYPTED PRIVATE KEY"));
-        assert!(load_private_key(&pem, b"right").is_ok());
+        assert!(pem.as_str().contains("ENCRYPTED PRIVATE KEY"));
+        assert!(load_private_key(pem.as_str(), b"right").is_ok());
         assert!(matches!(
-            load_private_key(&pem, b"wrong"),
+            load_private_key(pem.as_str(), b"wrong"),
             Err(PacketError::Key(_))
         ));
         let public = public_pem(&key().to_public_key()).expect("public pem");
         assert!(parse_public_key(&public).is_ok());
         assert!(
-            parse_public_key(&pem).is_err(),
+            parse_public_key(pem.as_str()).is_err(),
             "a private key is no public key"
         );
     }

@@ -29,7 +29,6 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use rsa::RsaPrivateKey;
-use zeroize::Zeroizing;
 
 use super::http::{ClientError, EscrowClient, Login};
 use super::packet::{Packet, PacketError};
@@ -41,7 +40,7 @@ use crate::header::format::Header;
 use crate::header::layout::{HEADER_SIZE, HeaderRole, HostKind, SALT_LEN, Slot};
 use crate::header::seal::Protection;
 use crate::header::unlock::Credentials;
-use crate::secret::SecretBytes;
+use crate::secret::{SecretArray, SecretBytes};
 use crate::volume::write::{self, WriteError, fitting_area};
 use crate::volume::{Host, SlotChoice, Volume, VolumeError, probe};
 
@@ -124,10 +123,10 @@ fn header_copy(
         Err(e) => return Err(e),
     };
     for c in candidates {
-        let mut plain = Zeroizing::new(c.bytes);
-        cipher.decrypt_header(&mut plain[SALT_LEN..]);
-        let raw: &[u8; HEADER_SIZE] = &plain;
-        if Header::parse(raw).is_ok_and(|h| h == *header) {
+        let mut plain = SecretArray::<HEADER_SIZE>::zeroed();
+        *plain.expose_mut() = c.bytes;
+        cipher.decrypt_header(&mut plain.expose_mut()[SALT_LEN..]);
+        if Header::parse(plain.expose()).is_ok_and(|h| h == *header) {
             return Ok(Some(c.slot));
         }
     }
@@ -182,11 +181,11 @@ pub fn prove(
     })?;
     let n = probe::PROBE_LEN.min(usize::try_from(area.len).unwrap_or(0));
     let n = n - n % 512;
-    let mut head = Zeroizing::new(vec![0u8; n]);
-    host.read_at(area.start, &mut head)?;
-    cipher.decrypt(&mut head, area.first_unit);
-    match probe::detect(&head) {
-        Some(fs) if has_zero_block(&head) => Ok(Proof::Data(fs)),
+    let mut head = SecretBytes::zeroed(n);
+    host.read_at(area.start, head.expose_mut())?;
+    cipher.decrypt(head.expose_mut(), area.first_unit);
+    match probe::detect(head.expose()) {
+        Some(fs) if has_zero_block(head.expose()) => Ok(Proof::Data(fs)),
         Some(fs) => Err(NoProof::Nothing(format!(
             "{no_copy}, and with the packet's keys its data show a {fs} signature but no zeroed \
              block, which real filesystems have and keys tried at random do not give"

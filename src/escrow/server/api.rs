@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
+use crate::secret::SecretBytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
@@ -19,7 +20,6 @@ use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::Value as Json_;
-use zeroize::Zeroizing;
 
 use super::auth::{Login, Throttle, Verifier};
 use super::authority::AuthorityKey;
@@ -218,17 +218,21 @@ impl Authed {
     }
 }
 
-fn basic_credentials(parts: &Parts) -> Option<(String, Zeroizing<Vec<u8>>)> {
+/// The user name and password of an HTTP Basic `Authorization` header, decoded straight into
+/// secret buffers (the header value itself belongs to the HTTP stack).
+fn basic_credentials(parts: &Parts) -> Option<(String, SecretBytes)> {
     let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, b64) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = Zeroizing::new(B64.decode(b64.trim()).ok()?);
+    let b64 = b64.trim();
+    let mut decoded = SecretBytes::zeroed(base64::decoded_len_estimate(b64.len()));
+    let n = B64.decode_slice(b64, decoded.expose_mut()).ok()?;
+    let decoded = &decoded.expose()[..n];
     let colon = decoded.iter().position(|b| *b == b':')?;
     let user = std::str::from_utf8(&decoded[..colon]).ok()?.to_owned();
-    let password = Zeroizing::new(decoded[colon + 1..].to_vec());
-    Some((user, password))
+    Some((user, SecretBytes::from_slice(&decoded[colon + 1..])))
 }
 
 impl FromRequestParts<Shared> for Authed {

@@ -18,6 +18,7 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
 use super::config::ThrottleConfig;
+use crate::secret::SecretBytes;
 
 /// The longest password the server accepts (bytes).
 pub const MAX_PASSWORD_BYTES: usize = 1024;
@@ -454,10 +455,10 @@ impl Verifier {
         throttle: &Throttle,
         user: &str,
         addr: IpAddr,
-        password: zeroize::Zeroizing<Vec<u8>>,
+        password: SecretBytes,
         stored_hash: Option<&str>,
     ) -> Result<Login, VerifyError> {
-        let key = self.cache.key(user, &password);
+        let key = self.cache.key(user, password.expose());
         if let Some(hash) = stored_hash {
             // A credential verified recently needs no new check, so it does not count against
             // the throttle either (a wrong password is never in the cache); nor does one whose
@@ -493,7 +494,7 @@ impl Verifier {
     async fn verify(
         &self,
         key: [u8; 32],
-        password: zeroize::Zeroizing<Vec<u8>>,
+        password: SecretBytes,
         stored_hash: Option<&str>,
     ) -> Result<bool, VerifyError> {
         let flight: FlightKey = (key, stored_hash.map(str::to_owned));
@@ -530,7 +531,7 @@ impl Verifier {
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let hash = stored_hash.map(str::to_owned);
                     let ok = tokio::task::spawn_blocking(move || {
-                        verify_password(&password, hash.as_deref())
+                        verify_password(password.expose(), hash.as_deref())
                     })
                     .await
                     .map_err(|_| VerifyError)?;
@@ -614,8 +615,8 @@ mod tests {
         }
     }
 
-    fn password(pw: &str) -> zeroize::Zeroizing<Vec<u8>> {
-        zeroize::Zeroizing::new(pw.as_bytes().to_vec())
+    fn password(pw: &str) -> SecretBytes {
+        SecretBytes::from_slice(pw.as_bytes())
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,13 +5,13 @@
 //! Argon2id; the header is the associated data, so changing a parameter breaks the seal. The
 //! packets inside stay sealed to the escrow authority as they were.
 
+use crate::secret::SecretArray;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use chacha20poly1305::aead::rand_core::RngCore;
 use chacha20poly1305::aead::{Aead, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
 
 /// The bundle's `format` value.
 pub const BUNDLE_FORMAT: &str = "tcvault-escrow-bundle";
@@ -104,7 +104,7 @@ fn aad(s: &Sealed) -> String {
     )
 }
 
-fn derive(password: &[u8], kdf: &Kdf) -> Result<Zeroizing<[u8; 32]>, BundleError> {
+fn derive(password: &[u8], kdf: &Kdf) -> Result<SecretArray<32>, BundleError> {
     if kdf.algorithm != "argon2id"
         || !(8..=1 << 20).contains(&kdf.m_cost)
         || !(1..=16).contains(&kdf.t_cost)
@@ -116,9 +116,9 @@ fn derive(password: &[u8], kdf: &Kdf) -> Result<Zeroizing<[u8; 32]>, BundleError
     let params = argon2::Params::new(kdf.m_cost, kdf.t_cost, kdf.p_cost, Some(32))
         .map_err(|_| BundleError::Params)?;
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-    let mut key = Zeroizing::new([0u8; 32]);
+    let mut key = SecretArray::<32>::zeroed();
     argon
-        .hash_password_into(password, &salt, key.as_mut())
+        .hash_password_into(password, &salt, key.expose_mut())
         .map_err(|e| BundleError::Seal(e.to_string()))?;
     Ok(key)
 }
@@ -151,9 +151,10 @@ pub fn encrypt(content: &BundleContent, password: &[u8]) -> Result<Vec<u8>, Bund
         ciphertext: String::new(),
     };
     let key = derive(password, &sealed.kdf)?;
-    let plain =
-        Zeroizing::new(serde_json::to_vec(content).map_err(|e| BundleError::Seal(e.to_string()))?);
-    let cipher = XChaCha20Poly1305::new(key.as_ref().into());
+    // The content is what the database holds (packets sealed to the authority key, salts,
+    // metadata): protected by the bundle's password in transit, not a secret in memory.
+    let plain = serde_json::to_vec(content).map_err(|e| BundleError::Seal(e.to_string()))?;
+    let cipher = XChaCha20Poly1305::new(key.expose().into());
     let ct = cipher
         .encrypt(
             XNonce::from_slice(&nonce),
@@ -188,18 +189,16 @@ pub fn decrypt(bundle: &[u8], password: &[u8]) -> Result<BundleContent, BundleEr
         .decode(&sealed.ciphertext)
         .map_err(|_| BundleError::Format("ciphertext is not base64".to_owned()))?;
     let key = derive(password, &sealed.kdf)?;
-    let cipher = XChaCha20Poly1305::new(key.as_ref().into());
-    let plain = Zeroizing::new(
-        cipher
-            .decrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: &ct,
-                    aad: aad(&sealed).as_bytes(),
-                },
-            )
-            .map_err(|_| BundleError::Open)?,
-    );
+    let cipher = XChaCha20Poly1305::new(key.expose().into());
+    let plain = cipher
+        .decrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: &ct,
+                aad: aad(&sealed).as_bytes(),
+            },
+        )
+        .map_err(|_| BundleError::Open)?;
     serde_json::from_slice(&plain).map_err(|e| BundleError::Format(e.to_string()))
 }
 
