@@ -35,8 +35,9 @@ done
 # the doc tests and the fuzz runs go ahead whatever the tests did, and the script fails if any
 # of them failed.
 status=0
-cargo test --locked --all-targets --no-fail-fast "$@" || status=$?
-cargo test --locked --doc || status=$?
+# test-hooks: the pause between header writes that the kill tests use (Cargo.toml).
+cargo test --locked --all-targets --features test-hooks --no-fail-fast "$@" || status=$?
+cargo test --locked --doc --features test-hooks || status=$?
 
 # Every fuzz target for a bounded time (TCVAULT_FUZZ_SECONDS each; the corpora also replay in
 # the cargo test above, through tests/fuzz_corpus.rs, and tests/kill_test.rs runs

@@ -42,7 +42,8 @@ use crate::secret::SecretBytes;
 const FILL_CHUNK: usize = 4 * 1024 * 1024;
 
 /// Environment variable that makes header rewrites pause between their two writes, printing
-/// a line on standard error, so that tests can kill the process there. Never set it otherwise.
+/// a line on standard error, so that tests can kill the process there. Honoured only in builds
+/// with the `test-hooks` feature (the test suite's); other builds ignore it.
 pub const PAUSE_ENV: &str = "TCVAULT_TEST_PAUSE_BETWEEN_HEADER_WRITES";
 
 /// Why a volume or header could not be written.
@@ -921,12 +922,15 @@ pub fn remove_dead_leftovers(dir: &Path) {
     }
 }
 
-/// Test hook: see [`PAUSE_ENV`].
+/// Test hook: see [`PAUSE_ENV`]. Does nothing without the `test-hooks` feature.
 fn pause_for_tests(what: &str) {
+    #[cfg(feature = "test-hooks")]
     if std::env::var_os(PAUSE_ENV).is_some() {
         eprintln!("tcvault: paused after writing the {what}");
         std::thread::sleep(std::time::Duration::from_secs(60));
     }
+    #[cfg(not(feature = "test-hooks"))]
+    let _ = what;
 }
 
 /// What a password change should produce.
