@@ -41,6 +41,7 @@
 pub mod crypto;
 pub mod escrow;
 pub mod header;
+#[cfg(feature = "mount")]
 pub mod mount;
 #[allow(unsafe_code)]
 pub mod secret;

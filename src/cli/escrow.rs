@@ -74,7 +74,8 @@ fn decide(a: &EscrowArgs) -> Option<ClientConfig> {
 
 /// After a password was accepted: offers to escrow the keys of the header `u` of the volume
 /// at `volume`. Never fails: problems (an unreachable server included) are reported and the
-/// command goes on.
+/// command goes on. (Made on mount.)
+#[cfg(feature = "mount")]
 pub fn offer(volume: &Path, u: &UnlockedHeader, a: &EscrowArgs) {
     if let Some(cfg) = decide(a) {
         deposit(volume, u, &cfg, a);

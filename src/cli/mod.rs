@@ -11,6 +11,7 @@ mod escrow;
 mod escrow_manage;
 mod exit;
 mod info;
+#[cfg(feature = "mount")]
 mod mount;
 mod unlock;
 mod write;
@@ -30,10 +31,18 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Info(a) => info::run(&a),
         Command::Decrypt(a) => decrypt::run(&a),
         Command::Benchmark(a) => benchmark::run(&a),
+        #[cfg(feature = "mount")]
         Command::Mount(a) => mount::mount(&a),
+        #[cfg(feature = "mount")]
         Command::Unmount(a) => mount::unmount(&a),
+        #[cfg(feature = "mount")]
         Command::List(a) => mount::list(&a),
+        #[cfg(feature = "mount")]
         Command::MountService(_) => return mount::service(),
+        #[cfg(not(feature = "mount"))]
+        Command::Mount(_) | Command::Unmount(_) | Command::List(_) | Command::MountService(_) => {
+            Err(no_mount_support())
+        }
         Command::Create(a) => write::create(&a),
         Command::ChangePassword(a) => write::change_password(&a),
         Command::BackupHeader(a) => write::backup_header(&a),
@@ -42,6 +51,18 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Restore(a) => escrow::restore(&a.admin, &a.target, &a.opts),
     };
     exit_code(result)
+}
+
+/// The error of a mount command, or of `create --filesystem`, in a build without the `mount`
+/// feature.
+#[cfg_attr(feature = "mount", allow(dead_code))]
+fn no_mount_support() -> exit::CliError {
+    exit::CliError::msg(
+        "this tcvault was built without mounting (the `mount` feature): it cannot mount, \
+         unmount or list volumes, nor make a filesystem in a new one",
+        exit::USAGE,
+    )
+    .hint("build it with the default features, or use `tcvault decrypt` to read the data")
 }
 
 /// The exit code of a command's `result`: its error's code, or 1 when what it printed to

@@ -11,6 +11,8 @@ use serde_json::json;
 use tcvault::mount::state::Entry;
 use tcvault::mount::{self as m, MountError, MountRequest};
 
+use super::unlock::warn_if_short_of_space;
+
 use super::args::{ListArgs, MountArgs, UnlockArgs, UnmountArgs};
 use super::exit::{BAD_INPUT, CliError, FAILED, USAGE};
 use super::unlock::open_volume;
@@ -155,23 +157,6 @@ pub fn mount(a: &MountArgs) -> Result<(), CliError> {
         None => writeln!(out, "{dev}"),
     };
     r.map_err(|e| CliError::msg(format!("cannot write to standard output: {e}"), FAILED))
-}
-
-/// A sparse volume file whose filesystem cannot hold the rest of it: say so (before mounting,
-/// and after `create --quick`), because once the space is gone the filesystem in the volume
-/// only sees I/O errors.
-pub fn warn_if_short_of_space(host: &tcvault::volume::Host) {
-    if let Some(s) = host.sparse_space().filter(|s| s.short()) {
-        let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
-        errln!(
-            "tcvault: warning: {} is a sparse file with {:.2} GiB not yet allocated, and its \
-             filesystem has {:.2} GiB free: once that is used up, writes to the volume fail \
-             with I/O errors",
-            host.path().display(),
-            gib(s.unallocated),
-            gib(s.free)
-        );
-    }
 }
 
 /// `--slot N` must name a free slot: said before the password is asked for. (The service

@@ -15,7 +15,8 @@ use tcvault::volume::{Host, SlotChoice, Volume};
 use super::args::{ChainArg, PrfArg, UnlockArgs};
 use super::exit::{BAD_INPUT, CliError, USAGE};
 
-/// Reads the password and keyfiles, then opens `path`.
+/// Reads the password and keyfiles, then opens `path` (to mount it).
+#[cfg(feature = "mount")]
 pub fn open_volume(path: &Path, a: &UnlockArgs) -> Result<Volume, CliError> {
     let (creds, opts, slots) = unlock_inputs(path, a)?;
     Ok(Volume::open(path, &creds, slots, &opts)?)
@@ -195,5 +196,22 @@ pub fn chain_of(c: ChainArg) -> ChainId {
         ChainArg::KuznyechikAes => ChainId::KuznyechikAes,
         ChainArg::KuznyechikSerpentCamellia => ChainId::KuznyechikSerpentCamellia,
         ChainArg::KuznyechikTwofish => ChainId::KuznyechikTwofish,
+    }
+}
+
+/// A sparse volume file whose filesystem cannot hold the rest of it: say so (before mounting,
+/// and after `create --quick`), because once the space is gone the filesystem in the volume
+/// only sees I/O errors.
+pub fn warn_if_short_of_space(host: &Host) {
+    if let Some(s) = host.sparse_space().filter(|s| s.short()) {
+        let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
+        errln!(
+            "tcvault: warning: {} is a sparse file with {:.2} GiB not yet allocated, and its \
+             filesystem has {:.2} GiB free: once that is used up, writes to the volume fail \
+             with I/O errors",
+            host.path().display(),
+            gib(s.unallocated),
+            gib(s.free)
+        );
     }
 }

@@ -137,6 +137,9 @@ fn check_create_prf(family: Family, prf: PrfArg) -> Result<Prf, CliError> {
 }
 
 pub fn create(a: &CreateArgs) -> Result<(), CliError> {
+    if !cfg!(feature = "mount") && !matches!(a.filesystem, FilesystemArg::None) {
+        return Err(super::no_mount_support());
+    }
     if a.hidden {
         return create_hidden(a);
     }
@@ -199,7 +202,7 @@ pub fn create(a: &CreateArgs) -> Result<(), CliError> {
     if a.quick
         && let Ok(host) = tcvault::volume::Host::open(&a.volume)
     {
-        super::mount::warn_if_short_of_space(&host);
+        super::unlock::warn_if_short_of_space(&host);
     }
     super::escrow::offer_new(&a.volume, &creds, false, &prot.only(), &a.escrow);
     make_filesystem(a, &creds, prot, SlotChoice::default())
@@ -207,6 +210,20 @@ pub fn create(a: &CreateArgs) -> Result<(), CliError> {
 
 /// `--filesystem`: opens the new volume (normal or hidden) and runs mkfs on it through the
 /// mount path.
+#[cfg(not(feature = "mount"))]
+fn make_filesystem(
+    _: &CreateArgs,
+    _: &tcvault::header::Credentials,
+    _: Protection,
+    _: SlotChoice,
+) -> Result<(), CliError> {
+    // `create` refuses --filesystem first in a build without mounting.
+    Ok(())
+}
+
+/// `--filesystem`: opens the new volume (normal or hidden) and runs mkfs on it through the
+/// mount path.
+#[cfg(feature = "mount")]
 fn make_filesystem(
     a: &CreateArgs,
     creds: &tcvault::header::Credentials,
