@@ -405,7 +405,7 @@ mod tests {
 
     #[test]
     fn matches_argon2_crate() {
-        if !crate::crypto::kernel_checks::kernel_present(available(), "Argon2") {
+        if !crate::crypto::kdf::kernel_checks::kernel_present(available(), "Argon2") {
             return;
         }
         let cases: [(u32, u32, u32, usize); 8] = [

@@ -19,8 +19,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::pbkdf2_lanes::LaneJob;
-use super::prf::Stopped;
+use super::{LaneJob, STOP_CHECK_EVERY, Stopped};
 
 /// The substitution π (RFC 6986 §6.2), the S-box shared with Kuznyechik.
 const PI: [u8; 256] = [
@@ -195,9 +194,6 @@ const C: [[u8; 64]; 12] = [
         0x67, 0xe7, 0x8e, 0x37,
     ],
 ];
-
-/// How many iterations run between two looks at the stop flag.
-const STOP_CHECK_EVERY: u32 = 2048;
 
 /// Whether this CPU can run the kernel (AVX-512 F/BW/VBMI and GFNI).
 pub fn available() -> bool {
@@ -581,7 +577,7 @@ mod kernel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::kernel_checks;
+    use crate::crypto::kdf::kernel_checks;
 
     fn reference(password: &[u8], salt: &[u8], iterations: u32, out: &mut [u8]) {
         pbkdf2::pbkdf2::<hmac::SimpleHmac<::streebog::Streebog512>>(

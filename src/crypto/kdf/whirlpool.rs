@@ -17,11 +17,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::pbkdf2_lanes::LaneJob;
-use super::prf::Stopped;
-
-/// How many iterations run between two looks at the stop flag.
-const STOP_CHECK_EVERY: u32 = 2048;
+use super::{LaneJob, STOP_CHECK_EVERY, Stopped};
 
 /// Whether this CPU can run the kernel (AVX-512 F/BW/VBMI and GFNI).
 pub fn available() -> bool {
@@ -344,7 +340,7 @@ mod kernel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::kernel_checks;
+    use crate::crypto::kdf::kernel_checks;
 
     fn reference(password: &[u8], salt: &[u8], iterations: u32, out: &mut [u8]) {
         pbkdf2::pbkdf2_hmac::<::whirlpool::Whirlpool>(password, salt, iterations, out);
