@@ -188,9 +188,9 @@ fn pbkdf2_lanes(c: &mut Criterion) {
 /// Each AES-XTS and Serpent kernel this CPU runs, one thread, 16 KiB (the size `openssl speed`
 /// reports), so the kernels can be compared with each other and with OpenSSL.
 fn kernels(c: &mut Criterion) {
-    use tcvault::crypto::aes_xts::{AesBackend, AesXts};
     use tcvault::crypto::cipher::BlockCipher;
-    use tcvault::crypto::serpent::{Serpent, SerpentBackend};
+    use tcvault::crypto::cipher::aes_xts::{AesBackend, AesXts};
+    use tcvault::crypto::cipher::serpent::{Serpent, SerpentBackend};
     use tcvault::crypto::xts::{Direction, GenericXts, XtsCipher};
 
     const LEN: usize = 16 * 1024;

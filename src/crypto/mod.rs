@@ -1,15 +1,14 @@
 //! Layer 1: cryptographic primitives, no I/O.
 //!
-//! Ciphers work on slices of blocks ([`cipher::BlockCipher`]), XTS on whole buffers of 512-byte
-//! data units ([`xts`]), chains stack complete XTS passes ([`chain::XtsChain`]), and key
+//! Ciphers work on slices of blocks ([`cipher::BlockCipher`]; the ciphers with kernels of their
+//! own have a file each under [`cipher`]), XTS on whole buffers of 512-byte data units
+//! ([`xts`]), chains stack complete XTS passes ([`chain::XtsChain`]), and key
 //! derivation is PBKDF2 (block by block, or several blocks in SIMD lanes) or Argon2id
 //! ([`kdf`]: the PRFs, one dispatcher, one file per kernel). The keyfile pool lives in
 //! [`keyfile`]. TrueCrypt volumes from before 5.0 use LRW or CBC and older ciphers ([`legacy`]);
 //! [`scheme`] is the one type the layers above see for "what encrypts this volume", XTS or
 //! legacy.
 
-#[allow(unsafe_code)]
-pub mod aes_xts;
 pub mod chain;
 pub mod cipher;
 pub mod kdf;
@@ -17,7 +16,4 @@ pub mod keyfile;
 pub mod legacy;
 pub mod random;
 pub mod scheme;
-#[allow(unsafe_code)]
-pub mod serpent;
-pub mod twofish;
 pub mod xts;

@@ -18,8 +18,8 @@ use std::arch::x86_64::*;
 
 use zeroize::Zeroize;
 
-use super::cipher::{BlockCipher, CipherId};
-use super::xts::{DATA_UNIT, Direction, XtsCipher, xts};
+use super::{BlockCipher, CipherId};
+use crate::crypto::xts::{DATA_UNIT, Direction, XtsCipher, xts};
 
 /// Which AES-XTS kernel runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -19,7 +19,7 @@ use std::arch::x86_64::*;
 
 use zeroize::Zeroize;
 
-use super::cipher::{Block, BlockCipher};
+use super::{Block, BlockCipher};
 
 /// The eight S-boxes of the specification.
 const SBOX: [[u8; 16]; 8] = [
