@@ -11,9 +11,12 @@
 
 pub mod chain;
 pub mod cipher;
+pub(crate) mod cpu;
 pub mod kdf;
 pub mod keyfile;
 pub mod legacy;
 pub mod random;
 pub mod scheme;
+#[allow(unsafe_code)]
+pub(crate) mod simd;
 pub mod xts;

@@ -12,21 +12,10 @@ use digest::{KeyInit, Mac};
 use hmac::Hmac;
 
 use super::{LaneJob, Prf, STOP_CHECK_EVERY, Stopped};
+use crate::crypto::cpu::Avx512;
 
 /// How many blocks one call advances together.
 pub const LANES: usize = 16;
-
-/// Whether this CPU can run the kernel (AVX-512F).
-pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
 
 /// RIPEMD-160 initial chaining value.
 const RMD_IV: [u32; 5] = [
@@ -137,6 +126,7 @@ fn prepare(prf: Prf, group: &[LaneJob<'_>]) -> Prepared {
 /// If `group` is empty or `outs` is longer than [`LANES`].
 #[cfg(target_arch = "x86_64")]
 pub fn pbkdf2_group(
+    _avx512: Avx512,
     prf: Prf,
     group: &[LaneJob<'_>],
     iterations: u32,
@@ -144,8 +134,7 @@ pub fn pbkdf2_group(
     stop: &AtomicBool,
 ) -> Result<(), Stopped> {
     let p = prepare(prf, group);
-    // SAFETY: the dispatcher chose this kernel only after `available()` detected AVX-512F, the
-    // kernels' only feature.
+    // SAFETY: the `Avx512` token proves this CPU has AVX-512F, the kernels' only feature.
     let result = unsafe {
         match prf {
             Prf::Ripemd160 => avx512::ripemd160(&p.keys, &p.firsts, iterations, stop),
@@ -298,6 +287,7 @@ mod avx512 {
         AtomicBool, BLAKE2S_SIGMA, Ordering, RMD_IV, RMD_K, RMD_R, RMD_S, SHA256_K, SQRT_IV,
         STOP_CHECK_EVERY, Stopped,
     };
+    use crate::crypto::simd::{load512, store512};
 
     type V = __m512i;
 
@@ -311,8 +301,7 @@ mod avx512 {
         for (lane, v) in w.iter_mut().enumerate() {
             *v = f(lane);
         }
-        // SAFETY: the pointer covers 64 readable bytes; the load is unaligned.
-        let v = unsafe { _mm512_loadu_si512(w.as_ptr().cast()) };
+        let v = load512(&w);
         zeroize::Zeroize::zeroize(&mut w);
         v
     }
@@ -328,8 +317,7 @@ mod avx512 {
         let mut out = [[0u32; 8]; 16];
         for (i, v) in acc.iter().enumerate() {
             let mut w = [0u32; 16];
-            // SAFETY: the pointer covers 64 writable bytes; the store is unaligned.
-            unsafe { _mm512_storeu_si512(w.as_mut_ptr().cast(), *v) };
+            store512(&mut w, *v);
             for (lane, o) in out.iter_mut().enumerate() {
                 o[i] = w[lane];
             }
@@ -375,7 +363,8 @@ mod avx512 {
         compress: &impl Fn(&[V; N], &[V; 16]) -> [V; N],
         iv: &[V; N],
     ) -> [V; N] {
-        // SAFETY: only called from the kernels below, which run with AVX-512F enabled.
+        // SAFETY: only called from the kernels below, which run with AVX-512F enabled (their
+        // caller holds the `Avx512` token).
         let x: [V; 16] = core::array::from_fn(|i| unsafe { column(&|lane| keys[lane][i] ^ pad) });
         compress(iv, &x)
     }

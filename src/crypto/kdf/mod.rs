@@ -24,6 +24,10 @@
 //!   and GFNI);
 //! * `argon2`: Argon2id with an AVX-512F compression function (the `argon2` crate otherwise).
 //!
+//! The CPU features come from `crypto::cpu` as tokens: `kernel` asks for the token of a fast
+//! kernel and passes it along, and the kernel cites it where it enters `#[target_feature]`
+//! code. The kernels' 512-bit loads and stores are `crypto::simd`'s.
+//!
 //! In every PBKDF2 kernel the first iteration (the salt, of any length) is computed with the
 //! RustCrypto HMAC; the kernel runs the rest, where every message is exactly one hash output.
 //!
@@ -31,10 +35,13 @@
 //! `portable::pbkdf2_block`, and a row in `kernel` if a faster kernel exists. To add a kernel:
 //! a file here that takes jobs as [`LaneJob`]s and returns [`Stopped`] when the flag is seen
 //! raised (checked every `STOP_CHECK_EVERY` iterations), a `Kernel` variant with its lane
-//! count, its row in `kernel`, and its arms in [`pbkdf2_block`] and [`pbkdf2_blocks`].
+//! count and CPU token, its row in `kernel`, and its arms in [`pbkdf2_block`] and
+//! [`pbkdf2_blocks`].
 
 use std::fmt;
 use std::sync::atomic::AtomicBool;
+
+use super::cpu;
 
 #[allow(unsafe_code)]
 mod argon2;
@@ -174,21 +181,21 @@ impl std::fmt::Debug for LaneJob<'_> {
     }
 }
 
-/// The code that computes a PRF on this CPU.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The code that computes a PRF on this CPU, with the CPU-feature token it needs.
+#[derive(Clone, Copy, Debug)]
 enum Kernel {
     /// One block at a time, any CPU (`portable`).
     Portable,
     /// RIPEMD-160, SHA-256 or BLAKE2s in 16 lanes of 32 bits, AVX-512F (`lanes32`).
-    Lanes32,
+    Lanes32(cpu::Avx512),
     /// SHA-512 in 8 lanes of 64 bits, AVX-512F (`sha512_lanes`).
-    Sha512Lanes,
+    Sha512Lanes(cpu::Avx512),
     /// Streebog-512, three interleaved chains, AVX-512 VBMI and GFNI (`streebog`).
-    Streebog,
+    Streebog(cpu::Avx512Vbmi),
     /// Whirlpool, three interleaved chains, AVX-512 VBMI and GFNI (`whirlpool`).
-    Whirlpool,
+    Whirlpool(cpu::Avx512Vbmi),
     /// Argon2id with the AVX-512F compression function (`argon2`).
-    Argon2,
+    Argon2(cpu::Avx512),
     /// Argon2id by the `argon2` crate.
     Argon2Crate,
 }
@@ -197,31 +204,28 @@ impl Kernel {
     /// How many blocks one call advances together (1 = no lane kernel).
     fn lanes(self) -> usize {
         match self {
-            Kernel::Lanes32 => lanes32::LANES,
-            Kernel::Sha512Lanes => sha512_lanes::LANES,
-            Kernel::Streebog => streebog::CHAINS,
-            Kernel::Whirlpool => whirlpool::CHAINS,
-            Kernel::Portable | Kernel::Argon2 | Kernel::Argon2Crate => 1,
+            Kernel::Lanes32(_) => lanes32::LANES,
+            Kernel::Sha512Lanes(_) => sha512_lanes::LANES,
+            Kernel::Streebog(_) => streebog::CHAINS,
+            Kernel::Whirlpool(_) => whirlpool::CHAINS,
+            Kernel::Portable | Kernel::Argon2(_) | Kernel::Argon2Crate => 1,
         }
     }
 }
 
-/// The one table of which kernel runs `prf` on this CPU.
+/// The one table of which kernel runs `prf` on this CPU (the portable one when the CPU lacks
+/// the features of the fast one).
 fn kernel(prf: Prf) -> Kernel {
+    let or_portable = |k: Option<Kernel>| k.unwrap_or(Kernel::Portable);
     match prf {
-        Prf::Ripemd160 | Prf::Sha256 | Prf::Blake2s if lanes32::available() => Kernel::Lanes32,
-        Prf::Sha512 if sha512_lanes::available() => Kernel::Sha512Lanes,
-        Prf::Streebog if streebog::available() => Kernel::Streebog,
-        Prf::Whirlpool if whirlpool::available() => Kernel::Whirlpool,
-        Prf::Argon2id if argon2::available() => Kernel::Argon2,
-        Prf::Argon2id => Kernel::Argon2Crate,
-        Prf::Sha512
-        | Prf::Sha256
-        | Prf::Blake2s
-        | Prf::Whirlpool
-        | Prf::Streebog
-        | Prf::Ripemd160
-        | Prf::Sha1 => Kernel::Portable,
+        Prf::Ripemd160 | Prf::Sha256 | Prf::Blake2s => {
+            or_portable(cpu::avx512().map(Kernel::Lanes32))
+        }
+        Prf::Sha512 => or_portable(cpu::avx512().map(Kernel::Sha512Lanes)),
+        Prf::Streebog => or_portable(cpu::avx512_vbmi().map(Kernel::Streebog)),
+        Prf::Whirlpool => or_portable(cpu::avx512_vbmi().map(Kernel::Whirlpool)),
+        Prf::Sha1 => Kernel::Portable,
+        Prf::Argon2id => cpu::avx512().map_or(Kernel::Argon2Crate, Kernel::Argon2),
     }
 }
 
@@ -259,13 +263,17 @@ pub fn pbkdf2_block(
 ) -> Result<(), Stopped> {
     assert!(iterations > 0, "PBKDF2 needs at least one iteration");
     match kernel(prf) {
-        Kernel::Streebog => streebog::pbkdf2_block(password, salt, iterations, index, out, stop),
-        Kernel::Whirlpool => whirlpool::pbkdf2_block(password, salt, iterations, index, out, stop),
+        Kernel::Streebog(t) => {
+            streebog::pbkdf2_block(t, password, salt, iterations, index, out, stop)
+        }
+        Kernel::Whirlpool(t) => {
+            whirlpool::pbkdf2_block(t, password, salt, iterations, index, out, stop)
+        }
         // One chain of a lane kernel's PRF runs faster in the portable code.
-        Kernel::Portable | Kernel::Lanes32 | Kernel::Sha512Lanes => {
+        Kernel::Portable | Kernel::Lanes32(_) | Kernel::Sha512Lanes(_) => {
             portable::pbkdf2_block(prf, password, salt, iterations, index, out, stop)
         }
-        Kernel::Argon2 | Kernel::Argon2Crate => panic!("Argon2id is not a PBKDF2 PRF"),
+        Kernel::Argon2(_) | Kernel::Argon2Crate => panic!("Argon2id is not a PBKDF2 PRF"),
     }
 }
 
@@ -304,9 +312,9 @@ pub fn pbkdf2_blocks(
     };
     let kernel = kernel(prf);
     match kernel {
-        Kernel::Streebog => streebog::pbkdf2_blocks(jobs, iterations, outs, stop),
-        Kernel::Whirlpool => whirlpool::pbkdf2_blocks(jobs, iterations, outs, stop),
-        Kernel::Lanes32 | Kernel::Sha512Lanes => {
+        Kernel::Streebog(t) => streebog::pbkdf2_blocks(t, jobs, iterations, outs, stop),
+        Kernel::Whirlpool(t) => whirlpool::pbkdf2_blocks(t, jobs, iterations, outs, stop),
+        Kernel::Lanes32(_) | Kernel::Sha512Lanes(_) => {
             let width = kernel.lanes();
             for (group, outs) in jobs.chunks(width).zip(outs.chunks_mut(width)) {
                 if group.len() < min_lane_jobs(prf) {
@@ -315,17 +323,19 @@ pub fn pbkdf2_blocks(
                 }
                 match kernel {
                     #[cfg(target_arch = "x86_64")]
-                    Kernel::Lanes32 => lanes32::pbkdf2_group(prf, group, iterations, outs, stop)?,
+                    Kernel::Lanes32(t) => {
+                        lanes32::pbkdf2_group(t, prf, group, iterations, outs, stop)?;
+                    }
                     #[cfg(target_arch = "x86_64")]
-                    Kernel::Sha512Lanes => {
-                        sha512_lanes::pbkdf2_group(group, iterations, outs, stop)?;
+                    Kernel::Sha512Lanes(t) => {
+                        sha512_lanes::pbkdf2_group(t, group, iterations, outs, stop)?;
                     }
                     _ => unreachable!("no lane kernel for {prf:?} on this CPU"),
                 }
             }
             Ok(())
         }
-        Kernel::Portable | Kernel::Argon2 | Kernel::Argon2Crate => one_by_one(jobs, outs),
+        Kernel::Portable | Kernel::Argon2(_) | Kernel::Argon2Crate => one_by_one(jobs, outs),
     }
 }
 
@@ -377,11 +387,12 @@ pub fn argon2id(
     .map_err(|e| Argon2Error(e.to_string()))?;
     // Our kernel, once the crate has validated the parameters (and the salt has Argon2's
     // minimum of 8 bytes); the crate itself otherwise.
-    if kernel(Prf::Argon2id) == Kernel::Argon2
+    if let Kernel::Argon2(t) = kernel(Prf::Argon2id)
         && salt.len() >= ::argon2::MIN_SALT_LEN
         && argon2::supports(out.len(), params.parallelism)
     {
         return argon2::argon2id(
+            t,
             password,
             salt,
             params.memory_kib,

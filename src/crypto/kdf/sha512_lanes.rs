@@ -11,21 +11,10 @@ use digest::{KeyInit, Mac};
 use hmac::Hmac;
 
 use super::{LaneJob, STOP_CHECK_EVERY, Stopped};
+use crate::crypto::cpu::Avx512;
 
 /// How many blocks one call advances together.
 pub const LANES: usize = 8;
-
-/// Whether this CPU can run the kernel (AVX-512F).
-pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
 
 /// PBKDF2-HMAC-SHA-512 blocks for up to [`LANES`] jobs into `outs` (up to 64 bytes each).
 ///
@@ -33,6 +22,7 @@ pub fn available() -> bool {
 /// If `group` is empty or `outs` is longer than [`LANES`].
 #[cfg(target_arch = "x86_64")]
 pub fn pbkdf2_group(
+    _avx512: Avx512,
     group: &[LaneJob<'_>],
     iterations: u32,
     outs: &mut [&mut [u8]],
@@ -66,8 +56,7 @@ pub fn pbkdf2_group(
         }
         zeroize::Zeroize::zeroize(u.as_mut_slice());
     }
-    // SAFETY: the dispatcher chose this kernel only after `available()` detected AVX-512F, the
-    // kernel's only feature.
+    // SAFETY: the `Avx512` token proves this CPU has AVX-512F, the kernel's only feature.
     let result = unsafe { avx512::sha512(&keys, &firsts, iterations, stop) };
     zeroize::Zeroize::zeroize(keys.as_flattened_mut());
     zeroize::Zeroize::zeroize(firsts.as_flattened_mut());
@@ -189,6 +178,7 @@ mod avx512 {
     use core::arch::x86_64::*;
 
     use super::{AtomicBool, Ordering, SHA512_IV, SHA512_K, STOP_CHECK_EVERY, Stopped};
+    use crate::crypto::simd::{load512, store512};
 
     type V = __m512i;
 
@@ -274,8 +264,7 @@ mod avx512 {
             for (lane, v) in w.iter_mut().enumerate() {
                 *v = f(lane);
             }
-            // SAFETY: the pointer covers 64 readable bytes; the load is unaligned.
-            let v = unsafe { _mm512_loadu_si512(w.as_ptr().cast()) };
+            let v = load512(&w);
             zeroize::Zeroize::zeroize(&mut w);
             v
         };
@@ -307,8 +296,7 @@ mod avx512 {
         let mut out = [[0u64; 8]; 8];
         for (i, v) in acc.iter().enumerate() {
             let mut w = [0u64; 8];
-            // SAFETY: the pointer covers 64 writable bytes; the store is unaligned.
-            unsafe { _mm512_storeu_si512(w.as_mut_ptr().cast(), *v) };
+            store512(&mut w, *v);
             for (lane, o) in out.iter_mut().enumerate() {
                 o[i] = w[lane];
             }
