@@ -8,6 +8,10 @@
 //! [`keyfile`]. TrueCrypt volumes from before 5.0 use LRW or CBC and older ciphers ([`legacy`]);
 //! [`scheme`] is the one type the layers above see for "what encrypts this volume", XTS or
 //! legacy.
+//!
+//! CPU features are detected only in `cpu`, which hands the kernels tokens (one per feature
+//! set); the AVX-512 kernels' 512-bit loads and stores are in `simd`. Unsafe code lives in the
+//! kernel files, `simd` and nowhere else.
 
 pub mod chain;
 pub mod cipher;
