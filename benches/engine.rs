@@ -9,7 +9,7 @@ use std::path::Path;
 use cipher::KeyInit;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tcvault::crypto::chain::{ChainId, XtsChain};
-use tcvault::crypto::prf::Prf;
+use tcvault::crypto::kdf::Prf;
 use tcvault::header::{Credentials, UnlockOptions};
 use tcvault::secret::Password;
 use tcvault::volume::{SlotChoice, Volume};
@@ -130,8 +130,7 @@ fn unlock(c: &mut Criterion) {
 /// blocks one by one; 5,000 iterations so that a run stays short (cost is linear in them).
 fn pbkdf2_lanes(c: &mut Criterion) {
     use std::sync::atomic::AtomicBool;
-    use tcvault::crypto::pbkdf2_lanes::{LaneJob, pbkdf2_blocks};
-    use tcvault::crypto::prf::pbkdf2_block;
+    use tcvault::crypto::kdf::{LaneJob, pbkdf2_block, pbkdf2_blocks};
     const ITERATIONS: u32 = 5_000;
     let stop = AtomicBool::new(false);
     let salts = [[1u8; 64], [2u8; 64]];
@@ -189,9 +188,9 @@ fn pbkdf2_lanes(c: &mut Criterion) {
 /// Each AES-XTS and Serpent kernel this CPU runs, one thread, 16 KiB (the size `openssl speed`
 /// reports), so the kernels can be compared with each other and with OpenSSL.
 fn kernels(c: &mut Criterion) {
-    use tcvault::crypto::aes_xts::{AesBackend, AesXts};
     use tcvault::crypto::cipher::BlockCipher;
-    use tcvault::crypto::serpent::{Serpent, SerpentBackend};
+    use tcvault::crypto::cipher::aes_xts::{AesBackend, AesXts};
+    use tcvault::crypto::cipher::serpent::{Serpent, SerpentBackend};
     use tcvault::crypto::xts::{Direction, GenericXts, XtsCipher};
 
     const LEN: usize = 16 * 1024;

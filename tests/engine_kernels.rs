@@ -13,9 +13,9 @@
 use cipher::KeyInit;
 use xts_mode::{Xts128, get_tweak_default};
 
-use tcvault::crypto::aes_xts::{AesBackend, AesXts};
+use tcvault::crypto::cipher::aes_xts::{AesBackend, AesXts};
+use tcvault::crypto::cipher::serpent::{Serpent, SerpentBackend};
 use tcvault::crypto::cipher::{BlockCipher, CipherId};
-use tcvault::crypto::serpent::{Serpent, SerpentBackend};
 use tcvault::crypto::xts::{DATA_UNIT, Direction, XtsCipher};
 
 /// Deterministic xorshift64* so that a failure reproduces.

@@ -1080,7 +1080,7 @@ fn unreachable_server_does_not_fail_create() {
 #[test]
 fn hidden_volume_restore() {
     use tcvault::crypto::chain::ChainId;
-    use tcvault::crypto::prf::Prf;
+    use tcvault::crypto::kdf::Prf;
     use tcvault::header::Family;
     use tcvault::header::seal::{Protection, new_header, seal};
 

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use common::{create_quick, run, run_ok, tcvault, temp_dir, write_file};
 use tcvault::crypto::chain::ChainId;
-use tcvault::crypto::prf::Prf;
+use tcvault::crypto::kdf::Prf;
 use tcvault::header::seal::{Protection, new_header, seal};
 use tcvault::header::{Credentials, Family, UnlockOptions};
 use tcvault::secret::Password;

@@ -33,7 +33,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use tcvault::crypto::chain::{ChainId, XtsChain};
-use tcvault::crypto::prf::{Prf, pbkdf2};
+use tcvault::crypto::kdf::{Prf, pbkdf2};
 use tcvault::header::Family;
 use tcvault::header::format::Header;
 use tcvault::header::{Credentials, UnlockOptions};

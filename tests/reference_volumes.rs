@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tcvault::crypto::chain::ChainId;
-use tcvault::crypto::prf::Prf;
+use tcvault::crypto::kdf::Prf;
 use tcvault::crypto::scheme::Scheme;
 use tcvault::header::{Credentials, Family, HostKind, Slot, UnlockOptions};
 use tcvault::secret::{Password, SecretBytes};

@@ -18,7 +18,7 @@ use std::process::Output;
 
 use common::{in_ci, password_file, run, run_json, run_ok, tcvault, temp_dir};
 use serde_json::Value;
-use tcvault::crypto::prf::Prf;
+use tcvault::crypto::kdf::Prf;
 use tcvault::header::format::FLAG_SYSTEM;
 use tcvault::header::seal::{Protection, seal};
 use tcvault::header::{Credentials, UnlockOptions};

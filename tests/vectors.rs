@@ -33,7 +33,7 @@ use xts_mode::{Xts128, get_tweak_default};
 
 use tcvault::crypto::chain::{ChainId, XtsChain};
 use tcvault::crypto::cipher::{Block, CipherId};
-use tcvault::crypto::prf::{Argon2Params, Prf, Stopped, argon2id, pbkdf2, pbkdf2_block};
+use tcvault::crypto::kdf::{Argon2Params, Prf, Stopped, argon2id, pbkdf2, pbkdf2_block};
 use tcvault::crypto::xts::{DATA_UNIT, Direction, xts};
 use tcvault::header::kdf::{Family, Kdf, argon2_params};
 

@@ -16,7 +16,7 @@ use common::{
     create_quick, in_ci, password_file, run, run_json, run_ok, tcvault, temp_dir, volume_path,
 };
 use tcvault::crypto::chain::ChainId;
-use tcvault::crypto::prf::Prf;
+use tcvault::crypto::kdf::Prf;
 use tcvault::crypto::scheme::Scheme;
 use tcvault::header::seal::Protection;
 use tcvault::header::{Credentials, Family, UnlockOptions};

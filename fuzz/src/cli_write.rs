@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use tcvault::crypto::prf::Prf;
+use tcvault::crypto::kdf::Prf;
 use tcvault::header::format::Header;
 use tcvault::header::kdf::Family;
 use tcvault::header::layout::HeaderRole;

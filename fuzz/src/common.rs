@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use tcvault::crypto::chain::ChainId;
+use tcvault::crypto::kdf::{Prf, pbkdf2};
 use tcvault::crypto::legacy::{LegacyChain, LegacyMode};
-use tcvault::crypto::prf::{Prf, pbkdf2};
 use tcvault::crypto::scheme::{Scheme, SectorCipher};
 use tcvault::header::format::{Header, KEY_AREA_LEN, crc32};
 use tcvault::header::kdf::Family;

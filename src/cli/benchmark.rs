@@ -10,11 +10,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tcvault::crypto::aes_xts::AesBackend;
 use tcvault::crypto::chain::{ChainId, XtsChain};
-use tcvault::crypto::pbkdf2_lanes::{LaneJob, pbkdf2_blocks};
-use tcvault::crypto::prf::{Prf, argon2id, pbkdf2_block};
-use tcvault::crypto::serpent::SerpentBackend;
+use tcvault::crypto::cipher::aes_xts::AesBackend;
+use tcvault::crypto::cipher::serpent::SerpentBackend;
+use tcvault::crypto::kdf::{LaneJob, Prf, argon2id, pbkdf2_block, pbkdf2_blocks};
 use tcvault::crypto::xts::{DATA_UNIT, Direction};
 use tcvault::header::kdf::{Family, Kdf};
 

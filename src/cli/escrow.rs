@@ -5,7 +5,7 @@
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use tcvault::crypto::prf::Prf;
+use tcvault::crypto::kdf::Prf;
 use tcvault::escrow::client::config::{ClientConfig, Policy};
 use tcvault::escrow::client::deposit::{self, DepositError};
 use tcvault::escrow::client::http::{ClientError, EscrowClient, Login};

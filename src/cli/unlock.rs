@@ -5,7 +5,7 @@ use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
 
 use tcvault::crypto::chain::ChainId;
-use tcvault::crypto::prf::Prf;
+use tcvault::crypto::kdf::Prf;
 use tcvault::header::{Credentials, Family, UnlockOptions};
 use tcvault::secret::{Password, Pim, SecretBytes, read_secret};
 use tcvault::volume::keyfiles::read_keyfiles;

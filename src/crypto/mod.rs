@@ -1,32 +1,26 @@
 //! Layer 1: cryptographic primitives, no I/O.
 //!
-//! Ciphers work on slices of blocks ([`cipher::BlockCipher`]), XTS on whole buffers of 512-byte
-//! data units ([`xts`]), chains stack complete XTS passes ([`chain::XtsChain`]), and key
-//! derivation is PBKDF2 block by block or Argon2id ([`prf`]). The keyfile pool lives in
+//! Ciphers work on slices of blocks ([`cipher::BlockCipher`]; the ciphers with kernels of their
+//! own have a file each under [`cipher`]), XTS on whole buffers of 512-byte data units
+//! ([`xts`]), chains stack complete XTS passes ([`chain::XtsChain`]), and key
+//! derivation is PBKDF2 (block by block, or several blocks in SIMD lanes) or Argon2id
+//! ([`kdf`]: the PRFs, one dispatcher, one file per kernel). The keyfile pool lives in
 //! [`keyfile`]. TrueCrypt volumes from before 5.0 use LRW or CBC and older ciphers ([`legacy`]);
 //! [`scheme`] is the one type the layers above see for "what encrypts this volume", XTS or
 //! legacy.
+//!
+//! CPU features are detected only in `cpu`, which hands the kernels tokens (one per feature
+//! set); the AVX-512 kernels' 512-bit loads and stores are in `simd`. Unsafe code lives in the
+//! kernel files, `simd` and nowhere else.
 
-#[allow(unsafe_code)]
-pub mod aes_xts;
-#[allow(unsafe_code)]
-pub mod argon2;
 pub mod chain;
 pub mod cipher;
-#[cfg(test)]
-mod kernel_checks;
+pub(crate) mod cpu;
+pub mod kdf;
 pub mod keyfile;
 pub mod legacy;
-#[allow(unsafe_code)]
-pub mod pbkdf2_lanes;
-pub mod prf;
 pub mod random;
 pub mod scheme;
 #[allow(unsafe_code)]
-pub mod serpent;
-#[allow(unsafe_code)]
-pub mod streebog;
-pub mod twofish;
-#[allow(unsafe_code)]
-pub mod whirlpool;
+pub(crate) mod simd;
 pub mod xts;

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::crypto::prf::{Argon2Params, Prf};
+use crate::crypto::kdf::{Argon2Params, Prf};
 
 /// The two header families; they differ in magic and in PBKDF2 iteration counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -12,7 +12,7 @@ use super::layout::{HEADER_SIZE, SALT_LEN, Slot};
 use super::unlock::{Candidate, Credentials, DERIVED_KEY_LEN, UnlockOptions, unlock};
 use crate::crypto::chain::ChainId;
 use crate::crypto::cipher::CipherId;
-use crate::crypto::prf::{Prf, argon2id, pbkdf2};
+use crate::crypto::kdf::{Prf, argon2id, pbkdf2};
 use crate::crypto::random::{self, RandomError};
 use crate::crypto::scheme::{Scheme, SectorCipher};
 use crate::secret::SecretBytes;

@@ -2,7 +2,7 @@
 //!
 //! The format stores no hint of its PRF or cipher, so every combination the options allow is
 //! tried. The work is organised as *jobs* of PBKDF2 output blocks (several of one PRF at once in
-//! SIMD lanes, see [`crate::crypto::pbkdf2_lanes`]), run on every core:
+//! SIMD lanes, see [`crate::crypto::kdf`]), run on every core:
 //! single-cipher chains need only the first 64 derived bytes, two-cipher chains 128, three-cipher
 //! chains 192, so the jobs for the first 64 bytes of every PRF and slot come first, and a trial's
 //! chains are tested as soon as the bytes they need are complete. The moment one header decrypts,
@@ -15,9 +15,8 @@ use super::format::Header;
 use super::kdf::{Family, Kdf};
 use super::layout::{HEADER_SIZE, SALT_LEN, Slot};
 use crate::crypto::chain::ChainId;
+use crate::crypto::kdf::{LaneJob, Prf, argon2id, lanes, pbkdf2_blocks};
 use crate::crypto::keyfile::{KeyfileError, KeyfilePool};
-use crate::crypto::pbkdf2_lanes::{LaneJob, lanes, pbkdf2_blocks};
-use crate::crypto::prf::{Prf, argon2id};
 use crate::crypto::scheme::{Scheme, SectorCipher};
 use crate::secret::{Password, SecretBytes};
 

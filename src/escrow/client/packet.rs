@@ -514,7 +514,7 @@ impl Packet {
 mod tests {
     use super::*;
     use crate::crypto::chain::ChainId;
-    use crate::crypto::prf::Prf;
+    use crate::crypto::kdf::Prf;
     use crate::header::kdf::Family;
     use crate::header::layout::Slot;
     use crate::header::seal::{self, Protection};

@@ -33,7 +33,7 @@ use rsa::RsaPrivateKey;
 use super::http::{ClientError, EscrowClient, Login};
 use super::packet::{Packet, PacketError};
 use super::readable_salts;
-use crate::crypto::prf::Prf;
+use crate::crypto::kdf::Prf;
 use crate::crypto::scheme::{Scheme, SectorCipher};
 use crate::escrow::wire::{Entry, SearchParams};
 use crate::header::format::Header;
@@ -384,7 +384,7 @@ pub fn write(
 mod tests {
     use super::*;
     use crate::crypto::chain::ChainId;
-    use crate::crypto::prf::Prf;
+    use crate::crypto::kdf::Prf;
     use crate::header::kdf::Family;
     use crate::header::seal::{self, Protection};
     use crate::header::unlock::{Candidate, Credentials, UnlockOptions, UnlockedHeader, unlock};

@@ -11,7 +11,7 @@
 //! Words are read and written little-endian, as the specification requires;
 //! the output matches the reference implementation's test vectors bit for bit.
 
-use super::cipher::{Block, BlockCipher};
+use super::{Block, BlockCipher};
 use zeroize::Zeroize;
 
 /// How many blocks go through the rounds side by side. Every round waits on

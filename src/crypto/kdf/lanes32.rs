@@ -1,139 +1,21 @@
-//! Multi-lane PBKDF2: several independent PBKDF2 blocks of one PRF and iteration count computed
-//! side by side in the SIMD lanes of one thread.
+//! The 16-lane PBKDF2 kernel: RIPEMD-160, SHA-256 and BLAKE2s with AVX-512F, one 32-bit lane
+//! per PBKDF2 block, so one instruction advances sixteen independent chains (other block
+//! index, other header's salt, other password).
 //!
-//! The unlock worst case derives ten RIPEMD-160 blocks for each header (and several blocks of
-//! the other PRFs); each block is a chain of sequential HMAC calls, but different blocks (other
-//! block index, other header's salt, other password) are independent, so one 32-bit lane per
-//! block lets a single AVX-512 instruction advance sixteen chains at once.
-//!
-//! [`pbkdf2_blocks`] is the entry point for the unlock scheduler: it takes any number of jobs,
-//! runs them through a lane kernel when the CPU and PRF have one (in groups of [`lanes`]), and
-//! otherwise one after another with [`pbkdf2_block`]. The first iteration of every job (the salt,
-//! of any length) is computed with the RustCrypto HMAC; the kernel runs the rest, where every
-//! message is exactly one hash output. Kernels: RIPEMD-160, SHA-256 and BLAKE2s
-//! with AVX-512 (16 lanes of 32 bits), SHA-512 (8 lanes of 64 bits); Streebog and Whirlpool (AVX-512 VBMI + GFNI, one block
-//! per register) interleave three chains in [`super::streebog`] and [`super::whirlpool`].
+//! The first iteration of every job (the salt, of any length) is computed with the RustCrypto
+//! HMAC; the kernel runs the rest, where every message is exactly one hash output. Lanes past
+//! the group repeat its first job and are discarded.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use digest::{KeyInit, Mac};
 use hmac::Hmac;
 
-use super::prf::{Prf, Stopped, pbkdf2_block};
+use super::{LaneJob, Prf, STOP_CHECK_EVERY, Stopped};
+use crate::crypto::cpu::Avx512;
 
-/// How many iterations run between two looks at the stop flag.
-const STOP_CHECK_EVERY: u32 = 2048;
-
-/// One PBKDF2 block to derive.
-#[derive(Clone, Copy)]
-pub struct LaneJob<'a> {
-    /// The PBKDF2 password (already mixed with keyfiles).
-    pub password: &'a [u8],
-    /// The salt.
-    pub salt: &'a [u8],
-    /// 1-based block index.
-    pub index: u32,
-}
-
-impl std::fmt::Debug for LaneJob<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LaneJob")
-            .field("salt_len", &self.salt.len())
-            .field("index", &self.index)
-            .finish_non_exhaustive()
-    }
-}
-
-/// How many blocks of `prf` one kernel call advances together on this CPU (1 = no lane kernel).
-/// A call costs about the same for any number of blocks up to this.
-pub fn lanes(prf: Prf) -> usize {
-    match prf {
-        Prf::Ripemd160 | Prf::Sha256 | Prf::Blake2s if avx512() => 16,
-        Prf::Sha512 if avx512() => 8,
-        Prf::Streebog if super::streebog::available() => super::streebog::CHAINS,
-        Prf::Whirlpool if super::whirlpool::available() => super::whirlpool::CHAINS,
-        _ => 1,
-    }
-}
-
-/// Fewest jobs for which one lane-kernel call beats running them one by one: a single chain
-/// runs faster on its own (scalar SHA-512 with no lane bookkeeping, SHA-256 with the SHA
-/// instructions), so lanes pay only from this many blocks on (measured on Zen 4).
-fn min_lane_jobs(prf: Prf) -> usize {
-    match prf {
-        Prf::Sha256 => 4,
-        _ => 2,
-    }
-}
-
-fn avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// Derives PBKDF2 block `jobs[i].index` of `jobs[i].password` and `jobs[i].salt` into `outs[i]`
-/// (up to one hash length each) for every job, all with `prf` and `iterations`.
-///
-/// Returns [`Stopped`] as soon as `stop` is seen raised (checked every few thousand iterations);
-/// the outputs are then unspecified.
-///
-/// # Panics
-/// If `jobs` and `outs` differ in length, `iterations` is 0 or `prf` is Argon2id.
-pub fn pbkdf2_blocks(
-    prf: Prf,
-    jobs: &[LaneJob<'_>],
-    iterations: u32,
-    outs: &mut [&mut [u8]],
-    stop: &AtomicBool,
-) -> Result<(), Stopped> {
-    assert_eq!(jobs.len(), outs.len(), "one output per job");
-    assert!(iterations > 0, "PBKDF2 needs at least one iteration");
-    let width = lanes(prf);
-    let one_by_one = |jobs: &[LaneJob<'_>], outs: &mut [&mut [u8]]| {
-        for (job, out) in jobs.iter().zip(outs.iter_mut()) {
-            pbkdf2_block(
-                prf,
-                job.password,
-                job.salt,
-                iterations,
-                job.index,
-                out,
-                stop,
-            )?;
-        }
-        Ok(())
-    };
-    if width == 1 {
-        return one_by_one(jobs, outs);
-    }
-    match prf {
-        Prf::Streebog => return super::streebog::pbkdf2_blocks(jobs, iterations, outs, stop),
-        Prf::Whirlpool => return super::whirlpool::pbkdf2_blocks(jobs, iterations, outs, stop),
-        _ => {}
-    }
-    for (group, outs) in jobs.chunks(width).zip(outs.chunks_mut(width)) {
-        if group.len() < min_lane_jobs(prf) {
-            one_by_one(group, outs)?;
-            continue;
-        }
-        match prf {
-            #[cfg(target_arch = "x86_64")]
-            Prf::Ripemd160 | Prf::Sha256 | Prf::Blake2s => {
-                group32(prf, group, iterations, outs, stop)?;
-            }
-            #[cfg(target_arch = "x86_64")]
-            Prf::Sha512 => sha512_group(group, iterations, outs, stop)?,
-            _ => unreachable!("lanes() offers no kernel for {prf:?}"),
-        }
-    }
-    Ok(())
-}
+/// How many blocks one call advances together.
+pub const LANES: usize = 16;
 
 /// RIPEMD-160 initial chaining value.
 const RMD_IV: [u32; 5] = [
@@ -237,62 +119,14 @@ fn prepare(prf: Prf, group: &[LaneJob<'_>]) -> Prepared {
     p
 }
 
-/// SHA-512 lanes: the same as [`group32`] with 128-byte key blocks and 64-bit words.
+/// PBKDF2 blocks of `prf` (RIPEMD-160, SHA-256 or BLAKE2s) for up to [`LANES`] jobs into
+/// `outs` (up to one hash length each).
+///
+/// # Panics
+/// If `group` is empty or `outs` is longer than [`LANES`].
 #[cfg(target_arch = "x86_64")]
-fn sha512_group(
-    group: &[LaneJob<'_>],
-    iterations: u32,
-    outs: &mut [&mut [u8]],
-    stop: &AtomicBool,
-) -> Result<(), Stopped> {
-    let mut keys = [[0u64; 16]; 8];
-    let mut firsts = [[0u64; 8]; 8];
-    for lane in 0..8 {
-        let job = group[lane.min(group.len() - 1)];
-        let mut key = [0u8; 128];
-        if job.password.len() > 128 {
-            let mut d = <sha2::Sha512 as digest::Digest>::digest(job.password);
-            key[..64].copy_from_slice(&d);
-            zeroize::Zeroize::zeroize(d.as_mut_slice());
-        } else {
-            key[..job.password.len()].copy_from_slice(job.password);
-        }
-        for (w, c) in keys[lane].iter_mut().zip(key.chunks_exact(8)) {
-            *w = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        }
-        let mut mac = match <Hmac<sha2::Sha512> as KeyInit>::new_from_slice(&key) {
-            Ok(m) => m,
-            Err(_) => unreachable!("HMAC accepts keys of any length"),
-        };
-        zeroize::Zeroize::zeroize(&mut key);
-        mac.update(job.salt);
-        mac.update(&job.index.to_be_bytes());
-        let mut u = mac.finalize().into_bytes();
-        for (w, c) in firsts[lane].iter_mut().zip(u.chunks_exact(8)) {
-            *w = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        }
-        zeroize::Zeroize::zeroize(u.as_mut_slice());
-    }
-    // SAFETY: `lanes()` returned 8 only after detecting AVX-512F, the kernel's only feature.
-    let result = unsafe { avx512::sha512(&keys, &firsts, iterations, stop) };
-    zeroize::Zeroize::zeroize(keys.as_flattened_mut());
-    zeroize::Zeroize::zeroize(firsts.as_flattened_mut());
-    let mut acc = result?;
-    for (lane, out) in outs.iter_mut().enumerate() {
-        let mut bytes = [0u8; 64];
-        for (c, w) in bytes.chunks_exact_mut(8).zip(&acc[lane]) {
-            c.copy_from_slice(&w.to_be_bytes());
-        }
-        let n = out.len().min(64);
-        out[..n].copy_from_slice(&bytes[..n]);
-        zeroize::Zeroize::zeroize(&mut bytes);
-    }
-    zeroize::Zeroize::zeroize(acc.as_flattened_mut());
-    Ok(())
-}
-
-#[cfg(target_arch = "x86_64")]
-fn group32(
+pub fn pbkdf2_group(
+    _avx512: Avx512,
     prf: Prf,
     group: &[LaneJob<'_>],
     iterations: u32,
@@ -300,7 +134,7 @@ fn group32(
     stop: &AtomicBool,
 ) -> Result<(), Stopped> {
     let p = prepare(prf, group);
-    // SAFETY: `lanes()` returned 16 only after detecting AVX-512F, the kernels' only feature.
+    // SAFETY: the `Avx512` token proves this CPU has AVX-512F, the kernels' only feature.
     let result = unsafe {
         match prf {
             Prf::Ripemd160 => avx512::ripemd160(&p.keys, &p.firsts, iterations, stop),
@@ -431,105 +265,6 @@ const fn int_root(x: u128, e: u32) -> u128 {
     lo
 }
 
-/// SHA-512 initial value and round constants (FIPS 180-4 §4.2.3, §5.3.5): the first 64 bits of
-/// the fractional parts of the square roots of the first 8 primes and of the cube roots of the
-/// first 80 primes, computed at compile time.
-const SHA512_IV: [u64; 8] = {
-    let mut iv = [0u64; 8];
-    let primes = first_primes::<8>();
-    let mut i = 0;
-    while i < 8 {
-        iv[i] = frac_root64(primes[i], 2);
-        i += 1;
-    }
-    iv
-};
-const SHA512_K: [u64; 80] = {
-    let mut k = [0u64; 80];
-    let primes = first_primes::<80>();
-    let mut i = 0;
-    while i < 80 {
-        k[i] = frac_root64(primes[i], 3);
-        i += 1;
-    }
-    k
-};
-
-const fn first_primes<const N: usize>() -> [u64; N] {
-    let mut out = [0u64; N];
-    let mut n = 0;
-    let mut p = 2u64;
-    while n < N {
-        let mut d = 2;
-        let mut prime = true;
-        while d * d <= p {
-            if p.is_multiple_of(d) {
-                prime = false;
-            }
-            d += 1;
-        }
-        if prime {
-            out[n] = p;
-            n += 1;
-        }
-        p += 1;
-    }
-    out
-}
-
-/// The low 64 bits of floor(p^(1/e) · 2^64) (e = 2 or 3): bisection on r with r^e compared
-/// against p · 2^(64 e) in 256-bit arithmetic.
-const fn frac_root64(p: u64, e: u32) -> u64 {
-    let (mut lo, mut hi) = (0u128, 1u128 << 72);
-    while lo < hi {
-        let mid = lo + (hi - lo).div_ceil(2);
-        let r = [mid as u64, (mid >> 64) as u64, 0, 0];
-        let mut pow = r;
-        let mut i = 1;
-        while i < e {
-            pow = mul256(pow, r);
-            i += 1;
-        }
-        let mut target = [0u64; 4];
-        target[e as usize] = p;
-        if le256(pow, target) {
-            lo = mid;
-        } else {
-            hi = mid - 1;
-        }
-    }
-    lo as u64
-}
-
-/// a · b modulo 2^256 on little-endian limbs.
-const fn mul256(a: [u64; 4], b: [u64; 4]) -> [u64; 4] {
-    let mut out = [0u64; 4];
-    let mut i = 0;
-    while i < 4 {
-        let mut carry = 0u128;
-        let mut j = 0;
-        while i + j < 4 {
-            let t = (a[i] as u128) * (b[j] as u128) + (out[i + j] as u128) + carry;
-            out[i + j] = t as u64;
-            carry = t >> 64;
-            j += 1;
-        }
-        i += 1;
-    }
-    out
-}
-
-const fn le256(a: [u64; 4], b: [u64; 4]) -> bool {
-    let mut i = 4;
-    while i > 0 {
-        i -= 1;
-        if a[i] != b[i] {
-            return a[i] < b[i];
-        }
-    }
-    true
-}
-
 /// BLAKE2s message schedule (RFC 7693 §2.7).
 const BLAKE2S_SIGMA: [[usize; 16]; 10] = [
     [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
@@ -549,9 +284,10 @@ mod avx512 {
     use core::arch::x86_64::*;
 
     use super::{
-        AtomicBool, BLAKE2S_SIGMA, Ordering, RMD_IV, RMD_K, RMD_R, RMD_S, SHA256_K, SHA512_IV,
-        SHA512_K, SQRT_IV, STOP_CHECK_EVERY, Stopped,
+        AtomicBool, BLAKE2S_SIGMA, Ordering, RMD_IV, RMD_K, RMD_R, RMD_S, SHA256_K, SQRT_IV,
+        STOP_CHECK_EVERY, Stopped,
     };
+    use crate::crypto::simd::{load512, store512};
 
     type V = __m512i;
 
@@ -565,8 +301,7 @@ mod avx512 {
         for (lane, v) in w.iter_mut().enumerate() {
             *v = f(lane);
         }
-        // SAFETY: the pointer covers 64 readable bytes; the load is unaligned.
-        let v = unsafe { _mm512_loadu_si512(w.as_ptr().cast()) };
+        let v = load512(&w);
         zeroize::Zeroize::zeroize(&mut w);
         v
     }
@@ -582,8 +317,7 @@ mod avx512 {
         let mut out = [[0u32; 8]; 16];
         for (i, v) in acc.iter().enumerate() {
             let mut w = [0u32; 16];
-            // SAFETY: the pointer covers 64 writable bytes; the store is unaligned.
-            unsafe { _mm512_storeu_si512(w.as_mut_ptr().cast(), *v) };
+            store512(&mut w, *v);
             for (lane, o) in out.iter_mut().enumerate() {
                 o[i] = w[lane];
             }
@@ -629,7 +363,8 @@ mod avx512 {
         compress: &impl Fn(&[V; N], &[V; 16]) -> [V; N],
         iv: &[V; N],
     ) -> [V; N] {
-        // SAFETY: only called from the kernels below, which run with AVX-512F enabled.
+        // SAFETY: only called from the kernels below, which run with AVX-512F enabled (their
+        // caller holds the `Avx512` token).
         let x: [V; 16] = core::array::from_fn(|i| unsafe { column(&|lane| keys[lane][i] ^ pad) });
         compress(iv, &x)
     }
@@ -796,133 +531,6 @@ mod avx512 {
         pbkdf2(&inner, &outer, pad, firsts, iterations, stop, compress)
     }
 
-    // ---- SHA-512 ----------------------------------------------------------------------------
-
-    /// Round `T` of SHA-512 on (a..h) in eight 64-bit lanes, schedule in a ring of 16 words.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn sha512_round<const T: usize>(s: &mut [V; 8], w: &mut [V; 16]) {
-        if T >= 16 {
-            let w15 = w[(T + 1) % 16];
-            let w2 = w[(T + 14) % 16];
-            let s0 = _mm512_ternarylogic_epi64::<0x96>(
-                _mm512_ror_epi64::<1>(w15),
-                _mm512_ror_epi64::<8>(w15),
-                _mm512_srli_epi64::<7>(w15),
-            );
-            let s1 = _mm512_ternarylogic_epi64::<0x96>(
-                _mm512_ror_epi64::<19>(w2),
-                _mm512_ror_epi64::<61>(w2),
-                _mm512_srli_epi64::<6>(w2),
-            );
-            w[T % 16] = _mm512_add_epi64(
-                _mm512_add_epi64(w[T % 16], s0),
-                _mm512_add_epi64(w[(T + 9) % 16], s1),
-            );
-        }
-        let [a, b, c, d, e, f, g, h] = *s;
-        let s1 = _mm512_ternarylogic_epi64::<0x96>(
-            _mm512_ror_epi64::<14>(e),
-            _mm512_ror_epi64::<18>(e),
-            _mm512_ror_epi64::<41>(e),
-        );
-        let ch = _mm512_ternarylogic_epi64::<0xca>(e, f, g);
-        let t1 = _mm512_add_epi64(
-            _mm512_add_epi64(h, s1),
-            _mm512_add_epi64(
-                ch,
-                _mm512_add_epi64(w[T % 16], _mm512_set1_epi64(SHA512_K[T] as i64)),
-            ),
-        );
-        let s0 = _mm512_ternarylogic_epi64::<0x96>(
-            _mm512_ror_epi64::<28>(a),
-            _mm512_ror_epi64::<34>(a),
-            _mm512_ror_epi64::<39>(a),
-        );
-        let maj = _mm512_ternarylogic_epi64::<0xe8>(a, b, c);
-        *s = [
-            _mm512_add_epi64(t1, _mm512_add_epi64(s0, maj)),
-            a,
-            b,
-            c,
-            _mm512_add_epi64(d, t1),
-            e,
-            f,
-            g,
-        ];
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn sha512_compress(h: &[V; 8], x: &[V; 16]) -> [V; 8] {
-        let mut w = *x;
-        let mut s = *h;
-        macro_rules! rounds {
-            ($($t:literal)*) => {
-                $( sha512_round::<$t>(&mut s, &mut w); )*
-            };
-        }
-        rounds!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64 65 66 67 68 69 70 71 72 73 74 75 76 77 78 79);
-        core::array::from_fn(|i| _mm512_add_epi64(h[i], s[i]))
-    }
-
-    /// PBKDF2-HMAC-SHA-512 iterations 2..=`iterations` for 8 lanes (key blocks and U as
-    /// big-endian 64-bit words).
-    #[target_feature(enable = "avx512f")]
-    pub(super) fn sha512(
-        keys: &[[u64; 16]; 8],
-        firsts: &[[u64; 8]; 8],
-        iterations: u32,
-        stop: &AtomicBool,
-    ) -> Result<[[u64; 8]; 8], Stopped> {
-        let column = |f: &dyn Fn(usize) -> u64| {
-            let mut w = [0u64; 8];
-            for (lane, v) in w.iter_mut().enumerate() {
-                *v = f(lane);
-            }
-            // SAFETY: the pointer covers 64 readable bytes; the load is unaligned.
-            let v = unsafe { _mm512_loadu_si512(w.as_ptr().cast()) };
-            zeroize::Zeroize::zeroize(&mut w);
-            v
-        };
-        let iv: [V; 8] = core::array::from_fn(|i| _mm512_set1_epi64(SHA512_IV[i] as i64));
-        let keyed = |pad: u64| {
-            let x: [V; 16] = core::array::from_fn(|i| column(&|lane| keys[lane][i] ^ pad));
-            sha512_compress(&iv, &x)
-        };
-        let inner = keyed(0x3636_3636_3636_3636);
-        let outer = keyed(0x5c5c_5c5c_5c5c_5c5c);
-        // 64 message bytes, 0x80, zeros, the bit length (128 + 64 bytes) big-endian at the end.
-        let mut x = [_mm512_setzero_si512(); 16];
-        x[8] = _mm512_set1_epi64(i64::MIN);
-        x[15] = _mm512_set1_epi64((128 + 64) * 8);
-        let mut u: [V; 8] = core::array::from_fn(|i| column(&|lane| firsts[lane][i]));
-        let mut acc = u;
-        for i in 1..iterations {
-            if i % STOP_CHECK_EVERY == 0 && stop.load(Ordering::Relaxed) {
-                return Err(Stopped);
-            }
-            x[..8].copy_from_slice(&u);
-            let ih = sha512_compress(&inner, &x);
-            x[..8].copy_from_slice(&ih);
-            u = sha512_compress(&outer, &x);
-            for (a, v) in acc.iter_mut().zip(&u) {
-                *a = _mm512_xor_si512(*a, *v);
-            }
-        }
-        let mut out = [[0u64; 8]; 8];
-        for (i, v) in acc.iter().enumerate() {
-            let mut w = [0u64; 8];
-            // SAFETY: the pointer covers 64 writable bytes; the store is unaligned.
-            unsafe { _mm512_storeu_si512(w.as_mut_ptr().cast(), *v) };
-            for (lane, o) in out.iter_mut().enumerate() {
-                o[i] = w[lane];
-            }
-            zeroize::Zeroize::zeroize(&mut w);
-        }
-        Ok(out)
-    }
-
     // ---- BLAKE2s ----------------------------------------------------------------------------
 
     /// BLAKE2s compression of a final block of `bytes` bytes counted in total (`f0` set when
@@ -989,142 +597,11 @@ mod avx512 {
 mod tests {
     use super::*;
 
-    use crate::crypto::kernel_checks::next;
-
-    fn reference(prf: Prf, password: &[u8], salt: &[u8], iterations: u32, out: &mut [u8]) {
-        match prf {
-            Prf::Ripemd160 => {
-                pbkdf2::pbkdf2_hmac::<ripemd::Ripemd160>(password, salt, iterations, out)
-            }
-            Prf::Sha256 => pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password, salt, iterations, out),
-            Prf::Sha512 => pbkdf2::pbkdf2_hmac::<sha2::Sha512>(password, salt, iterations, out),
-            Prf::Sha1 => pbkdf2::pbkdf2_hmac::<sha1::Sha1>(password, salt, iterations, out),
-            Prf::Blake2s => {
-                pbkdf2::pbkdf2::<hmac::SimpleHmac<blake2::Blake2s256>>(
-                    password, salt, iterations, out,
-                )
-                .expect("HMAC takes any key length");
-            }
-            Prf::Whirlpool => {
-                pbkdf2::pbkdf2_hmac::<whirlpool::Whirlpool>(password, salt, iterations, out)
-            }
-            Prf::Streebog => {
-                pbkdf2::pbkdf2::<hmac::SimpleHmac<streebog::Streebog512>>(
-                    password, salt, iterations, out,
-                )
-                .expect("HMAC takes any key length");
-            }
-            other => unreachable!("no oracle wired for {other:?}"),
-        }
-    }
-
-    fn check(prf: Prf, seed: u64) {
-        let mut seed = seed;
-        let never = AtomicBool::new(false);
-        let len = prf.block_len();
-        for iterations in [1u32, 2, 3, 1000, 2049] {
-            // Up to 21 jobs (more than one group), mixed passwords, salts and block indices.
-            let n = 1 + (next(&mut seed) % 21) as usize;
-            let specs: Vec<(Vec<u8>, Vec<u8>, u32)> = (0..n)
-                .map(|_| {
-                    let pw_len = [0usize, 5, 64, 65, 100][(next(&mut seed) % 5) as usize];
-                    let salt_len = [64usize, 0, 16, 100][(next(&mut seed) % 4) as usize];
-                    let pw = (0..pw_len).map(|_| next(&mut seed) as u8).collect();
-                    let salt = (0..salt_len).map(|_| next(&mut seed) as u8).collect();
-                    (pw, salt, 1 + (next(&mut seed) % 10) as u32)
-                })
-                .collect();
-            let jobs: Vec<LaneJob<'_>> = specs
-                .iter()
-                .map(|(p, s, i)| LaneJob {
-                    password: p,
-                    salt: s,
-                    index: *i,
-                })
-                .collect();
-            let mut got = vec![vec![0u8; len]; n];
-            let mut outs: Vec<&mut [u8]> = got.iter_mut().map(|v| v.as_mut_slice()).collect();
-            pbkdf2_blocks(prf, &jobs, iterations, &mut outs, &never).expect("never stopped");
-            for (k, (p, s, i)) in specs.iter().enumerate() {
-                let mut want = vec![0u8; len * *i as usize];
-                reference(prf, p, s, iterations, &mut want);
-                assert_eq!(
-                    got[k][..],
-                    want[len * (*i as usize - 1)..],
-                    "{prf:?} job {k} of {n}: password {} B, salt {} B, block {i}, {iterations} iterations",
-                    p.len(),
-                    s.len()
-                );
-            }
-        }
-    }
-
-    fn require_kernel(prf: Prf) -> bool {
-        crate::crypto::kernel_checks::kernel_present(lanes(prf) > 1, &format!("{prf:?} lane"))
-    }
-
-    #[test]
-    fn ripemd160_lanes_match_pbkdf2_crate() {
-        require_kernel(Prf::Ripemd160);
-        check(Prf::Ripemd160, 0x0001_0160);
-    }
-
-    #[test]
-    fn sha256_lanes_match_pbkdf2_crate() {
-        require_kernel(Prf::Sha256);
-        check(Prf::Sha256, 0x0001_0256);
-    }
-
-    #[test]
-    fn blake2s_lanes_match_pbkdf2_crate() {
-        require_kernel(Prf::Blake2s);
-        check(Prf::Blake2s, 0x0001_b125);
-    }
-
-    #[test]
-    fn streebog_and_whirlpool_groups_match_pbkdf2_crate() {
-        require_kernel(Prf::Streebog);
-        check(Prf::Streebog, 0x0001_5b06);
-        require_kernel(Prf::Whirlpool);
-        check(Prf::Whirlpool, 0x0001_3412);
-    }
-
-    #[test]
-    fn sha512_lanes_match_pbkdf2_crate() {
-        require_kernel(Prf::Sha512);
-        check(Prf::Sha512, 0x0001_0512);
-    }
-
-    #[test]
-    fn sha1_without_lane_kernel_runs_one_by_one() {
-        check(Prf::Sha1, 0x0001_0001);
-    }
-
     #[test]
     fn constants_match_fips_180_4() {
         assert_eq!(SQRT_IV[0], 0x6a09_e667);
         assert_eq!(SQRT_IV[7], 0x5be0_cd19);
         assert_eq!(SHA256_K[0], 0x428a_2f98);
         assert_eq!(SHA256_K[63], 0xc671_78f2);
-        assert_eq!(SHA512_IV[0], 0x6a09_e667_f3bc_c908);
-        assert_eq!(SHA512_IV[7], 0x5be0_cd19_137e_2179);
-        assert_eq!(SHA512_K[0], 0x428a_2f98_d728_ae22);
-        assert_eq!(SHA512_K[79], 0x6c44_198c_4a47_5817);
-    }
-
-    #[test]
-    fn lanes_stop_when_flag_raised() {
-        let stop = AtomicBool::new(true);
-        let jobs = [LaneJob {
-            password: b"pw",
-            salt: b"salt",
-            index: 1,
-        }; 3];
-        let mut bufs = [[0u8; 20]; 3];
-        let mut outs: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
-        assert_eq!(
-            pbkdf2_blocks(Prf::Ripemd160, &jobs, 100_000, &mut outs, &stop),
-            Err(Stopped)
-        );
     }
 }

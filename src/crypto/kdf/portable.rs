@@ -1,12 +1,13 @@
-//! Password-based key derivation: PBKDF2-HMAC over the format's hashes, and Argon2id.
+//! The portable PBKDF2 kernel: one block at a time on one thread, for every PBKDF2 PRF and
+//! every CPU. The dispatcher (`super::kernel`) sends here every single block of a PRF whose
+//! fast kernel is a lane kernel (one chain runs faster on its own), every group too small for
+//! the lanes, and every PRF without a kernel for this CPU.
 //!
-//! PBKDF2 is computed one output block at a time ([`pbkdf2_block`]) so that the unlock code can
-//! derive only the blocks the remaining cipher chains need, run independent blocks on different
-//! cores, and abandon a derivation the moment another one has opened the header. The keyed HMAC
-//! state is built once per block and cloned for each iteration, so the password is hashed into
-//! the inner and outer pads only once.
+//! Three loops: the generic RustCrypto HMAC (`block`: SHA-256, RIPEMD-160, SHA-1,
+//! Whirlpool), HMAC with both key blocks compressed once into hash cores
+//! (`block_precomputed`: BLAKE2s, Streebog), and SHA-512 over the bare compression function
+//! (`block_sha512`).
 
-use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use digest::Digest;
@@ -14,117 +15,13 @@ use digest::block_api::{Block as HashBlock, BlockSizeUser, CoreProxy, UpdateCore
 use digest::{KeyInit, Mac};
 use hmac::Hmac;
 
-/// A key-derivation function of the format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Prf {
-    /// PBKDF2-HMAC-SHA-512.
-    Sha512,
-    /// PBKDF2-HMAC-SHA-256.
-    Sha256,
-    /// PBKDF2-HMAC-BLAKE2s-256.
-    Blake2s,
-    /// PBKDF2-HMAC-Whirlpool.
-    Whirlpool,
-    /// PBKDF2-HMAC-Streebog-512.
-    Streebog,
-    /// PBKDF2-HMAC-RIPEMD-160 (TrueCrypt, VeraCrypt ≤ 1.25.9).
-    Ripemd160,
-    /// PBKDF2-HMAC-SHA-1 (TrueCrypt before 5.0).
-    Sha1,
-    /// Argon2id (VeraCrypt 1.26.27+).
-    Argon2id,
-}
+use super::{Prf, STOP_CHECK_EVERY, Stopped};
 
-impl Prf {
-    /// Every PRF, in the order an unlock tries them (the common ones first).
-    pub const ALL: [Prf; 8] = [
-        Prf::Sha512,
-        Prf::Sha256,
-        Prf::Blake2s,
-        Prf::Whirlpool,
-        Prf::Streebog,
-        Prf::Ripemd160,
-        Prf::Sha1,
-        Prf::Argon2id,
-    ];
-
-    /// Short lower-case name used on the command line and in JSON (`sha512`, `blake2s`, …).
-    pub fn id(self) -> &'static str {
-        match self {
-            Prf::Sha512 => "sha512",
-            Prf::Sha256 => "sha256",
-            Prf::Blake2s => "blake2s",
-            Prf::Whirlpool => "whirlpool",
-            Prf::Streebog => "streebog",
-            Prf::Ripemd160 => "ripemd160",
-            Prf::Sha1 => "sha1",
-            Prf::Argon2id => "argon2id",
-        }
-    }
-
-    /// The name VeraCrypt shows (`HMAC-SHA-512`, …).
-    pub fn display_name(self) -> &'static str {
-        match self {
-            Prf::Sha512 => "HMAC-SHA-512",
-            Prf::Sha256 => "HMAC-SHA-256",
-            Prf::Blake2s => "HMAC-BLAKE2s-256",
-            Prf::Whirlpool => "HMAC-Whirlpool",
-            Prf::Streebog => "HMAC-Streebog",
-            Prf::Ripemd160 => "HMAC-RIPEMD-160",
-            Prf::Sha1 => "HMAC-SHA-1",
-            Prf::Argon2id => "Argon2id",
-        }
-    }
-
-    /// Parses a PRF name as users write it: `sha512`, `SHA-512`, `hmac-sha-512`, `ripemd-160`…
-    pub fn from_name(name: &str) -> Option<Prf> {
-        let norm: String = name
-            .trim()
-            .to_ascii_lowercase()
-            .trim_start_matches("hmac-")
-            .chars()
-            .filter(|c| *c != '-' && *c != '_')
-            .collect();
-        let norm = match norm.as_str() {
-            "blake2s256" => "blake2s",
-            "streebog512" => "streebog",
-            "ripemd" | "rmd160" => "ripemd160",
-            other => other,
-        };
-        Prf::ALL.into_iter().find(|p| p.id() == norm)
-    }
-
-    /// Bytes one PBKDF2 block yields (the hash length); Argon2id yields its whole output at once.
-    pub fn block_len(self) -> usize {
-        match self {
-            Prf::Sha512 | Prf::Whirlpool | Prf::Streebog => 64,
-            Prf::Sha256 | Prf::Blake2s => 32,
-            Prf::Ripemd160 | Prf::Sha1 => 20,
-            Prf::Argon2id => usize::MAX,
-        }
-    }
-}
-
-impl fmt::Display for Prf {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.display_name())
-    }
-}
-
-/// The derivation was abandoned because `stop` was raised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stopped;
-
-/// How many iterations run between two looks at the stop flag.
-const STOP_CHECK_EVERY: u32 = 2048;
-
-/// Computes PBKDF2 output block `index` (1-based, RFC 8018 §5.2) of `prf` into `out`.
-///
-/// `out` receives `min(out.len(), prf.block_len())` bytes. The computation checks `stop` every
-/// few thousand iterations and returns [`Stopped`] once it is set.
+/// PBKDF2 block `index` of `prf` into `out` (up to one hash length), the stop flag checked
+/// every few thousand iterations.
 ///
 /// # Panics
-/// If `prf` is [`Prf::Argon2id`] (not a PBKDF2 PRF) or `iterations` is 0.
+/// If `prf` is [`Prf::Argon2id`].
 pub fn pbkdf2_block(
     prf: Prf,
     password: &[u8],
@@ -134,25 +31,18 @@ pub fn pbkdf2_block(
     out: &mut [u8],
     stop: &AtomicBool,
 ) -> Result<(), Stopped> {
-    assert!(iterations > 0, "PBKDF2 needs at least one iteration");
     match prf {
         Prf::Sha512 => block_sha512(password, salt, iterations, index, out, stop),
         Prf::Sha256 => block::<Hmac<sha2::Sha256>>(password, salt, iterations, index, out, stop),
         Prf::Blake2s => {
             block_precomputed::<blake2::Blake2s256>(password, salt, iterations, index, out, stop)
         }
-        Prf::Whirlpool if super::whirlpool::available() => {
-            super::whirlpool::pbkdf2_block(password, salt, iterations, index, out, stop)
-        }
         Prf::Whirlpool => {
-            block::<Hmac<whirlpool::Whirlpool>>(password, salt, iterations, index, out, stop)
+            block::<Hmac<::whirlpool::Whirlpool>>(password, salt, iterations, index, out, stop)
         }
-        Prf::Streebog if super::streebog::available() => {
-            super::streebog::pbkdf2_block(password, salt, iterations, index, out, stop)
-        }
-        Prf::Streebog => {
-            block_precomputed::<streebog::Streebog512>(password, salt, iterations, index, out, stop)
-        }
+        Prf::Streebog => block_precomputed::<::streebog::Streebog512>(
+            password, salt, iterations, index, out, stop,
+        ),
         Prf::Ripemd160 => {
             block::<Hmac<ripemd::Ripemd160>>(password, salt, iterations, index, out, stop)
         }
@@ -372,69 +262,4 @@ where
     zeroize::Zeroize::zeroize(acc.as_mut_slice());
     zeroize::Zeroize::zeroize(u.as_mut_slice());
     Ok(())
-}
-
-/// PBKDF2 output of `out.len()` bytes (all blocks, one after another, on this thread).
-///
-/// # Panics
-/// As [`pbkdf2_block`].
-pub fn pbkdf2(prf: Prf, password: &[u8], salt: &[u8], iterations: u32, out: &mut [u8]) {
-    let never = AtomicBool::new(false);
-    for (i, chunk) in out.chunks_mut(prf.block_len()).enumerate() {
-        let index = u32::try_from(i + 1).unwrap_or(u32::MAX);
-        // The flag is never raised, so the block always completes.
-        let _ = pbkdf2_block(prf, password, salt, iterations, index, chunk, &never);
-    }
-}
-
-/// Argon2id cost parameters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Argon2Params {
-    /// Memory in KiB.
-    pub memory_kib: u32,
-    /// Passes over memory.
-    pub passes: u32,
-    /// Lanes.
-    pub parallelism: u32,
-}
-
-/// Why Argon2id could not run.
-#[derive(Debug, thiserror::Error)]
-#[error("Argon2id failed: {0}")]
-pub struct Argon2Error(String);
-
-/// Argon2id (version 0x13) of `password` and `salt` into `out`.
-///
-/// # Errors
-/// When the parameters are out of Argon2's range or the memory cannot be allocated.
-pub fn argon2id(
-    password: &[u8],
-    salt: &[u8],
-    params: Argon2Params,
-    out: &mut [u8],
-) -> Result<(), Argon2Error> {
-    let p = argon2::Params::new(
-        params.memory_kib,
-        params.passes,
-        params.parallelism,
-        Some(out.len()),
-    )
-    .map_err(|e| Argon2Error(e.to_string()))?;
-    // Our kernel, once the crate has validated the parameters (and the salt has Argon2's
-    // minimum of 8 bytes); the crate itself otherwise.
-    if salt.len() >= argon2::MIN_SALT_LEN && super::argon2::supports(out.len(), params.parallelism)
-    {
-        return super::argon2::argon2id(
-            password,
-            salt,
-            params.memory_kib,
-            params.passes,
-            params.parallelism,
-            out,
-        )
-        .map_err(|e| Argon2Error(e.to_string()));
-    }
-    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p)
-        .hash_password_into(password, salt, out)
-        .map_err(|e| Argon2Error(e.to_string()))
 }

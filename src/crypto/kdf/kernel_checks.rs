@@ -4,8 +4,7 @@
 
 use std::sync::atomic::AtomicBool;
 
-use super::pbkdf2_lanes::LaneJob;
-use super::prf::Stopped;
+use super::{LaneJob, Stopped};
 
 /// PBKDF2 of the reference implementation: password, salt, iterations, whole output.
 pub type Reference = fn(&[u8], &[u8], u32, &mut [u8]);

@@ -15,12 +15,12 @@
 //! Only the 512-bit additions of the message sum Σ run in scalar code. The first PBKDF2
 //! iteration (salt of any length) uses the `streebog` crate; the kernel runs the rest, where
 //! every message is exactly one 64-byte block. Without AVX-512 VBMI and GFNI the caller falls
-//! back to the crate ([`available`] tells which).
+//! back to the crate (the dispatcher decides by the `Avx512Vbmi` token).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::pbkdf2_lanes::LaneJob;
-use super::prf::Stopped;
+use super::{LaneJob, STOP_CHECK_EVERY, Stopped};
+use crate::crypto::cpu::Avx512Vbmi;
 
 /// The substitution π (RFC 6986 §6.2), the S-box shared with Kuznyechik.
 const PI: [u8; 256] = [
@@ -196,30 +196,13 @@ const C: [[u8; 64]; 12] = [
     ],
 ];
 
-/// How many iterations run between two looks at the stop flag.
-const STOP_CHECK_EVERY: u32 = 2048;
-
-/// Whether this CPU can run the kernel (AVX-512 F/BW/VBMI and GFNI).
-pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx512bw")
-            && std::is_x86_feature_detected!("avx512vbmi")
-            && std::is_x86_feature_detected!("gfni")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 /// PBKDF2-HMAC-Streebog-512 output block `index` (1-based) into `out` (up to 64 bytes), with
 /// the stop flag checked every few thousand iterations.
 ///
 /// # Panics
-/// If [`available`] is false or `iterations` is 0.
+/// If `iterations` is 0.
 pub fn pbkdf2_block(
+    vbmi: Avx512Vbmi,
     password: &[u8],
     salt: &[u8],
     iterations: u32,
@@ -232,31 +215,28 @@ pub fn pbkdf2_block(
         salt,
         index,
     };
-    pbkdf2_blocks(&[job], iterations, &mut [out], stop)
+    pbkdf2_blocks(vbmi, &[job], iterations, &mut [out], stop)
 }
 
 /// Several PBKDF2-HMAC-Streebog-512 blocks (any passwords, salts and indices), run
 /// [`CHAINS`] at a time interleaved in one thread; `outs[i]` receives up to 64 bytes of job `i`.
 ///
 /// # Panics
-/// If [`available`] is false, `iterations` is 0 or `jobs` and `outs` differ in length.
+/// If `iterations` is 0 or `jobs` and `outs` differ in length.
 pub fn pbkdf2_blocks(
+    vbmi: Avx512Vbmi,
     jobs: &[LaneJob<'_>],
     iterations: u32,
     outs: &mut [&mut [u8]],
     stop: &AtomicBool,
 ) -> Result<(), Stopped> {
-    assert!(
-        available(),
-        "the Streebog kernel needs AVX-512 VBMI and GFNI"
-    );
     assert!(iterations > 0, "PBKDF2 needs at least one iteration");
     assert_eq!(jobs.len(), outs.len(), "one output per job");
     for (group, outs) in jobs.chunks(CHAINS).zip(outs.chunks_mut(CHAINS)) {
         match group.len() {
-            3 => chains::<3, 6>(group, iterations, outs, stop)?,
-            2 => chains::<2, 4>(group, iterations, outs, stop)?,
-            _ => chains::<1, 2>(group, iterations, outs, stop)?,
+            3 => chains::<3, 6>(vbmi, group, iterations, outs, stop)?,
+            2 => chains::<2, 4>(vbmi, group, iterations, outs, stop)?,
+            _ => chains::<1, 2>(vbmi, group, iterations, outs, stop)?,
         }
     }
     Ok(())
@@ -266,6 +246,7 @@ pub fn pbkdf2_blocks(
 pub const CHAINS: usize = 3;
 
 fn chains<const N: usize, const M: usize>(
+    _vbmi: Avx512Vbmi,
     group: &[LaneJob<'_>],
     iterations: u32,
     outs: &mut [&mut [u8]],
@@ -294,10 +275,11 @@ fn chains<const N: usize, const M: usize>(
         zeroize::Zeroize::zeroize(u.as_mut_slice());
     }
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: the caller checked `available()`: every target feature the kernel is compiled with.
+    // SAFETY: the `Avx512Vbmi` token proves this CPU has every target feature the kernel is
+    // compiled with.
     let result = unsafe { kernel::run::<N, M>(&keys, &firsts, iterations, stop) };
     #[cfg(not(target_arch = "x86_64"))]
-    let result: Result<[[u8; 64]; N], Stopped> = unreachable!("available() is false here");
+    let result: Result<[[u8; 64]; N], Stopped> = unreachable!("no CPU token exists off x86-64");
     zeroize::Zeroize::zeroize(keys.as_flattened_mut());
     zeroize::Zeroize::zeroize(firsts.as_flattened_mut());
     let mut acc = result?;
@@ -354,6 +336,8 @@ const MATRICES: [[u64; 8]; 8] = matrices();
 mod kernel {
     use core::arch::x86_64::*;
 
+    use crate::crypto::simd::{load512, to_array};
+
     use super::{AtomicBool, C, MATRICES, Ordering, PI, STOP_CHECK_EVERY, Stopped, add512};
 
     struct Consts {
@@ -368,38 +352,6 @@ mod kernel {
         pad: __m512i,
     }
 
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni")]
-    fn load(bytes: &[u8; 64]) -> __m512i {
-        // SAFETY: the pointer covers 64 readable bytes; the load is unaligned.
-        unsafe { _mm512_loadu_si512(bytes.as_ptr().cast()) }
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni")]
-    fn store(v: __m512i) -> [u8; 64] {
-        let mut out = [0u8; 64];
-        // SAFETY: the pointer covers 64 writable bytes; the store is unaligned.
-        unsafe { _mm512_storeu_si512(out.as_mut_ptr().cast(), v) };
-        out
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni")]
-    fn words(v: __m512i) -> [u64; 8] {
-        let mut out = [0u64; 8];
-        // SAFETY: the pointer covers 64 writable bytes; the store is unaligned.
-        unsafe { _mm512_storeu_si512(out.as_mut_ptr().cast(), v) };
-        out
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni")]
-    fn from_words(w: &[u64; 8]) -> __m512i {
-        // SAFETY: the pointer covers 64 readable bytes; the load is unaligned.
-        unsafe { _mm512_loadu_si512(w.as_ptr().cast()) }
-    }
-
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni")]
     fn consts() -> Consts {
         let index = |f: &dyn Fn(usize) -> usize| {
@@ -407,7 +359,7 @@ mod kernel {
             for (p, v) in b.iter_mut().enumerate() {
                 *v = f(p) as u8;
             }
-            load(&b)
+            load512(&b)
         };
         let transpose = index(&|p| 8 * (p % 8) + p / 8);
         let t = |v: __m512i| _mm512_permutexvar_epi8(transpose, v);
@@ -415,19 +367,19 @@ mod kernel {
         for (q, s) in sbox.iter_mut().enumerate() {
             let mut b = [0u8; 64];
             b.copy_from_slice(&PI[64 * q..64 * (q + 1)]);
-            *s = load(&b);
+            *s = load512(&b);
         }
         let mut gather = [_mm512_setzero_si512(); 8];
         let mut mats = [_mm512_setzero_si512(); 8];
         for j in 0..8 {
             gather[j] = index(&|p| 8 * (p % 8) + j);
-            mats[j] = from_words(&MATRICES[j]);
+            mats[j] = load512(&MATRICES[j]);
         }
         let mut c = [_mm512_setzero_si512(); 12];
         for (v, bytes) in c.iter_mut().zip(C.iter()) {
-            *v = t(load(bytes));
+            *v = t(load512(bytes));
         }
-        let word0 = |x: u64| t(from_words(&[x, 0, 0, 0, 0, 0, 0, 0]));
+        let word0 = |x: u64| t(load512(&[x, 0, 0, 0, 0, 0, 0, 0]));
         Consts {
             sbox,
             gather,
@@ -510,9 +462,9 @@ mod kernel {
             for b in &mut blk {
                 *b ^= pad;
             }
-            let v = load(&blk);
+            let v = load512(&blk);
             zeroize::Zeroize::zeroize(&mut blk);
-            sigma_plus_one[c] = words(v);
+            sigma_plus_one[c] = to_array::<[u64; 8]>(v);
             add512(&mut sigma_plus_one[c], &[1, 0, 0, 0, 0, 0, 0, 0]);
             _mm512_permutexvar_epi8(k.transpose, v)
         });
@@ -535,10 +487,10 @@ mod kernel {
         let h = g::<N, M>(h, k.n1024, [k.pad; N], k);
         let h = g::<N, M>(h, zero, [k.n1024; N], k);
         let s: [__m512i; N] = core::array::from_fn(|c| {
-            let mut msg = words(_mm512_permutexvar_epi8(k.transpose, m[c]));
+            let mut msg = to_array::<[u64; 8]>(_mm512_permutexvar_epi8(k.transpose, m[c]));
             let mut sigma = half.sigma_plus_one[c];
             add512(&mut sigma, &msg);
-            let s = _mm512_permutexvar_epi8(k.transpose, from_words(&sigma));
+            let s = _mm512_permutexvar_epi8(k.transpose, load512(&sigma));
             zeroize::Zeroize::zeroize(&mut msg);
             zeroize::Zeroize::zeroize(&mut sigma);
             s
@@ -560,7 +512,7 @@ mod kernel {
         let inner = halves::<N, M>(keys, 0x36, &k);
         let outer = halves::<N, M>(keys, 0x5c, &k);
         let mut u: [__m512i; N] =
-            core::array::from_fn(|c| _mm512_permutexvar_epi8(k.transpose, load(&firsts[c])));
+            core::array::from_fn(|c| _mm512_permutexvar_epi8(k.transpose, load512(&firsts[c])));
         let mut acc = u;
         for i in 1..iterations {
             if i % STOP_CHECK_EVERY == 0 && stop.load(Ordering::Relaxed) {
@@ -573,7 +525,7 @@ mod kernel {
             }
         }
         Ok(core::array::from_fn(|c| {
-            store(_mm512_permutexvar_epi8(k.transpose, acc[c]))
+            to_array::<[u8; 64]>(_mm512_permutexvar_epi8(k.transpose, acc[c]))
         }))
     }
 }
@@ -581,7 +533,31 @@ mod kernel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::kernel_checks;
+    use crate::crypto::cpu;
+    use crate::crypto::kdf::kernel_checks;
+
+    /// The kernel with this CPU's token (the tests run it only after `kernel_present`).
+    fn block(
+        password: &[u8],
+        salt: &[u8],
+        iterations: u32,
+        index: u32,
+        out: &mut [u8],
+        stop: &AtomicBool,
+    ) -> Result<(), Stopped> {
+        let vbmi = cpu::avx512_vbmi().expect("AVX-512 VBMI and GFNI");
+        pbkdf2_block(vbmi, password, salt, iterations, index, out, stop)
+    }
+
+    fn blocks(
+        jobs: &[LaneJob<'_>],
+        iterations: u32,
+        outs: &mut [&mut [u8]],
+        stop: &AtomicBool,
+    ) -> Result<(), Stopped> {
+        let vbmi = cpu::avx512_vbmi().expect("AVX-512 VBMI and GFNI");
+        pbkdf2_blocks(vbmi, jobs, iterations, outs, stop)
+    }
 
     fn reference(password: &[u8], salt: &[u8], iterations: u32, out: &mut [u8]) {
         pbkdf2::pbkdf2::<hmac::SimpleHmac<::streebog::Streebog512>>(
@@ -592,25 +568,25 @@ mod tests {
 
     #[test]
     fn kernel_matches_streebog_crate_on_random_inputs() {
-        if !kernel_checks::kernel_present(available(), "Streebog") {
+        if !kernel_checks::kernel_present(cpu::avx512_vbmi().is_some(), "Streebog") {
             return;
         }
-        kernel_checks::single_blocks_match(0x5eed_0001, reference, pbkdf2_block);
+        kernel_checks::single_blocks_match(0x5eed_0001, reference, block);
     }
 
     #[test]
     fn interleaved_chains_match_streebog_crate() {
-        if !kernel_checks::kernel_present(available(), "Streebog") {
+        if !kernel_checks::kernel_present(cpu::avx512_vbmi().is_some(), "Streebog") {
             return;
         }
-        kernel_checks::grouped_blocks_match(0x5eed_0003, reference, pbkdf2_blocks);
+        kernel_checks::grouped_blocks_match(0x5eed_0003, reference, blocks);
     }
 
     #[test]
     fn kernel_stops_when_flag_raised() {
-        if !kernel_checks::kernel_present(available(), "Streebog") {
+        if !kernel_checks::kernel_present(cpu::avx512_vbmi().is_some(), "Streebog") {
             return;
         }
-        kernel_checks::stops_when_flag_raised(pbkdf2_block);
+        kernel_checks::stops_when_flag_raised(block);
     }
 }

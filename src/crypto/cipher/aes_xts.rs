@@ -18,8 +18,9 @@ use std::arch::x86_64::*;
 
 use zeroize::Zeroize;
 
-use super::cipher::{BlockCipher, CipherId};
-use super::xts::{DATA_UNIT, Direction, XtsCipher, xts};
+use super::{BlockCipher, CipherId};
+use crate::crypto::cpu;
+use crate::crypto::xts::{DATA_UNIT, Direction, XtsCipher, xts};
 
 /// Which AES-XTS kernel runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -45,29 +46,16 @@ impl AesBackend {
 
     /// Whether this CPU can run the backend.
     pub fn is_available(self) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            match self {
-                AesBackend::Vaes512 => {
-                    is_x86_feature_detected!("avx512f")
-                        && is_x86_feature_detected!("avx512bw")
-                        && is_x86_feature_detected!("vaes")
-                        && is_x86_feature_detected!("vpclmulqdq")
-                }
-                AesBackend::Vaes256 => {
-                    is_x86_feature_detected!("avx2")
-                        && is_x86_feature_detected!("vaes")
-                        && is_x86_feature_detected!("vpclmulqdq")
-                }
-                AesBackend::AesNi => {
-                    is_x86_feature_detected!("aes") && is_x86_feature_detected!("sse2")
-                }
-                AesBackend::Portable => true,
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            self == AesBackend::Portable
+        self.kernel().is_some()
+    }
+
+    /// The backend's kernel with the CPU token it needs, when this CPU has the features.
+    fn kernel(self) -> Option<Kernel> {
+        match self {
+            AesBackend::Vaes512 => cpu::vaes512().map(Kernel::Vaes512),
+            AesBackend::Vaes256 => cpu::vaes256().map(Kernel::Vaes256),
+            AesBackend::AesNi => cpu::aes_ni().map(Kernel::AesNi),
+            AesBackend::Portable => Some(Kernel::Portable),
         }
     }
 
@@ -93,6 +81,15 @@ impl AesBackend {
     }
 }
 
+/// The kernel of a backend, holding the CPU token its `#[target_feature]` code needs.
+#[derive(Clone, Copy, Debug)]
+enum Kernel {
+    Vaes512(cpu::Vaes512),
+    Vaes256(cpu::Vaes256),
+    AesNi(cpu::AesNi),
+    Portable,
+}
+
 /// AES-256 round keys; wiped on drop.
 struct RoundKeys([[u8; 16]; 15]);
 
@@ -105,6 +102,7 @@ impl Drop for RoundKeys {
 /// AES-256 in XTS mode with a primary and a tweak key, running the fastest kernel the CPU has.
 pub struct AesXts {
     backend: AesBackend,
+    kernel: Kernel,
     /// Primary key schedule for encryption.
     enc: RoundKeys,
     /// Primary key schedule for the equivalent inverse cipher (aesdec order).
@@ -128,12 +126,16 @@ impl AesXts {
     }
 
     fn build(primary: &[u8; 32], tweak: &[u8; 32], backend: AesBackend) -> AesXts {
+        let Some(kernel) = backend.kernel() else {
+            unreachable!("only backends this CPU can run are built")
+        };
         let enc = expand_key(primary);
         let dec = inverse_schedule(&enc);
         let portable = (backend == AesBackend::Portable)
             .then(|| (CipherId::Aes.keyed(primary), CipherId::Aes.keyed(tweak)));
         AesXts {
             backend,
+            kernel,
             enc,
             dec,
             tweak: expand_key(tweak),
@@ -155,34 +157,34 @@ impl AesXts {
         };
         let tk = &self.tweak.0;
         #[cfg(target_arch = "x86_64")]
-        match (self.backend, dir) {
-            // Each backend is chosen only after `is_available` confirmed the CPU features its
-            // kernel is compiled for, and `buf` holds whole data units (asserted above).
-            // SAFETY: Vaes512 means `is_available` saw VAES and AVX-512; `buf` is whole units.
-            (AesBackend::Vaes512, Direction::Encrypt) => unsafe {
+        match (self.kernel, dir) {
+            // Each kernel holds the token of the CPU features it is compiled for, and `buf`
+            // holds whole data units (asserted above).
+            // SAFETY: the `Vaes512` token proves VAES, VPCLMULQDQ and AVX-512F/BW; whole units.
+            (Kernel::Vaes512(_), Direction::Encrypt) => unsafe {
                 vaes512::<false>(keys, tk, buf, first_unit)
             },
-            // SAFETY: Vaes512 means `is_available` saw VAES and AVX-512; `buf` is whole units.
-            (AesBackend::Vaes512, Direction::Decrypt) => unsafe {
+            // SAFETY: the `Vaes512` token proves VAES, VPCLMULQDQ and AVX-512F/BW; whole units.
+            (Kernel::Vaes512(_), Direction::Decrypt) => unsafe {
                 vaes512::<true>(keys, tk, buf, first_unit)
             },
-            // SAFETY: Vaes256 means `is_available` saw VAES and AVX2; `buf` is whole units.
-            (AesBackend::Vaes256, Direction::Encrypt) => unsafe {
+            // SAFETY: the `Vaes256` token proves VAES, VPCLMULQDQ and AVX2; whole units.
+            (Kernel::Vaes256(_), Direction::Encrypt) => unsafe {
                 vaes256::<false>(keys, tk, buf, first_unit)
             },
-            // SAFETY: Vaes256 means `is_available` saw VAES and AVX2; `buf` is whole units.
-            (AesBackend::Vaes256, Direction::Decrypt) => unsafe {
+            // SAFETY: the `Vaes256` token proves VAES, VPCLMULQDQ and AVX2; whole units.
+            (Kernel::Vaes256(_), Direction::Decrypt) => unsafe {
                 vaes256::<true>(keys, tk, buf, first_unit)
             },
-            // SAFETY: AesNi means `is_available` saw AES-NI; `buf` is whole units.
-            (AesBackend::AesNi, Direction::Encrypt) => unsafe {
+            // SAFETY: the `AesNi` token proves AES-NI and SSE2; `buf` is whole units.
+            (Kernel::AesNi(_), Direction::Encrypt) => unsafe {
                 aesni::<false>(keys, tk, buf, first_unit)
             },
-            // SAFETY: AesNi means `is_available` saw AES-NI; `buf` is whole units.
-            (AesBackend::AesNi, Direction::Decrypt) => unsafe {
+            // SAFETY: the `AesNi` token proves AES-NI and SSE2; `buf` is whole units.
+            (Kernel::AesNi(_), Direction::Decrypt) => unsafe {
                 aesni::<true>(keys, tk, buf, first_unit)
             },
-            (AesBackend::Portable, _) => unreachable!("portable backend handled by the caller"),
+            (Kernel::Portable, _) => unreachable!("portable backend handled by the caller"),
         }
         #[cfg(not(target_arch = "x86_64"))]
         {

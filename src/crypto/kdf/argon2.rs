@@ -8,29 +8,17 @@
 //! (H0, the variable-length hash H', block indexing) follows RFC 9106 §3.2–3.4 in portable
 //! code. The block memory stays on ordinary pages: transparent huge pages saved TLB misses
 //! on the random reference reads when memory was warm, but cost more than they saved on a
-//! first run (measured here). Without AVX-512 the `argon2` crate runs instead ([`available`]);
-//! the crate is also the oracle of the tests.
+//! first run (measured here). Without AVX-512 the `argon2` crate runs instead (the dispatcher
+//! decides by the `Avx512` token); the crate is also the oracle of the tests.
 
 use digest::Digest;
 
-/// Whether this CPU runs the kernel (AVX-512F).
-pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
+use crate::crypto::cpu::Avx512;
 
 /// Whether [`argon2id`] handles these parameters (the tag length must be 32, 64 or a multiple
 /// of 32 above 64, which covers every length the format uses).
 pub fn supports(out_len: usize, parallelism: u32) -> bool {
-    available()
-        && parallelism >= 1
-        && (out_len == 32 || (out_len >= 64 && out_len.is_multiple_of(32)))
+    parallelism >= 1 && (out_len == 32 || (out_len >= 64 && out_len.is_multiple_of(32)))
 }
 
 const BLOCK_WORDS: usize = 128;
@@ -46,6 +34,7 @@ const ADDRESSES_PER_BLOCK: u32 = 128;
 /// # Panics
 /// If [`supports`] is false for `out.len()` and `parallelism`.
 pub fn argon2id(
+    avx512: Avx512,
     password: &[u8],
     salt: &[u8],
     memory_kib: u32,
@@ -97,6 +86,7 @@ pub fn argon2id(
         for slice in 0..SYNC_POINTS {
             for lane in 0..p {
                 fill_segment(
+                    avx512,
                     &mut memory,
                     pass,
                     slice,
@@ -175,6 +165,7 @@ fn h_prime(parts: &[&[u8]], out: &mut [u8]) {
 
 #[allow(clippy::too_many_arguments)]
 fn fill_segment(
+    avx512: Avx512,
     memory: &mut [Block],
     pass: u32,
     slice: u32,
@@ -200,8 +191,8 @@ fn fill_segment(
     let next_addresses = |input: &mut Block, addresses: &mut Block| {
         input[6] += 1;
         let mut tmp = [0u64; BLOCK_WORDS];
-        compress(&zero, input, &mut tmp, false);
-        compress(&zero, &tmp, addresses, false);
+        compress(avx512, &zero, input, &mut tmp, false);
+        compress(avx512, &zero, &tmp, addresses, false);
     };
     let start = if pass == 0 && slice == 0 { 2 } else { 0 };
     if data_independent && start != 0 {
@@ -253,20 +244,20 @@ fn fill_segment(
         let reference = (ref_lane * q + absolute) as usize;
         // `cur` differs from `prev` and `reference` (both lie before it in the pass's order).
         let (x_block, y_block) = (memory[prev], memory[reference]);
-        compress(&x_block, &y_block, &mut memory[cur], pass > 0);
+        compress(avx512, &x_block, &y_block, &mut memory[cur], pass > 0);
     }
     zeroize::Zeroize::zeroize(&mut addresses);
 }
 
 /// `out = G(x, y)`, or `out ^= G(x, y)` when `xor`.
-fn compress(x: &Block, y: &Block, out: &mut Block, xor: bool) {
+fn compress(_avx512: Avx512, x: &Block, y: &Block, out: &mut Block, xor: bool) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: `argon2id` runs only when `available()` confirmed AVX-512F.
+    // SAFETY: the `Avx512` token proves this CPU has AVX-512F, the kernel's only feature.
     unsafe {
         kernel::compress(x, y, out, xor)
     }
     #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("available() is false here: {x:?} {y:?} {out:?} {xor}")
+    unreachable!("no CPU token exists off x86-64: {x:?} {y:?} {out:?} {xor}")
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -274,6 +265,7 @@ mod kernel {
     use core::arch::x86_64::*;
 
     use super::Block;
+    use crate::crypto::simd::{load512, store512};
 
     type V = __m512i;
 
@@ -357,10 +349,7 @@ mod kernel {
 
     #[target_feature(enable = "avx512f")]
     pub(super) fn compress(x: &Block, y: &Block, out: &mut Block, xor: bool) {
-        let load = |b: &Block, q: usize| {
-            // SAFETY: `8 q .. 8 q + 8` lies inside the 128-word block; the load is unaligned.
-            unsafe { _mm512_loadu_si512(b.as_ptr().add(8 * q).cast()) }
-        };
+        let load = |b: &Block, q: usize| load512(&b.as_chunks::<8>().0[q]);
         let r: [V; 16] = core::array::from_fn(|q| _mm512_xor_si512(load(x, q), load(y, q)));
         // Rows: register k, lane i = word 16 i + k.
         let even = transpose(core::array::from_fn(|i| r[2 * i]));
@@ -386,8 +375,7 @@ mod kernel {
             if xor {
                 res = _mm512_xor_si512(res, load(out, q));
             }
-            // SAFETY: `8 q .. 8 q + 8` lies inside the 128-word block; the store is unaligned.
-            unsafe { _mm512_storeu_si512(out.as_mut_ptr().add(8 * q).cast(), res) };
+            store512(&mut out.as_chunks_mut::<8>().0[q], res);
         }
     }
 }
@@ -405,9 +393,13 @@ mod tests {
 
     #[test]
     fn matches_argon2_crate() {
-        if !crate::crypto::kernel_checks::kernel_present(available(), "Argon2") {
+        if !crate::crypto::kdf::kernel_checks::kernel_present(
+            crate::crypto::cpu::avx512().is_some(),
+            "Argon2",
+        ) {
             return;
         }
+        let avx512 = crate::crypto::cpu::avx512().expect("AVX-512F");
         let cases: [(u32, u32, u32, usize); 8] = [
             (8, 1, 1, 32),
             (64, 1, 1, 64),
@@ -424,7 +416,7 @@ mod tests {
             let mut want = vec![0u8; len];
             reference(&password, &salt, m, t, p, &mut want);
             let mut got = vec![0u8; len];
-            argon2id(&password, &salt, m, t, p, &mut got).expect("memory");
+            argon2id(avx512, &password, &salt, m, t, p, &mut got).expect("memory");
             assert_eq!(got, want, "m={m} KiB t={t} p={p} len={len}");
         }
     }

@@ -19,7 +19,8 @@ use std::arch::x86_64::*;
 
 use zeroize::Zeroize;
 
-use super::cipher::{Block, BlockCipher};
+use super::{Block, BlockCipher};
+use crate::crypto::cpu;
 
 /// The eight S-boxes of the specification.
 const SBOX: [[u8; 16]; 8] = [
@@ -351,14 +352,15 @@ impl SerpentBackend {
 
     /// Whether this CPU can run the backend.
     pub fn is_available(self) -> bool {
+        self.kernel().is_some()
+    }
+
+    /// The backend's kernel with the CPU token it needs, when this CPU has the features.
+    fn kernel(self) -> Option<Kernel> {
         match self {
-            #[cfg(target_arch = "x86_64")]
-            SerpentBackend::Avx512 => is_x86_feature_detected!("avx512f"),
-            #[cfg(target_arch = "x86_64")]
-            SerpentBackend::Avx2 => is_x86_feature_detected!("avx2"),
-            SerpentBackend::Portable => true,
-            #[cfg(not(target_arch = "x86_64"))]
-            _ => false,
+            SerpentBackend::Avx512 => cpu::avx512().map(Kernel::Avx512),
+            SerpentBackend::Avx2 => cpu::avx2().map(Kernel::Avx2),
+            SerpentBackend::Portable => Some(Kernel::Portable),
         }
     }
 
@@ -392,10 +394,19 @@ impl SerpentBackend {
     }
 }
 
+/// The kernel of a backend, holding the CPU token its `#[target_feature]` code needs.
+#[derive(Clone, Copy, Debug)]
+enum Kernel {
+    Avx512(cpu::Avx512),
+    Avx2(cpu::Avx2),
+    Portable,
+}
+
 /// Serpent-256 with its 33 round keys; the keys are wiped on drop.
 pub struct Serpent {
     rk: [[u32; 4]; 33],
     backend: SerpentBackend,
+    kernel: Kernel,
 }
 
 impl Serpent {
@@ -440,21 +451,29 @@ impl Serpent {
             };
         }
         w.zeroize();
-        Serpent { rk, backend }
+        let Some(kernel) = backend.kernel() else {
+            unreachable!("only backends this CPU can run are built")
+        };
+        Serpent {
+            rk,
+            backend,
+            kernel,
+        }
     }
 
     /// Runs `width` blocks (a whole kernel step) in place.
     fn step(&self, blocks: &mut [Block], encrypt: bool) {
-        match self.backend {
+        match self.kernel {
             #[cfg(target_arch = "x86_64")]
-            SerpentBackend::Avx512 => {
-                // SAFETY: the backend was chosen after `is_available` confirmed AVX-512F;
-                // `step` always receives exactly 32 blocks.
+            Kernel::Avx512(_) => {
+                // SAFETY: the `Avx512` token proves this CPU has AVX-512F; `step` always
+                // receives exactly 32 blocks.
                 unsafe { simd::avx512(&self.rk, blocks, encrypt) }
             }
             #[cfg(target_arch = "x86_64")]
-            SerpentBackend::Avx2 => {
-                // SAFETY: as above, with AVX2 and 16 blocks.
+            Kernel::Avx2(_) => {
+                // SAFETY: the `Avx2` token proves this CPU has AVX2; `step` always receives
+                // exactly 16 blocks.
                 unsafe { simd::avx2(&self.rk, blocks, encrypt) }
             }
             _ => {

@@ -17,26 +17,8 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::pbkdf2_lanes::LaneJob;
-use super::prf::Stopped;
-
-/// How many iterations run between two looks at the stop flag.
-const STOP_CHECK_EVERY: u32 = 2048;
-
-/// Whether this CPU can run the kernel (AVX-512 F/BW/VBMI and GFNI).
-pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx512bw")
-            && std::is_x86_feature_detected!("avx512vbmi")
-            && std::is_x86_feature_detected!("gfni")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
+use super::{LaneJob, STOP_CHECK_EVERY, Stopped};
+use crate::crypto::cpu::Avx512Vbmi;
 
 /// The mini-box E of the specification and its inverse, and the mini-box R.
 const MINI_E: [u8; 16] = [
@@ -102,8 +84,9 @@ const fn mul_matrix(c: u8) -> u64 {
 /// stop flag checked every few thousand iterations.
 ///
 /// # Panics
-/// If [`available`] is false or `iterations` is 0.
+/// If `iterations` is 0.
 pub fn pbkdf2_block(
+    vbmi: Avx512Vbmi,
     password: &[u8],
     salt: &[u8],
     iterations: u32,
@@ -116,7 +99,7 @@ pub fn pbkdf2_block(
         salt,
         index,
     };
-    pbkdf2_blocks(&[job], iterations, &mut [out], stop)
+    pbkdf2_blocks(vbmi, &[job], iterations, &mut [out], stop)
 }
 
 /// How many blocks [`pbkdf2_blocks`] interleaves in one thread.
@@ -126,30 +109,28 @@ pub const CHAINS: usize = 3;
 /// a time interleaved in one thread; `outs[i]` receives up to 64 bytes of job `i`.
 ///
 /// # Panics
-/// If [`available`] is false, `iterations` is 0 or `jobs` and `outs` differ in length.
+/// If `iterations` is 0 or `jobs` and `outs` differ in length.
 pub fn pbkdf2_blocks(
+    vbmi: Avx512Vbmi,
     jobs: &[LaneJob<'_>],
     iterations: u32,
     outs: &mut [&mut [u8]],
     stop: &AtomicBool,
 ) -> Result<(), Stopped> {
-    assert!(
-        available(),
-        "the Whirlpool kernel needs AVX-512 VBMI and GFNI"
-    );
     assert!(iterations > 0, "PBKDF2 needs at least one iteration");
     assert_eq!(jobs.len(), outs.len(), "one output per job");
     for (group, outs) in jobs.chunks(CHAINS).zip(outs.chunks_mut(CHAINS)) {
         match group.len() {
-            3 => chains::<3>(group, iterations, outs, stop)?,
-            2 => chains::<2>(group, iterations, outs, stop)?,
-            _ => chains::<1>(group, iterations, outs, stop)?,
+            3 => chains::<3>(vbmi, group, iterations, outs, stop)?,
+            2 => chains::<2>(vbmi, group, iterations, outs, stop)?,
+            _ => chains::<1>(vbmi, group, iterations, outs, stop)?,
         }
     }
     Ok(())
 }
 
 fn chains<const N: usize>(
+    _vbmi: Avx512Vbmi,
     group: &[LaneJob<'_>],
     iterations: u32,
     outs: &mut [&mut [u8]],
@@ -177,10 +158,11 @@ fn chains<const N: usize>(
         zeroize::Zeroize::zeroize(u.as_mut_slice());
     }
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: the caller checked `available()`: every target feature the kernel is compiled with.
+    // SAFETY: the `Avx512Vbmi` token proves this CPU has every target feature the kernel is
+    // compiled with.
     let result = unsafe { kernel::run::<N>(&keys, &firsts, iterations, stop) };
     #[cfg(not(target_arch = "x86_64"))]
-    let result: Result<[[u8; 64]; N], Stopped> = unreachable!("available() is false here");
+    let result: Result<[[u8; 64]; N], Stopped> = unreachable!("no CPU token exists off x86-64");
     zeroize::Zeroize::zeroize(keys.as_flattened_mut());
     zeroize::Zeroize::zeroize(firsts.as_flattened_mut());
     let mut acc = result?;
@@ -196,6 +178,8 @@ fn chains<const N: usize>(
 mod kernel {
     use core::arch::x86_64::*;
 
+    use crate::crypto::simd::{load512, to_array};
+
     use super::{AtomicBool, Ordering, SBOX, STOP_CHECK_EVERY, Stopped, mul_matrix};
 
     struct Consts {
@@ -208,29 +192,13 @@ mod kernel {
         pad: __m512i,
     }
 
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni")]
-    fn load(bytes: &[u8; 64]) -> __m512i {
-        // SAFETY: the pointer covers 64 readable bytes; the load is unaligned.
-        unsafe { _mm512_loadu_si512(bytes.as_ptr().cast()) }
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni")]
-    fn store(v: __m512i) -> [u8; 64] {
-        let mut out = [0u8; 64];
-        // SAFETY: the pointer covers 64 writable bytes; the store is unaligned.
-        unsafe { _mm512_storeu_si512(out.as_mut_ptr().cast(), v) };
-        out
-    }
-
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni")]
     fn consts() -> Consts {
         let mut sbox = [_mm512_setzero_si512(); 4];
         for (q, s) in sbox.iter_mut().enumerate() {
             let mut b = [0u8; 64];
             b.copy_from_slice(&SBOX[64 * q..64 * (q + 1)]);
-            *s = load(&b);
+            *s = load512(&b);
         }
         // π: output row i, column j takes input row (i − j) mod 8, column j.
         let mut idx = [0u8; 64];
@@ -238,12 +206,12 @@ mod kernel {
             let (i, j) = (p / 8, p % 8);
             *v = (8 * ((i + 8 - j) % 8) + j) as u8;
         }
-        let shift = load(&idx);
+        let shift = load512(&idx);
         let mul = [4u8, 8, 5, 2, 9].map(|c| _mm512_set1_epi64(mul_matrix(c) as i64));
         let rc = core::array::from_fn(|r| {
             let mut b = [0u8; 64];
             b[..8].copy_from_slice(&SBOX[8 * r..8 * r + 8]);
-            load(&b)
+            load512(&b)
         });
         let mut p = [0u8; 64];
         p[0] = 0x80;
@@ -253,7 +221,7 @@ mod kernel {
             shift,
             mul,
             rc,
-            pad: load(&p),
+            pad: load512(&p),
         }
     }
 
@@ -316,7 +284,7 @@ mod kernel {
                 for b in &mut blk {
                     *b ^= pad;
                 }
-                let v = load(&blk);
+                let v = load512(&blk);
                 zeroize::Zeroize::zeroize(&mut blk);
                 v
             });
@@ -325,7 +293,7 @@ mod kernel {
         let inner = keyed(0x36);
         let outer = keyed(0x5c);
         let pad = [k.pad; N];
-        let mut u: [__m512i; N] = core::array::from_fn(|c| load(&firsts[c]));
+        let mut u: [__m512i; N] = core::array::from_fn(|c| load512(&firsts[c]));
         let mut acc = u;
         for i in 1..iterations {
             if i % STOP_CHECK_EVERY == 0 && stop.load(Ordering::Relaxed) {
@@ -337,14 +305,38 @@ mod kernel {
                 *a = _mm512_xor_si512(*a, *v);
             }
         }
-        Ok(core::array::from_fn(|c| store(acc[c])))
+        Ok(core::array::from_fn(|c| to_array::<[u8; 64]>(acc[c])))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::kernel_checks;
+    use crate::crypto::cpu;
+    use crate::crypto::kdf::kernel_checks;
+
+    /// The kernel with this CPU's token (the tests run it only after `kernel_present`).
+    fn block(
+        password: &[u8],
+        salt: &[u8],
+        iterations: u32,
+        index: u32,
+        out: &mut [u8],
+        stop: &AtomicBool,
+    ) -> Result<(), Stopped> {
+        let vbmi = cpu::avx512_vbmi().expect("AVX-512 VBMI and GFNI");
+        pbkdf2_block(vbmi, password, salt, iterations, index, out, stop)
+    }
+
+    fn blocks(
+        jobs: &[LaneJob<'_>],
+        iterations: u32,
+        outs: &mut [&mut [u8]],
+        stop: &AtomicBool,
+    ) -> Result<(), Stopped> {
+        let vbmi = cpu::avx512_vbmi().expect("AVX-512 VBMI and GFNI");
+        pbkdf2_blocks(vbmi, jobs, iterations, outs, stop)
+    }
 
     fn reference(password: &[u8], salt: &[u8], iterations: u32, out: &mut [u8]) {
         pbkdf2::pbkdf2_hmac::<::whirlpool::Whirlpool>(password, salt, iterations, out);
@@ -352,25 +344,25 @@ mod tests {
 
     #[test]
     fn kernel_matches_whirlpool_crate_on_random_inputs() {
-        if !kernel_checks::kernel_present(available(), "Whirlpool") {
+        if !kernel_checks::kernel_present(cpu::avx512_vbmi().is_some(), "Whirlpool") {
             return;
         }
-        kernel_checks::single_blocks_match(0x5eed_0002, reference, pbkdf2_block);
+        kernel_checks::single_blocks_match(0x5eed_0002, reference, block);
     }
 
     #[test]
     fn interleaved_chains_match_whirlpool_crate() {
-        if !kernel_checks::kernel_present(available(), "Whirlpool") {
+        if !kernel_checks::kernel_present(cpu::avx512_vbmi().is_some(), "Whirlpool") {
             return;
         }
-        kernel_checks::grouped_blocks_match(0x5eed_0004, reference, pbkdf2_blocks);
+        kernel_checks::grouped_blocks_match(0x5eed_0004, reference, blocks);
     }
 
     #[test]
     fn kernel_stops_when_flag_raised() {
-        if !kernel_checks::kernel_present(available(), "Whirlpool") {
+        if !kernel_checks::kernel_present(cpu::avx512_vbmi().is_some(), "Whirlpool") {
             return;
         }
-        kernel_checks::stops_when_flag_raised(pbkdf2_block);
+        kernel_checks::stops_when_flag_raised(block);
     }
 }
