@@ -115,7 +115,7 @@ fn write_man(cmd: &clap::Command, name: &str, dir: &Path, common: bool) -> io::R
 /// Tests that read the third-party reference volumes (never copied into the project; see
 /// `README.md`, "Test inputs") are compiled as ignored, with the reason, when the shared folder
 /// is absent: the test report says "ignored", never "ok". Under `CI=true` a separate test fails
-/// instead (`tests/reference_volumes.rs`). The folder is looked at when the build script runs
+/// instead (`tests/format/reference_volumes.rs`). The folder is looked at when the build script runs
 /// (a clean build, or a change under `src/cli` or `man/`).
 fn third_party_volumes() {
     println!("cargo:rustc-check-cfg=cfg(shared_third_party)");

@@ -8,7 +8,7 @@
 # checked with `tcvault decrypt` instead.
 #
 # Usage: scripts/demo.sh   (builds the release binaries first; with TCVAULT_BIN_DIR set it uses
-# the tcvault and tcvault-escrowd binaries there instead, as tests/demo.rs does)
+# the tcvault and tcvault-escrowd binaries there instead, as tests/escrow/demo.rs does)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -n "${TCVAULT_BIN_DIR:-}" ]; then

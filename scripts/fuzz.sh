@@ -13,7 +13,7 @@
 # (ignored by git); a failing input lands in fuzz/artifacts/TARGET/, and the run exits 1
 # naming it. Reproduce one with `cd fuzz && cargo fuzz run --sanitizer none TARGET FILE`;
 # to keep it as a regression input, copy it into fuzz/corpus/TARGET/ (`cargo test` replays
-# every corpus file through tests/fuzz_corpus.rs).
+# every corpus file through tests/format/fuzz_corpus.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CARGO_FUZZ_VERSION=0.13.2
@@ -55,7 +55,7 @@ run_one() {
 
 case ${1:-} in
     --list) targets ;;
-    --seeds) TCVAULT_WRITE_FUZZ_SEEDS=1 cargo test --quiet --test fuzz_corpus seeds_are_checked_in ;;
+    --seeds) TCVAULT_WRITE_FUZZ_SEEDS=1 cargo test --quiet --test format fuzz_corpus::seeds_are_checked_in ;;
     --all)
         [ $# = 2 ] || usage
         ensure_cargo_fuzz

@@ -40,7 +40,7 @@ cargo test --locked --all-targets --features test-hooks --no-fail-fast "$@" || s
 cargo test --locked --doc --features test-hooks || status=$?
 
 # Every fuzz target for a bounded time (TCVAULT_FUZZ_SECONDS each; the corpora also replay in
-# the cargo test above, through tests/fuzz_corpus.rs, and tests/kill_test.rs runs
+# the cargo test above, through tests/format/fuzz_corpus.rs, and tests/escrow/kill_test.rs runs
 # scripts/kill-test.sh with a few dozen trials). A fixed libFuzzer seed keeps this run
 # repeatable (a finding fails every run, not one in ten); scripts/fuzz.sh alone uses a random
 # seed (TCVAULT_FUZZ_SEED=0) for the long runs that look for new findings.

@@ -21,7 +21,7 @@ header at 65536), the embedded backup (size - 131072 for a normal/outer volume, 
 hidden one) and the headers in the two 131072-byte `.backup` files.
 
 For each (file, slot) it prints one JSON line on standard output with the master key halves and
-header fields, so that tests/independent.rs can compare them with
+header fields, so that tests/format/independent.rs can compare them with
 `tcvault info --json --show-keys`. Diagnostics go to standard error. The exit status is 0 when
 everything matched, 1 on any mismatch, 2 on usage errors and 3 when `cryptography` is missing.
 """

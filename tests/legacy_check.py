@@ -14,7 +14,7 @@ the `cryptography` package's AES, Blowfish and Triple DES (ECB, one block at a t
 each 192 KiB, password "python legacy", and data byte i of the data area (host byte 512 + i)
 equal to (7*i + 3*(i >> 9) + 1) mod 256. One JSON line per volume on standard output: file,
 mode, cipher, prf, header_version, host_size and the 256-byte key area in hex, for
-tests/legacy.rs to compare with its own reader and with `tcvault`.
+tests/commands/legacy.rs to compare with its own reader and with `tcvault`.
 
 Exit status: 0 when written, 2 on usage errors, 3 when `cryptography` is missing.
 """

@@ -1,7 +1,7 @@
 //! The checks behind tcvault's fuzz targets, one module per target, each with a
 //! `check(data: &[u8])` that panics when a property fails. The same functions run under
 //! libFuzzer (`fuzz_targets/`, `scripts/fuzz.sh`) and as ordinary tests that replay the
-//! checked-in corpora (`tests/fuzz_corpus.rs` of the main package includes this file).
+//! checked-in corpora (`tests/format/fuzz_corpus.rs` of the main package includes this file).
 //!
 //! Key derivation is kept cheap without any test hook in the library: crafted volumes are
 //! TrueCrypt-family headers under PBKDF2-HMAC-SHA-512 with 1,000 iterations (the cheapest

@@ -1,6 +1,6 @@
 //! The seed corpora: a few inputs per target that reach its interesting paths (valid headers
 //! in each layout and scheme, each write operation, well-formed packets, configurations and
-//! request bodies). Deterministic, so that `tests/fuzz_corpus.rs` can check that
+//! request bodies). Deterministic, so that `tests/format/fuzz_corpus.rs` can check that
 //! `fuzz/corpus/<target>/seed-*` holds exactly these.
 
 use serde_json::json;

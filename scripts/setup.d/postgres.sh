@@ -1,4 +1,4 @@
-# Throwaway PostgreSQL for the escrow server tests (tests/escrowd.rs run every scenario against
+# Throwaway PostgreSQL for the escrow server tests (tests/escrow/escrowd.rs run every scenario against
 # SQLite and against PostgreSQL). Sourced by scripts/test.sh: installs the Debian package if
 # needed, starts a private cluster on 127.0.0.1:55432 (trust auth, data under /tmp) unless one is
 # already running there, and exports TCVAULT_TEST_POSTGRES_URL. Safe to run again.

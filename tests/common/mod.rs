@@ -1,4 +1,4 @@
-//! Helpers shared by the end-to-end tests (`tests/cli.rs`, `tests/independent.rs`).
+//! Helpers shared by the end-to-end tests (`tests/commands/cli.rs`, `tests/format/independent.rs`).
 //!
 //! Everything about the reference volumes comes from `testvolumes/manifest.json`, written when
 //! real VeraCrypt made them: passwords, PIMs, keyfiles, cipher, PRF, sizes and the data patterns

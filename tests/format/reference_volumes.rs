@@ -4,7 +4,7 @@
 //! shared folder is present, by `../shared/testvolumes/veracrypt/third_party/manifest.json`
 //! (VeraCrypt's own Windows-made volumes, a RIPEMD-160 one, and a genuine TrueCrypt 7 volume).
 //! Tests pass the manifest's PRF so that they do not spend minutes on auto-detection; the
-//! auto-detect path has its own deliberate tests in `tests/cli.rs`.
+//! auto-detect path has its own deliberate tests in `tests/commands/cli.rs`.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -294,7 +294,7 @@ fn a_wrong_password_fails_for_every_volume() {
         )
         .expect("credentials");
         // Naming the chain keeps this to the PBKDF2 blocks that chain needs; the full search
-        // is covered once in tests/cli.rs.
+        // is covered once in tests/commands/cli.rs.
         let opts = UnlockOptions {
             prf: Some(prf_of(e)),
             chain: ChainId::from_name(s(e, "cipher")),

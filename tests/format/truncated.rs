@@ -10,13 +10,11 @@
 //! drive image is built with the library. A real TrueCrypt 7 volume from the shared third-party
 //! folder is cut too when that folder is present (always in CI).
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{in_ci, password_file, run, run_json, run_ok, tcvault, temp_dir};
+use crate::common::{in_ci, password_file, run, run_json, run_ok, tcvault, temp_dir};
 use serde_json::Value;
 use tcvault::crypto::kdf::Prf;
 use tcvault::header::format::FLAG_SYSTEM;
@@ -288,7 +286,7 @@ fn header_rewrites_and_mounting_refuse_a_cut_volume() {
     fs::write(&new_pw, "a new one").expect("write the new password");
     let mount_point = m.dir.path().join("mnt");
     fs::create_dir(&mount_point).expect("mount point");
-    let can_mount = common::can_mount();
+    let can_mount = crate::common::can_mount();
     for c in &CUTS {
         let vol = m.cut(c);
         let before = fs::read(&vol).expect("read the cut copy");

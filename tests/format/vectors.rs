@@ -300,7 +300,7 @@ struct XtsVector {
 }
 
 fn ieee1619_vectors() -> Vec<XtsVector> {
-    include_str!("vectors/ieee1619_xts_aes256.txt")
+    include_str!("../vectors/ieee1619_xts_aes256.txt")
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .map(|line| {

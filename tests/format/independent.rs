@@ -14,15 +14,13 @@
 //! The test needs `python3` with `cryptography`. Without them it is skipped with a message,
 //! except when the `CI` environment variable is set: then it fails.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command as StdCommand;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{
+use crate::common::{
     entry, in_ci, keyfiles, manifest_entries, password_bytes, password_file, run_json, str_field,
     tcvault, temp_dir, u64_field, unlock_args, volume_path,
 };

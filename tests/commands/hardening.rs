@@ -2,12 +2,10 @@
 //! crashes that must not dump secrets, killed writes that must leave nothing behind, and
 //! inputs that used to hang or panic. Each test reproduces a defect first found on main.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 
-use common::{create_quick, run, run_ok, tcvault, temp_dir, write_file};
+use crate::common::{create_quick, run, run_ok, tcvault, temp_dir, write_file};
 use tcvault::crypto::chain::ChainId;
 use tcvault::crypto::kdf::Prf;
 use tcvault::header::seal::{Protection, new_header, seal};
@@ -187,7 +185,7 @@ mod core_dumps {
     use std::process::{Child, Command, Stdio};
     use std::time::Duration;
 
-    use super::common::{in_ci, temp_dir};
+    use crate::common::{in_ci, temp_dir};
 
     /// Starts `program args` the way an attacker who wants a core would: in `dir`, with
     /// `ulimit -c unlimited`, stdin a pipe that gets `stdin` but stays open.
@@ -257,7 +255,7 @@ mod core_dumps {
     /// (its core limit raised from outside first) leaves no core in its working folder.
     #[test]
     fn a_crashed_mount_service_dumps_nothing() {
-        if !super::common::can_mount() || !cores_are_written() {
+        if !crate::common::can_mount() || !cores_are_written() {
             return;
         }
         let dir = temp_dir();

@@ -8,17 +8,15 @@
 //! Every tcvault call names `--truecrypt` (VeraCrypt's 500,000-iteration trials would
 //! make the matrix slow); most also name the PRF; `autodetect_*` runs without them.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Output};
 
-use common::legacy::{
+use crate::common::legacy::{
     self, Built, HiddenSpec, LegacySpec, Mode, Prf, area_of, build, decrypt_area, header_slots,
     open_header, pattern,
 };
-use common::{in_ci, run, run_json, run_ok, tcvault, temp_dir};
+use crate::common::{in_ci, run, run_json, run_ok, tcvault, temp_dir};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -174,7 +172,7 @@ fn check_normal(v: &Vol, prf: Prf, extra: &[&str], what: &str) {
 // The builder itself, against published vectors and its own round trips.
 
 mod builder {
-    use super::common::legacy::*;
+    use crate::common::legacy::*;
     use cipher::KeyInit;
     use std::fs;
 
@@ -1429,7 +1427,7 @@ fn ext4_round_trip(mode: Mode, chain: &str, prf: Prf, hidden: bool) {
 
 #[test]
 fn ext4_on_legacy_volumes_mounts_read_write() {
-    if !common::can_mount() {
+    if !crate::common::can_mount() {
         return;
     }
     ext4_round_trip(Mode::Lrw, "AES", Prf::Sha1, false);

@@ -15,16 +15,14 @@
 //!
 //! The ignored tests at the end describe known bugs of `decrypt -o FILE` (world-readable output,
 //! a followed symlink at the temporary name, special files replaced, the input overwritten);
-//! run them with `cargo test --test cli -- --ignored` once those are fixed.
-
-mod common;
+//! run them with `cargo test --test commands cli:: -- --ignored` once those are fixed.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::process::Output;
 
-use common::{
+use crate::common::{
     expected_layout, keyfiles, manifest_entries, password_bytes, password_file, pattern, run,
     run_json, run_ok, str_field, tcvault, temp_dir, u64_field, unlock_args, volume_path,
     write_file,
@@ -380,7 +378,7 @@ fn info_wrong_pim_is_refused() {
 
 #[test]
 fn hidden_volume_opens_with_its_own_password() {
-    let e = common::entry("outer_hidden.hc", "hidden");
+    let e = crate::common::entry("outer_hidden.hc", "hidden");
     // No --hidden: the normal slot is tried first, then the hidden one.
     let j = info_json(
         &e,
@@ -402,7 +400,7 @@ fn hidden_volume_opens_with_its_own_password() {
 
 #[test]
 fn outer_volume_opens_as_a_normal_volume() {
-    let e = common::entry("outer_hidden.hc", "outer");
+    let e = crate::common::entry("outer_hidden.hc", "outer");
     let j = info_json(
         &e,
         &volume_path("outer_hidden.hc"),
@@ -441,7 +439,7 @@ fn header_backup_files_open() {
         assert_eq!(j["cipher"], str_field(&vol, "cipher"), "{file}");
         assert_eq!(j["volume_size"], expected_layout(&vol).1, "{file}");
         if b.get("hidden_password").is_some() {
-            let hidden = common::entry(of, "hidden");
+            let hidden = crate::common::entry(of, "hidden");
             let j = info_json(
                 b,
                 &volume_path(file),
@@ -973,7 +971,7 @@ fn utf8_password() {
 // ---------------------------------------------------------------------------------------------
 // Known bugs in `decrypt -o FILE` (src/cli/decrypt.rs, `write_file`): these tests describe the
 // expected behaviour and are ignored until the bugs are fixed. Run them with
-// `cargo test --test cli -- --ignored`.
+// `cargo test --test commands cli:: -- --ignored`.
 
 /// `decrypt -o FILE` of the cheap volume into `dir`, with extra arguments.
 fn decrypt_fast_volume_to(

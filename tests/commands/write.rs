@@ -4,15 +4,13 @@
 //! The chain × PRF matrix runs through the library (hundreds of key derivations); the
 //! workflows run the binary. PIM 1 keeps PBKDF2 at 16,000 iterations and Argon2id at 64 MiB.
 
-mod common;
-
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Stdio};
 use std::sync::atomic::AtomicBool;
 
-use common::{
+use crate::common::{
     create_quick, in_ci, password_file, run, run_json, run_ok, tcvault, temp_dir, volume_path,
 };
 use tcvault::crypto::chain::ChainId;
@@ -621,9 +619,9 @@ fn killed_between_header_writes_still_opens() {
 #[test]
 fn veracrypt_backups_restore() {
     let dir = temp_dir();
-    let m = common::manifest_entries();
+    let m = crate::common::manifest_entries();
     for e in m.iter().filter(|e| e["type"] == "backup") {
-        let file = common::str_field(e, "file");
+        let file = crate::common::str_field(e, "file");
         let volume = file.trim_end_matches(".backup");
         let copy = dir.path().join(volume);
         fs::copy(volume_path(volume), &copy).expect("copy volume");
@@ -635,7 +633,7 @@ fn veracrypt_backups_restore() {
             tries.push(("hidden_password", true));
         }
         for (field, hidden) in tries {
-            let pw = common::password_bytes(e, field);
+            let pw = crate::common::password_bytes(e, field);
             let pwf = dir.path().join("pw");
             fs::write(&pwf, &pw).expect("password file");
             run_ok(
@@ -662,7 +660,7 @@ fn veracrypt_backups_restore() {
         }
         // The restored volume's data decrypt to what the original's do.
         let pwf = dir.path().join("pw");
-        fs::write(&pwf, common::password_bytes(e, "password")).expect("password file");
+        fs::write(&pwf, crate::common::password_bytes(e, "password")).expect("password file");
         let a = run_ok(
             tcvault()
                 .args(["decrypt", "--password-file"])
@@ -680,11 +678,11 @@ fn veracrypt_backups_restore() {
 #[test]
 fn hidden_volume_in_a_veracrypt_outer() {
     let dir = temp_dir();
-    let e = common::entry("aes_sha512.hc", "normal");
+    let e = crate::common::entry("aes_sha512.hc", "normal");
     let outer = dir.path().join("outer.hc");
     fs::copy(volume_path("aes_sha512.hc"), &outer).expect("copy");
     let opw = dir.path().join("outer-pw");
-    fs::write(&opw, common::password_bytes(&e, "password")).expect("pw");
+    fs::write(&opw, crate::common::password_bytes(&e, "password")).expect("pw");
     let hpw = pwfile(&dir, "hidden-pw", "hidden one");
     let before = decrypted(&["--prf", "sha512"], &opw, &outer);
     // Far too big: the outer FAT's files are in the way.
@@ -884,14 +882,14 @@ fn bad_input_is_refused_cleanly() {
 #[test]
 fn compact_backup_with_hidden_header() {
     let dir = temp_dir();
-    let e = common::entry("outer_hidden.hc", "outer");
-    let h = common::entry("outer_hidden.hc", "hidden");
+    let e = crate::common::entry("outer_hidden.hc", "outer");
+    let h = crate::common::entry("outer_hidden.hc", "hidden");
     let vol = dir.path().join("oh.hc");
     fs::copy(volume_path("outer_hidden.hc"), &vol).expect("copy");
     let opw = dir.path().join("o");
-    fs::write(&opw, common::password_bytes(&e, "password")).expect("pw");
+    fs::write(&opw, crate::common::password_bytes(&e, "password")).expect("pw");
     let hpw = dir.path().join("h");
-    fs::write(&hpw, common::password_bytes(&h, "password")).expect("pw");
+    fs::write(&hpw, crate::common::password_bytes(&h, "password")).expect("pw");
     let b = dir.path().join("oh.bak");
     run_ok(
         tcvault()
@@ -931,10 +929,10 @@ fn compact_backup_with_hidden_header() {
 #[test]
 fn backup_with_the_hidden_password_as_the_main_one_is_refused() {
     let dir = temp_dir();
-    let h = common::entry("outer_hidden.hc", "hidden");
+    let h = crate::common::entry("outer_hidden.hc", "hidden");
     let vol = volume_path("outer_hidden.hc");
     let hpw = dir.path().join("h");
-    fs::write(&hpw, common::password_bytes(&h, "password")).expect("pw");
+    fs::write(&hpw, crate::common::password_bytes(&h, "password")).expect("pw");
     for compact in [false, true] {
         let b = dir.path().join(format!("hidden-as-normal-{compact}.bak"));
         let mut cmd = tcvault();

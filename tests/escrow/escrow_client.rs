@@ -7,8 +7,6 @@
 //! another volume's entry, decoy salts posted with one's own packet, unreachable server); and the same restore for a legacy TrueCrypt (LRW) volume and its 1 KB
 //! backup, the volume built by the tests' own independent builder.
 
-mod common;
-
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -1239,7 +1237,7 @@ fn legacy_data(vol: &Path, password: &str) -> Vec<u8> {
 
 #[test]
 fn restore_a_legacy_truecrypt_volume_and_its_1k_backup() {
-    use common::legacy::{LegacySpec, Mode, Prf as LPrf, build, pattern};
+    use crate::common::legacy::{LegacySpec, Mode, Prf as LPrf, build, pattern};
     let env = Env::start();
     let vol = env.path("old4.tc");
     let size = 1 << 20;

@@ -4,7 +4,7 @@
 //! target has a corpus and that the checked-in seeds are the ones `fuzz/src/seeds.rs` makes;
 //! `TCVAULT_WRITE_FUZZ_SEEDS=1` writes them instead (`scripts/fuzz.sh --seeds`).
 
-#[path = "../fuzz/src/lib.rs"]
+#[path = "../../fuzz/src/lib.rs"]
 #[allow(dead_code)]
 mod checks;
 
