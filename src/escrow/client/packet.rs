@@ -616,4 +616,58 @@ mod tests {
             "a private key is no public key"
         );
     }
+
+    /// An authority key and packets (versions 1 and 2) written by an earlier build, kept in
+    /// `tests/vectors/escrow_*`: the encrypted PKCS#8 PEM (scrypt, AES-256-CBC), the
+    /// fingerprint, the RSA-OAEP key wrap and the AES-256-GCM seal must keep reading them.
+    #[test]
+    fn key_and_packets_of_an_earlier_build_still_open() {
+        let pem = include_str!("../../../tests/vectors/escrow_authority.key.pem");
+        let public_text = include_str!("../../../tests/vectors/escrow_authority.pub.pem");
+        let plain = include_str!("../../../tests/vectors/escrow_packet_plain.txt");
+        let field = |name: &str| {
+            plain
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .unwrap_or_else(|| panic!("{name} in escrow_packet_plain.txt"))
+        };
+        let key = load_private_key(pem, b"tcvault escrow test vector").expect("the PEM key loads");
+        assert!(matches!(
+            load_private_key(pem, b"tcvault escrow test vectoR"),
+            Err(PacketError::Key(_))
+        ));
+        let public = parse_public_key(public_text).expect("public key");
+        assert!(
+            public == key.to_public_key(),
+            "the public key is the private key's"
+        );
+        assert_eq!(public_pem(&public).expect("public pem"), public_text);
+        let fingerprint = hex::encode(key_fingerprint(&public).expect("fingerprint"));
+        assert_eq!(fingerprint, field("fingerprint"));
+        let header = hex::decode(field("header")).expect("hex");
+        let header_key = hex::decode(field("header_key")).expect("hex");
+        for (bytes, version) in [
+            (
+                &include_bytes!("../../../tests/vectors/escrow_packet_v1.bin")[..],
+                1,
+            ),
+            (
+                &include_bytes!("../../../tests/vectors/escrow_packet_v2.bin")[..],
+                2,
+            ),
+        ] {
+            let p = Packet::parse(bytes).expect("parse");
+            assert_eq!(p.version(), version);
+            assert_eq!(p.recipients(), vec![fingerprint.clone()]);
+            assert_eq!(p.metadata.volume_fingerprint, field("volume_fingerprint"));
+            assert_eq!(p.metadata.chain, "Serpent-AES");
+            assert_eq!(p.metadata.user, "alice");
+            let all = p.open_all(&key).expect("the packet opens");
+            assert_eq!(all.header.serialize(&[0u8; SALT_LEN]).expose(), &header[..]);
+            assert_eq!(
+                all.header_key.as_ref().map(SecretBytes::expose),
+                (version >= 2).then_some(&header_key[..])
+            );
+        }
+    }
 }

@@ -233,4 +233,33 @@ mod tests {
             Err(BundleError::WeakPassword)
         ));
     }
+
+    /// A bundle written by an earlier build (`tests/vectors/escrow_bundle.json`): Argon2id
+    /// and XChaCha20-Poly1305 must keep opening it.
+    #[test]
+    fn bundle_of_an_earlier_build_still_opens() {
+        let b = include_bytes!("../../../tests/vectors/escrow_bundle.json");
+        let content = decrypt(b, b"tcvault bundle test vector").expect("the bundle opens");
+        assert_eq!(
+            content,
+            BundleContent {
+                origin: "vector-server".into(),
+                exported_at: 1_700_000_000,
+                entries: vec![BundleEntry {
+                    source_number: 7,
+                    created_at: 1_699_999_000,
+                    user: "alice".into(),
+                    volume_fingerprint: "ab".repeat(32),
+                    salts: vec!["cd".repeat(64)],
+                    authority_fingerprint: "ef".repeat(32),
+                    metadata: serde_json::json!({"packet_version": 2, "user": "alice"}),
+                    packet: "VENWRVNDUEs=".into(),
+                }],
+            }
+        );
+        assert!(matches!(
+            decrypt(b, b"tcvault bundle test vectoR"),
+            Err(BundleError::Open)
+        ));
+    }
 }
