@@ -12,10 +12,9 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use chacha20poly1305::aead::OsRng;
-use chacha20poly1305::aead::rand_core::RngCore;
 use reqwest::StatusCode;
 use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+use rsa::rand_core::OsRng;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tcvault::escrow::server::Server;
@@ -52,7 +51,7 @@ fn authority() -> &'static (String, String, String) {
 
 fn random_hex(n: usize) -> String {
     let mut b = vec![0u8; n];
-    OsRng.fill_bytes(&mut b);
+    tcvault::crypto::random::fill(&mut b).expect("random bytes");
     hex::encode(b)
 }
 

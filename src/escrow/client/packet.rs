@@ -34,9 +34,10 @@
 
 use std::fmt;
 
-use aes_gcm::aead::{Aead, KeyInit, OsRng, Payload, rand_core::RngCore};
-use aes_gcm::{Aes256Gcm, Nonce};
+use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::{Aead, KeyInit, Nonce, Payload};
 use pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use rsa::rand_core::OsRng;
 use rsa::traits::PublicKeyParts;
 use rsa::{Oaep, RsaPrivateKey, RsaPublicKey};
 use serde::{Deserialize, Serialize};
@@ -315,7 +316,8 @@ fn encrypt_as(
     };
     let meta = serde_json::to_vec(&metadata).map_err(|e| PacketError::Encrypt(e.to_string()))?;
     let mut key = SecretArray::<CONTENT_KEY_LEN>::zeroed();
-    OsRng.fill_bytes(key.expose_mut());
+    crate::crypto::random::fill(key.expose_mut())
+        .map_err(|e| PacketError::Encrypt(e.to_string()))?;
     let mut out = Vec::with_capacity(2048);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&version.to_be_bytes());
@@ -332,7 +334,7 @@ fn encrypt_as(
     }
     let aad_len = out.len();
     let mut nonce = [0u8; NONCE_LEN];
-    OsRng.fill_bytes(&mut nonce);
+    crate::crypto::random::fill(&mut nonce).map_err(|e| PacketError::Encrypt(e.to_string()))?;
     let mut plain = SecretBytes::zeroed(payload_len(version));
     plain.expose_mut()[..HEADER_SIZE].copy_from_slice(h.serialize(&[0u8; SALT_LEN]).expose());
     if version >= 2 {
@@ -344,7 +346,7 @@ fn encrypt_as(
         .map_err(|_| PacketError::Encrypt("AES-256-GCM key".into()))?;
     let sealed = cipher
         .encrypt(
-            Nonce::from_slice(&nonce),
+            &Nonce::<Aes256Gcm>::from(nonce),
             Payload {
                 msg: plain.expose(),
                 aad: &out[..aad_len],
@@ -473,11 +475,12 @@ impl Packet {
                 .map_err(|_| PacketError::Decrypt)?,
         );
         let cipher = Aes256Gcm::new_from_slice(ck.expose()).map_err(|_| PacketError::Decrypt)?;
-        let nonce = &self.bytes[self.aad_len..self.aad_len + NONCE_LEN];
+        let nonce = <&Nonce<Aes256Gcm>>::try_from(&self.bytes[self.aad_len..][..NONCE_LEN])
+            .map_err(|_| PacketError::Decrypt)?;
         let plain = SecretBytes::from_vec(
             cipher
                 .decrypt(
-                    Nonce::from_slice(nonce),
+                    nonce,
                     Payload {
                         msg: &self.bytes[self.aad_len + NONCE_LEN..],
                         aad: &self.bytes[..self.aad_len],
