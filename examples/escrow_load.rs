@@ -45,8 +45,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use getrandom::SysRng;
 use rsa::pkcs8::{EncodePublicKey, LineEnding};
-use rsa::rand_core::OsRng;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -289,7 +289,7 @@ async fn main() -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let conf_dir = dir.path().join("conf");
 
-    let key = rsa::RsaPrivateKey::new(&mut OsRng, 2048).map_err(|e| e.to_string())?;
+    let key = rsa::PrivateKey::new(&mut SysRng, 2048).map_err(|e| e.to_string())?;
     let public = key.to_public_key();
     let pem = public
         .to_public_key_pem(LineEnding::LF)

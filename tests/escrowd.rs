@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use getrandom::SysRng;
 use reqwest::StatusCode;
 use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
-use rsa::rand_core::OsRng;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tcvault::escrow::server::Server;
@@ -34,7 +34,7 @@ use tcvault::escrow::server::store::{
 fn authority() -> &'static (String, String, String) {
     static KEY: OnceLock<(String, String, String)> = OnceLock::new();
     KEY.get_or_init(|| {
-        let private = rsa::RsaPrivateKey::new(&mut OsRng, 2048).expect("RSA key generation");
+        let private = rsa::PrivateKey::new(&mut SysRng, 2048).expect("RSA key generation");
         let public = private.to_public_key();
         let pem = public
             .to_public_key_pem(LineEnding::LF)
