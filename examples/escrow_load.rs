@@ -45,8 +45,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use chacha20poly1305::aead::OsRng;
-use chacha20poly1305::aead::rand_core::RngCore;
+use getrandom::SysRng;
 use rsa::pkcs8::{EncodePublicKey, LineEnding};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -207,7 +206,7 @@ fn cpu_seconds(pid: &str) -> Duration {
 
 fn random_hex(n: usize) -> String {
     let mut b = vec![0u8; n];
-    OsRng.fill_bytes(&mut b);
+    tcvault::crypto::random::fill(&mut b).expect("random bytes");
     hex::encode(b)
 }
 
@@ -290,7 +289,7 @@ async fn main() -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let conf_dir = dir.path().join("conf");
 
-    let key = rsa::RsaPrivateKey::new(&mut OsRng, 2048).map_err(|e| e.to_string())?;
+    let key = rsa::PrivateKey::new(&mut SysRng, 2048).map_err(|e| e.to_string())?;
     let public = key.to_public_key();
     let pem = public
         .to_public_key_pem(LineEnding::LF)
@@ -394,7 +393,7 @@ async fn main() -> Result<(), String> {
                 };
                 let fp = random_hex(32);
                 let mut packet = vec![0u8; 1200];
-                OsRng.fill_bytes(&mut packet);
+                tcvault::crypto::random::fill(&mut packet).expect("random bytes");
                 let body = json!({
                     "volume_fingerprint": fp,
                     "salts": [random_hex(64)],

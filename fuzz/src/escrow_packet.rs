@@ -6,7 +6,7 @@
 
 use std::sync::OnceLock;
 
-use rsa::RsaPrivateKey;
+use rsa::PrivateKey as RsaPrivateKey;
 use tcvault::escrow::client::packet::{
     self, MAX_RECIPIENTS, OLDEST_PACKET_VERSION, PACKET_VERSION, Packet, PacketError,
 };
@@ -28,7 +28,7 @@ struct Sealed {
 fn sealed() -> &'static Sealed {
     static S: OnceLock<Sealed> = OnceLock::new();
     S.get_or_init(|| {
-        let key = RsaPrivateKey::new(&mut aes_gcm::aead::OsRng, 1024).expect("RSA key");
+        let key = RsaPrivateKey::new(&mut getrandom::SysRng, 1024).expect("RSA key");
         let c = craft(&mut Input::new(&[0, 0, 0, 0]));
         let cand = Candidate {
             slot: Slot::Normal,

@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use chacha20poly1305::aead::OsRng;
-use chacha20poly1305::aead::rand_core::RngCore;
+use getrandom::SysRng;
 use reqwest::StatusCode;
 use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 use serde_json::{Value, json};
@@ -35,7 +34,7 @@ use tcvault::escrow::server::store::{
 fn authority() -> &'static (String, String, String) {
     static KEY: OnceLock<(String, String, String)> = OnceLock::new();
     KEY.get_or_init(|| {
-        let private = rsa::RsaPrivateKey::new(&mut OsRng, 2048).expect("RSA key generation");
+        let private = rsa::PrivateKey::new(&mut SysRng, 2048).expect("RSA key generation");
         let public = private.to_public_key();
         let pem = public
             .to_public_key_pem(LineEnding::LF)
@@ -52,7 +51,7 @@ fn authority() -> &'static (String, String, String) {
 
 fn random_hex(n: usize) -> String {
     let mut b = vec![0u8; n];
-    OsRng.fill_bytes(&mut b);
+    tcvault::crypto::random::fill(&mut b).expect("random bytes");
     hex::encode(b)
 }
 

@@ -3,7 +3,7 @@
 //! shows without a password. The server never sees a key: the packet opens only with the
 //! authority's private key.
 
-use rsa::RsaPublicKey;
+use rsa::PublicKey as RsaPublicKey;
 
 use super::config::ClientConfig;
 use super::http::{ClientError, EscrowClient, Login};

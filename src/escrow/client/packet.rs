@@ -34,11 +34,12 @@
 
 use std::fmt;
 
-use aes_gcm::aead::{Aead, KeyInit, OsRng, Payload, rand_core::RngCore};
-use aes_gcm::{Aes256Gcm, Nonce};
+use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::{Aead, KeyInit, Nonce, Payload};
+use getrandom::SysRng;
 use pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use rsa::traits::PublicKeyParts;
-use rsa::{Oaep, RsaPrivateKey, RsaPublicKey};
+use rsa::{PrivateKey as RsaPrivateKey, PublicKey as RsaPublicKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -59,8 +60,17 @@ pub const MIN_KEY_BITS: usize = 3072;
 pub const MAX_METADATA: usize = 16 * 1024;
 /// Most recipients in one packet.
 pub const MAX_RECIPIENTS: usize = 16;
+/// Largest public key read. The rsa crate decodes moduli of up to 8192 bits; authority keys
+/// stay at 4096 bits at most, the limit tcvault has always read.
+pub const MAX_PUBLIC_KEY_BITS: usize = 4096;
 const NONCE_LEN: usize = 12;
 const CONTENT_KEY_LEN: usize = 32;
+/// scrypt cost of the encrypted private key: N = 2^17, r = 8, p = 1 (128 MiB), with a 16-byte
+/// salt and AES-256-CBC under a 16-byte IV, as every authority key has been written.
+const PEM_SCRYPT_LOG_N: u8 = 17;
+const PEM_SCRYPT_R: u32 = 8;
+const PEM_SCRYPT_P: u32 = 1;
+const PEM_SALT_LEN: usize = 16;
 
 /// Why a packet or key could not be made, read or opened.
 #[derive(Debug, thiserror::Error)]
@@ -207,6 +217,9 @@ pub fn parse_public_key(pem: &str) -> Result<RsaPublicKey, PacketError> {
         .or_else(|_| RsaPublicKey::from_pkcs1_pem(pem))
         .map_err(|_| PacketError::Key("not a PEM RSA public key".into()))?;
     let bits = key.size() * 8;
+    if bits > MAX_PUBLIC_KEY_BITS {
+        return Err(PacketError::Key("not a PEM RSA public key".into()));
+    }
     if bits < MIN_KEY_BITS {
         return Err(PacketError::KeyTooSmall(bits));
     }
@@ -221,7 +234,7 @@ pub fn generate_key(bits: usize) -> Result<RsaPrivateKey, PacketError> {
     if bits < MIN_KEY_BITS {
         return Err(PacketError::KeyTooSmall(bits));
     }
-    RsaPrivateKey::new(&mut OsRng, bits).map_err(|e| PacketError::Key(e.to_string()))
+    RsaPrivateKey::new(&mut SysRng, bits).map_err(|e| PacketError::Key(e.to_string()))
 }
 
 /// The private key as encrypted PKCS#8 PEM (PBES2: scrypt and AES-256-CBC) under `passphrase`.
@@ -232,9 +245,24 @@ pub fn encrypted_private_pem(
     key: &RsaPrivateKey,
     passphrase: &[u8],
 ) -> Result<SecretText, PacketError> {
-    let mut pem = key
-        .to_pkcs8_encrypted_pem(&mut OsRng, passphrase, LineEnding::LF)
-        .map_err(|e| PacketError::Key(format!("cannot encrypt the private key: {e}")))?;
+    use pkcs8::der::pem::PemLabel;
+    use pkcs8::pkcs5::{pbes2, scrypt};
+    fn fail(e: impl fmt::Display) -> PacketError {
+        PacketError::Key(format!("cannot encrypt the private key: {e}"))
+    }
+    let mut salt = [0u8; PEM_SALT_LEN];
+    let mut iv = [0u8; 16];
+    crate::crypto::random::fill(&mut salt).map_err(fail)?;
+    crate::crypto::random::fill(&mut iv).map_err(fail)?;
+    let cost = scrypt::Params::new(PEM_SCRYPT_LOG_N, PEM_SCRYPT_R, PEM_SCRYPT_P).map_err(fail)?;
+    let params = pbes2::Parameters::generate_scrypt_aes256cbc(cost, &salt, iv).map_err(fail)?;
+    let der = key.to_pkcs8_der().map_err(fail)?;
+    let info = pkcs8::PrivateKeyInfoRef::try_from(der.as_bytes()).map_err(fail)?;
+    let mut pem = info
+        .encrypt_with_params(params, passphrase)
+        .map_err(fail)?
+        .to_pem(pkcs8::EncryptedPrivateKeyInfoRef::PEM_LABEL, LineEnding::LF)
+        .map_err(fail)?;
     Ok(SecretText::from_string(std::mem::take(&mut *pem)))
 }
 
@@ -315,7 +343,8 @@ fn encrypt_as(
     };
     let meta = serde_json::to_vec(&metadata).map_err(|e| PacketError::Encrypt(e.to_string()))?;
     let mut key = SecretArray::<CONTENT_KEY_LEN>::zeroed();
-    OsRng.fill_bytes(key.expose_mut());
+    crate::crypto::random::fill(key.expose_mut())
+        .map_err(|e| PacketError::Encrypt(e.to_string()))?;
     let mut out = Vec::with_capacity(2048);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&version.to_be_bytes());
@@ -324,7 +353,7 @@ fn encrypt_as(
     out.extend_from_slice(&u16::try_from(recipients.len()).unwrap_or(0).to_be_bytes());
     for (r, fp) in recipients.iter().zip(&fps) {
         let wrapped = r
-            .encrypt(&mut OsRng, Oaep::new::<rsa::sha2::Sha256>(), key.expose())
+            .oaep_encrypt_with_rng::<Sha256, _>(&mut SysRng, key.expose())
             .map_err(|e| PacketError::Encrypt(format!("RSA-OAEP: {e}")))?;
         out.extend_from_slice(fp);
         out.extend_from_slice(&u16::try_from(wrapped.len()).unwrap_or(0).to_be_bytes());
@@ -332,7 +361,7 @@ fn encrypt_as(
     }
     let aad_len = out.len();
     let mut nonce = [0u8; NONCE_LEN];
-    OsRng.fill_bytes(&mut nonce);
+    crate::crypto::random::fill(&mut nonce).map_err(|e| PacketError::Encrypt(e.to_string()))?;
     let mut plain = SecretBytes::zeroed(payload_len(version));
     plain.expose_mut()[..HEADER_SIZE].copy_from_slice(h.serialize(&[0u8; SALT_LEN]).expose());
     if version >= 2 {
@@ -344,7 +373,7 @@ fn encrypt_as(
         .map_err(|_| PacketError::Encrypt("AES-256-GCM key".into()))?;
     let sealed = cipher
         .encrypt(
-            Nonce::from_slice(&nonce),
+            &Nonce::<Aes256Gcm>::from(nonce),
             Payload {
                 msg: plain.expose(),
                 aad: &out[..aad_len],
@@ -469,15 +498,16 @@ impl Packet {
                 recipients: self.recipients(),
             })?;
         let ck = SecretBytes::from_vec(
-            key.decrypt(Oaep::new::<rsa::sha2::Sha256>(), wrapped)
+            key.oaep_decrypt_with_rng::<Sha256, _>(&mut SysRng, wrapped)
                 .map_err(|_| PacketError::Decrypt)?,
         );
         let cipher = Aes256Gcm::new_from_slice(ck.expose()).map_err(|_| PacketError::Decrypt)?;
-        let nonce = &self.bytes[self.aad_len..self.aad_len + NONCE_LEN];
+        let nonce = <&Nonce<Aes256Gcm>>::try_from(&self.bytes[self.aad_len..][..NONCE_LEN])
+            .map_err(|_| PacketError::Decrypt)?;
         let plain = SecretBytes::from_vec(
             cipher
                 .decrypt(
-                    Nonce::from_slice(nonce),
+                    nonce,
                     Payload {
                         msg: &self.bytes[self.aad_len + NONCE_LEN..],
                         aad: &self.bytes[..self.aad_len],
@@ -615,5 +645,93 @@ mod tests {
             parse_public_key(pem.as_str()).is_err(),
             "a private key is no public key"
         );
+    }
+
+    /// The scheme of an encrypted private key: scrypt cost, block size, parallelization, key
+    /// length, salt length, and whether the cipher is AES-256-CBC with a 16-byte IV.
+    fn pem_scheme(pem: &str) -> impl PartialEq + fmt::Debug {
+        use pkcs8::pkcs5::{EncryptionScheme, pbes2};
+        let (label, der) = pkcs8::Document::from_pem(pem).expect("PEM");
+        assert_eq!(label, "ENCRYPTED PRIVATE KEY");
+        let info =
+            pkcs8::EncryptedPrivateKeyInfoRef::try_from(der.as_bytes()).expect("encrypted PKCS#8");
+        let EncryptionScheme::Pbes2(p) = info.encryption_algorithm else {
+            panic!("not PBES2");
+        };
+        let s = *p.kdf.scrypt().expect("scrypt");
+        let cbc =
+            matches!(p.encryption, pbes2::EncryptionScheme::Aes256Cbc { iv } if iv.len() == 16);
+        let scheme = (
+            s.cost_parameter,
+            s.block_size,
+            s.parallelization,
+            s.key_length,
+        );
+        (scheme, s.salt.as_ref().len(), cbc)
+    }
+
+    #[test]
+    fn private_keys_are_written_as_they_always_were() {
+        let pem = encrypted_private_pem(key(), b"right").expect("pem");
+        let earlier = include_str!("../../../tests/vectors/escrow_authority.key.pem");
+        assert_eq!(pem_scheme(pem.as_str()), pem_scheme(earlier));
+        assert!(
+            pem.as_str()
+                .starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----\n")
+        );
+    }
+
+    /// An authority key and packets (versions 1 and 2) written by an earlier build, kept in
+    /// `tests/vectors/escrow_*`: the encrypted PKCS#8 PEM (scrypt, AES-256-CBC), the
+    /// fingerprint, the RSA-OAEP key wrap and the AES-256-GCM seal must keep reading them.
+    #[test]
+    fn key_and_packets_of_an_earlier_build_still_open() {
+        let pem = include_str!("../../../tests/vectors/escrow_authority.key.pem");
+        let public_text = include_str!("../../../tests/vectors/escrow_authority.pub.pem");
+        let plain = include_str!("../../../tests/vectors/escrow_packet_plain.txt");
+        let field = |name: &str| {
+            plain
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .unwrap_or_else(|| panic!("{name} in escrow_packet_plain.txt"))
+        };
+        let key = load_private_key(pem, b"tcvault escrow test vector").expect("the PEM key loads");
+        assert!(matches!(
+            load_private_key(pem, b"tcvault escrow test vectoR"),
+            Err(PacketError::Key(_))
+        ));
+        let public = parse_public_key(public_text).expect("public key");
+        assert!(
+            public == key.to_public_key(),
+            "the public key is the private key's"
+        );
+        assert_eq!(public_pem(&public).expect("public pem"), public_text);
+        let fingerprint = hex::encode(key_fingerprint(&public).expect("fingerprint"));
+        assert_eq!(fingerprint, field("fingerprint"));
+        let header = hex::decode(field("header")).expect("hex");
+        let header_key = hex::decode(field("header_key")).expect("hex");
+        for (bytes, version) in [
+            (
+                &include_bytes!("../../../tests/vectors/escrow_packet_v1.bin")[..],
+                1,
+            ),
+            (
+                &include_bytes!("../../../tests/vectors/escrow_packet_v2.bin")[..],
+                2,
+            ),
+        ] {
+            let p = Packet::parse(bytes).expect("parse");
+            assert_eq!(p.version(), version);
+            assert_eq!(p.recipients(), vec![fingerprint.clone()]);
+            assert_eq!(p.metadata.volume_fingerprint, field("volume_fingerprint"));
+            assert_eq!(p.metadata.chain, "Serpent-AES");
+            assert_eq!(p.metadata.user, "alice");
+            let all = p.open_all(&key).expect("the packet opens");
+            assert_eq!(all.header.serialize(&[0u8; SALT_LEN]).expose(), &header[..]);
+            assert_eq!(
+                all.header_key.as_ref().map(SecretBytes::expose),
+                (version >= 2).then_some(&header_key[..])
+            );
+        }
     }
 }

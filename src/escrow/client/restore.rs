@@ -28,7 +28,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use rsa::RsaPrivateKey;
+use rsa::PrivateKey as RsaPrivateKey;
 
 use super::http::{ClientError, EscrowClient, Login};
 use super::packet::{Packet, PacketError};

@@ -301,10 +301,9 @@ impl std::fmt::Debug for CredentialCache {
 
 impl Default for CredentialCache {
     fn default() -> Self {
-        use chacha20poly1305::aead::OsRng;
-        use chacha20poly1305::aead::rand_core::RngCore;
         let mut secret = [0u8; 32];
-        OsRng.fill_bytes(&mut secret);
+        // A server whose random generator fails does not start.
+        crate::crypto::random::fill(&mut secret).expect("the operating system's random generator");
         CredentialCache {
             secret,
             entries: Mutex::new(HashMap::new()),

@@ -89,10 +89,13 @@ impl AuthorityKey {
         let not_rsa = || AuthorityKeyError::NotRsa {
             path: path.to_owned(),
         };
-        let key = rsa::RsaPublicKey::from_public_key_pem(text.trim())
-            .or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(text.trim()))
+        let key = rsa::PublicKey::from_public_key_pem(text.trim())
+            .or_else(|_| rsa::PublicKey::from_pkcs1_pem(text.trim()))
             .map_err(|_| not_rsa())?;
         let bits = key.size() * 8;
+        if bits > crate::escrow::client::packet::MAX_PUBLIC_KEY_BITS {
+            return Err(not_rsa());
+        }
         if bits < MIN_AUTHORITY_BITS {
             return Err(AuthorityKeyError::TooSmall {
                 path: path.to_owned(),

@@ -8,8 +8,7 @@
 use crate::secret::SecretArray;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use chacha20poly1305::aead::rand_core::RngCore;
-use chacha20poly1305::aead::{Aead, KeyInit, OsRng, Payload};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
 
@@ -132,9 +131,9 @@ pub fn encrypt(content: &BundleContent, password: &[u8]) -> Result<Vec<u8>, Bund
         return Err(BundleError::WeakPassword);
     }
     let mut salt = [0u8; 16];
-    OsRng.fill_bytes(&mut salt);
+    crate::crypto::random::fill(&mut salt).map_err(|e| BundleError::Seal(e.to_string()))?;
     let mut nonce = [0u8; 24];
-    OsRng.fill_bytes(&mut nonce);
+    crate::crypto::random::fill(&mut nonce).map_err(|e| BundleError::Seal(e.to_string()))?;
     let d = argon2::Params::default();
     let mut sealed = Sealed {
         format: BUNDLE_FORMAT.to_owned(),
@@ -157,7 +156,7 @@ pub fn encrypt(content: &BundleContent, password: &[u8]) -> Result<Vec<u8>, Bund
     let cipher = XChaCha20Poly1305::new(key.expose().into());
     let ct = cipher
         .encrypt(
-            XNonce::from_slice(&nonce),
+            &XNonce::from(nonce),
             Payload {
                 msg: &plain,
                 aad: aad(&sealed).as_bytes(),
@@ -182,9 +181,8 @@ pub fn decrypt(bundle: &[u8], password: &[u8]) -> Result<BundleContent, BundleEr
         ));
     }
     let nonce = hex::decode(&sealed.nonce).map_err(|_| BundleError::Format("nonce".to_owned()))?;
-    if nonce.len() != 24 {
-        return Err(BundleError::Format("nonce length".to_owned()));
-    }
+    let nonce =
+        XNonce::try_from(&nonce[..]).map_err(|_| BundleError::Format("nonce length".to_owned()))?;
     let ct = B64
         .decode(&sealed.ciphertext)
         .map_err(|_| BundleError::Format("ciphertext is not base64".to_owned()))?;
@@ -192,7 +190,7 @@ pub fn decrypt(bundle: &[u8], password: &[u8]) -> Result<BundleContent, BundleEr
     let cipher = XChaCha20Poly1305::new(key.expose().into());
     let plain = cipher
         .decrypt(
-            XNonce::from_slice(&nonce),
+            &nonce,
             Payload {
                 msg: &ct,
                 aad: aad(&sealed).as_bytes(),
@@ -231,6 +229,35 @@ mod tests {
         assert!(matches!(
             encrypt(&content, b"short"),
             Err(BundleError::WeakPassword)
+        ));
+    }
+
+    /// A bundle written by an earlier build (`tests/vectors/escrow_bundle.json`): Argon2id
+    /// and XChaCha20-Poly1305 must keep opening it.
+    #[test]
+    fn bundle_of_an_earlier_build_still_opens() {
+        let b = include_bytes!("../../../tests/vectors/escrow_bundle.json");
+        let content = decrypt(b, b"tcvault bundle test vector").expect("the bundle opens");
+        assert_eq!(
+            content,
+            BundleContent {
+                origin: "vector-server".into(),
+                exported_at: 1_700_000_000,
+                entries: vec![BundleEntry {
+                    source_number: 7,
+                    created_at: 1_699_999_000,
+                    user: "alice".into(),
+                    volume_fingerprint: "ab".repeat(32),
+                    salts: vec!["cd".repeat(64)],
+                    authority_fingerprint: "ef".repeat(32),
+                    metadata: serde_json::json!({"packet_version": 2, "user": "alice"}),
+                    packet: "VENWRVNDUEs=".into(),
+                }],
+            }
+        );
+        assert!(matches!(
+            decrypt(b, b"tcvault bundle test vectoR"),
+            Err(BundleError::Open)
         ));
     }
 }
