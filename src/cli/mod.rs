@@ -55,7 +55,6 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// The error of a mount command, or of `create --filesystem`, in a build without the `mount`
 /// feature.
-#[cfg_attr(feature = "mount", allow(dead_code))]
 fn no_mount_support() -> exit::CliError {
     exit::CliError::msg(
         "this tcvault was built without mounting (the `mount` feature): it cannot mount, \
