@@ -4,6 +4,11 @@
 #
 #   scripts/bench-mount.sh [SIZE_MIB] [CHAIN...]    (as root; default: 1024 AES Serpent AES-Twofish-Serpent)
 #   REPS=7 scripts/bench-mount.sh ...               (rounds; default 5)
+#   USER_MODE=0 scripts/bench-mount.sh ...          (leave out the user-mode row)
+#
+# The user-mode row ("tcvault CHAIN user mode") mounts the first chain's volume with --user-mode:
+# the data path an ordinary user gets (fuse2fs on the decrypted FUSE file, no loop device and no
+# kernel ext4), run as root here so that the page cache can be dropped between passes.
 #
 # Write: dd of SIZE MiB in 1 MiB blocks with conv=fdatasync. Read: dd of the same file after
 # dropping the page cache, twice: "read" is the second, "1st read" the first (see below).
@@ -83,7 +88,7 @@ prepare_config() {
         mkfs.ext4 -q -F -E nodiscard "$work/plain.img"
         ;;
     *)
-        TCVAULT_BENCH_VOLUME="$work/$1.hc" TCVAULT_BENCH_CHAIN="$1" TCVAULT_BENCH_SIZE="$vol_bytes" \
+        TCVAULT_BENCH_VOLUME="$work/$1.hc" TCVAULT_BENCH_CHAIN="${1#user-}" TCVAULT_BENCH_SIZE="$vol_bytes" \
             cargo test --quiet --profile test --test mount -- --ignored --exact bench_volume >/dev/null
         ;;
     esac
@@ -107,6 +112,12 @@ run_config() {
         plain_loop=
         rm -f "$work/plain.img"
         ;;
+    user-*)
+        "$tcv" mount --user-mode "$work/$1.hc" "$mnt" --password-file "$pw" --prf sha512 --pim 1 >/dev/null
+        measure "tcvault ${1#user-} user mode"
+        "$tcv" unmount "$mnt" >/dev/null
+        rm -f "$work/$1.hc"
+        ;;
     *)
         "$tcv" mount "$work/$1.hc" "$mnt" --password-file "$pw" --prf sha512 --pim 1 >/dev/null
         measure "tcvault $1"
@@ -121,7 +132,9 @@ for rep in $(seq "$reps"); do
     # Everything is made first, so that what comes just before each measurement is only a
     # mount; and the order is new each round, so that what one configuration leaves behind (freed
     # memory the host takes back, the host's own write-back) does not always fall on the same one.
-    configs=$(printf '%s\n' file loop "${chains[@]}" | shuf)
+    user_row=()
+    [ "${USER_MODE:-1}" = 0 ] || user_row=("user-${chains[0]}")
+    configs=$(printf '%s\n' file loop "${chains[@]}" "${user_row[@]}" | shuf)
     for config in $configs; do
         prepare_config "$config"
     done

@@ -2,7 +2,6 @@
 
 use std::io::{self, Write};
 use std::os::fd::AsFd;
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::ExitCode;
@@ -17,7 +16,7 @@ use super::args::{ListArgs, MountArgs, UnlockArgs, UnmountArgs};
 use super::exit::{BAD_INPUT, CliError, FAILED, USAGE};
 use super::unlock::open_volume;
 
-fn cli_err(e: MountError) -> CliError {
+pub(super) fn cli_err(e: MountError) -> CliError {
     match e {
         MountError::Volume(v) => CliError::from(v),
         MountError::Usage(_) => CliError::new(e, USAGE),
@@ -42,27 +41,19 @@ fn cli_err(e: MountError) -> CliError {
     }
 }
 
-fn need_root(what: &str) -> Result<(), CliError> {
-    let euid = std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(0);
-    if euid != 0 {
-        return Err(CliError::msg(
-            format!("{what} needs root (loop devices and mount)"),
-            BAD_INPUT,
-        )
-        .hint("run it with sudo"));
-    }
-    Ok(())
-}
-
 fn sudo_id(var: &str) -> Option<u32> {
     std::env::var(var).ok()?.parse().ok().filter(|&n| n != 0)
 }
 
 pub fn mount(a: &MountArgs) -> Result<(), CliError> {
-    need_root("mount")?;
-    if !Path::new("/dev/fuse").exists() {
+    let user_mode = a.user_mode || !m::running_as_root();
+    if user_mode {
+        m::check_user_mode().map_err(cli_err)?;
+        if a.protect_hidden {
+            return Err(CliError::msg(m::service::USER_MODE_NO_PROTECTION, USAGE)
+                .hint("run the mount with sudo"));
+        }
+    } else if !Path::new("/dev/fuse").exists() {
         return Err(
             CliError::msg("/dev/fuse is missing: this kernel has no FUSE", FAILED)
                 .hint("load it with `modprobe fuse`"),
@@ -91,8 +82,9 @@ pub fn mount(a: &MountArgs) -> Result<(), CliError> {
         slot: a.slot,
         protect: None,
         default_owner: false,
+        user_mode,
     };
-    if req.uid.is_none() && req.gid.is_none() && !a.no_filesystem {
+    if req.uid.is_none() && req.gid.is_none() && !a.no_filesystem && !user_mode {
         req.uid = sudo_id("SUDO_UID");
         req.gid = sudo_id("SUDO_GID");
         req.default_owner = true;
@@ -196,7 +188,6 @@ fn describe(e: &Entry) -> String {
 }
 
 pub fn unmount(a: &UnmountArgs) -> Result<(), CliError> {
-    need_root("unmount")?;
     let entries: Vec<Entry> = if a.all {
         m::list()
     } else {

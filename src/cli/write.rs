@@ -140,6 +140,11 @@ pub fn create(a: &CreateArgs) -> Result<(), CliError> {
     if !cfg!(feature = "mount") && !matches!(a.filesystem, FilesystemArg::None) {
         return Err(super::no_mount_support());
     }
+    // Said before the password and the fill, which may take minutes.
+    #[cfg(feature = "mount")]
+    if !matches!(a.filesystem, FilesystemArg::None) && !tcvault::mount::running_as_root() {
+        tcvault::mount::check_user_mode().map_err(super::mount::cli_err)?;
+    }
     if a.hidden {
         return create_hidden(a);
     }
@@ -242,7 +247,9 @@ fn make_filesystem(
     };
     let opts = prot.only();
     let vol = Volume::open(&a.volume, creds, slots, &opts)?;
-    tcvault::mount::format_volume(vol, fs, a.label.as_deref()).map_err(|e| {
+    // Without root, through the FUSE file alone (no loop device).
+    let user_mode = !tcvault::mount::running_as_root();
+    tcvault::mount::format_volume(vol, fs, a.label.as_deref(), user_mode).map_err(|e| {
         CliError::new(e, FAILED).hint(
             "the volume was created without a filesystem; `tcvault mount --no-filesystem` gives \
              its device for mkfs",

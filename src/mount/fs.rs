@@ -1,6 +1,7 @@
 //! Filesystems on the decrypted device: detection (blkid), choosing a driver (the kernel's, or a
-//! FUSE driver from the distribution when the kernel has none), mounting, making one (mkfs),
-//! and finding the processes that keep a mount busy.
+//! FUSE driver from the distribution when the kernel has none or the mount is a user's),
+//! mounting and unmounting, making one (mkfs), and finding the processes that keep a mount
+//! busy.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -64,7 +65,9 @@ impl FsKind {
         }
     }
 
-    /// The mkfs command line for `dev` (no discards: the device sits on a FUSE file).
+    /// The mkfs command line for `dev` (no discards: the device sits on a FUSE file). An ext4
+    /// root directory belongs to the user running mkfs (root, or the user of a user-mode
+    /// `create`).
     pub fn mkfs_args(self, dev: &Path, label: Option<&str>) -> Vec<String> {
         let d = dev.display().to_string();
         let mut a: Vec<String> = match self {
@@ -72,7 +75,7 @@ impl FsKind {
                 "-q".into(),
                 "-F".into(),
                 "-E".into(),
-                "nodiscard,lazy_itable_init=0,lazy_journal_init=0".into(),
+                "nodiscard,lazy_itable_init=0,lazy_journal_init=0,root_owner".into(),
             ],
             FsKind::Xfs => vec!["-q".into(), "-f".into(), "-K".into()],
             FsKind::Btrfs => vec!["-q".into(), "-f".into(), "-K".into()],
@@ -230,19 +233,35 @@ fn fuse_drivers(fstype: &str) -> &'static [(&'static str, &'static str)] {
     }
 }
 
-/// Picks a driver for `fstype`, the kernel's first.
+/// The FUSE drivers of a user-mode mount, which run as the user on the decrypted file:
+/// (program, Debian package). Not exFAT: `mount.exfat-fuse` always asks for `allow_other`,
+/// and its FUSE 2 library passes options that `fusermount3` refuses (tried on Debian 12).
+fn user_drivers(fstype: &str) -> &'static [(&'static str, &'static str)] {
+    match fstype {
+        "ext2" | "ext3" | "ext4" => &[("fuse2fs", "fuse2fs")],
+        "vfat" | "msdos" | "ntfs" => fuse_drivers(fstype),
+        _ => &[],
+    }
+}
+
+/// Picks a driver for `fstype`: the kernel's first, else a FUSE driver; in user mode
+/// (`user_mode`) only a FUSE driver, which runs as the user.
 ///
 /// # Errors
 /// [`MountError::NoDriver`] naming what to install.
-pub fn choose_driver(fstype: &str) -> Result<Driver, MountError> {
-    let kernel_name = match fstype {
-        "ntfs" if !kernel_has("ntfs") => "ntfs3",
-        t => t,
+pub fn choose_driver(fstype: &str, user_mode: bool) -> Result<Driver, MountError> {
+    let candidates = if user_mode {
+        user_drivers(fstype)
+    } else {
+        let kernel_name = match fstype {
+            "ntfs" if !kernel_has("ntfs") => "ntfs3",
+            t => t,
+        };
+        if kernel_has(kernel_name) {
+            return Ok(Driver::Kernel(kernel_name.to_string()));
+        }
+        fuse_drivers(fstype)
     };
-    if kernel_has(kernel_name) {
-        return Ok(Driver::Kernel(kernel_name.to_string()));
-    }
-    let candidates = fuse_drivers(fstype);
     for (prog, _) in candidates {
         if let Some(p) = find_program(prog) {
             return Ok(Driver::Fuse(p));
@@ -251,7 +270,40 @@ pub fn choose_driver(fstype: &str) -> Result<Driver, MountError> {
     Err(MountError::NoDriver {
         fstype: fstype.to_string(),
         install: candidates.first().map(|(_, pkg)| (*pkg).to_string()),
+        user_mode,
     })
+}
+
+/// Whether `/etc/fuse.conf` lets ordinary users mount FUSE filesystems with `allow_other` or
+/// `allow_root` (its `user_allow_other` line).
+pub fn user_allow_other() -> bool {
+    std::fs::read_to_string("/etc/fuse.conf")
+        .is_ok_and(|s| s.lines().any(|l| l.trim() == "user_allow_other"))
+}
+
+/// In user mode, checks that `driver` can work for an ordinary user here: a setuid-root
+/// `ntfs-3g` (as Debian installs it) opens the decrypted file as root, which the FUSE file
+/// lets in only with `user_allow_other` in `/etc/fuse.conf`.
+///
+/// # Errors
+/// [`MountError::Unavailable`] saying so.
+pub fn check_user_driver(driver: &Driver) -> Result<(), MountError> {
+    let Driver::Fuse(p) = driver else {
+        return Ok(());
+    };
+    let setuid = std::fs::metadata(p).is_ok_and(|m| {
+        use std::os::unix::fs::PermissionsExt;
+        m.permissions().mode() & 0o4000 != 0
+    });
+    if !setuid || user_allow_other() {
+        return Ok(());
+    }
+    Err(MountError::Unavailable(format!(
+        "{} is installed setuid root here and opens the decrypted file as root, which \
+         fusermount3 allows only when /etc/fuse.conf has a `user_allow_other` line; ask an \
+         administrator to add it, or mount as root",
+        driver.name()
+    )))
 }
 
 /// Whether `fstype` stores no Unix ownership, so that uid/gid/umask options apply.
@@ -272,6 +324,8 @@ pub struct FsOptions {
     pub gid: Option<u32>,
     /// Permission mask (FAT, exFAT, NTFS).
     pub umask: Option<u32>,
+    /// A user-mode mount: the FUSE driver runs as the user, for the user alone.
+    pub user_mode: bool,
 }
 
 /// Mounts `dev` (holding `fstype`) at `mountpoint` with `driver`.
@@ -311,9 +365,15 @@ pub fn mount(
     if let Some(m) = o.umask {
         opts.push(format!("umask={m:o}"));
     }
-    if fuse {
+    if fuse && !o.user_mode {
         // Root mounts it; the owner given with --uid must be able to enter it.
         opts.push("allow_other".into());
+    }
+    if o.user_mode && matches!(driver, Driver::Fuse(p) if p.ends_with("fuse2fs")) {
+        // The user holds the volume's keys, so its permissions keep nothing from them; without
+        // this a volume made by root could not be written to by its owner at all. What the user
+        // writes is owned by the user.
+        opts.push("fakeroot".into());
     }
     if let Some(x) = o.extra.as_deref().filter(|s| !s.is_empty()) {
         opts.push(x.to_string());
@@ -370,6 +430,47 @@ pub fn stop_writes(driver: &Driver, mountpoint: &Path) -> Result<Option<&'static
             "cannot shut down the filesystem at",
             e,
         )),
+    }
+}
+
+/// Unmounts `path` (`lazy`: detach it now, finish when it is no longer busy): with
+/// `umount2(2)` as root, through the setuid `fusermount3 -u` for an ordinary user (who can
+/// only unmount their own FUSE mounts). A busy mount fails with `EBUSY` either way.
+///
+/// # Errors
+/// The unmount failed.
+pub fn unmount(path: &Path, lazy: bool) -> std::io::Result<()> {
+    if super::sys::euid() == 0 {
+        return super::sys::umount2(path, if lazy { libc::MNT_DETACH } else { 0 });
+    }
+    let exe = find_program("fusermount3").ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "fusermount3 is not installed (Debian package fuse3)",
+        )
+    })?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("-u").arg("-q");
+    if lazy {
+        cmd.arg("-z");
+    }
+    let out = cmd
+        .arg("--")
+        .arg(path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .output()?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let msg = String::from_utf8_lossy(&out.stderr);
+    if msg.contains("busy") {
+        Err(std::io::Error::from_raw_os_error(libc::EBUSY))
+    } else {
+        Err(std::io::Error::other(format!(
+            "fusermount3: {}",
+            msg.trim().trim_start_matches("fusermount3: ")
+        )))
     }
 }
 

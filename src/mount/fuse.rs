@@ -1,5 +1,6 @@
 //! The FUSE backend: a private FUSE filesystem with one file, the decrypted data area, and a
-//! loop device on that file.
+//! loop device on that file; in user mode no loop device: the file itself is what a FUSE
+//! filesystem driver running as the user opens.
 //!
 //! The kernel sends large requests (1 MiB, `max_pages` 256) to several worker threads, each
 //! with its own `/dev/fuse` descriptor; read replies are sent straight from the thread's
@@ -43,6 +44,10 @@ const TTL: Duration = Duration::from_secs(3600);
 struct AreaFs {
     area: Arc<KeyedArea>,
     started: SystemTime,
+    /// Owner of the file and directory: the service's user (`default_permissions` lets only
+    /// them in).
+    uid: u32,
+    gid: u32,
 }
 
 fn errno(e: &io::Error) -> Errno {
@@ -76,8 +81,8 @@ impl AreaFs {
             kind,
             perm,
             nlink,
-            uid: 0,
-            gid: 0,
+            uid: self.uid,
+            gid: self.gid,
             rdev: 0,
             blksize: MAX_REQUEST,
             flags: 0,
@@ -254,6 +259,9 @@ pub struct FuseBackend {
     pub threads: usize,
     /// Ask the loop driver for direct I/O on the FUSE file.
     pub loop_direct_io: bool,
+    /// Put a loop device on the FUSE file (root's mounts). Without one (user mode), the
+    /// attached "device" is the FUSE file itself.
+    pub loop_device: bool,
 }
 
 impl Default for FuseBackend {
@@ -261,6 +269,17 @@ impl Default for FuseBackend {
         FuseBackend {
             threads: 8,
             loop_direct_io: true,
+            loop_device: true,
+        }
+    }
+}
+
+impl FuseBackend {
+    /// The backend of a user-mode mount: the FUSE file alone.
+    pub fn user_mode() -> FuseBackend {
+        FuseBackend {
+            loop_device: false,
+            ..FuseBackend::default()
         }
     }
 }
@@ -313,12 +332,23 @@ impl Backend for FuseBackend {
                 MountOption::RW
             },
         ];
-        config.acl = SessionACL::Owner;
+        // A user-mode mount lets root in too where the site allows it (`user_allow_other`):
+        // a setuid FUSE driver such as Debian's ntfs-3g opens the file as root. Other users
+        // stay out either way (the session checks who asks; the file is 0600).
+        config.acl = if !self.loop_device && super::fs::user_allow_other() {
+            SessionACL::RootAndOwner
+        } else {
+            SessionACL::Owner
+        };
         config.n_threads = Some(self.threads.max(1));
-        config.clone_fd = true;
+        // Each worker's own descriptor is a clone made by opening /dev/fuse; a user who cannot
+        // open it (fusermount3 opens it for them) shares the session's one.
+        config.clone_fd = super::sys::can_read_write(Path::new("/dev/fuse"));
         let fs = AreaFs {
             area,
             started: SystemTime::now(),
+            uid: super::sys::euid(),
+            gid: super::sys::egid(),
         };
         let session = fuser::Session::new(fs, &fuse_dir, &config)
             .map_err(|e| MountError::io(&fuse_dir, "cannot mount the FUSE filesystem on", e))?
@@ -331,6 +361,10 @@ impl Backend for FuseBackend {
             device: PathBuf::new(),
         };
         let file = fuse_dir.join(FILE_NAME);
+        if !self.loop_device {
+            attached.device = file;
+            return Ok(Box::new(attached));
+        }
         let mut dev = LoopDevice::attach(&file, read_only, self.loop_direct_io, label)?;
         dev.limit_request_size(MAX_REQUEST);
         if protected && !read_only {
@@ -368,8 +402,8 @@ impl Attached for FuseAttached {
         if let Some(s) = self.session.take() {
             // The loop driver drops its reference to the file asynchronously; a lazy unmount
             // lets the session end as soon as it has.
-            if super::sys::umount2(&self.fuse_dir, 0).is_err() {
-                let _ = super::sys::umount2(&self.fuse_dir, libc::MNT_DETACH);
+            if super::fs::unmount(&self.fuse_dir, false).is_err() {
+                let _ = super::fs::unmount(&self.fuse_dir, true);
             }
             let _ = s.join();
         }
@@ -384,7 +418,7 @@ impl Drop for FuseAttached {
             let _ = dev.detach();
         }
         if self.session.is_some() {
-            let _ = super::sys::umount2(&self.fuse_dir, libc::MNT_DETACH);
+            let _ = super::fs::unmount(&self.fuse_dir, true);
         }
     }
 }

@@ -6,6 +6,11 @@
 //! outlives the command, keeps its state under `/run/tcvault/` ([`state`]), mounts the
 //! filesystem found on the device ([`fs`]), and tears everything down on unmount or SIGTERM.
 //! [`format_volume`] uses the same path in-process to make a filesystem on a new volume.
+//!
+//! User mode (`MountRequest::user_mode`, what an ordinary user gets) needs no root: no loop
+//! device and no kernel mount; the FUSE file itself goes to a FUSE filesystem driver
+//! (`fuse2fs`, `fusefat`, `ntfs-3g`) running as the user, unmounts go through
+//! `fusermount3`, and the state lives in the user's runtime directory.
 
 pub mod area;
 pub mod fs;
@@ -52,14 +57,16 @@ pub enum MountError {
         /// Where to get it.
         package: String,
     },
-    /// Neither the kernel nor an installed FUSE driver can mount this filesystem.
-    #[error("no driver for the {fstype} filesystem: the kernel has none{}",
-        install.as_ref().map(|p| format!(" and the FUSE driver is not installed (Debian package {p})")).unwrap_or_default())]
+    /// Neither the kernel nor an installed FUSE driver can mount this filesystem (in user mode:
+    /// no FUSE driver that runs as the user).
+    #[error("{}", no_driver_message(fstype, install.as_deref(), *user_mode))]
     NoDriver {
         /// blkid's name of the filesystem.
         fstype: String,
         /// A package that would provide a driver.
         install: Option<String>,
+        /// A user-mode mount, where only FUSE drivers count.
+        user_mode: bool,
     },
     /// blkid found no filesystem on the decrypted device.
     #[error("no filesystem found on the decrypted volume")]
@@ -106,6 +113,10 @@ pub enum MountError {
     /// Options that do not fit together.
     #[error("{0}")]
     Usage(String),
+    /// Something this machine or user lacks for the operation (access to /dev/fuse, a safe
+    /// state directory).
+    #[error("{0}")]
+    Unavailable(String),
     /// The mount service reported an error or went away.
     #[error("mount service: {0}")]
     Service(String),
@@ -115,6 +126,23 @@ pub enum MountError {
     /// A malformed message between the command and the service, or another internal problem.
     #[error("{0}")]
     Protocol(String),
+}
+
+fn no_driver_message(fstype: &str, install: Option<&str>, user_mode: bool) -> String {
+    match (user_mode, install) {
+        (false, None) => format!("no driver for the {fstype} filesystem: the kernel has none"),
+        (false, Some(p)) => format!(
+            "no driver for the {fstype} filesystem: the kernel has none and the FUSE driver is \
+             not installed (Debian package {p})"
+        ),
+        (true, None) => format!(
+            "no driver that runs without root for the {fstype} filesystem (user mode mounts \
+             ext2/3/4, FAT and NTFS); mount it as root"
+        ),
+        (true, Some(p)) => {
+            format!("mounting {fstype} without root needs its FUSE driver (Debian package {p})")
+        }
+    }
 }
 
 impl MountError {
@@ -164,17 +192,60 @@ pub trait Attached: Send + std::fmt::Debug {
     fn detach(self: Box<Self>) -> Result<(), MountError>;
 }
 
-/// Makes filesystem `fs` (with `label`) on `volume`'s data area, through the same FUSE + loop
-/// path as `mount`, then tears the path down and syncs the host. The volume's host is reopened
-/// for writing by path; `volume` itself may have been opened read-only.
+/// Whether this process runs as root (effective user id 0): root mounts through a loop device
+/// and the kernel, anyone else in user mode.
+pub fn running_as_root() -> bool {
+    sys::euid() == 0
+}
+
+/// Checks what a user-mode mount needs beyond root's: read-write access to `/dev/fuse` (the
+/// FUSE filesystem drivers open it themselves; most distributions make it mode 0666) and
+/// `fusermount3` (which mounts and unmounts FUSE filesystems for ordinary users).
 ///
-/// Needs root, `/dev/fuse`, `/dev/loop-control` and the mkfs program (see
-/// [`FsKind::mkfs_program`]).
+/// # Errors
+/// [`MountError::Unavailable`] saying what is missing, [`MountError::MissingProgram`] for
+/// `fusermount3`.
+pub fn check_user_mode() -> Result<(), MountError> {
+    let dev = Path::new("/dev/fuse");
+    if !dev.exists() {
+        return Err(MountError::Unavailable(
+            "/dev/fuse is missing: this kernel has no FUSE (load it with `modprobe fuse`)".into(),
+        ));
+    }
+    if !sys::can_read_write(dev) {
+        return Err(MountError::Unavailable(
+            "mounting without root needs read and write access to /dev/fuse, which this \
+             machine does not give you (most distributions make it mode 0666; an \
+             administrator can run `chmod 0666 /dev/fuse`)"
+                .into(),
+        ));
+    }
+    if fs::find_program("fusermount3").is_none() {
+        return Err(MountError::MissingProgram {
+            program: "fusermount3".into(),
+            package: "fuse3".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Makes filesystem `fs` (with `label`) on `volume`'s data area, through the same FUSE + loop
+/// path as `mount` (in user mode, on the FUSE file alone), then tears the path down and syncs
+/// the host. The volume's host is reopened for writing by path; `volume` itself may have been
+/// opened read-only.
+///
+/// Needs `/dev/fuse` and the mkfs program (see [`FsKind::mkfs_program`]); without
+/// `user_mode`, root and `/dev/loop-control` too.
 ///
 /// # Errors
 /// [`MountError::MissingProgram`] when mkfs is not installed, [`MountError::ToolFailed`] when
 /// it fails, and I/O errors from setting up the device.
-pub fn format_volume(volume: Volume, fs: FsKind, label: Option<&str>) -> Result<(), MountError> {
+pub fn format_volume(
+    volume: Volume,
+    fs: FsKind,
+    label: Option<&str>,
+    user_mode: bool,
+) -> Result<(), MountError> {
     let (prog, pkg) = fs.mkfs_program();
     if fs::find_program(prog).is_none() {
         return Err(MountError::MissingProgram {
@@ -188,7 +259,12 @@ pub fn format_volume(volume: Volume, fs: FsKind, label: Option<&str>) -> Result<
         .prefix("tcvault-format-")
         .tempdir()
         .map_err(|e| MountError::io(Path::new("/tmp"), "cannot create a directory in", e))?;
-    let attached = fuse::FuseBackend::default().attach(Arc::clone(&area), work.path(), "format")?;
+    let backend = if user_mode {
+        fuse::FuseBackend::user_mode()
+    } else {
+        fuse::FuseBackend::default()
+    };
+    let attached = backend.attach(Arc::clone(&area), work.path(), "format")?;
     let made = fs::mkfs(fs, attached.device(), label);
     let detached = attached.detach();
     let synced = area

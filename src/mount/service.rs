@@ -34,16 +34,22 @@ use super::{Attached, Backend, MountError, sys};
 
 /// The hidden subcommand that runs [`serve`].
 pub const SERVICE_SUBCOMMAND: &str = "__mount-service";
-/// Where default mount points are made.
+/// Where root's default mount points are made; an ordinary user's are under `media/` in
+/// their state directory ([`state::run_dir`]).
 pub const MEDIA_DIR: &str = "/media/tcvault";
 const MAX_MESSAGE: u32 = 1 << 20;
+/// Why `--protect-hidden` needs root.
+pub const USER_MODE_NO_PROTECTION: &str = "hidden-volume protection needs a mount as root: \
+    only there can tcvault stop every layer above the volume from writing at once when it \
+    refuses a write (a user-mode FUSE driver may keep writing from its cache and lose data)";
 /// How long `start` waits for the service's answer.
 const START_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What to mount and how (everything but the keys).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MountRequest {
-    /// Mount point; `None`: a new directory under `/media/tcvault/`.
+    /// Mount point; `None`: a new directory under [`MEDIA_DIR`] (root) or the user's state
+    /// directory.
     pub mountpoint: Option<PathBuf>,
     /// Read-only device and filesystem.
     pub read_only: bool,
@@ -64,6 +70,10 @@ pub struct MountRequest {
     /// `uid`/`gid` are a default (the user behind sudo), dropped for filesystems that store
     /// owners themselves instead of being an error.
     pub default_owner: bool,
+    /// User mode: no loop device and no kernel mount; a FUSE filesystem driver runs as the
+    /// user on the decrypted FUSE file (what an ordinary user can do; root may ask for it).
+    #[serde(default)]
+    pub user_mode: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -112,6 +122,9 @@ fn read_len(r: &mut impl Read) -> Result<usize, MountError> {
 /// # Errors
 /// The volume is already mounted, the service could not start, or it reported an error.
 pub fn start(volume: &Volume, req: &MountRequest, exe: &Path) -> Result<MountState, MountError> {
+    if req.user_mode && req.protect.is_some() {
+        return Err(MountError::Usage(USER_MODE_NO_PROTECTION.into()));
+    }
     let host = std::path::absolute(volume.host().path())
         .map_err(|e| MountError::io(volume.host().path(), "cannot resolve", e))?;
     if let Some(e) = state::find_volume(&host) {
@@ -273,9 +286,9 @@ impl Running {
         if self.mounted
             && let Some(mp) = self.state.mountpoint.clone()
         {
-            if let Err(e) = sys::umount2(&mp, 0) {
+            if let Err(e) = fs::unmount(&mp, false) {
                 log.line(&format!("umount {}: {e}; detaching lazily", mp.display()));
-                let _ = sys::umount2(&mp, libc::MNT_DETACH);
+                let _ = fs::unmount(&mp, true);
             }
             self.mounted = false;
         }
@@ -451,6 +464,7 @@ fn setup(
         protect_hidden: req.protect.is_some(),
         protection_tripped: false,
         loop_direct_io: false,
+        user_mode: req.user_mode,
         started: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
@@ -494,7 +508,12 @@ fn setup(
     });
     run.area = Some(Arc::clone(&area));
     let label = setup.host.display().to_string();
-    let attached = FuseBackend::default().attach(area, &dir, &label)?;
+    let backend = if req.user_mode {
+        FuseBackend::user_mode()
+    } else {
+        FuseBackend::default()
+    };
+    let attached = backend.attach(area, &dir, &label)?;
     st.device = Some(attached.device().to_path_buf());
     st.loop_direct_io = attached.direct_io();
     run.attached = Some(attached);
@@ -508,7 +527,10 @@ fn setup(
     if !req.no_filesystem {
         let dev = st.device.clone().ok_or_else(|| proto("no device"))?;
         let fstype = fs::detect(&dev)?.ok_or(MountError::NoFilesystem)?;
-        let driver = fs::choose_driver(&fstype)?;
+        let driver = fs::choose_driver(&fstype, req.user_mode)?;
+        if req.user_mode {
+            fs::check_user_driver(&driver)?;
+        }
         let (mp, created) = match &req.mountpoint {
             Some(m) => prepare_mountpoint(m)?,
             None => default_mountpoint(&setup.host)?,
@@ -525,6 +547,7 @@ fn setup(
             uid: req.uid.filter(|_| keep_owner),
             gid: req.gid.filter(|_| keep_owner),
             umask: req.umask,
+            user_mode: req.user_mode,
         };
         fs::mount(&dev, &fstype, &driver, &mp, &opts)?;
         run.mounted = true;
@@ -572,7 +595,12 @@ fn default_mountpoint(host: &Path) -> Result<(PathBuf, bool), MountError> {
         })
         .filter(|s| !s.is_empty() && !s.starts_with('.'))
         .unwrap_or_else(|| "volume".to_string());
-    let media = Path::new(MEDIA_DIR);
+    let media = if sys::euid() == 0 {
+        PathBuf::from(MEDIA_DIR)
+    } else {
+        state::run_dir().join("media")
+    };
+    let media = media.as_path();
     std::fs::create_dir_all(media).map_err(|e| MountError::io(media, "cannot create", e))?;
     for i in 1..1000 {
         let name = if i == 1 {
@@ -588,7 +616,8 @@ fn default_mountpoint(host: &Path) -> Result<(PathBuf, bool), MountError> {
         }
     }
     Err(MountError::Usage(format!(
-        "no free mount point name for {stem} under {MEDIA_DIR}"
+        "no free mount point name for {stem} under {}",
+        media.display()
     )))
 }
 
@@ -647,19 +676,18 @@ pub fn unmount(entry: &Entry, force: bool) -> Result<UnmountOutcome, MountError>
         if let Some(mp) = &s.mountpoint
             && fs::is_mountpoint(mp)
         {
-            match sys::umount2(mp, 0) {
+            match fs::unmount(mp, false) {
                 Ok(()) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
                     if !force {
                         return Err(busy(mp, &skip));
                     }
-                    sys::umount2(mp, libc::MNT_DETACH)
-                        .map_err(|e| MountError::io(mp, "cannot unmount", e))?;
+                    fs::unmount(mp, true).map_err(|e| MountError::io(mp, "cannot unmount", e))?;
                 }
                 Err(e) if !entry.alive => {
                     // A dead FUSE driver or service: the lazy way always works.
                     let _ = e;
-                    let _ = sys::umount2(mp, libc::MNT_DETACH);
+                    let _ = fs::unmount(mp, true);
                 }
                 Err(e) => return Err(MountError::io(mp, "cannot unmount", e)),
             }
@@ -713,7 +741,7 @@ fn clean_stale(entry: &Entry) {
         if let Some(mp) = &s.mountpoint
             && fs::is_mountpoint(mp)
         {
-            let _ = sys::umount2(mp, libc::MNT_DETACH);
+            let _ = fs::unmount(mp, true);
         }
         if let Some(dev) = &s.device
             && let Some(n) = loopdev::loop_number(dev)
@@ -741,8 +769,8 @@ fn clean_stale(entry: &Entry) {
         }
     }
     let fuse_dir = entry.dir.join("fuse");
-    if fs::is_mountpoint(&fuse_dir) && sys::umount2(&fuse_dir, 0).is_err() {
-        let _ = sys::umount2(&fuse_dir, libc::MNT_DETACH);
+    if fs::is_mountpoint(&fuse_dir) && fs::unmount(&fuse_dir, false).is_err() {
+        let _ = fs::unmount(&fuse_dir, true);
     }
     state::remove(&entry.dir);
 }

@@ -1,6 +1,8 @@
-//! What is mounted: one directory per slot under `/run/tcvault/`, holding `state.json` (written
-//! atomically by the service) and the private FUSE mount point. Any `tcvault` process can read
-//! it to list or unmount; an entry whose service is gone is stale and can be cleaned up.
+//! What is mounted: one directory per slot under the user's state directory ([`run_dir`]:
+//! `/run/tcvault/` for root, the user's runtime directory for anyone else), holding
+//! `state.json` (written atomically by the service) and the private FUSE mount point. Any
+//! `tcvault` process of the same user can read it to list or unmount; an entry whose service
+//! is gone is stale and can be cleaned up. Each user sees only their own mounts.
 
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
@@ -11,8 +13,33 @@ use serde::{Deserialize, Serialize};
 use super::MountError;
 use super::sys;
 
-/// Where the state lives.
+/// Where root's state lives.
 pub const RUN_DIR: &str = "/run/tcvault";
+
+/// The state directory of this process's user: [`RUN_DIR`] for root; for anyone else
+/// `tcvault/` in `$XDG_RUNTIME_DIR` (the per-user runtime directory systemd-logind makes, mode
+/// 0700, emptied at logout), else in `/run/user/UID` when that exists, else `/tmp/tcvault-UID`.
+/// [`claim`] refuses a directory that is not the user's own with mode 0700.
+pub fn run_dir() -> PathBuf {
+    let uid = sys::euid();
+    if uid == 0 {
+        return PathBuf::from(RUN_DIR);
+    }
+    let owned = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_dir() && m.uid() == uid && m.mode() & 0o077 == 0)
+    };
+    if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from)
+        && x.is_absolute()
+        && owned(&x)
+    {
+        return x.join("tcvault");
+    }
+    let run_user = PathBuf::from(format!("/run/user/{uid}"));
+    if owned(&run_user) {
+        return run_user.join("tcvault");
+    }
+    std::env::temp_dir().join(format!("tcvault-{uid}"))
+}
 /// Highest slot number.
 pub const MAX_SLOT: u32 = 64;
 
@@ -35,7 +62,7 @@ pub struct MountState {
     pub mountpoint: Option<PathBuf>,
     /// Whether the service created the mount point (and removes it at unmount).
     pub created_mountpoint: bool,
-    /// The decrypted block device (`/dev/loopN`).
+    /// The decrypted block device (`/dev/loopN`), or in user mode the decrypted FUSE file.
     pub device: Option<PathBuf>,
     /// The private FUSE mount holding the decrypted file.
     pub fuse_dir: PathBuf,
@@ -57,6 +84,10 @@ pub struct MountState {
     pub protection_tripped: bool,
     /// The loop device uses direct I/O.
     pub loop_direct_io: bool,
+    /// Mounted in user mode: no loop device, the filesystem driver runs as the user on the
+    /// FUSE file (`device` is that file).
+    #[serde(default)]
+    pub user_mode: bool,
     /// Seconds since the epoch when mounted.
     pub started: u64,
 }
@@ -76,21 +107,33 @@ pub struct Entry {
 
 /// The directory of slot `n`.
 pub fn slot_dir(n: u32) -> PathBuf {
-    Path::new(RUN_DIR).join(format!("slot{n}"))
+    run_dir().join(format!("slot{n}"))
 }
 
 fn ensure_run_dir() -> Result<(), MountError> {
+    let dir = run_dir();
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(RUN_DIR)
-        .map_err(|e| MountError::io(Path::new(RUN_DIR), "cannot create", e))
+        .create(&dir)
+        .map_err(|e| MountError::io(&dir, "cannot create", e))?;
+    // In a shared directory such as /tmp someone else may have made it first: the keys'
+    // service would then keep its FUSE mount where that user can reach it.
+    let m =
+        std::fs::symlink_metadata(&dir).map_err(|e| MountError::io(&dir, "cannot examine", e))?;
+    if !m.is_dir() || m.uid() != sys::euid() || m.mode() & 0o077 != 0 {
+        return Err(MountError::Unavailable(format!(
+            "{}: not a directory of your own with mode 0700; remove it or set XDG_RUNTIME_DIR",
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Every slot directory, sorted by slot.
 pub fn entries() -> Vec<Entry> {
     let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(RUN_DIR) else {
+    let Ok(rd) = std::fs::read_dir(run_dir()) else {
         return out;
     };
     for e in rd.flatten() {
@@ -150,7 +193,7 @@ pub fn write(state: &MountState) -> Result<(), MountError> {
 /// service gone) is never reused: it stays taken until `tcvault unmount` cleans it up.
 ///
 /// # Errors
-/// The slot is in use, all are, or /run/tcvault cannot be written.
+/// The slot is in use, all are, or the state directory ([`run_dir`]) cannot be written.
 pub fn claim(want: Option<u32>) -> Result<(u32, PathBuf), MountError> {
     ensure_run_dir()?;
     let mkdir = |n: u32| -> io::Result<PathBuf> {

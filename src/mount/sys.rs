@@ -208,6 +208,28 @@ pub fn umount2(path: &Path, flags: libc::c_int) -> io::Result<()> {
     check(unsafe { libc::umount2(c.as_ptr(), flags) }).map(drop)
 }
 
+/// The effective user id of this process.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid takes no arguments and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// The effective group id of this process.
+pub fn egid() -> u32 {
+    // SAFETY: getegid takes no arguments and cannot fail.
+    unsafe { libc::getegid() }
+}
+
+/// Whether this process may read and write `path` (`access(2)` with the real ids, which are
+/// the effective ones for tcvault: it is never installed setuid).
+pub fn can_read_write(path: &Path) -> bool {
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a NUL-terminated string that lives across the call.
+    unsafe { libc::access(c.as_ptr(), libc::R_OK | libc::W_OK) == 0 }
+}
+
 /// `setsid()`: leave the caller's session and controlling terminal.
 pub fn setsid() -> io::Result<()> {
     // SAFETY: setsid has no memory arguments; failure is reported through errno.

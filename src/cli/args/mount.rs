@@ -12,8 +12,9 @@ pub struct MountArgs {
     /// The volume: a file container or a block device.
     #[arg(value_name = "VOLUME")]
     pub volume: PathBuf,
-    /// Where to mount its filesystem (created if missing). Default: a new directory under
-    /// /media/tcvault/ named after the volume, printed.
+    /// Where to mount its filesystem (created if missing). Default: a new directory named
+    /// after the volume, printed: under /media/tcvault/ for root, under media/ in your state
+    /// directory ($XDG_RUNTIME_DIR/tcvault) otherwise.
     #[arg(value_name = "MOUNTPOINT", conflicts_with = "no_filesystem")]
     pub mountpoint: Option<PathBuf>,
     /// How to unlock it.
@@ -63,6 +64,11 @@ pub struct MountArgs {
     /// The hidden volume's PIM, for --protect-hidden.
     #[arg(long, value_name = "N", requires = "protect_hidden")]
     pub hidden_pim: Option<u32>,
+    /// Mount the way an ordinary user does (the default without root): no loop device and no
+    /// kernel mount, a FUSE filesystem driver (fuse2fs, fusefat, ntfs-3g) running
+    /// as you on the decrypted FUSE file.
+    #[arg(long)]
+    pub user_mode: bool,
 }
 
 fn parse_octal(s: &str) -> Result<u32, String> {

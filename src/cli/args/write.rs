@@ -110,8 +110,8 @@ pub struct CreateArgs {
     /// table.
     #[arg(long)]
     pub force: bool,
-    /// Make this filesystem on the new volume (through the same FUSE and loop path as
-    /// `mount`; needs root and the mkfs program), so that it is ready to mount.
+    /// Make this filesystem on the new volume (through the same FUSE path as `mount`, with a
+    /// loop device as root; needs the mkfs program), so that it is ready to mount.
     #[arg(
         long,
         value_enum,

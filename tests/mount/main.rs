@@ -15,7 +15,9 @@
 //! every write after the trip must fail visibly; and a killed service giving I/O errors, then a clean unmount and the synced data
 //! back after a remount.
 
+#[path = "../common/mod.rs"]
 mod common;
+mod user_mode;
 
 use std::fs;
 use std::io::{Read, Write};
@@ -299,7 +301,8 @@ fn ext4_write_unmount_remount_read_back() {
     let vol = dir.path().join("ext4.hc");
     make_volume(&vol, 64 << 20);
     let limits_before = loop_request_limits();
-    format_volume(open_test_volume(&vol), FsKind::Ext4, Some("tcvtest")).expect("format ext4");
+    format_volume(open_test_volume(&vol), FsKind::Ext4, Some("tcvtest"), false)
+        .expect("format ext4");
     let unlock = test_unlock(&dir);
     let mp = dir.path().join("mnt");
     let _c = Cleanup(vec![mp.clone()]);
@@ -407,7 +410,7 @@ fn exfat_ntfs_fat_read_write() {
         let dir = temp_dir();
         let vol = dir.path().join(format!("{kind}.hc"));
         make_volume(&vol, 32 << 20);
-        format_volume(open_test_volume(&vol), kind, Some("TCV")).expect("format");
+        format_volume(open_test_volume(&vol), kind, Some("TCV"), false).expect("format");
         let unlock = test_unlock(&dir);
         let mp = dir.path().join("mnt");
         let _c = Cleanup(vec![mp.clone()]);
@@ -464,7 +467,7 @@ fn unmount_refused_while_busy() {
     let dir = temp_dir();
     let vol = dir.path().join("busy.hc");
     make_volume(&vol, 16 << 20);
-    format_volume(open_test_volume(&vol), FsKind::Ext4, None).expect("format ext4");
+    format_volume(open_test_volume(&vol), FsKind::Ext4, None, false).expect("format ext4");
     let unlock = test_unlock(&dir);
     let mp = dir.path().join("mnt");
     let _c = Cleanup(vec![mp.clone()]);
@@ -829,7 +832,7 @@ fn killed_service_gives_io_errors_and_unmount_cleans_up() {
     let vol = dir.path().join("kill.hc");
     make_volume(&vol, 32 << 20);
     let limits_before = loop_request_limits();
-    format_volume(open_test_volume(&vol), FsKind::Ext4, None).expect("format ext4");
+    format_volume(open_test_volume(&vol), FsKind::Ext4, None, false).expect("format ext4");
     let unlock = test_unlock(&dir);
     let mp = dir.path().join("mnt");
     let _c = Cleanup(vec![mp.clone()]);
@@ -928,7 +931,7 @@ fn loop_backing_file(dev: &Path) -> Option<String> {
 fn formatted_volume(dir: &TempDir, name: &str, size: u64, kind: FsKind) -> PathBuf {
     let vol = dir.path().join(name);
     make_volume(&vol, size);
-    format_volume(open_test_volume(&vol), kind, None).expect("format the test volume");
+    format_volume(open_test_volume(&vol), kind, None, false).expect("format the test volume");
     vol
 }
 
@@ -1262,6 +1265,7 @@ fn stale_state_entry_is_listed_and_removed() {
         protect_hidden: false,
         protection_tripped: false,
         loop_direct_io: true,
+        user_mode: false,
         started: 1,
     };
     fs::create_dir_all(slot_dir.join("fuse")).expect("make the stale slot");
@@ -1549,5 +1553,6 @@ fn bench_volume() {
         .map(|s| s.parse().expect("TCVAULT_BENCH_SIZE in bytes"))
         .unwrap_or(1200 << 20);
     make_volume_with(&path, size, chain);
-    format_volume(open_test_volume(&path), FsKind::Ext4, Some("bench")).expect("format ext4");
+    format_volume(open_test_volume(&path), FsKind::Ext4, Some("bench"), false)
+        .expect("format ext4");
 }
