@@ -3,16 +3,17 @@
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde_json::json;
 use tcvault::mount::state::Entry;
+use tcvault::mount::table::TabEntry;
 use tcvault::mount::{self as m, MountError, MountRequest};
 
 use super::unlock::warn_if_short_of_space;
 
-use super::args::{ListArgs, MountArgs, UnlockArgs, UnmountArgs};
+use super::args::{ListArgs, MountArgs, PrfArg, UnlockArgs, UnmountArgs};
 use super::exit::{BAD_INPUT, CliError, FAILED, USAGE};
 use super::unlock::open_volume;
 
@@ -46,6 +47,119 @@ fn sudo_id(var: &str) -> Option<u32> {
 }
 
 pub fn mount(a: &MountArgs) -> Result<(), CliError> {
+    match &a.volume {
+        Some(v) if !a.all && a.entry.is_none() => mount_one(a, v, None),
+        _ => mount_table(a),
+    }
+}
+
+fn table_path(t: Option<&Path>) -> PathBuf {
+    t.map_or_else(|| PathBuf::from(m::table::DEFAULT_TABLE), Path::to_path_buf)
+}
+
+fn read_table(t: Option<&Path>) -> Result<(PathBuf, Vec<TabEntry>), CliError> {
+    let path = table_path(t);
+    let entries = m::table::read(&path).map_err(|e| {
+        let hint = if e.line == 0 {
+            "--table FILE names another table; tcvault-mount(1), MOUNT TABLE, says what it holds"
+        } else {
+            "a line is: name, volume, mount point (- for the default), password file (none: ask), \
+             options"
+        };
+        CliError::new(e, BAD_INPUT).hint(hint)
+    })?;
+    Ok((path, entries))
+}
+
+fn find_entry<'t>(
+    path: &Path,
+    entries: &'t [TabEntry],
+    name: &str,
+) -> Result<&'t TabEntry, CliError> {
+    entries.iter().find(|e| e.name == name).ok_or_else(|| {
+        CliError::msg(
+            format!("{}: no entry named {name}", path.display()),
+            BAD_INPUT,
+        )
+    })
+}
+
+/// `mount --all` and `mount --entry NAME`: each entry as `tcvault mount` with the entry's
+/// settings (the command line's other options apply to all), reported by name.
+fn mount_table(a: &MountArgs) -> Result<(), CliError> {
+    let (path, entries) = read_table(a.table.as_deref())?;
+    let chosen: Vec<&TabEntry> = match &a.entry {
+        Some(name) => vec![find_entry(&path, &entries, name)?],
+        None => entries.iter().filter(|e| !e.noauto).collect(),
+    };
+    let mut failures = 0;
+    for e in &chosen {
+        if let Some(st) = m::state::find_volume(&e.volume).and_then(|x| x.state) {
+            outln!(
+                "{}: already mounted{} (slot {}); left alone",
+                e.name,
+                st.mountpoint
+                    .as_ref()
+                    .map(|p| format!(" at {}", p.display()))
+                    .unwrap_or_default(),
+                st.slot
+            );
+            continue;
+        }
+        let result = entry_args(a, e).and_then(|args| mount_one(&args, &e.volume, Some(&e.name)));
+        match result {
+            Err(err) if chosen.len() == 1 => return Err(err),
+            Err(err) => {
+                errln!("tcvault: {}:", e.name);
+                err.report();
+                failures += 1;
+            }
+            Ok(()) => {}
+        }
+    }
+    if failures == 0 {
+        Ok(())
+    } else {
+        Err(CliError::msg(
+            format!(
+                "{failures} of {} entries of {} were not mounted",
+                chosen.len(),
+                path.display()
+            ),
+            FAILED,
+        ))
+    }
+}
+
+/// The arguments of one table entry's mount.
+fn entry_args(a: &MountArgs, e: &TabEntry) -> Result<MountArgs, CliError> {
+    let prf = match &e.prf {
+        None => a.unlock.prf,
+        Some(p) => Some(<PrfArg as clap::ValueEnum>::from_str(p, true).map_err(|_| {
+            CliError::msg(
+                format!("{}: prf={p}: not a PRF tcvault knows", e.name),
+                USAGE,
+            )
+            .hint("use sha512, sha256, blake2s, whirlpool, streebog, ripemd160, sha1 or argon2id")
+        })?),
+    };
+    let mut args = a.clone();
+    args.volume = Some(e.volume.clone());
+    args.mountpoint.clone_from(&e.mountpoint);
+    args.read_only = a.read_only || e.read_only;
+    args.unlock.password_file = e
+        .password_file
+        .clone()
+        .or_else(|| a.unlock.password_file.clone());
+    args.unlock.keyfiles = [a.unlock.keyfiles.clone(), e.keyfiles.clone()].concat();
+    args.unlock.pim = e.pim.or(a.unlock.pim);
+    args.unlock.prf = prf;
+    args.all = false;
+    args.entry = None;
+    Ok(args)
+}
+
+fn mount_one(a: &MountArgs, volume: &Path, name: Option<&str>) -> Result<(), CliError> {
     let user_mode = a.user_mode || !m::running_as_root();
     if user_mode {
         m::check_user_mode().map_err(cli_err)?;
@@ -59,9 +173,9 @@ pub fn mount(a: &MountArgs) -> Result<(), CliError> {
                 .hint("load it with `modprobe fuse`"),
         );
     }
-    if let Some(e) = m::state::find_volume(&a.volume) {
+    if let Some(e) = m::state::find_volume(volume) {
         return Err(cli_err(MountError::AlreadyMounted {
-            volume: a.volume.clone(),
+            volume: volume.to_path_buf(),
             slot: e.slot,
             mountpoint: e.state.and_then(|s| s.mountpoint),
         }));
@@ -69,8 +183,8 @@ pub fn mount(a: &MountArgs) -> Result<(), CliError> {
     if let Some(n) = a.slot {
         check_slot(n)?;
     }
-    let vol = open_volume(&a.volume, &a.unlock)?;
-    super::escrow::offer(&a.volume, vol.unlocked(), &a.escrow);
+    let vol = open_volume(volume, &a.unlock)?;
+    super::escrow::offer(volume, vol.unlocked(), &a.escrow);
     let mut req = MountRequest {
         mountpoint: a.mountpoint.clone(),
         read_only: a.read_only,
@@ -107,7 +221,7 @@ pub fn mount(a: &MountArgs) -> Result<(), CliError> {
             ..a.unlock.clone()
         };
         errln!("tcvault: now the hidden volume's password, for its protection");
-        let hidden = open_volume(&a.volume, &hidden_args).map_err(|e| {
+        let hidden = open_volume(volume, &hidden_args).map_err(|e| {
             e.hint(
                 "--protect-hidden needs the hidden volume's own password (and keyfiles/PIM: \
                  --hidden-password-file, --hidden-keyfile, --hidden-pim)",
@@ -129,10 +243,11 @@ pub fn mount(a: &MountArgs) -> Result<(), CliError> {
         .map(|d| d.display().to_string())
         .unwrap_or_default();
     let mut out = io::stdout().lock();
+    let who = name.map(|n| format!("{n}: ")).unwrap_or_default();
     let r = match &st.mountpoint {
         Some(mp) => writeln!(
             out,
-            "{} mounted at {} (slot {}, {} via {}, {}{}{})",
+            "{who}{} mounted at {} (slot {}, {} via {}, {}{}{})",
             st.volume.display(),
             mp.display(),
             st.slot,
@@ -146,7 +261,7 @@ pub fn mount(a: &MountArgs) -> Result<(), CliError> {
                 ""
             },
         ),
-        None => writeln!(out, "{dev}"),
+        None => writeln!(out, "{who}{dev}"),
     };
     r.map_err(|e| CliError::msg(format!("cannot write to standard output: {e}"), FAILED))
 }
@@ -188,6 +303,9 @@ fn describe(e: &Entry) -> String {
 }
 
 pub fn unmount(a: &UnmountArgs) -> Result<(), CliError> {
+    if a.entry.is_some() || (a.all && a.table.is_some()) {
+        return unmount_table(a);
+    }
     let entries: Vec<Entry> = if a.all {
         m::list()
     } else {
@@ -221,6 +339,42 @@ pub fn unmount(a: &UnmountArgs) -> Result<(), CliError> {
         Some(e) if !a.all || entries.len() == 1 => Err(e),
         Some(_) => Err(CliError::msg("some volumes could not be unmounted", FAILED)),
         None => Ok(()),
+    }
+}
+
+/// `unmount --entry NAME` and `unmount --all --table FILE`: the table's entries that are
+/// mounted; one that is not is said and is no error.
+fn unmount_table(a: &UnmountArgs) -> Result<(), CliError> {
+    let (path, entries) = read_table(a.table.as_deref())?;
+    let chosen: Vec<&TabEntry> = match &a.entry {
+        Some(name) => vec![find_entry(&path, &entries, name)?],
+        None => entries.iter().collect(),
+    };
+    let mut failures = 0;
+    for e in &chosen {
+        let Some(found) = m::state::find_volume(&e.volume) else {
+            if a.entry.is_some() {
+                outln!("{}: not mounted", e.name);
+            }
+            continue;
+        };
+        match m::unmount(&found, a.force) {
+            Ok(_) => outln!("{}: unmounted {}", e.name, describe(&found)),
+            Err(err) if chosen.len() == 1 => return Err(cli_err(err)),
+            Err(err) => {
+                errln!("tcvault: {}:", e.name);
+                cli_err(err).report();
+                failures += 1;
+            }
+        }
+    }
+    if failures == 0 {
+        Ok(())
+    } else {
+        Err(CliError::msg(
+            format!("{failures} entries could not be unmounted"),
+            FAILED,
+        ))
     }
 }
 

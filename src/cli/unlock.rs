@@ -112,6 +112,7 @@ fn read_password(
                 CliError::msg(format!("password file {}: {e}", p.display()), BAD_INPUT)
             })?
         }
+        None if !io::stdin().is_terminal() && under_systemd() => ask_systemd(prompt)?,
         None => {
             if !io::stdin().is_terminal() {
                 return Err(
@@ -136,12 +137,57 @@ fn read_password(
         }
     };
     let mut bytes = raw.expose();
-    if password_file.is_some()
+    if (password_file.is_some() || !io::stdin().is_terminal())
         && let Some(stripped) = bytes.strip_suffix(b"\n")
     {
         bytes = stripped.strip_suffix(b"\r").unwrap_or(stripped);
     }
     Password::new(bytes).map_err(|e| CliError::new(e, BAD_INPUT))
+}
+
+/// Whether this process runs in a systemd unit (systemd gives each one `INVOCATION_ID`) and
+/// `systemd-ask-password` is installed: then a password with no terminal to ask on is asked
+/// through it (its agents ask on the console, in Plymouth at boot, or in
+/// `systemd-tty-ask-password-agent`).
+fn under_systemd() -> bool {
+    std::env::var_os("INVOCATION_ID").is_some() && ask_password_program().is_some()
+}
+
+fn ask_password_program() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/bin")])
+        .map(|d| d.join("systemd-ask-password"))
+        .find(|p| p.is_file())
+}
+
+/// Asks through `systemd-ask-password`, which prints the password and a newline.
+fn ask_systemd(prompt: &str) -> Result<SecretBytes, CliError> {
+    let exe = ask_password_program()
+        .ok_or_else(|| CliError::msg("systemd-ask-password is not installed", BAD_INPUT))?;
+    let mut child = std::process::Command::new(&exe)
+        .arg("--id=tcvault")
+        .arg("--timeout=0")
+        .arg(format!("{prompt}:"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| CliError::msg(format!("cannot run {}: {e}", exe.display()), BAD_INPUT))?;
+    let read = child
+        .stdout
+        .take()
+        .map(|out| read_secret(out, MAX_PASSWORD_FILE, false));
+    let status = child.wait();
+    match (read, status) {
+        (Some(Ok(pw)), Ok(st)) if st.success() => Ok(pw),
+        (_, st) => Err(CliError::msg(
+            format!(
+                "systemd-ask-password gave no password ({})",
+                st.map_or_else(|e| e.to_string(), |s| s.to_string())
+            ),
+            BAD_INPUT,
+        )),
+    }
 }
 
 /// Most bytes read from a password file (far more than any password).

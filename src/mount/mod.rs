@@ -20,6 +20,7 @@ pub mod service;
 pub mod state;
 #[allow(unsafe_code)]
 mod sys;
+pub mod table;
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -8,5 +8,6 @@ mod common;
 mod benchmark_cli;
 mod cli;
 mod hardening;
+mod install;
 mod legacy;
 mod write;

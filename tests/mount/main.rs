@@ -17,6 +17,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod table;
 mod user_mode;
 
 use std::fs;

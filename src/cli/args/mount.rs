@@ -7,11 +7,11 @@ use clap::Args;
 use super::{EscrowArgs, UnlockArgs};
 
 /// `tcvault mount`.
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct MountArgs {
     /// The volume: a file container or a block device.
-    #[arg(value_name = "VOLUME")]
-    pub volume: PathBuf,
+    #[arg(value_name = "VOLUME", required_unless_present_any = ["all", "entry"])]
+    pub volume: Option<PathBuf>,
     /// Where to mount its filesystem (created if missing). Default: a new directory named
     /// after the volume, printed: under /media/tcvault/ for root, under media/ in your state
     /// directory ($XDG_RUNTIME_DIR/tcvault) otherwise.
@@ -64,6 +64,22 @@ pub struct MountArgs {
     /// The hidden volume's PIM, for --protect-hidden.
     #[arg(long, value_name = "N", requires = "protect_hidden")]
     pub hidden_pim: Option<u32>,
+    /// Mount every entry of the mount table (--table) not marked noauto. Entries already
+    /// mounted are left alone and reported; one that fails does not stop the others.
+    #[arg(
+        long,
+        short = 'a',
+        conflicts_with_all = ["volume", "entry", "slot", "protect_hidden", "no_filesystem"]
+    )]
+    pub all: bool,
+    /// Mount the mount table's entry NAME (also a noauto one).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["volume", "protect_hidden"])]
+    pub entry: Option<String>,
+    /// The mount table for --all and --entry (default /etc/tcvault/tab). Its lines: name,
+    /// volume, mount point (- for the default), password file (none: ask) and options (ro,
+    /// noauto, pim=N, prf=NAME, keyfile=PATH); see tcvault-mount(1), MOUNT TABLE.
+    #[arg(long, value_name = "FILE")]
+    pub table: Option<PathBuf>,
     /// Mount the way an ordinary user does (the default without root): no loop device and no
     /// kernel mount, a FUSE filesystem driver (fuse2fs, fusefat, ntfs-3g) running
     /// as you on the decrypted FUSE file.
@@ -83,11 +99,18 @@ fn parse_octal(s: &str) -> Result<u32, String> {
 pub struct UnmountArgs {
     /// A mount point, a volume, a decrypted device (/dev/loopN) or a slot number; several may
     /// be given.
-    #[arg(value_name = "MOUNTPOINT|VOLUME", required_unless_present = "all")]
+    #[arg(value_name = "MOUNTPOINT|VOLUME", required_unless_present_any = ["all", "entry"])]
     pub targets: Vec<PathBuf>,
-    /// Unmount every volume tcvault has mounted (and clean up after dead services).
+    /// Unmount every volume tcvault has mounted (and clean up after dead services); with
+    /// --table, every mounted entry of that mount table.
     #[arg(long, short = 'a', conflicts_with = "targets")]
     pub all: bool,
+    /// Unmount the mount table's entry NAME (not mounted: said, and not an error).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["targets", "all"])]
+    pub entry: Option<String>,
+    /// The mount table for --entry and --all (default with --entry: /etc/tcvault/tab).
+    #[arg(long, value_name = "FILE")]
+    pub table: Option<PathBuf>,
     /// Unmount even when files are open or a process sits in the mount point (they get I/O
     /// errors from then on).
     #[arg(long, short = 'f')]
