@@ -9,6 +9,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
+use std::fmt::Write as _;
 
 #[allow(dead_code)]
 #[path = "src/cli/args/mod.rs"]
@@ -29,9 +30,12 @@ fn main() -> io::Result<()> {
     fs::create_dir_all(&man_dir)?;
     fs::create_dir_all(&comp_dir)?;
 
-    let mut cmd = args::Cli::command();
+    let mut cmd = args::command();
     cmd.build();
-    write_pages(&cmd, "tcvault", &man_dir, true)?;
+    // `help` is a subcommand at run time but has no page of its own.
+    let mut man_cmd = args::command().disable_help_subcommand(true);
+    man_cmd.build();
+    write_pages(&man_cmd, "tcvault", &man_dir, true)?;
     // The server has its own exit statuses (in its hand-written page), not tcvault's.
     let mut server = escrowd_args::Cli::command();
     server.build();
@@ -69,6 +73,26 @@ fn named(cmd: &clap::Command, name: &str) -> clap::Command {
         .version(env!("CARGO_PKG_VERSION"))
 }
 
+/// The main page's SYNOPSIS: one line per command, and `-R`'s two operands (the generated one
+/// would read `[-R ]`).
+fn top_synopsis(cmd: &clap::Command) -> String {
+    let mut s = String::from(".SH SYNOPSIS\n.nf\n");
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let _ = writeln!(
+            s,
+            "\\fBtcvault {}\\fR [\\fIOPTIONS\\fR]    see \\fBtcvault\\-{}\\fR(1)",
+            sub.get_name(),
+            sub.get_name()
+        );
+    }
+    s.push_str(
+        "\\fBtcvault \\-R\\fR \\fIADMIN TARGET\\fR [\\fIOPTIONS\\fR]    the shortcut of \
+         \\fBtcvault restore \\-\\-admin\\fR \\fIADMIN TARGET\\fR\n\\fBtcvault\\fR \
+         [\\fB\\-h\\fR|\\fB\\-\\-help\\fR] [\\fB\\-V\\fR|\\fB\\-\\-version\\fR]\n.fi\n",
+    );
+    s
+}
+
 /// `target/<profile>`: three levels above OUT_DIR (`target/<profile>/build/<pkg>-<hash>/out`).
 fn profile_dir() -> io::Result<PathBuf> {
     let out = PathBuf::from(
@@ -91,7 +115,11 @@ fn write_man(cmd: &clap::Command, name: &str, dir: &Path, common: bool) -> io::R
     let mut buf: Vec<u8> = Vec::new();
     man.render_title(&mut buf)?;
     man.render_name_section(&mut buf)?;
-    man.render_synopsis_section(&mut buf)?;
+    if name == "tcvault" {
+        buf.extend_from_slice(top_synopsis(cmd).as_bytes());
+    } else {
+        man.render_synopsis_section(&mut buf)?;
+    }
     man.render_description_section(&mut buf)?;
     man.render_options_section(&mut buf)?;
     if cmd.has_subcommands() {

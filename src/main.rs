@@ -2,13 +2,14 @@
 
 mod cli;
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
     // First of all, before any secret is read: no core dumps, no ptrace.
     if let Err(e) = tcvault::secret::harden_process() {
         eprintln!("tcvault: error: cannot turn core dumps off: {e}");
         return std::process::ExitCode::from(1);
     }
-    cli::run(cli::Cli::parse())
+    match cli::parse() {
+        Ok(c) => cli::run(c),
+        Err(code) => code,
+    }
 }

@@ -150,11 +150,13 @@ fn try_deposit(
         None => {
             let user = ask_line("Escrow network user name: ")
                 .map_err(|e| DepositFailure::Login(format!("cannot read the user name: {e}")))?;
-            let password = rpassword::prompt_password("Escrow network password: ")
+            let password = prompt_secret("Escrow network password: ")
                 .map_err(|e| DepositFailure::Login(format!("cannot read the password: {e}")))?;
+            let password = SecretText::from_secret(password)
+                .ok_or_else(|| DepositFailure::Login("the password is not UTF-8".to_owned()))?;
             Login {
                 user: user.trim().to_owned(),
-                password: SecretText::from_string(password),
+                password,
             }
         }
     };

@@ -20,6 +20,9 @@ pub const WRONG_CREDENTIALS: u8 = 3;
 pub const BAD_INPUT: u8 = 4;
 /// Exit status: the volume opened but is damaged or truncated.
 pub const DAMAGED: u8 = 5;
+/// Exit status: interrupted by Ctrl-C (SIGINT), or a long write cancelled by Ctrl-C or SIGTERM
+/// (128 + SIGINT, as a shell reports a program Ctrl-C stopped).
+pub const INTERRUPTED: u8 = 130;
 
 /// An error on its way to the user: the error, an optional hint, and an exit code.
 #[derive(Debug)]
@@ -27,6 +30,12 @@ pub struct CliError {
     error: Box<dyn StdError + Send + Sync>,
     hint: Option<String>,
     code: u8,
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(f)
+    }
 }
 
 impl CliError {

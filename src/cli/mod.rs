@@ -10,20 +10,29 @@ mod decrypt;
 mod escrow;
 mod escrow_manage;
 mod exit;
+mod foreign;
 mod info;
 #[cfg(feature = "mount")]
 mod mount;
+mod prompt;
 mod unlock;
 mod write;
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 
 pub use args::Cli;
 use args::Command;
+pub use foreign::parse;
 
 /// Runs a parsed command line and turns its outcome into an exit code, printing errors as a
 /// cause chain and a hint on standard error.
 pub fn run(cli: Cli) -> ExitCode {
+    // The mount service has its own handling of signals (a clean teardown).
+    if !matches!(cli.command, Some(Command::MountService(_))) {
+        exit_on_interrupt();
+    }
     let Some(command) = cli.command else {
         return exit_code(escrow::run_dash_r(cli.restore, &cli.restore_opts));
     };
@@ -51,6 +60,26 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Restore(a) => escrow::restore(&a.admin, &a.target, &a.opts),
     };
     exit_code(result)
+}
+
+/// Whether Ctrl-C (SIGINT) ends tcvault at once with [`exit::INTERRUPTED`]; off while a command
+/// has taken it over as a clean cancel ([`interrupt_cancels`]). The password prompt reads
+/// Ctrl-C as a key instead (see `prompt.rs`).
+static SIGINT_EXITS: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| Arc::new(AtomicBool::new(true)));
+
+fn exit_on_interrupt() {
+    // Registration fails only for forbidden signals; SIGINT is allowed.
+    let _ = signal_hook::flag::register_conditional_shutdown(
+        signal_hook::consts::SIGINT,
+        i32::from(exit::INTERRUPTED),
+        Arc::clone(&SIGINT_EXITS),
+    );
+}
+
+/// From now on Ctrl-C only raises the command's own cancel flag (a long write that stops
+/// between two steps and then exits with [`exit::INTERRUPTED`]).
+fn interrupt_cancels() {
+    SIGINT_EXITS.store(false, Ordering::SeqCst);
 }
 
 /// The error of a mount command, or of `create --filesystem`, in a build without the `mount`

@@ -6,35 +6,86 @@ use std::path::{Path, PathBuf};
 
 use tcvault::crypto::chain::ChainId;
 use tcvault::crypto::kdf::Prf;
+use tcvault::header::unlock::UnlockError;
 use tcvault::header::{Credentials, Family, UnlockOptions};
 use tcvault::secret::{Password, Pim, SecretBytes, read_secret};
 use tcvault::volume::keyfiles::read_keyfiles;
 use tcvault::volume::truncated::ReadableVolume;
-use tcvault::volume::{Host, SlotChoice, Volume};
+use tcvault::volume::{Host, SlotChoice, Volume, VolumeError};
 
 use super::args::{ChainArg, PrfArg, UnlockArgs};
 use super::exit::{BAD_INPUT, CliError, USAGE};
+pub(super) use super::prompt::prompt_secret;
 
 /// Reads the password and keyfiles, then opens `path` (to mount it).
 #[cfg(feature = "mount")]
 pub fn open_volume(path: &Path, a: &UnlockArgs) -> Result<Volume, CliError> {
-    let (creds, opts, slots) = unlock_inputs(path, a)?;
-    Ok(Volume::open(path, &creds, slots, &opts)?)
+    open_for_read(path, a).map(|(v, _)| v)
 }
 
 /// Reads the password and keyfiles, then opens `path` for reading, also when it is cut short.
 pub fn open_readable(path: &Path, a: &UnlockArgs) -> Result<ReadableVolume, CliError> {
-    let (creds, opts, slots) = unlock_inputs(path, a)?;
-    Ok(ReadableVolume::open(path, &creds, slots, &opts)?)
+    with_tries(path, a, |creds, opts, slots| {
+        ReadableVolume::open(path, creds, slots, opts)
+    })
+    .map(|(v, _)| v)
+}
+
+/// Reads the password and keyfiles, opens `path` read-only (whole, not cut short), and returns
+/// the volume with the credentials that opened it.
+pub fn open_for_read(path: &Path, a: &UnlockArgs) -> Result<(Volume, Credentials), CliError> {
+    with_tries(path, a, |creds, opts, slots| {
+        Volume::open(path, creds, slots, opts)
+    })
 }
 
 /// Reads the password and keyfiles, opens `path` for writing, and returns the volume with the
 /// credentials that opened it.
 pub fn open_for_write(path: &Path, a: &UnlockArgs) -> Result<(Volume, Credentials), CliError> {
-    let (creds, opts, slots) = unlock_inputs(path, a)?;
-    let host = Host::open_writable(path)?;
-    let vol = Volume::open_on(host, &creds, slots, &opts)?;
-    Ok((vol, creds))
+    with_tries(path, a, |creds, opts, slots| {
+        let host = Host::open_writable(path)?;
+        Volume::open_on(host, creds, slots, opts)
+    })
+}
+
+/// How often a password typed on the terminal may be wrong before tcvault gives up (as
+/// cryptsetup does).
+pub const TRIES: u32 = 3;
+
+/// Checks `path` first (a missing or unusable volume is said before any password is asked
+/// for), then reads the password and keyfiles and calls `open`. A password typed on the
+/// terminal that opens no header is said, and asked for again, up to [`TRIES`] times; one from
+/// a file is tried once.
+fn with_tries<T>(
+    path: &Path,
+    a: &UnlockArgs,
+    open: impl Fn(&Credentials, &UnlockOptions, SlotChoice) -> Result<T, VolumeError>,
+) -> Result<(T, Credentials), CliError> {
+    drop(Host::open(path)?);
+    let typed = a.password_file.is_none() && io::stdin().is_terminal();
+    let mut attempt = 1;
+    loop {
+        let (creds, opts, slots) = unlock_inputs(path, a)?;
+        let checking = io::stderr().is_terminal();
+        if checking {
+            err!("Checking the password (Ctrl-C stops)...");
+        }
+        let result = open(&creds, &opts, slots);
+        if checking {
+            err!("\r\x1b[K");
+        }
+        match result {
+            Ok(v) => return Ok((v, creds)),
+            Err(VolumeError::Unlock(UnlockError::NoMatch)) if typed && attempt < TRIES => {
+                attempt += 1;
+                errln!(
+                    "tcvault: no header opens with that password, keyfiles and PIM; try again \
+                     ({attempt} of {TRIES})"
+                );
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// The credentials, unlock options and slots `a` asks for (reads the password).
@@ -192,25 +243,6 @@ fn ask_systemd(prompt: &str) -> Result<SecretBytes, CliError> {
 
 /// Most bytes read from a password file (far more than any password).
 const MAX_PASSWORD_FILE: usize = 4096;
-
-/// Asks for a secret on the terminal without echo (a password, a passphrase); refused when
-/// standard input is not a terminal.
-pub(super) fn prompt_secret(prompt: &str) -> Result<SecretBytes, CliError> {
-    if !io::stdin().is_terminal() {
-        return Err(CliError::msg(
-            format!(
-                "no terminal to ask: {}",
-                prompt.trim_end_matches([':', ' '])
-            ),
-            BAD_INPUT,
-        ));
-    }
-    let mut typed = rpassword::prompt_password(prompt)
-        .map_err(|e| CliError::msg(format!("cannot read it: {e}"), BAD_INPUT))?;
-    let s = SecretBytes::from_slice(typed.as_bytes());
-    zeroize::Zeroize::zeroize(&mut typed);
-    Ok(s)
-}
 
 pub fn prf_of(p: PrfArg) -> Prf {
     match p {

@@ -18,8 +18,8 @@ use super::args::{
     BackupHeaderArgs, ChangePasswordArgs, CreateArgs, FilesystemArg, FormatArg, PrfArg,
     RestoreHeaderArgs,
 };
-use super::exit::{BAD_INPUT, CliError, DAMAGED, FAILED, USAGE};
-use super::unlock::{chain_of, credentials, open_for_write, prf_of, unlock_inputs};
+use super::exit::{BAD_INPUT, CliError, DAMAGED, FAILED, INTERRUPTED, USAGE};
+use super::unlock::{chain_of, credentials, open_for_read, open_for_write, prf_of, unlock_inputs};
 
 impl From<WriteError> for CliError {
     fn from(e: WriteError) -> Self {
@@ -43,7 +43,7 @@ impl From<WriteError> for CliError {
                 BAD_INPUT,
                 Some("add --force if its contents may be destroyed"),
             ),
-            WriteError::Cancelled(_) => (FAILED, None),
+            WriteError::Cancelled(_) => (INTERRUPTED, None),
             WriteError::NotABackup { .. } => (BAD_INPUT, None),
             WriteError::WrongVolume { .. } => (
                 BAD_INPUT,
@@ -70,6 +70,7 @@ impl From<WriteError> for CliError {
 
 /// A flag raised by Ctrl-C (SIGINT) or SIGTERM, so long writes stop between two steps.
 fn cancel_flag() -> Arc<AtomicBool> {
+    super::interrupt_cancels();
     let flag = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // Registration fails only for forbidden signals; these two are allowed.
@@ -375,8 +376,7 @@ pub fn backup_header(a: &BackupHeaderArgs) -> Result<(), CliError> {
             USAGE,
         ));
     }
-    let (creds, opts, slots) = unlock_inputs(&a.volume, &a.unlock)?;
-    let normal = Volume::open(&a.volume, &creds, slots, &opts)?;
+    let (normal, _creds) = open_for_read(&a.volume, &a.unlock)?;
     let want_hidden = a.with_hidden
         || a.hidden_password_file.is_some()
         || !a.hidden_keyfiles.is_empty()

@@ -209,6 +209,62 @@ fn help_mentions_commands_and_options() {
     }
 }
 
+/// The top-level help leads with the commands: `-R`'s many options are under `restore --help`
+/// (and still parse after `-R`).
+#[test]
+fn top_help_keeps_restore_options_under_restore() {
+    let top = run_ok(tcvault().arg("--help"));
+    let top = String::from_utf8_lossy(&top.stdout);
+    assert!(
+        top.contains("-R <ADMIN> <TARGET>") && top.contains("restore --help"),
+        "{top}"
+    );
+    for opt in ["--private-key", "--search-user", "--new-password-file"] {
+        assert!(!top.contains(opt), "top-level help lists {opt}:\n{top}");
+    }
+    let restore = run_ok(tcvault().args(["restore", "--help"]));
+    let restore = String::from_utf8_lossy(&restore.stdout);
+    for opt in ["--private-key", "--search-user", "--new-password-file"] {
+        assert!(restore.contains(opt), "restore --help lacks {opt}");
+    }
+    // Hidden from the help, not from the parser: this fails later, not as a usage error.
+    let dir = temp_dir();
+    let out = run(tcvault()
+        .args(["-R", "admin"])
+        .arg(dir.path().join("missing.hc"))
+        .args(["--search-user", "bob"]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("tcvault: error:") && !err.contains("unexpected argument"),
+        "-R options refused by the parser: {err}"
+    );
+}
+
+/// VeraCrypt's and cryptsetup's arguments and commands get the tcvault equivalent, exit 2.
+#[test]
+fn other_tools_syntax_gets_the_tcvault_equivalent() {
+    for (args, says) in [
+        (&["--mount", "v.hc"][..], "tcvault mount VOLUME"),
+        (&["-d"], "tcvault unmount"),
+        (&["-l"], "tcvault list"),
+        (&["--create", "v.hc"], "tcvault create VOLUME"),
+        (&["create", "v.hc", "--encryption=AES"], "--cipher"),
+        (&["mount", "v.hc", "--hash", "sha512"], "--prf"),
+        (&["info", "v.hc", "--password", "x"], "--password-file"),
+        (&["open", "v.hc", "name"], "--no-filesystem"),
+        (&["close", "name"], "tcvault unmount"),
+        (&["status", "name"], "tcvault list"),
+        (&["tcryptDump", "v.hc"], "tcvault info VOLUME"),
+    ] {
+        let out = run(tcvault().args(args));
+        let err = assert_error(&out, 2, "tcvault does not know");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!err.contains("similar"), "{args:?}: {err}");
+    }
+    // Anything else is still clap's message.
+    assert_usage_error(&run(tcvault().arg("--bogus")), "--bogus");
+}
+
 #[test]
 fn version_prints_the_package_version() {
     tcvault()

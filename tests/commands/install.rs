@@ -161,3 +161,26 @@ fn install_with_destdir_and_bad_arguments() {
         assert!(!out.stderr.is_empty());
     }
 }
+
+/// The main page's SYNOPSIS gives `-R` its two operands and names every command's page, and no
+/// page is named that does not exist (no `tcvault-help`).
+#[test]
+fn main_man_page_names_only_pages_that_exist() {
+    let man = built_dir().join("man");
+    let page = std::fs::read_to_string(man.join("tcvault.1")).expect("tcvault.1 built");
+    assert!(
+        page.contains("\\fBtcvault \\-R\\fR \\fIADMIN TARGET\\fR"),
+        "SYNOPSIS: -R operands"
+    );
+    assert!(!page.contains("[-R ]") && !page.contains("tcvault\\-help"));
+    let mut named = 0;
+    for part in page.split("\\fBtcvault\\-").skip(1) {
+        let name = part.split("\\fR").next().expect("a name");
+        assert!(
+            man.join(format!("tcvault-{name}.1")).is_file(),
+            "tcvault.1 names tcvault-{name}(1), which was not built"
+        );
+        named += 1;
+    }
+    assert!(named >= 12, "only {named} pages named");
+}

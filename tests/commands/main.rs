@@ -10,4 +10,5 @@ mod cli;
 mod hardening;
 mod install;
 mod legacy;
+mod prompt;
 mod write;

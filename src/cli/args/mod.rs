@@ -21,15 +21,32 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(args_conflicts_with_subcommands = true, arg_required_else_help = true)]
 pub struct Cli {
     /// Help-desk restore: reset the password of TARGET (a volume or a header backup file) from
-    /// an escrow entry, as the escrow admin ADMIN (same as `restore --admin ADMIN TARGET`).
+    /// an escrow entry, as the escrow admin ADMIN: the shortcut of `restore --admin ADMIN
+    /// TARGET`, which takes the same options (`tcvault restore --help` lists them).
     #[arg(short = 'R', num_args = 2, value_names = ["ADMIN", "TARGET"])]
     pub restore: Option<Vec<PathBuf>>,
-    /// Options of -R.
-    #[command(flatten, next_help_heading = "Options of -R (help-desk restore)")]
+    /// Options of -R (hidden in this help: see [`command`]).
+    #[command(flatten, next_help_heading = RESTORE_HEADING)]
     pub restore_opts: RestoreOptions,
     /// The command to run.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// The help heading of `-R`'s options at the top level.
+const RESTORE_HEADING: &str = "Options of -R (help-desk restore)";
+
+/// The command line `tcvault` parses and documents: [`Cli`], with `-R`'s options hidden from
+/// the top-level help (they would fill its first screen before the commands); they still parse
+/// there, and `tcvault restore --help` and tcvault-restore(1) list them.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command().mut_args(|a| {
+        if a.get_help_heading() == Some(RESTORE_HEADING) {
+            a.hide(true)
+        } else {
+            a
+        }
+    })
 }
 
 /// The subcommands.
