@@ -7,15 +7,17 @@
 # data read back. Without root or FUSE the mount steps are skipped (said so) and the data are
 # checked with `tcvault decrypt` instead.
 #
-# Usage: scripts/demo.sh   (builds the release binaries first; with TCVAULT_BIN_DIR set it uses
-# the tcvault and tcvault-escrowd binaries there instead, as tests/escrow/demo.rs does)
+# Usage: scripts/demo.sh   (builds the binaries first, in cargo's test profile: optimised, and the
+# same build scripts/test.sh uses, so neither rebuilds for the other; with TCVAULT_BIN_DIR set it
+# uses the tcvault and tcvault-escrowd binaries there instead, as tests/escrow/demo.rs does)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -n "${TCVAULT_BIN_DIR:-}" ]; then
     export PATH="$TCVAULT_BIN_DIR:$PATH"
 else
-    cargo build --release --quiet
-    export PATH="$PWD/target/release:$PATH"
+    echo "building tcvault (shared with scripts/test.sh; the first build takes several minutes)" >&2
+    cargo build --locked --profile test --bins
+    export PATH="${CARGO_TARGET_DIR:-$PWD/target}/debug:$PATH"
 fi
 W=$(mktemp -d)
 SERVER_PID=

@@ -4,6 +4,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# What the setup steps installed or started, said at the end (setup_note); a PostgreSQL cluster
+# the setup started is stopped at the end unless TCVAULT_KEEP_POSTGRES=1.
+setup_notes=$(mktemp)
+setup_note() { printf '%s\n' "$*" >>"$setup_notes"; }
+finish() {
+    local rc=$?
+    if [ "${tcvault_pg_started:-0}" = 1 ] && [ "${TCVAULT_KEEP_POSTGRES:-0}" != 1 ]; then
+        tcvault_pg_stop && setup_note "stopped the PostgreSQL test cluster it had started (TCVAULT_KEEP_POSTGRES=1 keeps it)"
+    fi
+    if [ -s "$setup_notes" ]; then
+        echo "scripts/test.sh, what it changed on this machine:" >&2
+        sed 's/^/  /' "$setup_notes" >&2
+    fi
+    rm -f "$setup_notes"
+    exit "$rc"
+}
+trap finish EXIT
+
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # System packages: python3 and pip for the independent cross-check of the format.
@@ -12,15 +30,18 @@ command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+    setup_note "installed Debian packages: ${need_apt[*]}"
 fi
 
 # Python's `cryptography` (AES-XTS) for tests/independent_check.py, which shares no code with
 # tcvault. Debian's python3-cryptography is used when pip cannot install into the interpreter.
 if ! python3 -c 'import cryptography' 2>/dev/null; then
+    setup_note "installed Python's cryptography package (pip, or Debian's python3-cryptography)"
     python3 -m pip install --quiet cryptography 2>/dev/null \
         || python3 -m pip install --quiet --break-system-packages cryptography 2>/dev/null \
         || { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-cryptography; }
 fi
+
 
 # Each subsystem's own setup (system packages, throwaway servers), one file each; sourced so
 # that they can export the variables the tests read.

@@ -1,7 +1,8 @@
-# Sourced by scripts/test.sh: what `tcvault mount` and tests/mount/ need on the machine.
+# Sourced by scripts/test.sh (and scripts/bench-mount.sh): what `tcvault mount` and tests/mount/ need on the machine.
 # FUSE (fusermount3), loop/blkid/mount (util-linux), the mkfs tools for `--filesystem`, the
 # userspace FAT/exFAT/NTFS drivers used when the kernel has no driver for them, and fuse2fs for
 # user-mode ext4 mounts. Idempotent.
+command -v setup_note >/dev/null 2>&1 || setup_note() { echo "setup: $*" >&2; }
 mount_setup_pkgs=()
 for pair in fusermount3:fuse3 blkid:util-linux losetup:mount mkfs.ext4:e2fsprogs \
     mkfs.fat:dosfstools fusefat:fusefat mount.exfat-fuse:exfat-fuse mkfs.exfat:exfatprogs \
@@ -14,6 +15,7 @@ if [ ${#mount_setup_pkgs[@]} -gt 0 ]; then
         apt-get update -qq >/dev/null
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
             "${mount_setup_pkgs[@]}" >/dev/null
+        setup_note "installed Debian packages: ${mount_setup_pkgs[*]}"
     else
         echo "scripts/setup.d/mount.sh: not root, cannot install ${mount_setup_pkgs[*]}" >&2
     fi
@@ -26,6 +28,6 @@ unset mount_setup_pkgs pair
 # every user, as udev makes it on Debian (KERNEL=="fuse", MODE="0666"); some containers create
 # it root-only.
 if [ "$(id -u)" = 0 ] && [ -c /dev/fuse ] && [ "$(stat -c %a /dev/fuse)" != 666 ]; then
-    echo "scripts/setup.d/mount.sh: making /dev/fuse mode 0666 (was $(stat -c %a /dev/fuse)) for user-mode mounts" >&2
+    setup_note "made /dev/fuse mode 0666 (was $(stat -c %a /dev/fuse)) for user-mode mounts"
     chmod 0666 /dev/fuse
 fi

@@ -4,6 +4,19 @@
 # already running there, and exports TCVAULT_TEST_POSTGRES_URL. Safe to run again.
 # shellcheck shell=bash
 
+command -v setup_note >/dev/null 2>&1 || setup_note() { echo "setup: $*" >&2; }
+
+# Stops the cluster tcvault_pg_setup started (scripts/test.sh calls it at the end).
+tcvault_pg_stop() {
+    local dir=/tmp/tcvault-escrowd-pg bindir
+    bindir=$(find /usr/lib/postgresql -maxdepth 2 -name bin -type d | sort -V | tail -n 1)
+    if [ "$(id -u)" = 0 ]; then
+        runuser -u postgres -- "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+    else
+        sudo -u postgres "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+    fi
+}
+
 tcvault_pg_setup() {
     local port=55432 dir=/tmp/tcvault-escrowd-pg bindir
     local -a root=() as_pg=(runuser -u postgres --)
@@ -14,6 +27,7 @@ tcvault_pg_setup() {
     if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
         "${root[@]}" apt-get update -qq
         "${root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+        setup_note "installed Debian package: postgresql"
     fi
     bindir=$(find /usr/lib/postgresql -maxdepth 2 -name bin -type d | sort -V | tail -n 1)
     if ! "$bindir/pg_isready" -q -h 127.0.0.1 -p "$port"; then
@@ -27,6 +41,8 @@ tcvault_pg_setup() {
         "${as_pg[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
             -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=300" \
             start >/dev/null
+        tcvault_pg_started=1
+        setup_note "started a PostgreSQL test cluster on 127.0.0.1:$port (data in $dir)"
     fi
     export TCVAULT_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
 }
