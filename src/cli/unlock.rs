@@ -177,14 +177,22 @@ fn read_password(
             } else {
                 format!("{prompt}: ")
             };
-            let first = prompt_secret(&prompt)?;
-            if confirm {
+            let mut attempt = 1;
+            loop {
+                let first = prompt_secret(&prompt)?;
+                if !confirm {
+                    break first;
+                }
                 let again = prompt_secret("Repeat it: ")?;
-                if again.expose() != first.expose() {
+                if again.expose() == first.expose() {
+                    break first;
+                }
+                if attempt == TRIES {
                     return Err(CliError::msg("the two passwords differ", BAD_INPUT));
                 }
+                attempt += 1;
+                errln!("tcvault: the two passwords differ; again ({attempt} of {TRIES})");
             }
-            first
         }
     };
     let mut bytes = raw.expose();
@@ -193,7 +201,27 @@ fn read_password(
     {
         bytes = stripped.strip_suffix(b"\r").unwrap_or(stripped);
     }
-    Password::new(bytes).map_err(|e| CliError::new(e, BAD_INPUT))
+    let password = Password::new(bytes).map_err(|e| CliError::new(e, BAD_INPUT))?;
+    if confirm && password_file.is_none() && !have_keyfiles {
+        warn_if_short(bytes);
+    }
+    Ok(password)
+}
+
+/// The length below which a new password gets a warning: VeraCrypt's advice is 20 characters
+/// or more (it warns below that too), since a shorter one falls to a brute-force search.
+pub const SHORT_PASSWORD: usize = 20;
+
+/// Warns about a new password typed at the prompt with fewer than [`SHORT_PASSWORD`]
+/// characters and no keyfiles beside it.
+fn warn_if_short(password: &[u8]) {
+    let chars = String::from_utf8_lossy(password).chars().count();
+    if chars < SHORT_PASSWORD {
+        errln!(
+            "tcvault: warning: the new password has {chars} characters; short passwords fall \
+             to brute-force searches: 20 or more are advised"
+        );
+    }
 }
 
 /// Whether this process runs in a systemd unit (systemd gives each one `INVOCATION_ID`) and

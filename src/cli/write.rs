@@ -38,6 +38,10 @@ impl From<WriteError> for CliError {
                 Some("name a file that does not exist yet with --keep-old-header"),
             ),
             WriteError::BadSize { .. } => (BAD_INPUT, None),
+            WriteError::NoRoom { .. } => (
+                FAILED,
+                Some("make room, give a smaller --size, or --quick for a sparse container"),
+            ),
             WriteError::DeviceBusy { .. } => (BAD_INPUT, Some("unmount it first")),
             WriteError::DeviceHasData { .. } => (
                 BAD_INPUT,
@@ -184,6 +188,10 @@ pub fn create(a: &CreateArgs) -> Result<(), CliError> {
         if a.sector_size != 512 {
             return Err(CliError::msg("file containers use 512-byte sectors", USAGE));
         }
+        check_filesystem(a, write::data_len_of(size))?;
+        if !a.quick {
+            write::check_room(&a.volume, size)?;
+        }
     }
     let creds = credentials(
         a.password_file.as_deref(),
@@ -227,6 +235,36 @@ fn make_filesystem(
     Ok(())
 }
 
+/// The filesystem `--filesystem` asks for (`None`: none).
+#[cfg(feature = "mount")]
+fn fs_kind(f: FilesystemArg) -> Option<tcvault::mount::FsKind> {
+    use tcvault::mount::FsKind;
+    Some(match f {
+        FilesystemArg::None => return None,
+        FilesystemArg::Ext4 => FsKind::Ext4,
+        FilesystemArg::Xfs => FsKind::Xfs,
+        FilesystemArg::Btrfs => FsKind::Btrfs,
+        FilesystemArg::Fat => FsKind::Fat,
+        FilesystemArg::Exfat => FsKind::Exfat,
+        FilesystemArg::Ntfs => FsKind::Ntfs,
+    })
+}
+
+/// Before the password and the fill: `--filesystem`'s mkfs is installed and the data area of
+/// `data_len` bytes is large enough for it.
+#[cfg(feature = "mount")]
+fn check_filesystem(a: &CreateArgs, data_len: u64) -> Result<(), CliError> {
+    match fs_kind(a.filesystem) {
+        Some(fs) => tcvault::mount::check_can_format(fs, data_len).map_err(super::mount::cli_err),
+        None => Ok(()),
+    }
+}
+
+#[cfg(not(feature = "mount"))]
+fn check_filesystem(_: &CreateArgs, _: u64) -> Result<(), CliError> {
+    Ok(())
+}
+
 /// `--filesystem`: opens the new volume (normal or hidden) and runs mkfs on it through the
 /// mount path.
 #[cfg(feature = "mount")]
@@ -236,15 +274,8 @@ fn make_filesystem(
     prot: Protection,
     slots: SlotChoice,
 ) -> Result<(), CliError> {
-    use tcvault::mount::FsKind;
-    let fs = match a.filesystem {
-        FilesystemArg::None => return Ok(()),
-        FilesystemArg::Ext4 => FsKind::Ext4,
-        FilesystemArg::Xfs => FsKind::Xfs,
-        FilesystemArg::Btrfs => FsKind::Btrfs,
-        FilesystemArg::Fat => FsKind::Fat,
-        FilesystemArg::Exfat => FsKind::Exfat,
-        FilesystemArg::Ntfs => FsKind::Ntfs,
+    let Some(fs) = fs_kind(a.filesystem) else {
+        return Ok(());
     };
     let opts = prot.only();
     let vol = Volume::open(&a.volume, creds, slots, &opts)?;

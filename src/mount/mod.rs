@@ -230,6 +230,30 @@ pub fn check_user_mode() -> Result<(), MountError> {
     Ok(())
 }
 
+/// Checks that `fs` can be made on a data area of `data_len` bytes: its mkfs program is
+/// installed and the area is not below its minimum ([`FsKind::min_size`]). `create` asks this
+/// before the password and the fill.
+///
+/// # Errors
+/// [`MountError::MissingProgram`], or [`MountError::Usage`] for a size too small.
+pub fn check_can_format(fs: FsKind, data_len: u64) -> Result<(), MountError> {
+    let (prog, pkg) = fs.mkfs_program();
+    if fs::find_program(prog).is_none() {
+        return Err(MountError::MissingProgram {
+            program: prog.into(),
+            package: pkg.into(),
+        });
+    }
+    if data_len < fs.min_size() {
+        return Err(MountError::Usage(format!(
+            "{fs} needs a data area of at least {} bytes ({} MiB); this volume's would be {data_len}",
+            fs.min_size(),
+            fs.min_size().div_ceil(1 << 20)
+        )));
+    }
+    Ok(())
+}
+
 /// Makes filesystem `fs` (with `label`) on `volume`'s data area, through the same FUSE + loop
 /// path as `mount` (in user mode, on the FUSE file alone), then tears the path down and syncs
 /// the host. The volume's host is reopened for writing by path; `volume` itself may have been
@@ -247,13 +271,7 @@ pub fn format_volume(
     label: Option<&str>,
     user_mode: bool,
 ) -> Result<(), MountError> {
-    let (prog, pkg) = fs.mkfs_program();
-    if fs::find_program(prog).is_none() {
-        return Err(MountError::MissingProgram {
-            program: prog.into(),
-            package: pkg.into(),
-        });
-    }
+    check_can_format(fs, volume.data_len())?;
     let area = Arc::new(KeyedArea::of_volume(&volume, false)?);
     drop(volume);
     let work = tempfile::Builder::new()

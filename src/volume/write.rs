@@ -14,7 +14,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -92,6 +92,16 @@ pub enum WriteError {
         path: PathBuf,
         /// What was found.
         what: &'static str,
+    },
+    /// The filesystem that would hold a new container has too little room for it.
+    #[error("{path}: a {needed}-byte container does not fit; its filesystem has {free} bytes free")]
+    NoRoom {
+        /// The container to be.
+        path: PathBuf,
+        /// Its size.
+        needed: u64,
+        /// What the filesystem has free (for this user).
+        free: u64,
     },
     /// Ctrl-C (or another cancel) stopped the work; nothing that opens was left half-written.
     #[error("cancelled; {0}")]
@@ -205,6 +215,38 @@ pub enum CreateTarget<'a> {
 
 /// Progress callback: bytes done, bytes in all.
 pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
+
+/// The data area of a new file container of `size` bytes (the size less the header area at
+/// its start and the backup headers at its end).
+pub fn data_len_of(size: u64) -> u64 {
+    size.saturating_sub(DATA_AREA_OFFSET + BACKUP_NORMAL_FROM_END)
+}
+
+/// Checks, before any password is asked for or a byte written, that a fully allocated new
+/// container of `size` bytes at `path` fits in its filesystem (`--quick` makes a sparse one,
+/// which is warned about instead). An existing file at `path` counts as room (it is replaced).
+///
+/// # Errors
+/// [`WriteError::NoRoom`]; a filesystem that cannot be asked is no error.
+pub fn check_room(path: &Path, size: u64) -> Result<(), WriteError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let Ok(st) = rustix::fs::statvfs(dir) else {
+        return Ok(());
+    };
+    let free = st.f_bavail.saturating_mul(st.f_frsize);
+    let existing = std::fs::metadata(path).map_or(0, |m| m.blocks() * 512);
+    if free.saturating_add(existing) < size {
+        return Err(WriteError::NoRoom {
+            path: path.to_path_buf(),
+            needed: size,
+            free,
+        });
+    }
+    Ok(())
+}
 
 /// Checks that `size` can hold a volume with sectors of `sector_size` bytes.
 ///
@@ -345,7 +387,7 @@ fn write_layout(
     progress: Progress<'_>,
     cancel: &AtomicBool,
 ) -> Result<(), WriteError> {
-    let data_len = size - 2 * DATA_AREA_OFFSET;
+    let data_len = data_len_of(size);
     let header = new_header(
         spec.prot,
         DATA_AREA_OFFSET,

@@ -124,3 +124,79 @@ fn a_missing_volume_is_said_before_the_prompt() {
         assert!(output.contains("no such file"), "{cmd}: {output}");
     }
 }
+
+/// `create` asks for the new password twice, again when the two differ (up to 3 times), and
+/// warns about a short one; the volume then opens with it.
+#[test]
+fn create_asks_again_on_a_mismatch_and_warns_about_a_short_password() {
+    let dir = temp_dir();
+    let vol = dir.path().join("new.hc");
+    let v = vol.to_str().expect("UTF-8 path");
+    let steps = json!([
+        ["expect", "password for"],
+        ["send", "short\r"],
+        ["expect", "Repeat"],
+        ["send", "shirt\r"],
+        ["expect", "differ; again (2 of 3)"],
+        ["expect", "password for"],
+        ["send", "short\r"],
+        ["expect", "Repeat"],
+        ["send", "short\r"],
+    ]);
+    let r = drive(
+        &steps,
+        &[
+            "create", v, "--size", "4M", "--quick", "--pim", "1", "--escrow", "no",
+        ],
+    );
+    assert_eq!(status(&r), 0, "{r}");
+    let output = r["output"].as_str().expect("output");
+    assert!(
+        output.contains("has 5 characters") && output.contains("20 or more"),
+        "{output}"
+    );
+    let pw = password_file(&dir, b"short");
+    let info = Command::new(tcvault().get_program())
+        .args([
+            "info",
+            v,
+            "--pim",
+            "1",
+            "--prf",
+            "sha512",
+            "--password-file",
+        ])
+        .arg(pw)
+        .output()
+        .expect("run info");
+    assert!(
+        info.status.success(),
+        "the new volume does not open: {info:?}"
+    );
+
+    let steps = json!([
+        ["expect", "password for"],
+        ["send", "a\r"],
+        ["expect", "Repeat"],
+        ["send", "b\r"],
+        ["expect", "password for"],
+        ["send", "a\r"],
+        ["expect", "Repeat"],
+        ["send", "b\r"],
+        ["expect", "password for"],
+        ["send", "a\r"],
+        ["expect", "Repeat"],
+        ["send", "b\r"],
+    ]);
+    let other = dir.path().join("other.hc");
+    let o = other.to_str().expect("UTF-8 path");
+    let r = drive(
+        &steps,
+        &["create", o, "--size", "4M", "--quick", "--escrow", "no"],
+    );
+    assert_eq!(status(&r), 4, "three mismatches: {r}");
+    assert!(
+        !other.exists(),
+        "a volume was made without a confirmed password"
+    );
+}

@@ -1121,3 +1121,38 @@ fn read_only_target_is_refused() {
     assert!(!other_exists, "a file appeared on a read-only filesystem");
     assert!(before.is_some() && before == after, "the volume changed");
 }
+
+/// `create` says what cannot work before it asks for a password or fills anything: a
+/// filesystem larger than the volume (XFS needs 300 MiB), and a container larger than the room
+/// its filesystem has (without --quick). No terminal and no password file: the checks must
+/// come first, or the error would be "no terminal".
+#[test]
+fn create_checks_size_and_room_before_the_password() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let vol = dir.path().join("small.hc");
+    let out = run(tcvault()
+        .args([
+            "create",
+            "--size",
+            "100M",
+            "--filesystem",
+            "xfs",
+            "--escrow",
+            "no",
+        ])
+        .arg(&vol));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("xfs needs a data area of at least"), "{err}");
+    assert!(!vol.exists(), "a file was left");
+
+    let huge = dir.path().join("huge.hc");
+    let out = run(tcvault()
+        .args(["create", "--size", "1000T", "--escrow", "no"])
+        .arg(&huge));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not fit; its filesystem has"), "{err}");
+    assert!(err.contains("--quick"), "the hint names --quick: {err}");
+    assert!(!huge.exists(), "a file was left");
+}
