@@ -398,10 +398,30 @@ pub fn list(a: &ListArgs) -> Result<(), CliError> {
         out = serde_json::to_string_pretty(&arr).unwrap_or_else(|_| "[]".into());
         out.push('\n');
     } else if !entries.is_empty() {
-        out.push_str("SLOT  VOLUME  MOUNTPOINT  DEVICE  FS  CHAIN  PRF  TYPE  MODE  PROTECTION\n");
+        let mut rows: Vec<Vec<String>> = vec![
+            [
+                "SLOT",
+                "VOLUME",
+                "MOUNTPOINT",
+                "DEVICE",
+                "FS",
+                "CHAIN",
+                "PRF",
+                "TYPE",
+                "MODE",
+                "PROTECTION",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ];
+        let mut notes = Vec::new();
         for e in &entries {
             let Some(s) = &e.state else {
-                out.push_str(&format!("{}  ?  (starting or crashed)\n", e.slot));
+                rows.push(vec![
+                    e.slot.to_string(),
+                    "?".into(),
+                    "(starting or crashed)".into(),
+                ]);
                 continue;
             };
             let protection = match (s.protect_hidden, s.protection_tripped) {
@@ -409,32 +429,37 @@ pub fn list(a: &ListArgs) -> Result<(), CliError> {
                 (true, false) => "on",
                 (true, true) => "TRIPPED (read-only)",
             };
-            out.push_str(&format!(
-                "{}  {}  {}  {}  {}  {}  {}  {}  {}  {}{}\n",
-                s.slot,
-                s.volume.display(),
-                s.mountpoint
-                    .as_ref()
-                    .map_or("-".into(), |p| p.display().to_string()),
-                s.device
-                    .as_ref()
-                    .map_or("-".into(), |p| p.display().to_string()),
-                s.filesystem.as_deref().unwrap_or("-"),
-                s.chain,
-                s.prf,
-                s.kind,
+            let path = |p: &Option<std::path::PathBuf>| {
+                p.as_ref().map_or("-".into(), |p| p.display().to_string())
+            };
+            rows.push(vec![
+                s.slot.to_string(),
+                s.volume.display().to_string(),
+                path(&s.mountpoint),
+                path(&s.device),
+                s.filesystem.clone().unwrap_or_else(|| "-".into()),
+                s.chain.clone(),
+                s.prf.clone(),
+                s.kind.clone(),
                 if s.read_only || s.protection_tripped {
                     "ro"
                 } else {
                     "rw"
-                },
-                protection,
-                if e.alive {
-                    ""
-                } else {
-                    "  [service gone: `tcvault unmount` cleans up]"
-                },
-            ));
+                }
+                .into(),
+                protection.into(),
+            ]);
+            if !e.alive {
+                notes.push(format!(
+                    "slot {}: [service gone: `tcvault unmount {}` cleans up]",
+                    s.slot, s.slot
+                ));
+            }
+        }
+        out.push_str(&aligned(&rows));
+        for n in notes {
+            out.push_str(&n);
+            out.push('\n');
         }
         for s in entries.iter().filter_map(|e| e.state.as_ref()) {
             if s.protection_tripped {
@@ -453,6 +478,35 @@ pub fn list(a: &ListArgs) -> Result<(), CliError> {
         .write_all(out.as_bytes())
         .and_then(|()| stdout.flush())
         .map_err(|e| CliError::msg(format!("cannot write to standard output: {e}"), FAILED))
+}
+
+/// `rows` as columns padded to their widest cell (in characters), two spaces apart; the last
+/// column is not padded.
+fn aligned(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let width: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter(|r| r.len() > c + 1)
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            if c + 1 < r.len() {
+                line.push_str(&format!("{cell:<w$}  ", w = width[c]));
+            } else {
+                line.push_str(cell);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 /// The hidden `__mount-service` subcommand: standard input must be the socket `mount` passes.
