@@ -10,8 +10,8 @@
 //! legacy.
 //!
 //! CPU features are detected only in `cpu`, which hands the kernels tokens (one per feature
-//! set); the AVX-512 kernels' 512-bit loads and stores are in `simd`. Unsafe code lives in the
-//! kernel files, `simd` and nowhere else.
+//! set); the kernels' vector loads and stores (128, 256 and 512 bits, from and to fixed-size
+//! arrays) are in `simd`. Unsafe code lives in the kernel files, `simd` and nowhere else.
 
 pub mod chain;
 pub mod cipher;

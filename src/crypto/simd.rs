@@ -1,12 +1,17 @@
-//! Unaligned loads and stores of 512-bit registers from and to 64-byte arrays, shared by the
-//! AVX-512 kernels so that none needs raw pointers of its own for them.
+//! Unaligned loads and stores of 128-, 256- and 512-bit registers from and to arrays of exactly
+//! that size, shared by the cipher and key-derivation kernels so that none needs raw pointers of
+//! its own for them: a kernel cuts its buffer into fixed-size arrays (`as_chunks`,
+//! `as_chunks_mut`) and hands each one to a function here.
 //!
-//! The functions are safe `#[target_feature(enable = "avx512f")]` functions: a kernel compiled
-//! with AVX-512F (or more) calls them directly, and anything else needs the
-//! [`super::cpu::Avx512`] (or a larger) token first.
+//! The functions are safe `#[target_feature]` functions (SSE2 for 128 bits, AVX for 256,
+//! AVX-512F for 512): a kernel compiled with that feature (or more) calls them directly, and
+//! anything else needs the matching token of [`super::cpu`] first.
 
 #[cfg(target_arch = "x86_64")]
-use core::arch::x86_64::{__m512i, _mm512_loadu_si512, _mm512_storeu_si512};
+use core::arch::x86_64::{
+    __m128i, __m256i, __m512i, _mm_loadu_si128, _mm_storeu_si128, _mm256_loadu_si256,
+    _mm256_storeu_si256, _mm512_loadu_si512, _mm512_storeu_si512,
+};
 
 /// A 64-byte array of plain integers: exactly one 512-bit register, any bit pattern valid.
 pub trait Bits512: Copy + sealed::Sealed {
@@ -31,6 +36,42 @@ mod sealed {
     impl Sealed for [u8; 64] {}
     impl Sealed for [u32; 16] {}
     impl Sealed for [u64; 8] {}
+}
+
+/// The 16 bytes of `src` as one register (lane order = memory order).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "sse2")]
+pub fn load128(src: &[u8; 16]) -> __m128i {
+    // SAFETY: `src` is 16 readable bytes; the load is unaligned.
+    unsafe { _mm_loadu_si128(src.as_ptr().cast()) }
+}
+
+/// Writes the register `v` into the 16 bytes of `dst` (memory order = lane order).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "sse2")]
+pub fn store128(dst: &mut [u8; 16], v: __m128i) {
+    // SAFETY: `dst` is 16 writable bytes, any bit pattern a valid value; the store is unaligned.
+    unsafe { _mm_storeu_si128(dst.as_mut_ptr().cast(), v) };
+}
+
+/// The 32 bytes of `src` as one register (lane order = memory order).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx")]
+pub fn load256(src: &[u8; 32]) -> __m256i {
+    // SAFETY: `src` is 32 readable bytes; the load is unaligned.
+    unsafe { _mm256_loadu_si256(src.as_ptr().cast()) }
+}
+
+/// Writes the register `v` into the 32 bytes of `dst` (memory order = lane order).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx")]
+pub fn store256(dst: &mut [u8; 32], v: __m256i) {
+    // SAFETY: `dst` is 32 writable bytes, any bit pattern a valid value; the store is unaligned.
+    unsafe { _mm256_storeu_si256(dst.as_mut_ptr().cast(), v) };
 }
 
 /// The 64 bytes of `src` as one register (lane order = memory order).

@@ -1,4 +1,5 @@
-//! Helpers shared by the end-to-end tests (`tests/commands/cli.rs`, `tests/format/independent.rs`).
+//! Helpers shared by the end-to-end tests (`tests/commands/cli.rs`, `tests/format/independent.rs`,
+//! the escrow tests).
 //!
 //! Everything about the reference volumes comes from `testvolumes/manifest.json`, written when
 //! real VeraCrypt made them: passwords, PIMs, keyfiles, cipher, PRF, sizes and the data patterns
@@ -19,6 +20,11 @@ use tempfile::TempDir;
 
 /// Legacy TrueCrypt (1.0–5.1a) volumes built from first principles (issue 8).
 pub mod legacy;
+
+/// The escrow server, its databases and its binary for the escrow test crate (which requires
+/// these features).
+#[cfg(all(feature = "escrow-server", feature = "postgres"))]
+pub mod escrow_server;
 
 /// Bytes before the data area of a current-layout volume (docs/format.md §2); the same again
 /// follows it (the embedded backup headers).
@@ -109,6 +115,14 @@ pub fn password_file(dir: &TempDir, password: &[u8]) -> PathBuf {
 /// A new temporary directory.
 pub fn temp_dir() -> TempDir {
     tempfile::tempdir().expect("cannot create a temporary directory")
+}
+
+/// A temporary folder only this user may enter, as the escrow server wants its database's.
+pub fn private_tempdir() -> TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).expect("chmod");
+    dir
 }
 
 /// The `tcvault` binary built by cargo for this test run.

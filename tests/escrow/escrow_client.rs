@@ -21,15 +21,9 @@ use tcvault::header::{Credentials, UnlockOptions};
 use tcvault::secret::Password;
 use tcvault::volume::{Host, SlotChoice, Volume};
 
-const PIM: &str = "1";
+use crate::common::private_tempdir;
 
-/// A temporary folder only this user may enter, as the escrow server wants its database's.
-fn private_tempdir() -> tempfile::TempDir {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
-    dir
-}
+const PIM: &str = "1";
 
 /// The authority key pair made once per test process with `tcvault escrow keygen`.
 struct Authority {

@@ -20,6 +20,8 @@ use zeroize::Zeroize;
 
 use super::{BlockCipher, CipherId};
 use crate::crypto::cpu;
+#[cfg(target_arch = "x86_64")]
+use crate::crypto::simd::{load128, load256, load512, store128, store256, store512, to_array};
 use crate::crypto::xts::{DATA_UNIT, Direction, XtsCipher, xts};
 
 /// Which AES-XTS kernel runs.
@@ -150,7 +152,8 @@ impl AesXts {
 
     /// Runs the vector kernel over whole units; `buf.len()` is a multiple of [`DATA_UNIT`].
     fn run_units(&self, dir: Direction, buf: &mut [u8], first_unit: u64) {
-        debug_assert_eq!(buf.len() % DATA_UNIT, 0);
+        let (units, rest) = buf.as_chunks_mut::<DATA_UNIT>();
+        debug_assert!(rest.is_empty());
         let keys = match dir {
             Direction::Encrypt => &self.enc.0,
             Direction::Decrypt => &self.dec.0,
@@ -158,37 +161,36 @@ impl AesXts {
         let tk = &self.tweak.0;
         #[cfg(target_arch = "x86_64")]
         match (self.kernel, dir) {
-            // Each kernel holds the token of the CPU features it is compiled for, and `buf`
-            // holds whole data units (asserted above).
-            // SAFETY: the `Vaes512` token proves VAES, VPCLMULQDQ and AVX-512F/BW; whole units.
+            // Each kernel holds the token of the CPU features it is compiled for.
+            // SAFETY: the `Vaes512` token proves VAES, VPCLMULQDQ and AVX-512F/BW.
             (Kernel::Vaes512(_), Direction::Encrypt) => unsafe {
-                vaes512::<false>(keys, tk, buf, first_unit)
+                vaes512::<false>(keys, tk, units, first_unit)
             },
-            // SAFETY: the `Vaes512` token proves VAES, VPCLMULQDQ and AVX-512F/BW; whole units.
+            // SAFETY: the `Vaes512` token proves VAES, VPCLMULQDQ and AVX-512F/BW.
             (Kernel::Vaes512(_), Direction::Decrypt) => unsafe {
-                vaes512::<true>(keys, tk, buf, first_unit)
+                vaes512::<true>(keys, tk, units, first_unit)
             },
-            // SAFETY: the `Vaes256` token proves VAES, VPCLMULQDQ and AVX2; whole units.
+            // SAFETY: the `Vaes256` token proves VAES, VPCLMULQDQ and AVX2.
             (Kernel::Vaes256(_), Direction::Encrypt) => unsafe {
-                vaes256::<false>(keys, tk, buf, first_unit)
+                vaes256::<false>(keys, tk, units, first_unit)
             },
-            // SAFETY: the `Vaes256` token proves VAES, VPCLMULQDQ and AVX2; whole units.
+            // SAFETY: the `Vaes256` token proves VAES, VPCLMULQDQ and AVX2.
             (Kernel::Vaes256(_), Direction::Decrypt) => unsafe {
-                vaes256::<true>(keys, tk, buf, first_unit)
+                vaes256::<true>(keys, tk, units, first_unit)
             },
-            // SAFETY: the `AesNi` token proves AES-NI and SSE2; `buf` is whole units.
+            // SAFETY: the `AesNi` token proves AES-NI and SSE2.
             (Kernel::AesNi(_), Direction::Encrypt) => unsafe {
-                aesni::<false>(keys, tk, buf, first_unit)
+                aesni::<false>(keys, tk, units, first_unit)
             },
-            // SAFETY: the `AesNi` token proves AES-NI and SSE2; `buf` is whole units.
+            // SAFETY: the `AesNi` token proves AES-NI and SSE2.
             (Kernel::AesNi(_), Direction::Decrypt) => unsafe {
-                aesni::<true>(keys, tk, buf, first_unit)
+                aesni::<true>(keys, tk, units, first_unit)
             },
             (Kernel::Portable, _) => unreachable!("portable backend handled by the caller"),
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = (keys, tk, buf, first_unit);
+            let _ = (keys, tk, units, first_unit);
             unreachable!("only the portable backend exists off x86-64")
         }
     }
@@ -327,37 +329,28 @@ fn inverse_schedule(enc: &RoundKeys) -> RoundKeys {
 // ---------------------------------------------------------------------------------------------
 
 /// VAES-512: one data unit is eight registers of four blocks; the tweak starts of four units are
-/// encrypted together in one register.
-///
-/// # Safety
-/// The CPU must have AVX-512F/BW, VAES and VPCLMULQDQ; `buf.len()` must be a multiple of 512.
+/// encrypted together in one register. The CPU must have AVX-512F/BW, VAES and VPCLMULQDQ.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,vaes,vpclmulqdq")]
-unsafe fn vaes512<const DEC: bool>(
+fn vaes512<const DEC: bool>(
     keys: &[[u8; 16]; 15],
     tkeys: &[[u8; 16]; 15],
-    buf: &mut [u8],
+    units: &mut [[u8; DATA_UNIT]],
     first_unit: u64,
 ) {
-    let units = buf.len() / DATA_UNIT;
-    let p = buf.as_mut_ptr();
     let mut rk = [_mm512_setzero_si512(); 15];
     let mut tk = [_mm512_setzero_si512(); 15];
     for i in 0..15 {
-        // SAFETY: reads 16 bytes from a 16-byte array (unaligned loads allowed).
-        unsafe {
-            rk[i] = _mm512_broadcast_i32x4(_mm_loadu_si128(keys[i].as_ptr().cast()));
-            tk[i] = _mm512_broadcast_i32x4(_mm_loadu_si128(tkeys[i].as_ptr().cast()));
-        }
+        rk[i] = _mm512_broadcast_i32x4(load128(&keys[i]));
+        tk[i] = _mm512_broadcast_i32x4(load128(&tkeys[i]));
     }
     let poly = _mm512_set1_epi64(0x87);
     // Lane j of a broadcast tweak is multiplied by α^j: shift left by j, carry the j bits that
     // leave each 64-bit half (a shift by 64 yields zero for lane 0).
     let shl = _mm512_set_epi64(3, 3, 2, 2, 1, 1, 0, 0);
     let shr = _mm512_set_epi64(61, 61, 62, 62, 63, 63, 64, 64);
-    let mut u = 0;
-    while u < units {
-        let n = first_unit.wrapping_add(u as u64);
+    let mut n = first_unit;
+    for group in units.chunks_mut(4) {
         let idx = _mm512_set_epi64(
             0,
             n.wrapping_add(3) as i64,
@@ -373,14 +366,9 @@ unsafe fn vaes512<const DEC: bool>(
             t = _mm512_aesenc_epi128(t, *k);
         }
         t = _mm512_aesenclast_epi128(t, tk[14]);
-        let mut starts = [0u8; 64];
-        // SAFETY: writes 64 bytes into a 64-byte array.
-        unsafe { _mm512_storeu_si512(starts.as_mut_ptr().cast(), t) };
-        let group = (units - u).min(4);
-        for g in 0..group {
-            // SAFETY: reads 16 bytes at offset 16·g < 64 of `starts`.
-            let t0 = unsafe { _mm_loadu_si128(starts.as_ptr().add(16 * g).cast()) };
-            let t0 = _mm512_broadcast_i32x4(t0);
+        let mut starts: [u8; 64] = to_array(t);
+        for (unit, start) in group.iter_mut().zip(starts.as_chunks::<16>().0) {
+            let t0 = _mm512_broadcast_i32x4(load128(start));
             let c = _mm512_srlv_epi64(t0, shr);
             let mut tw = [_mm512_setzero_si512(); 8];
             tw[0] = xor3_512(
@@ -396,13 +384,10 @@ unsafe fn vaes512<const DEC: bool>(
                     _mm512_clmulepi64_epi128::<0x01>(c, poly),
                 );
             }
-            // SAFETY: unit u+g < units, so its 512 bytes lie inside `buf`.
-            let base = unsafe { p.add((u + g) * DATA_UNIT) };
+            let data = unit.as_chunks_mut::<64>().0;
             let mut x = [_mm512_setzero_si512(); 8];
-            for j in 0..8 {
-                // SAFETY: 64 bytes at offset 64·j < 512 of this unit.
-                let d = unsafe { _mm512_loadu_si512(base.add(64 * j).cast()) };
-                x[j] = xor3_512(d, tw[j], rk[0]);
+            for ((x, d), t) in x.iter_mut().zip(data.iter()).zip(&tw) {
+                *x = xor3_512(load512(d), *t, rk[0]);
             }
             for k in &rk[1..14] {
                 for v in &mut x {
@@ -413,19 +398,18 @@ unsafe fn vaes512<const DEC: bool>(
                     };
                 }
             }
-            for j in 0..8 {
-                let last = _mm512_xor_si512(rk[14], tw[j]);
+            for ((d, x), t) in data.iter_mut().zip(&x).zip(&tw) {
+                let last = _mm512_xor_si512(rk[14], *t);
                 let y = if DEC {
-                    _mm512_aesdeclast_epi128(x[j], last)
+                    _mm512_aesdeclast_epi128(*x, last)
                 } else {
-                    _mm512_aesenclast_epi128(x[j], last)
+                    _mm512_aesenclast_epi128(*x, last)
                 };
-                // SAFETY: as for the load above.
-                unsafe { _mm512_storeu_si512(base.add(64 * j).cast(), y) };
+                store512(d, y);
             }
         }
         starts.zeroize();
-        u += group;
+        n = n.wrapping_add(group.len() as u64);
     }
 }
 
@@ -435,28 +419,21 @@ fn xor3_512(a: __m512i, b: __m512i, c: __m512i) -> __m512i {
     _mm512_ternarylogic_epi64::<0x96>(a, b, c)
 }
 
-/// VAES at AVX2 width: a unit is two halves of eight registers of two blocks each.
-///
-/// # Safety
-/// The CPU must have AVX2, VAES and VPCLMULQDQ; `buf.len()` must be a multiple of 512.
+/// VAES at AVX2 width: a unit is two halves of eight registers of two blocks each. The CPU must
+/// have AVX2, VAES and VPCLMULQDQ.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,vaes,vpclmulqdq")]
-unsafe fn vaes256<const DEC: bool>(
+fn vaes256<const DEC: bool>(
     keys: &[[u8; 16]; 15],
     tkeys: &[[u8; 16]; 15],
-    buf: &mut [u8],
+    units: &mut [[u8; DATA_UNIT]],
     first_unit: u64,
 ) {
-    let units = buf.len() / DATA_UNIT;
-    let p = buf.as_mut_ptr();
     let mut rk = [_mm256_setzero_si256(); 15];
     let mut tk = [_mm256_setzero_si256(); 15];
     for i in 0..15 {
-        // SAFETY: reads 16 bytes from a 16-byte array.
-        unsafe {
-            rk[i] = _mm256_broadcastsi128_si256(_mm_loadu_si128(keys[i].as_ptr().cast()));
-            tk[i] = _mm256_broadcastsi128_si256(_mm_loadu_si128(tkeys[i].as_ptr().cast()));
-        }
+        rk[i] = _mm256_broadcastsi128_si256(load128(&keys[i]));
+        tk[i] = _mm256_broadcastsi128_si256(load128(&tkeys[i]));
     }
     let poly = _mm256_set1_epi64x(0x87);
     let shl = _mm256_set_epi64x(1, 1, 0, 0);
@@ -468,9 +445,8 @@ unsafe fn vaes256<const DEC: bool>(
             _mm256_clmulepi64_epi128::<0x01>(c, poly),
         )
     };
-    let mut u = 0;
-    while u < units {
-        let n = first_unit.wrapping_add(u as u64);
+    let mut n = first_unit;
+    for group in units.chunks_mut(2) {
         let idx = _mm256_set_epi64x(0, n.wrapping_add(1) as i64, 0, n as i64);
         let mut t = _mm256_xor_si256(idx, tk[0]);
         for k in &tk[1..14] {
@@ -478,32 +454,25 @@ unsafe fn vaes256<const DEC: bool>(
         }
         t = _mm256_aesenclast_epi128(t, tk[14]);
         let mut starts = [0u8; 32];
-        // SAFETY: writes 32 bytes into a 32-byte array.
-        unsafe { _mm256_storeu_si256(starts.as_mut_ptr().cast(), t) };
-        let group = (units - u).min(2);
-        for g in 0..group {
-            // SAFETY: reads 16 bytes at offset 16·g < 32 of `starts`.
-            let t0 = unsafe { _mm_loadu_si128(starts.as_ptr().add(16 * g).cast()) };
-            let t0 = _mm256_broadcastsi128_si256(t0);
+        store256(&mut starts, t);
+        for (unit, start) in group.iter_mut().zip(starts.as_chunks::<16>().0) {
+            let t0 = _mm256_broadcastsi128_si256(load128(start));
             let c = _mm256_srlv_epi64(t0, shr);
             let mut next = _mm256_xor_si256(
                 _mm256_xor_si256(_mm256_sllv_epi64(t0, shl), _mm256_bslli_epi128::<8>(c)),
                 _mm256_clmulepi64_epi128::<0x01>(c, poly),
             );
-            for half in 0..2 {
+            for half in unit.as_chunks_mut::<256>().0 {
                 let mut tw = [_mm256_setzero_si256(); 8];
                 tw[0] = next;
                 for j in 1..8 {
                     tw[j] = mul_a2(tw[j - 1]);
                 }
                 next = mul_a2(tw[7]);
-                // SAFETY: unit u+g < units; this half's 256 bytes lie inside `buf`.
-                let base = unsafe { p.add((u + g) * DATA_UNIT + 256 * half) };
+                let data = half.as_chunks_mut::<32>().0;
                 let mut x = [_mm256_setzero_si256(); 8];
-                for j in 0..8 {
-                    // SAFETY: 32 bytes at offset 32·j < 256 of this half unit.
-                    let d = unsafe { _mm256_loadu_si256(base.add(32 * j).cast()) };
-                    x[j] = _mm256_xor_si256(_mm256_xor_si256(d, tw[j]), rk[0]);
+                for ((x, d), t) in x.iter_mut().zip(data.iter()).zip(&tw) {
+                    *x = _mm256_xor_si256(_mm256_xor_si256(load256(d), *t), rk[0]);
                 }
                 for k in &rk[1..14] {
                     for v in &mut x {
@@ -514,71 +483,62 @@ unsafe fn vaes256<const DEC: bool>(
                         };
                     }
                 }
-                for j in 0..8 {
-                    let last = _mm256_xor_si256(rk[14], tw[j]);
+                for ((d, x), t) in data.iter_mut().zip(&x).zip(&tw) {
+                    let last = _mm256_xor_si256(rk[14], *t);
                     let y = if DEC {
-                        _mm256_aesdeclast_epi128(x[j], last)
+                        _mm256_aesdeclast_epi128(*x, last)
                     } else {
-                        _mm256_aesenclast_epi128(x[j], last)
+                        _mm256_aesenclast_epi128(*x, last)
                     };
-                    // SAFETY: as for the load above.
-                    unsafe { _mm256_storeu_si256(base.add(32 * j).cast(), y) };
+                    store256(d, y);
                 }
             }
         }
         starts.zeroize();
-        u += group;
+        n = n.wrapping_add(group.len() as u64);
     }
 }
 
-/// AES-NI: eight blocks in flight, tweaks stepped in a general-purpose register.
-///
-/// # Safety
-/// The CPU must have AES-NI; `buf.len()` must be a multiple of 512.
+/// AES-NI: eight blocks in flight, tweaks stepped in a general-purpose register. The CPU must
+/// have AES-NI.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "aes,sse2")]
-unsafe fn aesni<const DEC: bool>(
+fn aesni<const DEC: bool>(
     keys: &[[u8; 16]; 15],
     tkeys: &[[u8; 16]; 15],
-    buf: &mut [u8],
+    units: &mut [[u8; DATA_UNIT]],
     first_unit: u64,
 ) {
-    let units = buf.len() / DATA_UNIT;
-    let p = buf.as_mut_ptr();
     let mut rk = [_mm_setzero_si128(); 15];
     let mut tk = [_mm_setzero_si128(); 15];
     for i in 0..15 {
-        // SAFETY: reads 16 bytes from a 16-byte array.
-        unsafe {
-            rk[i] = _mm_loadu_si128(keys[i].as_ptr().cast());
-            tk[i] = _mm_loadu_si128(tkeys[i].as_ptr().cast());
-        }
+        rk[i] = load128(&keys[i]);
+        tk[i] = load128(&tkeys[i]);
     }
-    for u in 0..units {
-        let n = first_unit.wrapping_add(u as u64);
+    let mut n = first_unit;
+    for unit in units {
         let mut t = _mm_xor_si128(_mm_set_epi64x(0, n as i64), tk[0]);
         for k in &tk[1..14] {
             t = _mm_aesenc_si128(t, *k);
         }
         t = _mm_aesenclast_si128(t, tk[14]);
         let mut start = [0u8; 16];
-        // SAFETY: writes 16 bytes into a 16-byte array.
-        unsafe { _mm_storeu_si128(start.as_mut_ptr().cast(), t) };
+        store128(&mut start, t);
         let mut tweak = u128::from_le_bytes(start);
         start.zeroize();
-        for batch in 0..4 {
+        // The batches step a copy: stepping `tweak` itself, whose address the wipe below takes,
+        // kept it in memory across the batches (a store-forwarding stall every eight blocks).
+        let mut next = tweak;
+        for batch in unit.as_chunks_mut::<128>().0 {
             let mut tw = [_mm_setzero_si128(); 8];
             for slot in &mut tw {
-                *slot = _mm_set_epi64x((tweak >> 64) as i64, tweak as i64);
-                tweak = (tweak << 1) ^ (0x87 * (tweak >> 127));
+                *slot = _mm_set_epi64x((next >> 64) as i64, next as i64);
+                next = (next << 1) ^ (0x87 * (next >> 127));
             }
-            // SAFETY: unit u < units; this batch's 128 bytes lie inside `buf`.
-            let base = unsafe { p.add(u * DATA_UNIT + 128 * batch) };
+            let data = batch.as_chunks_mut::<16>().0;
             let mut x = [_mm_setzero_si128(); 8];
-            for j in 0..8 {
-                // SAFETY: 16 bytes at offset 16·j < 128 of this batch.
-                let d = unsafe { _mm_loadu_si128(base.add(16 * j).cast()) };
-                x[j] = _mm_xor_si128(_mm_xor_si128(d, tw[j]), rk[0]);
+            for ((x, d), t) in x.iter_mut().zip(data.iter()).zip(&tw) {
+                *x = _mm_xor_si128(_mm_xor_si128(load128(d), *t), rk[0]);
             }
             for k in &rk[1..14] {
                 for v in &mut x {
@@ -589,17 +549,17 @@ unsafe fn aesni<const DEC: bool>(
                     };
                 }
             }
-            for j in 0..8 {
-                let last = _mm_xor_si128(rk[14], tw[j]);
+            for ((d, x), t) in data.iter_mut().zip(&x).zip(&tw) {
+                let last = _mm_xor_si128(rk[14], *t);
                 let y = if DEC {
-                    _mm_aesdeclast_si128(x[j], last)
+                    _mm_aesdeclast_si128(*x, last)
                 } else {
-                    _mm_aesenclast_si128(x[j], last)
+                    _mm_aesenclast_si128(*x, last)
                 };
-                // SAFETY: as for the load above.
-                unsafe { _mm_storeu_si128(base.add(16 * j).cast(), y) };
+                store128(d, y);
             }
         }
         tweak.zeroize();
+        n = n.wrapping_add(1);
     }
 }

@@ -466,14 +466,12 @@ impl Serpent {
         match self.kernel {
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512(_) => {
-                // SAFETY: the `Avx512` token proves this CPU has AVX-512F; `step` always
-                // receives exactly 32 blocks.
+                // SAFETY: the `Avx512` token proves this CPU has AVX-512F.
                 unsafe { simd::avx512(&self.rk, blocks, encrypt) }
             }
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2(_) => {
-                // SAFETY: the `Avx2` token proves this CPU has AVX2; `step` always receives
-                // exactly 16 blocks.
+                // SAFETY: the `Avx2` token proves this CPU has AVX2.
                 unsafe { simd::avx2(&self.rk, blocks, encrypt) }
             }
             _ => {
@@ -555,6 +553,7 @@ mod simd {
     //! store blocks around the generic rounds.
 
     use super::*;
+    use crate::crypto::simd::{load256, load512, store256, store512};
 
     /// Sixteen 32-bit lanes (AVX-512F).
     #[derive(Clone, Copy)]
@@ -708,15 +707,14 @@ mod simd {
     /// 128-bit lane group (a 4×4 word transpose, its own inverse) so that register j holds word
     /// j of every block, runs the rounds, transposes back and stores.
     macro_rules! kernel {
-        ($name:ident, $feat:literal, $W:ident, $reg:ty, $load:ident, $store:ident,
+        ($name:ident, $feat:literal, $W:ident, $load:ident, $store:ident,
          $lo32:ident, $hi32:ident, $lo64:ident, $hi64:ident, $bytes:literal) => {
-            /// # Safety
-            /// The CPU must have the named features; `blocks` must hold exactly two register
-            /// sets of blocks.
+            /// The CPU must have the named features. Panics unless `blocks` holds exactly two
+            /// register sets of blocks.
             #[target_feature(enable = $feat)]
-            pub(super) unsafe fn $name(rk: &[[u32; 4]; 33], blocks: &mut [Block], encrypt: bool) {
+            pub(super) fn $name(rk: &[[u32; 4]; 33], blocks: &mut [Block], encrypt: bool) {
                 assert_eq!(blocks.len(), 8 * $bytes / 16);
-                let p = blocks.as_mut_ptr().cast::<u8>();
+                let regs = blocks.as_flattened_mut().as_chunks_mut::<$bytes>().0;
                 macro_rules! transpose {
                     ($r:expr) => {{
                         let [r0, r1, r2, r3] = $r;
@@ -727,11 +725,10 @@ mod simd {
                         [$lo64(t0, t2), $hi64(t0, t2), $lo64(t1, t3), $hi64(t1, t3)]
                     }};
                 }
-                let mut raw: [[$reg; 4]; 2] = [[$W::splat(0).0; 4]; 2];
-                for (set, regs) in raw.iter_mut().enumerate() {
-                    for (i, reg) in regs.iter_mut().enumerate() {
-                        // SAFETY: register i of set `set` reads bytes inside `blocks`.
-                        *reg = unsafe { $load(p.add((4 * set + i) * $bytes).cast()) };
+                let mut raw = [[$W::splat(0).0; 4]; 2];
+                for (set, r) in raw.iter_mut().enumerate() {
+                    for (i, reg) in r.iter_mut().enumerate() {
+                        *reg = $load(&regs[4 * set + i]);
                     }
                 }
                 let a = transpose!(raw[0]);
@@ -749,10 +746,9 @@ mod simd {
                 };
                 let a = transpose!([y[0].0.0, y[1].0.0, y[2].0.0, y[3].0.0]);
                 let b = transpose!([y[0].1.0, y[1].1.0, y[2].1.0, y[3].1.0]);
-                for (set, regs) in [a, b].iter().enumerate() {
-                    for (i, reg) in regs.iter().enumerate() {
-                        // SAFETY: as for the loads.
-                        unsafe { $store(p.add((4 * set + i) * $bytes).cast(), *reg) };
+                for (set, r) in [a, b].iter().enumerate() {
+                    for (i, reg) in r.iter().enumerate() {
+                        $store(&mut regs[4 * set + i], *reg);
                     }
                 }
             }
@@ -763,9 +759,8 @@ mod simd {
         avx512,
         "avx512f",
         Z,
-        __m512i,
-        _mm512_loadu_si512,
-        _mm512_storeu_si512,
+        load512,
+        store512,
         _mm512_unpacklo_epi32,
         _mm512_unpackhi_epi32,
         _mm512_unpacklo_epi64,
@@ -776,9 +771,8 @@ mod simd {
         avx2,
         "avx2",
         Y,
-        __m256i,
-        _mm256_loadu_si256,
-        _mm256_storeu_si256,
+        load256,
+        store256,
         _mm256_unpacklo_epi32,
         _mm256_unpackhi_epi32,
         _mm256_unpacklo_epi64,
