@@ -24,6 +24,10 @@ pub const DAMAGED: u8 = 5;
 /// (128 + SIGINT, as a shell reports a program Ctrl-C stopped).
 pub const INTERRUPTED: u8 = 130;
 
+/// Set when the command was given `--json`: [`CliError::report`] then also prints the error as
+/// one JSON object (`error`, `hint`, `exit_code`) on standard output, for scripts.
+pub static JSON_ERRORS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// An error on its way to the user: the error, an optional hint, and an exit code.
 #[derive(Debug)]
 pub struct CliError {
@@ -67,16 +71,24 @@ impl CliError {
 
     /// Prints `tcvault: error: …: cause: cause` and the hint to standard error.
     pub fn report(&self) {
-        let mut line = format!("tcvault: error: {}", self.error);
+        let mut message = self.error.to_string();
         let mut source = self.error.source();
         while let Some(s) = source {
-            line.push_str(": ");
-            line.push_str(&s.to_string());
+            message.push_str(": ");
+            message.push_str(&s.to_string());
             source = s.source();
         }
-        errln!("{line}");
+        errln!("tcvault: error: {message}");
         if let Some(h) = &self.hint {
             errln!("hint: {h}");
+        }
+        if JSON_ERRORS.load(std::sync::atomic::Ordering::SeqCst) {
+            let v = serde_json::json!({
+                "error": message,
+                "hint": self.hint,
+                "exit_code": self.code,
+            });
+            outln!("{v}");
         }
     }
 }

@@ -36,6 +36,16 @@ pub fn run(cli: Cli) -> ExitCode {
     let Some(command) = cli.command else {
         return exit_code(escrow::run_dash_r(cli.restore, &cli.restore_opts));
     };
+    // Commands whose --json also turns an error into one JSON object on standard output.
+    let json = match &command {
+        Command::Mount(a) => a.json,
+        Command::Unmount(a) => a.json,
+        Command::Create(a) => a.json,
+        _ => false,
+    };
+    if json {
+        exit::JSON_ERRORS.store(true, Ordering::SeqCst);
+    }
     let result = match command {
         Command::Info(a) => info::run(&a),
         Command::Decrypt(a) => decrypt::run(&a),

@@ -48,7 +48,14 @@ fn sudo_id(var: &str) -> Option<u32> {
 
 pub fn mount(a: &MountArgs) -> Result<(), CliError> {
     match &a.volume {
-        Some(v) if !a.all && a.entry.is_none() => mount_one(a, v, None),
+        Some(v) if !a.all && a.entry.is_none() => {
+            let st = mount_one(a, v)?;
+            if a.json {
+                print_json(&state_json(&st))
+            } else {
+                print_mounted(&st, None)
+            }
+        }
         _ => mount_table(a),
     }
 }
@@ -93,8 +100,13 @@ fn mount_table(a: &MountArgs) -> Result<(), CliError> {
         None => entries.iter().filter(|e| !e.noauto).collect(),
     };
     let mut failures = 0;
+    let mut done = Vec::new();
     for e in &chosen {
         if let Some(st) = m::state::find_volume(&e.volume).and_then(|x| x.state) {
+            if a.json {
+                done.push(state_json(&st));
+                continue;
+            }
             outln!(
                 "{}: already mounted{} (slot {}); left alone",
                 e.name,
@@ -106,16 +118,20 @@ fn mount_table(a: &MountArgs) -> Result<(), CliError> {
             );
             continue;
         }
-        let result = entry_args(a, e).and_then(|args| mount_one(&args, &e.volume, Some(&e.name)));
+        let result = entry_args(a, e).and_then(|args| mount_one(&args, &e.volume));
         match result {
+            Ok(st) if a.json => done.push(state_json(&st)),
+            Ok(st) => print_mounted(&st, Some(&e.name))?,
             Err(err) if chosen.len() == 1 => return Err(err),
             Err(err) => {
                 errln!("tcvault: {}:", e.name);
                 err.report();
                 failures += 1;
             }
-            Ok(()) => {}
         }
+    }
+    if a.json {
+        print_json(&serde_json::Value::Array(done))?;
     }
     if failures == 0 {
         Ok(())
@@ -159,7 +175,7 @@ fn entry_args(a: &MountArgs, e: &TabEntry) -> Result<MountArgs, CliError> {
     Ok(args)
 }
 
-fn mount_one(a: &MountArgs, volume: &Path, name: Option<&str>) -> Result<(), CliError> {
+fn mount_one(a: &MountArgs, volume: &Path) -> Result<m::MountState, CliError> {
     let user_mode = a.user_mode || !m::running_as_root();
     if user_mode {
         m::check_user_mode().map_err(cli_err)?;
@@ -237,6 +253,26 @@ fn mount_one(a: &MountArgs, volume: &Path, name: Option<&str>) -> Result<(), Cli
         .map_err(|e| CliError::msg(format!("cannot find the tcvault program: {e}"), FAILED))?;
     let st = m::start(&vol, &req, &exe).map_err(cli_err)?;
     drop(vol);
+    Ok(st)
+}
+
+/// The JSON of a mount: the object `list --json` gives for it.
+fn state_json(st: &m::MountState) -> serde_json::Value {
+    let mut v = serde_json::to_value(st).unwrap_or_else(|_| json!({}));
+    if let Some(o) = v.as_object_mut() {
+        o.insert("alive".into(), json!(true));
+    }
+    v
+}
+
+fn print_json(v: &serde_json::Value) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(v).unwrap_or_else(|_| "null".into());
+    writeln!(io::stdout().lock(), "{text}")
+        .map_err(|e| CliError::msg(format!("cannot write to standard output: {e}"), FAILED))
+}
+
+/// Says what was mounted (`name`: the table entry's).
+fn print_mounted(st: &m::MountState, name: Option<&str>) -> Result<(), CliError> {
     let dev = st
         .device
         .as_deref()
@@ -316,8 +352,10 @@ pub fn unmount(a: &UnmountArgs) -> Result<(), CliError> {
         v
     };
     let mut first_err = None;
+    let mut done = Vec::new();
     for e in &entries {
         match m::unmount(e, a.force) {
+            Ok(o) if a.json => done.push(unmounted_json(e, &o, None)),
             Ok(o) => {
                 let what = describe(e);
                 if o.was_stale {
@@ -335,6 +373,9 @@ pub fn unmount(a: &UnmountArgs) -> Result<(), CliError> {
             }
         }
     }
+    if a.json {
+        print_json(&serde_json::Value::Array(done))?;
+    }
     match first_err {
         Some(e) if !a.all || entries.len() == 1 => Err(e),
         Some(_) => Err(CliError::msg("some volumes could not be unmounted", FAILED)),
@@ -351,14 +392,16 @@ fn unmount_table(a: &UnmountArgs) -> Result<(), CliError> {
         None => entries.iter().collect(),
     };
     let mut failures = 0;
+    let mut done = Vec::new();
     for e in &chosen {
         let Some(found) = m::state::find_volume(&e.volume) else {
-            if a.entry.is_some() {
+            if a.entry.is_some() && !a.json {
                 outln!("{}: not mounted", e.name);
             }
             continue;
         };
         match m::unmount(&found, a.force) {
+            Ok(o) if a.json => done.push(unmounted_json(&found, &o, Some(&e.name))),
             Ok(_) => outln!("{}: unmounted {}", e.name, describe(&found)),
             Err(err) if chosen.len() == 1 => return Err(cli_err(err)),
             Err(err) => {
@@ -367,6 +410,9 @@ fn unmount_table(a: &UnmountArgs) -> Result<(), CliError> {
                 failures += 1;
             }
         }
+    }
+    if a.json {
+        print_json(&serde_json::Value::Array(done))?;
     }
     if failures == 0 {
         Ok(())
@@ -478,6 +524,17 @@ pub fn list(a: &ListArgs) -> Result<(), CliError> {
         .write_all(out.as_bytes())
         .and_then(|()| stdout.flush())
         .map_err(|e| CliError::msg(format!("cannot write to standard output: {e}"), FAILED))
+}
+
+/// What `unmount --json` says of one unmount.
+fn unmounted_json(e: &Entry, o: &m::UnmountOutcome, name: Option<&str>) -> serde_json::Value {
+    json!({
+        "slot": o.slot,
+        "volume": o.volume,
+        "mountpoint": e.state.as_ref().and_then(|s| s.mountpoint.clone()),
+        "was_stale": o.was_stale,
+        "entry": name,
+    })
 }
 
 /// `rows` as columns padded to their widest cell (in characters), two spaces apart; the last

@@ -219,7 +219,27 @@ pub fn create(a: &CreateArgs) -> Result<(), CliError> {
         super::unlock::warn_if_short_of_space(&host);
     }
     super::escrow::offer_new(&a.volume, &creds, false, &prot.only(), &a.escrow);
-    make_filesystem(a, &creds, prot, SlotChoice::default())
+    make_filesystem(a, &creds, prot, SlotChoice::default())?;
+    if a.json {
+        print_created(a, family, prot, "normal");
+    }
+    Ok(())
+}
+
+/// `create --json`: the new volume's settings as one object.
+fn print_created(a: &CreateArgs, family: Family, prot: Protection, kind: &str) {
+    let size = std::fs::metadata(&a.volume).map(|m| m.len()).ok();
+    let v = serde_json::json!({
+        "volume": a.volume,
+        "type": kind,
+        "format": family.id(),
+        "cipher": prot.scheme.name(),
+        "prf": prot.kdf.prf().id(),
+        "pim": a.pim.unwrap_or(0),
+        "size": size,
+        "filesystem": format!("{:?}", a.filesystem).to_lowercase(),
+    });
+    outln!("{v}");
 }
 
 /// `--filesystem`: opens the new volume (normal or hidden) and runs mkfs on it through the
@@ -549,5 +569,9 @@ fn create_hidden(a: &CreateArgs) -> Result<(), CliError> {
         ..SlotChoice::default()
     };
     super::escrow::offer_new(&a.volume, &creds, true, &prot.only(), &a.escrow);
-    make_filesystem(a, &creds, prot, hidden)
+    make_filesystem(a, &creds, prot, hidden)?;
+    if a.json {
+        print_created(a, prot.family, prot, "hidden");
+    }
+    Ok(())
 }

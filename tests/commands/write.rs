@@ -1156,3 +1156,35 @@ fn create_checks_size_and_room_before_the_password() {
     assert!(err.contains("--quick"), "the hint names --quick: {err}");
     assert!(!huge.exists(), "a file was left");
 }
+
+/// `create --json` prints the new volume's settings as one object; an error under `--json` is
+/// one object on standard output too (message, hint, exit code), beside the usual message.
+#[test]
+fn create_json_on_success_and_on_error() {
+    let dir = temp_dir();
+    let pw = password_file(&dir, b"json password");
+    let vol = dir.path().join("j.hc");
+    let out = run_ok(
+        tcvault()
+            .args([
+                "create", "--size", "1M", "--quick", "--pim", "1", "--json", "--escrow", "no",
+            ])
+            .arg("--password-file")
+            .arg(&pw)
+            .arg(&vol),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["format"], "veracrypt", "{v}");
+    assert_eq!(v["size"], 1 << 20, "{v}");
+    assert_eq!(v["type"], "normal", "{v}");
+    let out = run(tcvault()
+        .args(["create", "--size", "100M", "--filesystem", "xfs", "--json"])
+        .arg(dir.path().join("x.hc")));
+    assert_eq!(out.status.code(), Some(2));
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).expect("an error object");
+    assert_eq!(e["exit_code"], 2, "{e}");
+    assert!(
+        e["error"].as_str().is_some_and(|m| m.contains("xfs needs")),
+        "{e}"
+    );
+}

@@ -80,6 +80,10 @@ pub struct MountArgs {
     /// noauto, pim=N, prf=NAME, keyfile=PATH); see tcvault-mount(1), MOUNT TABLE.
     #[arg(long, value_name = "FILE")]
     pub table: Option<PathBuf>,
+    /// Print what was mounted as JSON (the object `list --json` gives for it; an array with
+    /// --all), and an error as one JSON object with its exit code.
+    #[arg(long)]
+    pub json: bool,
     /// Mount the way an ordinary user does (the default without root): no loop device and no
     /// kernel mount, a FUSE filesystem driver (fuse2fs, fusefat, ntfs-3g) running
     /// as you on the decrypted FUSE file.
@@ -111,6 +115,10 @@ pub struct UnmountArgs {
     /// The mount table for --entry and --all (default with --entry: /etc/tcvault/tab).
     #[arg(long, value_name = "FILE")]
     pub table: Option<PathBuf>,
+    /// Print what was unmounted as a JSON array, and an error as one JSON object with its exit
+    /// code.
+    #[arg(long)]
+    pub json: bool,
     /// Unmount even when files are open or a process sits in the mount point (they get I/O
     /// errors from then on).
     #[arg(long, short = 'f')]

@@ -139,6 +139,10 @@ pub struct CreateArgs {
     /// Key escrow after the password is accepted.
     #[command(flatten)]
     pub escrow: EscrowArgs,
+    /// Print the new volume's settings as one JSON object, and an error as one JSON object
+    /// with its exit code.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `tcvault change-password`.
