@@ -22,16 +22,12 @@ finish() {
 }
 trap finish EXIT
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+. scripts/lib/apt.sh
 
 # System packages: python3 and pip for the independent cross-check of the format.
 need_apt=()
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
-if [ ${#need_apt[@]} -gt 0 ]; then
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
-    setup_note "installed Debian packages: ${need_apt[*]}"
-fi
+apt_install "${need_apt[@]}"
 
 # Python's `cryptography` (AES-XTS) for tests/independent_check.py, which shares no code with
 # tcvault. Debian's python3-cryptography is used when pip cannot install into the interpreter.
@@ -39,7 +35,7 @@ if ! python3 -c 'import cryptography' 2>/dev/null; then
     setup_note "installed Python's cryptography package (pip, or Debian's python3-cryptography)"
     python3 -m pip install --quiet cryptography 2>/dev/null \
         || python3 -m pip install --quiet --break-system-packages cryptography 2>/dev/null \
-        || { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-cryptography; }
+        || apt_install python3-cryptography
 fi
 
 

@@ -2,7 +2,8 @@
 # FUSE (fusermount3), loop/blkid/mount (util-linux), the mkfs tools for `--filesystem`, the
 # userspace FAT/exFAT/NTFS drivers used when the kernel has no driver for them, and fuse2fs for
 # user-mode ext4 mounts. Idempotent.
-command -v setup_note >/dev/null 2>&1 || setup_note() { echo "setup: $*" >&2; }
+# shellcheck source=../lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/apt.sh"
 mount_setup_pkgs=()
 for pair in fusermount3:fuse3 blkid:util-linux losetup:mount mkfs.ext4:e2fsprogs \
     mkfs.fat:dosfstools fusefat:fusefat mount.exfat-fuse:exfat-fuse mkfs.exfat:exfatprogs \
@@ -10,16 +11,7 @@ for pair in fusermount3:fuse3 blkid:util-linux losetup:mount mkfs.ext4:e2fsprogs
     command -v "${pair%%:*}" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "${pair%%:*}" >/dev/null 2>&1 \
         || mount_setup_pkgs+=("${pair#*:}")
 done
-if [ ${#mount_setup_pkgs[@]} -gt 0 ]; then
-    if [ "$(id -u)" = 0 ]; then
-        apt-get update -qq >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-            "${mount_setup_pkgs[@]}" >/dev/null
-        setup_note "installed Debian packages: ${mount_setup_pkgs[*]}"
-    else
-        echo "scripts/setup.d/mount.sh: not root, cannot install ${mount_setup_pkgs[*]}" >&2
-    fi
-fi
+apt_install "${mount_setup_pkgs[@]}" || true
 unset mount_setup_pkgs pair
 # The loop driver may be a module on other kernels; harmless when built in.
 [ -e /dev/loop-control ] || modprobe loop 2>/dev/null || true

@@ -4,7 +4,8 @@
 # already running there, and exports TCVAULT_TEST_POSTGRES_URL. Safe to run again.
 # shellcheck shell=bash
 
-command -v setup_note >/dev/null 2>&1 || setup_note() { echo "setup: $*" >&2; }
+# shellcheck source=../lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/apt.sh"
 
 # Stops the cluster tcvault_pg_setup started (scripts/test.sh calls it at the end).
 tcvault_pg_stop() {
@@ -25,9 +26,7 @@ tcvault_pg_setup() {
         as_pg=(sudo -u postgres)
     fi
     if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
-        "${root[@]}" apt-get update -qq
-        "${root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-        setup_note "installed Debian package: postgresql"
+        apt_install postgresql || return 1
     fi
     bindir=$(find /usr/lib/postgresql -maxdepth 2 -name bin -type d | sort -V | tail -n 1)
     if ! "$bindir/pg_isready" -q -h 127.0.0.1 -p "$port"; then

@@ -206,7 +206,7 @@ async fn fresh_db_at(kind: Kind, dir: &Path, tag: &str) -> Option<DbAt> {
         Kind::Postgres => {
             let Ok(base) = std::env::var("TCVAULT_TEST_POSTGRES_URL") else {
                 assert!(
-                    std::env::var("CI").as_deref() != Ok("true"),
+                    !super::in_ci(),
                     "CI=true but TCVAULT_TEST_POSTGRES_URL is not set (run scripts/setup.d/postgres.sh)"
                 );
                 eprintln!("skipping the PostgreSQL variant: TCVAULT_TEST_POSTGRES_URL is not set");

@@ -59,7 +59,7 @@ fn oracle_aes_xts(k1: &[u8; 32], k2: &[u8; 32], dir: Direction, buf: &mut [u8], 
 
 /// Backends to test: all this CPU runs. Under CI the AES-NI kernel must be among them.
 fn aes_backends() -> Vec<AesBackend> {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let ci = crate::common::in_ci();
     let mut out = Vec::new();
     for b in AesBackend::ALL {
         if b.is_available() {
@@ -193,7 +193,7 @@ fn oracle_serpent(key: &[u8; 32], blocks: &mut [[u8; 16]], encrypt: bool) {
 }
 
 fn serpent_backends() -> Vec<SerpentBackend> {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let ci = crate::common::in_ci();
     let mut out = Vec::new();
     for b in SerpentBackend::ALL {
         if b.is_available() {

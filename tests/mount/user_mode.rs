@@ -198,6 +198,20 @@ fn create_args<'a>(vol: &'a str, pw: &'a str, size: &'a str, fs: &'a str) -> Vec
     ]
 }
 
+/// `tcvault mount VOL [MP] EXTRA...` unlocked with the test password file and PIM 1, no escrow.
+fn mount_args<'a>(
+    vol: &'a str,
+    mp: Option<&'a str>,
+    pw: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec!["mount", vol];
+    args.extend(mp);
+    args.extend(["--password-file", pw, "--pim", "1", "--escrow", "no"]);
+    args.extend(extra);
+    args
+}
+
 fn is_mounted(mp: &Path) -> bool {
     tcvault::mount::fs::is_mountpoint(mp)
 }
@@ -218,20 +232,7 @@ fn user_mounts_their_own_volume_without_root() {
 
     let loops_before = tcvault_loop_devices();
     let mp = u1.home.join("mnt");
-    let out = w.tcvault_ok(
-        u1,
-        &[
-            "mount",
-            v,
-            path_str(&mp),
-            "--password-file",
-            pw,
-            "--pim",
-            "1",
-            "--escrow",
-            "no",
-        ],
-    );
+    let out = w.tcvault_ok(u1, &mount_args(v, Some(path_str(&mp)), pw, &[]));
     assert!(out.contains("via fuse2fs"), "user mode uses fuse2fs: {out}");
     assert!(is_mounted(&mp), "nothing mounted at {}", mp.display());
     assert_eq!(
@@ -267,17 +268,7 @@ fn user_mounts_their_own_volume_without_root() {
     assert!(cp.status.success(), "cp into the mount: {cp:?}");
 
     // The other user: the volume file, the decrypted file and the mount are not theirs.
-    let other = w.tcvault_as(
-        u2,
-        &[
-            "mount",
-            v,
-            "--password-file",
-            path_str(&u2.password),
-            "--escrow",
-            "no",
-        ],
-    );
+    let other = w.tcvault_as(u2, &mount_args(v, None, path_str(&u2.password), &[]));
     assert_eq!(
         other.status.code(),
         Some(4),
@@ -316,21 +307,7 @@ fn user_mounts_their_own_volume_without_root() {
         "slot directory left after unmount"
     );
 
-    let out = w.tcvault_ok(
-        u1,
-        &[
-            "mount",
-            v,
-            path_str(&mp),
-            "--password-file",
-            pw,
-            "--pim",
-            "1",
-            "-r",
-            "--escrow",
-            "no",
-        ],
-    );
+    let out = w.tcvault_ok(u1, &mount_args(v, Some(path_str(&mp)), pw, &["-r"]));
     assert!(out.contains("read-only"), "{out}");
     let cmp = w.as_user(u1, "cmp", &[path_str(&src), path_str(&dst)]);
     assert!(cmp.status.success(), "data read back differ: {cmp:?}");
@@ -376,20 +353,14 @@ fn user_mode_fat_refusals_and_root_user_mode() {
     let fat = u1.home.join("fat.hc");
     w.tcvault_ok(u1, &create_args(path_str(&fat), pw, "24M", "fat"));
     let mp = u1.home.join("fat-mnt");
-    let unlock = ["--password-file", pw, "--pim", "1", "--escrow", "no"];
-    let out = w.tcvault_ok(
-        u1,
-        &[&["mount", path_str(&fat), path_str(&mp)][..], &unlock].concat(),
-    );
+    let (f, m) = (path_str(&fat), Some(path_str(&mp)));
+    let out = w.tcvault_ok(u1, &mount_args(f, m, pw, &[]));
     assert!(out.contains("via fusefat"), "{out}");
     let file = mp.join("note.txt");
     let wrote = w.as_user(u1, "cp", &[path_str(&u1.password), path_str(&file)]);
     assert!(wrote.status.success(), "write to FAT: {wrote:?}");
     w.tcvault_ok(u1, &["unmount", path_str(&mp)]);
-    w.tcvault_ok(
-        u1,
-        &[&["mount", path_str(&fat), path_str(&mp), "-r"][..], &unlock].concat(),
-    );
+    w.tcvault_ok(u1, &mount_args(f, m, pw, &["-r"]));
     let read = w.as_user(u1, "cat", &[path_str(&file)]);
     assert_eq!(read.stdout, PASSWORD, "FAT file read back");
     w.tcvault_ok(u1, &["unmount", path_str(&mp)]);
@@ -405,10 +376,7 @@ fn user_mode_fat_refusals_and_root_user_mode() {
 
     let xfs = u1.home.join("xfs.hc");
     w.tcvault_ok(u1, &create_args(path_str(&xfs), pw, "320M", "xfs"));
-    let out = w.tcvault_as(
-        u1,
-        &[&["mount", path_str(&xfs), path_str(&mp)][..], &unlock].concat(),
-    );
+    let out = w.tcvault_as(u1, &mount_args(path_str(&xfs), m, pw, &[]));
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -421,8 +389,7 @@ fn user_mode_fat_refusals_and_root_user_mode() {
     let loops_before = tcvault_loop_devices();
     let rmp = w.root.join("root-mnt");
     let out = Command::new(tcvault().get_program())
-        .args(["mount", "--user-mode", path_str(&fat), path_str(&rmp)])
-        .args(unlock)
+        .args(mount_args(f, Some(path_str(&rmp)), pw, &["--user-mode"]))
         .output()
         .expect("mount as root");
     assert!(out.status.success(), "root --user-mode: {out:?}");
