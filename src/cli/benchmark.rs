@@ -3,7 +3,7 @@
 //! `--device`), because shared machines drift too much for absolute numbers to compare.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io::{self, BufRead, Write};
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -58,7 +58,7 @@ fn selected_chains(args: &[ChainArg]) -> Vec<ChainId> {
     v
 }
 
-/// A one-line progress indicator on standard error, only when it is a terminal.
+/// A one-line progress indicator on standard error, only when it is a terminal (and no `-q`).
 struct Progress {
     on: bool,
     total: usize,
@@ -68,7 +68,7 @@ struct Progress {
 impl Progress {
     fn new(total: usize) -> Progress {
         Progress {
-            on: io::stderr().is_terminal(),
+            on: super::print::progress_shown(),
             total,
             done: 0,
         }

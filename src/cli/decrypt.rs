@@ -128,7 +128,7 @@ fn write_file(vol: &ReadableVolume, path: &Path) -> Result<(), CliError> {
 
 fn stream(vol: &ReadableVolume, out: &mut dyn Write) -> Result<(), CliError> {
     let total = vol.readable_len();
-    let bar = if io::stderr().is_terminal() {
+    let bar = if super::print::progress_shown() {
         let b = ProgressBar::new(total);
         if let Ok(style) =
             ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")

@@ -47,6 +47,7 @@ fn decide(a: &EscrowArgs) -> Option<ClientConfig> {
             return None;
         }
     };
+    detailln!("escrow server {} (from {})", cfg.server, cfg.path.display());
     let policy = match a.escrow {
         Some(EscrowPolicyArg::Yes) => Policy::Yes,
         Some(EscrowPolicyArg::Ask) => Policy::Ask,
@@ -107,12 +108,12 @@ pub fn offer_new(
 
 fn deposit(volume: &Path, u: &UnlockedHeader, cfg: &ClientConfig, a: &EscrowArgs) {
     match try_deposit(volume, u, cfg, a) {
-        Ok(d) if d.already_in_escrow => errln!(
+        Ok(d) if d.already_in_escrow => noteln!(
             "The keys of {} are already in escrow with number {}.",
             volume.display(),
             d.escrow_number
         ),
-        Ok(d) => errln!(
+        Ok(d) => noteln!(
             "Escrowed the keys of {}: escrow number {}.",
             volume.display(),
             d.escrow_number
@@ -241,7 +242,7 @@ pub(super) fn keygen(k: &KeygenArgs) -> Result<(), CliError> {
     if pass.is_empty() {
         return Err(CliError::msg("the private key needs a passphrase", USAGE));
     }
-    errln!("Generating a {}-bit RSA key…", k.bits);
+    noteln!("Generating a {}-bit RSA key…", k.bits);
     let key = packet::generate_key(k.bits).map_err(packet_err)?;
     let private = packet::encrypted_private_pem(&key, pass.expose()).map_err(packet_err)?;
     let public_key = key.to_public_key();
@@ -249,7 +250,7 @@ pub(super) fn keygen(k: &KeygenArgs) -> Result<(), CliError> {
     let fp = hex::encode(packet::key_fingerprint(&public_key).map_err(packet_err)?);
     write::write_backup_file(&k.private_key, private.expose(), k.force)?;
     write::write_backup_file(&k.public_key, public.as_bytes(), k.force)?;
-    errln!(
+    noteln!(
         "Wrote the encrypted private key to {} and the public key to {}.",
         k.private_key.display(),
         k.public_key.display()
@@ -429,7 +430,7 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
             k.display()
         );
     }
-    errln!(
+    noteln!(
         "Restored the {} header of {} from escrow entry {number} (escrowed by {} on {}); it \
          opens with the new password.",
         if header.is_hidden() {
@@ -445,7 +446,7 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
     // written, and a search by user or date still finds the entry.
     if !restored.new_salts.is_empty() {
         match client.record_salts(&login, number, restored.new_salts) {
-            Ok(_) => errln!("Recorded the new header's salts on escrow entry {number}."),
+            Ok(_) => noteln!("Recorded the new header's salts on escrow entry {number}."),
             Err(e) => errln!(
                 "tcvault: warning: could not record the new header's salts on escrow entry \
                  {number}: {e}"
@@ -458,7 +459,7 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
             restored.path.display()
         );
     }
-    errln!(
+    noteln!(
         "Reminder: the master key did not change. Older headers and header backups still open \
          the volume with their old passwords; to revoke them, copy the data to a new volume."
     );
@@ -542,7 +543,7 @@ fn check_target(
     let host = Host::open(target)?;
     let why = match escrowed.prove(&host) {
         Ok(p) => {
-            errln!("Checked: {p}.");
+            noteln!("Checked: {p}.");
             return Ok(());
         }
         Err(NoProof::Unreadable(e)) => return Err(e.into()),

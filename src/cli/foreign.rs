@@ -106,11 +106,32 @@ pub fn tip_for(given: &str) -> Option<String> {
         .map(|(_, tool, ours)| format!("{name} is {tool}'s; tcvault's equivalent is {ours}"))
 }
 
+/// `tcvault -q COMMAND ...` as `tcvault COMMAND -q ...`: the top level's own options (`-R`'s)
+/// exclude a command, which clap applies to the global `-q`/`-v` as well when they come
+/// before the command's name; after it they are the command's.
+fn lift_globals(argv: Vec<OsString>) -> Vec<OsString> {
+    let is_global =
+        |a: &OsString| matches!(a.to_str(), Some("-q" | "--quiet" | "-v" | "--verbose"));
+    let lead = argv.iter().skip(1).take_while(|a| is_global(a)).count();
+    let Some(word) = argv.get(1 + lead).and_then(|w| w.to_str()) else {
+        return argv;
+    };
+    if lead == 0 || command().find_subcommand(word).is_none() {
+        return argv;
+    }
+    let mut out = Vec::with_capacity(argv.len());
+    out.extend(argv.first().cloned());
+    out.push(argv[1 + lead].clone());
+    out.extend(argv[1..=lead].iter().cloned());
+    out.extend(argv[2 + lead..].iter().cloned());
+    out
+}
+
 /// Parses the command line. An error is printed by clap and exits 2 (help and version exit
 /// 0), except where the offending argument is another tool's: then the tcvault equivalent is
 /// said (exit 2).
 pub fn parse() -> Result<Cli, ExitCode> {
-    let argv: Vec<OsString> = std::env::args_os().collect();
+    let argv = lift_globals(std::env::args_os().collect());
     let parsed = command()
         .try_get_matches_from(&argv)
         .and_then(|m| Cli::from_arg_matches(&m));

@@ -33,6 +33,13 @@ pub fn run(cli: Cli) -> ExitCode {
     if !matches!(cli.command, Some(Command::MountService(_))) {
         exit_on_interrupt();
     }
+    print::set_verbosity(if cli.quiet {
+        print::Verbosity::Quiet
+    } else if cli.verbose {
+        print::Verbosity::Verbose
+    } else {
+        print::Verbosity::Normal
+    });
     let Some(command) = cli.command else {
         return exit_code(escrow::run_dash_r(cli.restore, &cli.restore_opts));
     };

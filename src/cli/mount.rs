@@ -99,13 +99,13 @@ fn mount_table(a: &MountArgs) -> Result<(), CliError> {
         Some(name) => vec![find_entry(&path, &entries, name)?],
         None => entries.iter().filter(|e| !e.noauto).collect(),
     };
-    let mut failures = 0;
-    let mut done = Vec::new();
-    for e in &chosen {
+    for_each_entry(&path, &chosen, a.json, "mounted", |e| {
         if let Some(st) = m::state::find_volume(&e.volume).and_then(|x| x.state) {
             if a.json {
-                done.push(state_json(&st));
-                continue;
+                return Ok(Some(state_json(&st)));
+            }
+            if super::print::quiet() {
+                return Ok(None);
             }
             outln!(
                 "{}: already mounted{} (slot {}); left alone",
@@ -116,12 +116,34 @@ fn mount_table(a: &MountArgs) -> Result<(), CliError> {
                     .unwrap_or_default(),
                 st.slot
             );
-            continue;
+            return Ok(None);
         }
-        let result = entry_args(a, e).and_then(|args| mount_one(&args, &e.volume));
-        match result {
-            Ok(st) if a.json => done.push(state_json(&st)),
-            Ok(st) => print_mounted(&st, Some(&e.name))?,
+        let st = entry_args(a, e).and_then(|args| mount_one(&args, &e.volume))?;
+        if a.json {
+            return Ok(Some(state_json(&st)));
+        }
+        print_mounted(&st, Some(&e.name))?;
+        Ok(None)
+    })
+}
+
+/// Runs `act` on each chosen table entry, the shared part of `mount` and `unmount` from the
+/// table: `act` says its own line, or gives its JSON object under `--json` (printed together
+/// as one array at the end). With one entry its error is the command's; with several, each
+/// failure is reported under the entry's name and the rest go on.
+fn for_each_entry(
+    path: &Path,
+    chosen: &[&TabEntry],
+    json: bool,
+    done_word: &str,
+    mut act: impl FnMut(&TabEntry) -> Result<Option<serde_json::Value>, CliError>,
+) -> Result<(), CliError> {
+    let mut failures = 0;
+    let mut done = Vec::new();
+    for e in chosen {
+        match act(e) {
+            Ok(Some(v)) => done.push(v),
+            Ok(None) => {}
             Err(err) if chosen.len() == 1 => return Err(err),
             Err(err) => {
                 errln!("tcvault: {}:", e.name);
@@ -130,7 +152,7 @@ fn mount_table(a: &MountArgs) -> Result<(), CliError> {
             }
         }
     }
-    if a.json {
+    if json {
         print_json(&serde_json::Value::Array(done))?;
     }
     if failures == 0 {
@@ -138,7 +160,7 @@ fn mount_table(a: &MountArgs) -> Result<(), CliError> {
     } else {
         Err(CliError::msg(
             format!(
-                "{failures} of {} entries of {} were not mounted",
+                "{failures} of {} entries of {} were not {done_word}",
                 chosen.len(),
                 path.display()
             ),
@@ -273,6 +295,22 @@ fn print_json(v: &serde_json::Value) -> Result<(), CliError> {
 
 /// Says what was mounted (`name`: the table entry's).
 fn print_mounted(st: &m::MountState, name: Option<&str>) -> Result<(), CliError> {
+    detailln!(
+        "{} volume, {} with {}; served by process {} from {}{}",
+        st.kind,
+        st.chain,
+        st.prf,
+        st.pid,
+        st.fuse_dir.display(),
+        if st.loop_direct_io {
+            "; loop device with direct I/O"
+        } else {
+            ""
+        }
+    );
+    if super::print::quiet() {
+        return Ok(());
+    }
     let dev = st
         .device
         .as_deref()
@@ -356,6 +394,7 @@ pub fn unmount(a: &UnmountArgs) -> Result<(), CliError> {
     for e in &entries {
         match m::unmount(e, a.force) {
             Ok(o) if a.json => done.push(unmounted_json(e, &o, None)),
+            Ok(_) if super::print::quiet() => {}
             Ok(o) => {
                 let what = describe(e);
                 if o.was_stale {
@@ -391,37 +430,22 @@ fn unmount_table(a: &UnmountArgs) -> Result<(), CliError> {
         Some(name) => vec![find_entry(&path, &entries, name)?],
         None => entries.iter().collect(),
     };
-    let mut failures = 0;
-    let mut done = Vec::new();
-    for e in &chosen {
+    for_each_entry(&path, &chosen, a.json, "unmounted", |e| {
         let Some(found) = m::state::find_volume(&e.volume) else {
-            if a.entry.is_some() && !a.json {
+            if a.entry.is_some() && !a.json && !super::print::quiet() {
                 outln!("{}: not mounted", e.name);
             }
-            continue;
+            return Ok(None);
         };
-        match m::unmount(&found, a.force) {
-            Ok(o) if a.json => done.push(unmounted_json(&found, &o, Some(&e.name))),
-            Ok(_) => outln!("{}: unmounted {}", e.name, describe(&found)),
-            Err(err) if chosen.len() == 1 => return Err(cli_err(err)),
-            Err(err) => {
-                errln!("tcvault: {}:", e.name);
-                cli_err(err).report();
-                failures += 1;
-            }
+        let o = m::unmount(&found, a.force).map_err(cli_err)?;
+        if a.json {
+            return Ok(Some(unmounted_json(&found, &o, Some(&e.name))));
         }
-    }
-    if a.json {
-        print_json(&serde_json::Value::Array(done))?;
-    }
-    if failures == 0 {
-        Ok(())
-    } else {
-        Err(CliError::msg(
-            format!("{failures} entries could not be unmounted"),
-            FAILED,
-        ))
-    }
+        if !super::print::quiet() {
+            outln!("{}: unmounted {}", e.name, describe(&found));
+        }
+        Ok(None)
+    })
 }
 
 pub fn list(a: &ListArgs) -> Result<(), CliError> {

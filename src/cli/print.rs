@@ -6,12 +6,51 @@
 //! `outln!`/`out!` write to standard output; a failure is remembered, and the command then
 //! exits 1 ([`stdout_failed`]), since what it was asked to print was lost. `errln!`/`err!`
 //! write to standard error and ignore a failure: there is nowhere left to report it.
+//!
+//! How much a command says is set once from `-q`/`-v` ([`set_verbosity`]): `noteln!` is a
+//! report of what was done or a progress line, left out under `-q`; `detailln!` is said only
+//! under `-v`. Errors, warnings, prompts and the output a command was asked for (`list`,
+//! `info`, `--json`) are printed whatever the level.
 
 use std::fmt;
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 static STDOUT_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// How much the commands say (`-q`, neither, `-v`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    /// `-q`: errors, warnings, prompts and asked-for output only.
+    Quiet = 0,
+    /// The default: also progress lines and reports of what was done.
+    Normal = 1,
+    /// `-v`: also details (which header opened and how, the programs run, the server used).
+    Verbose = 2,
+}
+
+static VERBOSITY: AtomicU8 = AtomicU8::new(Verbosity::Normal as u8);
+
+/// Sets the level for the rest of the run (from the command line, before the command runs).
+pub fn set_verbosity(v: Verbosity) {
+    VERBOSITY.store(v as u8, Ordering::Relaxed);
+}
+
+/// Whether `-q` was given: no progress lines, no reports.
+pub fn quiet() -> bool {
+    VERBOSITY.load(Ordering::Relaxed) == Verbosity::Quiet as u8
+}
+
+/// Whether `-v` was given: details too.
+pub fn verbose() -> bool {
+    VERBOSITY.load(Ordering::Relaxed) == Verbosity::Verbose as u8
+}
+
+/// Whether a progress line or bar may be drawn on standard error: it is a terminal and `-q`
+/// was not given.
+pub fn progress_shown() -> bool {
+    !quiet() && std::io::IsTerminal::is_terminal(&io::stderr())
+}
 
 /// Writes `args` (and a newline when `line`) to standard output, remembering a failure.
 pub fn out(args: fmt::Arguments<'_>, line: bool) {
@@ -73,5 +112,25 @@ macro_rules! errln {
 macro_rules! err {
     ($($arg:tt)*) => {
         $crate::cli::print::err(format_args!($($arg)*), false)
+    };
+}
+
+/// A report of what was done, on standard error; left out under `-q`.
+#[allow(unused_macros)]
+macro_rules! noteln {
+    ($($arg:tt)*) => {
+        if !$crate::cli::print::quiet() {
+            $crate::cli::print::err(format_args!($($arg)*), true)
+        }
+    };
+}
+
+/// A detail said only under `-v`, on standard error, after `tcvault: `.
+#[allow(unused_macros)]
+macro_rules! detailln {
+    ($($arg:tt)*) => {
+        if $crate::cli::print::verbose() {
+            $crate::cli::print::err(format_args!("tcvault: {}", format_args!($($arg)*)), true)
+        }
     };
 }

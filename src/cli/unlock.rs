@@ -3,10 +3,13 @@
 use std::fs::File;
 use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use tcvault::crypto::chain::ChainId;
 use tcvault::crypto::kdf::Prf;
-use tcvault::header::unlock::UnlockError;
+use tcvault::header::unlock::{UnlockError, UnlockProgress, UnlockedHeader};
 use tcvault::header::{Credentials, Family, UnlockOptions};
 use tcvault::secret::{Password, Pim, SecretBytes, read_secret};
 use tcvault::volume::keyfiles::read_keyfiles;
@@ -52,11 +55,28 @@ pub fn open_for_write(path: &Path, a: &UnlockArgs) -> Result<(Volume, Credential
 /// cryptsetup does).
 pub const TRIES: u32 = 3;
 
+/// A volume opened by [`with_tries`]: what `-v` says about the header that opened it.
+trait Opened {
+    fn header(&self) -> &UnlockedHeader;
+}
+
+impl Opened for Volume {
+    fn header(&self) -> &UnlockedHeader {
+        self.unlocked()
+    }
+}
+
+impl Opened for ReadableVolume {
+    fn header(&self) -> &UnlockedHeader {
+        self.unlocked()
+    }
+}
+
 /// Checks `path` first (a missing or unusable volume is said before any password is asked
 /// for), then reads the password and keyfiles and calls `open`. A password typed on the
 /// terminal that opens no header is said, and asked for again, up to [`TRIES`] times; one from
-/// a file is tried once.
-fn with_tries<T>(
+/// a file is tried once. While the key search runs, a terminal shows what it is trying.
+fn with_tries<T: Opened>(
     path: &Path,
     a: &UnlockArgs,
     open: impl Fn(&Credentials, &UnlockOptions, SlotChoice) -> Result<T, VolumeError>,
@@ -65,17 +85,29 @@ fn with_tries<T>(
     let typed = a.password_file.is_none() && io::stdin().is_terminal();
     let mut attempt = 1;
     loop {
-        let (creds, opts, slots) = unlock_inputs(path, a)?;
-        let checking = io::stderr().is_terminal();
-        if checking {
-            err!("Checking the password (Ctrl-C stops)...");
-        }
-        let result = open(&creds, &opts, slots);
-        if checking {
-            err!("\r\x1b[K");
-        }
+        let (creds, mut opts, slots) = unlock_inputs(path, a)?;
+        let started = Instant::now();
+        let result = if super::print::progress_shown() {
+            let progress = UnlockProgress::new();
+            opts.progress = Some(Arc::clone(&progress));
+            search_with_progress(&progress, || open(&creds, &opts, slots))
+        } else {
+            open(&creds, &opts, slots)
+        };
         match result {
-            Ok(v) => return Ok((v, creds)),
+            Ok(v) => {
+                let u = v.header();
+                detailln!(
+                    "{} opened with its {}: {}, {}, {} (key search {:.2} s)",
+                    path.display(),
+                    u.slot,
+                    u.header.family,
+                    u.kdf.prf().display_name(),
+                    u.scheme,
+                    started.elapsed().as_secs_f64()
+                );
+                return Ok((v, creds));
+            }
             Err(VolumeError::Unlock(UnlockError::NoMatch)) if typed && attempt < TRIES => {
                 attempt += 1;
                 errln!(
@@ -86,6 +118,33 @@ fn with_tries<T>(
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// Runs `search` while a line on standard error says what it is trying (the format and PRF,
+/// and how many of the planned key derivations are done), redrawn a few times a second, and
+/// cleared at the end.
+fn search_with_progress<T>(progress: &UnlockProgress, search: impl FnOnce() -> T) -> T {
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let ticker = s.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                let line = match progress.snapshot() {
+                    (_, _, None) => "Checking the password".to_string(),
+                    (n, total, Some((family, prf))) => format!(
+                        "Checking the password: {family} {} ({n} of {total} key derivations)",
+                        prf.display_name()
+                    ),
+                };
+                err!("\r\x1b[K{line} (Ctrl-C stops)...");
+                std::thread::park_timeout(Duration::from_millis(150));
+            }
+            err!("\r\x1b[K");
+        });
+        let out = search();
+        done.store(true, Ordering::Relaxed);
+        ticker.thread().unpark();
+        out
+    })
 }
 
 /// The credentials, unlock options and slots `a` asks for (reads the password).

@@ -1,6 +1,5 @@
 //! The commands that write: `create`, `change-password`, `backup-header`, `restore-header`.
 
-use std::io::{self, IsTerminal};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -84,7 +83,7 @@ fn cancel_flag() -> Arc<AtomicBool> {
 }
 
 fn progress_bar(what: &str) -> ProgressBar {
-    if !io::stderr().is_terminal() {
+    if !super::print::progress_shown() {
         return ProgressBar::hidden();
     }
     let b = ProgressBar::new(0);
@@ -142,16 +141,12 @@ fn check_create_prf(family: Family, prf: PrfArg) -> Result<Prf, CliError> {
 }
 
 pub fn create(a: &CreateArgs) -> Result<(), CliError> {
-    if !cfg!(feature = "mount") && !matches!(a.filesystem, FilesystemArg::None) {
-        return Err(super::no_mount_support());
-    }
-    // Said before the password and the fill, which may take minutes.
-    #[cfg(feature = "mount")]
-    if !matches!(a.filesystem, FilesystemArg::None) && !tcvault::mount::running_as_root() {
-        tcvault::mount::check_user_mode().map_err(super::mount::cli_err)?;
-    }
     if a.hidden {
-        return create_hidden(a);
+        let size = a
+            .size
+            .ok_or_else(|| CliError::msg("--hidden needs --size", USAGE))?;
+        let a = &with_filesystem(a)?;
+        return create_hidden(a, size);
     }
     let family = family_of(a.format.unwrap_or_default());
     let prf = check_create_prf(family, a.prf)?;
@@ -183,6 +178,8 @@ pub fn create(a: &CreateArgs) -> Result<(), CliError> {
             force: a.force,
         }
     };
+    let resolved = with_filesystem(a)?;
+    let a = &resolved;
     if let CreateTarget::File { size, .. } = target {
         write::check_volume_size(size, a.sector_size)?;
         if a.sector_size != 512 {
@@ -206,7 +203,7 @@ pub fn create(a: &CreateArgs) -> Result<(), CliError> {
         quick: a.quick,
     };
     with_fill_progress(|progress, cancel| write::create(target, &spec, &creds, progress, cancel))?;
-    errln!(
+    noteln!(
         "Created {} ({}, {}, {}).",
         a.volume.display(),
         family.id(),
@@ -237,7 +234,7 @@ fn print_created(a: &CreateArgs, family: Family, prot: Protection, kind: &str) {
         "prf": prot.kdf.prf().id(),
         "pim": a.pim.unwrap_or(0),
         "size": size,
-        "filesystem": format!("{:?}", a.filesystem).to_lowercase(),
+        "filesystem": format!("{:?}", chosen(a)).to_lowercase(),
     });
     outln!("{v}");
 }
@@ -253,6 +250,88 @@ fn make_filesystem(
 ) -> Result<(), CliError> {
     // `create` refuses --filesystem first in a build without mounting.
     Ok(())
+}
+
+/// `a` with its filesystem settled: `--filesystem` as given, or asked for on a terminal
+/// ([`ask_filesystem`]), or `none`. Then, before any password and the fill (which may take
+/// minutes): a build without mounting refuses a filesystem, and a filesystem made without
+/// root needs what user mode needs.
+fn with_filesystem(a: &CreateArgs) -> Result<CreateArgs, CliError> {
+    let mut a = a.clone();
+    if a.filesystem.is_none() {
+        let asked = cfg!(feature = "mount")
+            && !a.json
+            && std::io::IsTerminal::is_terminal(&std::io::stdin())
+            && std::io::IsTerminal::is_terminal(&std::io::stderr());
+        a.filesystem = Some(if asked {
+            ask_filesystem(a.hidden)?
+        } else {
+            FilesystemArg::None
+        });
+    }
+    if chosen(&a) != FilesystemArg::None {
+        if !cfg!(feature = "mount") {
+            return Err(super::no_mount_support());
+        }
+        #[cfg(feature = "mount")]
+        if !tcvault::mount::running_as_root() {
+            tcvault::mount::check_user_mode().map_err(super::mount::cli_err)?;
+        }
+    }
+    Ok(a)
+}
+
+/// The filesystem of a settled `a` ([`with_filesystem`]).
+fn chosen(a: &CreateArgs) -> FilesystemArg {
+    a.filesystem.unwrap_or(FilesystemArg::None)
+}
+
+/// Asks on the terminal which filesystem to make, offering ext4 (or fat where mkfs.ext4 is
+/// missing, or none where neither mkfs is). An empty answer takes the offer; a wrong one is
+/// asked again, up to [`TRIES`](super::unlock::TRIES) times.
+fn ask_filesystem(hidden: bool) -> Result<FilesystemArg, CliError> {
+    #[cfg(feature = "mount")]
+    let have = |p: &str| tcvault::mount::fs::find_program(p).is_some();
+    #[cfg(not(feature = "mount"))]
+    let have = |_: &str| false;
+    let offer = if have("mkfs.ext4") {
+        FilesystemArg::Ext4
+    } else if have("mkfs.fat") {
+        FilesystemArg::Fat
+    } else {
+        FilesystemArg::None
+    };
+    let name = |f: FilesystemArg| format!("{f:?}").to_lowercase();
+    let why = if hidden {
+        ""
+    } else {
+        " (fat or exfat to use it on Windows or macOS too; fat for an outer volume that will \
+         hold a hidden one, since ext4, xfs and btrfs write across the whole volume)"
+    };
+    noteln!(
+        "Filesystem for the new {}volume{why}:",
+        if hidden { "hidden " } else { "" }
+    );
+    for _ in 0..super::unlock::TRIES {
+        let line = super::escrow::ask_line(&format!(
+            "ext4, xfs, btrfs, fat, exfat, ntfs or none [{}]: ",
+            name(offer)
+        ))
+        .map_err(|e| CliError::msg(format!("cannot read the answer: {e}"), FAILED))?;
+        if line.is_empty() {
+            return Err(CliError::msg("no filesystem chosen (end of input)", USAGE)
+                .hint("give --filesystem FS"));
+        }
+        let answer = line.trim();
+        if answer.is_empty() {
+            return Ok(offer);
+        }
+        match <FilesystemArg as clap::ValueEnum>::from_str(answer, true) {
+            Ok(f) => return Ok(f),
+            Err(_) => errln!("tcvault: {answer}: not a filesystem tcvault makes"),
+        }
+    }
+    Err(CliError::msg("no filesystem chosen", USAGE).hint("give --filesystem FS"))
 }
 
 /// The filesystem `--filesystem` asks for (`None`: none).
@@ -274,7 +353,7 @@ fn fs_kind(f: FilesystemArg) -> Option<tcvault::mount::FsKind> {
 /// `data_len` bytes is large enough for it.
 #[cfg(feature = "mount")]
 fn check_filesystem(a: &CreateArgs, data_len: u64) -> Result<(), CliError> {
-    match fs_kind(a.filesystem) {
+    match fs_kind(chosen(a)) {
         Some(fs) => tcvault::mount::check_can_format(fs, data_len).map_err(super::mount::cli_err),
         None => Ok(()),
     }
@@ -294,7 +373,7 @@ fn make_filesystem(
     prot: Protection,
     slots: SlotChoice,
 ) -> Result<(), CliError> {
-    let Some(fs) = fs_kind(a.filesystem) else {
+    let Some(fs) = fs_kind(chosen(a)) else {
         return Ok(());
     };
     let opts = prot.only();
@@ -307,7 +386,7 @@ fn make_filesystem(
              its device for mkfs",
         )
     })?;
-    errln!("Formatted it as {}.", fs.blkid_type());
+    noteln!("Formatted it as {}.", fs.blkid_type());
     Ok(())
 }
 
@@ -393,7 +472,7 @@ pub fn change_password(a: &ChangePasswordArgs) -> Result<(), CliError> {
         &prot.only(),
         &a.escrow,
     );
-    errln!(
+    noteln!(
         "Changed the {} header of {} ({}, {}).",
         if u.header.is_hidden() {
             "hidden volume's"
@@ -412,7 +491,7 @@ pub fn backup_header(a: &BackupHeaderArgs) -> Result<(), CliError> {
         let host = Host::open(&a.volume)?;
         let bytes = write::raw_backup_bytes(&host)?;
         write::write_backup_file(&a.file, &bytes, a.force)?;
-        errln!(
+        noteln!(
             "Wrote {} ({} bytes: the normal and hidden header slots as they are on disk, still \
              encrypted; they open with the passwords the volume has now, or through escrow).",
             a.file.display(),
@@ -454,13 +533,13 @@ pub fn backup_header(a: &BackupHeaderArgs) -> Result<(), CliError> {
     let bytes = write::backup_bytes(&normal, hidden.as_ref().map(|(v, c)| (v, c)), a.compact)?;
     write::write_backup_file(&a.file, &bytes, a.force)?;
     if !a.compact && write::is_legacy(&normal) {
-        errln!(
+        noteln!(
             "Note: {} uses the layout of TrueCrypt before 6.0, whose header backups are the \
              1,024-byte format; that is what was written.",
             a.volume.display()
         );
     }
-    errln!(
+    noteln!(
         "Wrote {} ({} bytes: normal header{}).",
         a.file.display(),
         bytes.len(),
@@ -508,7 +587,7 @@ pub fn restore_header(a: &RestoreHeaderArgs) -> Result<(), CliError> {
     if let Some(k) = &keep {
         errln!("Saved the previous header slots to {}.", k.display());
     }
-    errln!(
+    noteln!(
         "Restored the {} header of {}.",
         if slot == Slot::Hidden {
             "hidden volume's"
@@ -520,10 +599,7 @@ pub fn restore_header(a: &RestoreHeaderArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn create_hidden(a: &CreateArgs) -> Result<(), CliError> {
-    let size = a
-        .size
-        .ok_or_else(|| CliError::msg("--hidden needs --size", USAGE))?;
+fn create_hidden(a: &CreateArgs, size: u64) -> Result<(), CliError> {
     let outer_creds = credentials(
         a.outer_password_file.as_deref(),
         &a.outer_keyfiles,

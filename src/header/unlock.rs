@@ -9,7 +9,7 @@
 //! a shared flag stops every running derivation.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::format::Header;
 use super::kdf::{Family, Kdf};
@@ -132,6 +132,60 @@ pub struct UnlockOptions {
     pub system: bool,
     /// Worker threads; 0 = one per core.
     pub threads: usize,
+    /// Where the search reports how far it has got (for a progress line); none by default.
+    pub progress: Option<Arc<UnlockProgress>>,
+}
+
+/// How far an [`unlock`] has got: the key derivations finished and planned, and the family and
+/// PRF of the one started last. Shared with whoever draws a progress line while the search runs.
+#[derive(Debug, Default)]
+pub struct UnlockProgress {
+    done: AtomicUsize,
+    total: AtomicUsize,
+    /// 0 before the first job; else 1 + the family's index × 16 + the PRF's index in [`Prf::ALL`].
+    current: AtomicUsize,
+}
+
+impl UnlockProgress {
+    /// A fresh progress record to put in [`UnlockOptions::progress`].
+    pub fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    /// (jobs finished, jobs planned, family and PRF of the job started last). A job is one
+    /// PBKDF2 block set or one Argon2id derivation, so the counts move unevenly.
+    pub fn snapshot(&self) -> (usize, usize, Option<(Family, Prf)>) {
+        let done = self.done.load(Ordering::Relaxed);
+        let total = self.total.load(Ordering::Relaxed);
+        let current = match self.current.load(Ordering::Relaxed) {
+            0 => None,
+            n => {
+                let family = if (n - 1) / 16 == 0 {
+                    Family::VeraCrypt
+                } else {
+                    Family::TrueCrypt
+                };
+                Prf::ALL.get((n - 1) % 16).map(|&p| (family, p))
+            }
+        };
+        (done, total, current)
+    }
+
+    fn start(&self, total: usize) {
+        self.done.store(0, Ordering::Relaxed);
+        self.total.store(total, Ordering::Relaxed);
+        self.current.store(0, Ordering::Relaxed);
+    }
+
+    fn running(&self, family: Family, prf: Prf) {
+        let f = usize::from(family == Family::TrueCrypt);
+        let p = Prf::ALL.iter().position(|&x| x == prf).unwrap_or(0);
+        self.current.store(1 + f * 16 + p, Ordering::Relaxed);
+    }
+
+    fn finished(&self) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// A header that decrypted: everything needed to read the volume and to rewrite the header.
@@ -235,6 +289,10 @@ pub fn unlock(
 ) -> Result<UnlockedHeader, UnlockError> {
     let trials = plan_trials(candidates, creds, opts)?;
     let jobs = plan_jobs(&trials);
+    let progress = opts.progress.as_deref();
+    if let Some(p) = progress {
+        p.start(jobs.len());
+    }
     let stop = AtomicBool::new(false);
     let next = AtomicUsize::new(0);
     let found: Mutex<Option<UnlockedHeader>> = Mutex::new(None);
@@ -249,7 +307,14 @@ pub fn unlock(
         while !stop.load(Ordering::Relaxed) {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(job) = jobs.get(i) else { break };
-            if let Some(h) = run_job(job, &trials, candidates, creds, &stop) {
+            if let (Some(p), Some(&(t, _))) = (progress, job.parts.first()) {
+                p.running(trials[t].family, trials[t].kdf.prf());
+            }
+            let opened = run_job(job, &trials, candidates, creds, &stop);
+            if let Some(p) = progress {
+                p.finished();
+            }
+            if let Some(h) = opened {
                 stop.store(true, Ordering::Relaxed);
                 let mut slot = found.lock().unwrap_or_else(PoisonError::into_inner);
                 if slot.is_none() {

@@ -1187,3 +1187,77 @@ fn man_pages_for_every_command_of_both_binaries() {
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("key escrow server"), "{help}");
 }
+
+/// `-q` leaves out the reports of what was done (errors stay); `-v` says which header opened
+/// and how; the two together are a usage error.
+#[test]
+fn quiet_and_verbose() {
+    let dir = temp_dir();
+    let pw = password_file(&dir, b"quiet and verbose password");
+    let vol = dir.path().join("q.hc");
+    let create = |quiet: bool, vol: &Path| {
+        let mut c = tcvault();
+        if quiet {
+            c.arg("-q");
+        }
+        c.args([
+            "create", "--quick", "--size", "4M", "--pim", "1", "--escrow", "no",
+        ])
+        .arg("--password-file")
+        .arg(&pw)
+        .arg(vol)
+        .output()
+        .expect("run create")
+    };
+    let out = create(true, &vol);
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stderr.is_empty(), "-q create said: {out:?}");
+    let loud = dir.path().join("loud.hc");
+    let out = create(false, &loud);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Created"),
+        "{out:?}"
+    );
+
+    let out = tcvault()
+        .args(["info", "-v", "--pim", "1", "--password-file"])
+        .arg(&pw)
+        .arg(&vol)
+        .output()
+        .expect("run info");
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("opened with its primary header: VeraCrypt, HMAC-SHA-512, AES")
+            && err.contains("key search"),
+        "-v: {err}"
+    );
+
+    let wrong = password_file(&dir, b"not the password");
+    let out = tcvault()
+        .args([
+            "-q",
+            "info",
+            "--pim",
+            "1",
+            "--prf",
+            "sha512",
+            "--password-file",
+        ])
+        .arg(&wrong)
+        .arg(&vol)
+        .output()
+        .expect("run info");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("tcvault: error:"),
+        "-q hid the error: {out:?}"
+    );
+
+    let out = tcvault()
+        .args(["-q", "-v", "info"])
+        .arg(&vol)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}

@@ -1,7 +1,8 @@
 //! The password prompt driven through a pseudo-terminal (`tests/common/pty_drive.py`): the
 //! volume is checked before the prompt, a wrong password is asked for again up to 3 times,
 //! Backspace edits (whole UTF-8 characters), and Ctrl-C at the prompt or during the search
-//! exits 130 with the terminal's echo back on.
+//! exits 130 with the terminal's echo back on; the search says what it is trying; `create`
+//! asks for a filesystem when none is given.
 
 use std::path::Path;
 use std::process::Command;
@@ -146,7 +147,17 @@ fn create_asks_again_on_a_mismatch_and_warns_about_a_short_password() {
     let r = drive(
         &steps,
         &[
-            "create", v, "--size", "4M", "--quick", "--pim", "1", "--escrow", "no",
+            "create",
+            v,
+            "--size",
+            "4M",
+            "--quick",
+            "--pim",
+            "1",
+            "--escrow",
+            "no",
+            "--filesystem",
+            "none",
         ],
     );
     assert_eq!(status(&r), 0, "{r}");
@@ -192,11 +203,112 @@ fn create_asks_again_on_a_mismatch_and_warns_about_a_short_password() {
     let o = other.to_str().expect("UTF-8 path");
     let r = drive(
         &steps,
-        &["create", o, "--size", "4M", "--quick", "--escrow", "no"],
+        &[
+            "create",
+            o,
+            "--size",
+            "4M",
+            "--quick",
+            "--escrow",
+            "no",
+            "--filesystem",
+            "none",
+        ],
     );
     assert_eq!(status(&r), 4, "three mismatches: {r}");
     assert!(
         !other.exists(),
         "a volume was made without a confirmed password"
     );
+}
+
+/// While a wrong password is checked, the terminal is told which format and PRF the search is
+/// on and how far it has got; under `-q` nothing is drawn.
+#[test]
+fn the_search_names_what_it_tries_and_q_keeps_it_quiet() {
+    let dir = temp_dir();
+    let vol = dir.path().join("v.hc");
+    create_quick("4M", &password_file(&dir, PASSWORD), &vol);
+    let v = vol.to_str().expect("UTF-8 path");
+    let steps = json!([
+        ["expect", "Password for"],
+        ["send", "wrong\r"],
+        ["expect", "Checking the password: "],
+        ["expect", "key derivations)"],
+        ["send", "\u{3}"]
+    ]);
+    let r = drive(&steps, &["info", v]);
+    assert_eq!(status(&r), 130, "{r}");
+    let output = r["output"].as_str().expect("output");
+    assert!(
+        output.contains("Checking the password: VeraCrypt HMAC-")
+            || output.contains("Checking the password: TrueCrypt HMAC-"),
+        "names the format and PRF: {output}"
+    );
+
+    let pw = String::from_utf8(PASSWORD.to_vec()).expect("UTF-8");
+    let steps = json!([["expect", "Password for"], ["send", format!("{pw}\r")]]);
+    let r = drive(&steps, &["-q", "info", v, "--pim", "1"]);
+    assert_eq!(status(&r), 0, "{r}");
+    let output = r["output"].as_str().expect("output");
+    assert!(!output.contains("Checking"), "-q drew progress: {output}");
+    assert!(
+        output.contains("HMAC-SHA-512"),
+        "info's own output stays: {output}"
+    );
+}
+
+/// `create` without `--filesystem` on a terminal asks which one, says what it offers, asks
+/// again after an answer it does not know, and makes what was chosen; an empty answer takes
+/// the offer (ext4, where mkfs.ext4 is installed), and the volume then holds ext4.
+#[test]
+fn create_asks_for_a_filesystem_on_a_terminal() {
+    let dir = temp_dir();
+    let vol = dir.path().join("asked.hc");
+    let v = vol.to_str().expect("UTF-8 path");
+    let pw = password_file(&dir, PASSWORD);
+    let p = pw.to_str().expect("UTF-8 path");
+    let steps = json!([
+        ["expect", "Filesystem for the new volume"],
+        ["expect", "none ["],
+        ["send", "zfs\r"],
+        ["expect", "zfs: not a filesystem tcvault makes"],
+        ["expect", "none ["],
+        ["send", "none\r"],
+    ]);
+    let create = [
+        "create",
+        v,
+        "--size",
+        "8M",
+        "--quick",
+        "--pim",
+        "1",
+        "--escrow",
+        "no",
+        "--password-file",
+        p,
+    ];
+    let r = drive(&steps, &create);
+    assert_eq!(status(&r), 0, "{r}");
+    assert!(vol.exists(), "no volume made");
+
+    if !super::common::can_mount() {
+        return;
+    }
+    std::fs::remove_file(&vol).expect("remove the first volume");
+    let steps = json!([["expect", "none [ext4]: "], ["send", "\r"]]);
+    let r = drive(&steps, &create);
+    assert_eq!(status(&r), 0, "{r}");
+    let output = r["output"].as_str().expect("output");
+    assert!(output.contains("Formatted it as ext4"), "{output}");
+    let image = dir.path().join("asked.img");
+    let dec = Command::new(tcvault().get_program())
+        .args(["decrypt", v, "--pim", "1", "--password-file", p, "-o"])
+        .arg(&image)
+        .output()
+        .expect("run decrypt");
+    assert!(dec.status.success(), "{dec:?}");
+    let data = std::fs::read(&image).expect("read the image");
+    assert_eq!(&data[1080..1082], &[0x53, 0xef], "no ext4 superblock magic");
 }

@@ -9,6 +9,8 @@
 
 #[macro_use]
 #[path = "../../cli/print.rs"]
+// The verbosity level (-q/-v) is the volume tool's; this binary prints at the default level.
+#[allow(dead_code)]
 mod print;
 
 use std::io::{IsTerminal, Read};

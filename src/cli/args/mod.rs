@@ -28,6 +28,14 @@ pub struct Cli {
     /// Options of -R (hidden in this help: see [`command`]).
     #[command(flatten, next_help_heading = RESTORE_HEADING)]
     pub restore_opts: RestoreOptions,
+    /// Say less: no progress lines and no reports of what was done. Errors, warnings,
+    /// prompts and the output a command is asked for (`list`, `info`, `--json`) stay.
+    #[arg(short = 'q', long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Say more: which header opened (format, PRF, cipher, slot) and how long the key search
+    /// took, the programs tcvault runs, the escrow server it talks to.
+    #[arg(short = 'v', long, global = true)]
+    pub verbose: bool,
     /// The command to run.
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -36,10 +36,9 @@ pub enum FormatArg {
 }
 
 /// Filesystems `create` can put on a new volume.
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FilesystemArg {
     /// No filesystem: the data area holds only the random fill.
-    #[default]
     None,
     /// ext4 (mkfs.ext4).
     Ext4,
@@ -56,7 +55,7 @@ pub enum FilesystemArg {
 }
 
 /// `tcvault create`.
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct CreateArgs {
     /// The new file container, or a block device (its whole size is used).
     #[arg(value_name = "VOLUME")]
@@ -111,15 +110,12 @@ pub struct CreateArgs {
     #[arg(long)]
     pub force: bool,
     /// Make this filesystem on the new volume (through the same FUSE path as `mount`, with a
-    /// loop device as root; needs the mkfs program), so that it is ready to mount.
-    #[arg(
-        long,
-        value_enum,
-        ignore_case = true,
-        default_value = "none",
-        value_name = "FS"
-    )]
-    pub filesystem: FilesystemArg,
+    /// loop device as root; needs the mkfs program), so that it is ready to mount. Left out,
+    /// it is asked for on a terminal (ext4 offered: the Linux default, which every Linux
+    /// kernel and fuse2fs mount; fat or exfat for a volume also used on Windows or macOS, fat
+    /// for an outer volume that will hold a hidden one); without a terminal it is `none`.
+    #[arg(long, value_enum, ignore_case = true, value_name = "FS")]
+    pub filesystem: Option<FilesystemArg>,
     /// Filesystem label, with --filesystem.
     #[arg(long, value_name = "LABEL")]
     pub label: Option<String>,
