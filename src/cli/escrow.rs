@@ -2,7 +2,7 @@
 //! and the help-desk restore (`tcvault -R ADMIN TARGET`, `tcvault restore --admin ADMIN
 //! TARGET`).
 
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
 
 use tcvault::crypto::kdf::Prf;
@@ -21,6 +21,7 @@ use tcvault::volume::{Host, SlotChoice, Volume};
 use super::args::RestoreOptions;
 use super::args::{EscrowArgs, EscrowPolicyArg, KeygenArgs};
 use super::exit::{BAD_INPUT, CliError, FAILED, USAGE, WRONG_CREDENTIALS};
+use super::prompt::ask_line;
 use super::unlock::{credentials, prf_of, prompt_secret};
 
 // ---------- the escrow hook ----------
@@ -196,14 +197,6 @@ pub(super) fn login_from_file(path: &Path) -> Result<Login, String> {
 /// A secret from a file (one trailing newline removed).
 pub(super) fn secret_from_file(path: &Path, what: &str) -> Result<SecretBytes, CliError> {
     read_small(path, what, true).map_err(|m| CliError::msg(m, BAD_INPUT))
-}
-
-pub(super) fn ask_line(prompt: &str) -> io::Result<String> {
-    err!("{prompt}");
-    io::stderr().flush()?;
-    let mut s = String::new();
-    io::stdin().lock().read_line(&mut s)?;
-    Ok(s)
 }
 
 // ---------- escrow keygen ----------

@@ -22,8 +22,9 @@ use super::args::{
     EscrowCmdArgs, EscrowCommand, EscrowDecideArgs, EscrowExportArgs, EscrowImportArgs,
     EscrowLoginArgs, EscrowRequestDeletionArgs, EscrowSearchArgs, EscrowShowArgs,
 };
-use super::escrow::{ask_line, keygen, login_from_file, secret_from_file};
+use super::escrow::{keygen, login_from_file, secret_from_file};
 use super::exit::{BAD_INPUT, CliError, FAILED, USAGE, WRONG_CREDENTIALS};
+use super::prompt::ask_line;
 use super::unlock::prompt_secret;
 
 /// `tcvault escrow …`.

@@ -103,6 +103,13 @@ impl From<VolumeError> for CliError {
                      password; --prf and --cipher narrow the search",
                 ),
             ),
+            VolumeError::Unlock(UnlockError::Argon2Failed { .. }) => (
+                FAILED,
+                Some(
+                    "check the password, keyfiles and PIM; if the volume uses Argon2id, free \
+                     memory and try again",
+                ),
+            ),
             VolumeError::Unlock(UnlockError::NothingToTry(_)) => (
                 USAGE,
                 Some("TrueCrypt volumes use only sha512, whirlpool, ripemd160 or sha1, and no PIM"),

@@ -1,4 +1,4 @@
-//! Asking for a secret on the terminal: no echo, line editing (Backspace, Ctrl-U), and Ctrl-C
+//! Asking on the terminal: a line ([`ask_line`]), or a secret with no echo, line editing (Backspace, Ctrl-U), and Ctrl-C
 //! as an interrupt that puts the terminal back as it was and ends tcvault with exit status 130.
 //!
 //! The terminal is switched to non-canonical mode without echo and without signal keys for the
@@ -6,12 +6,22 @@
 //! tcvault exits (a killed prompt would leave the shell without echo).
 
 use std::fs::File;
-use std::io::{self, IsTerminal, Read, Write};
+use std::io::{self, BufRead, IsTerminal, Read, Write};
 
 use rustix::termios::{self, LocalModes, OptionalActions, SpecialCodeIndex, Termios};
 use tcvault::secret::SecretBytes;
 
 use super::exit::{BAD_INPUT, CliError, INTERRUPTED};
+
+/// Asks a question on standard error and reads one line of answer from standard input (with
+/// its newline; empty at the end of input).
+pub(super) fn ask_line(prompt: &str) -> io::Result<String> {
+    err!("{prompt}");
+    io::stderr().flush()?;
+    let mut s = String::new();
+    io::stdin().lock().read_line(&mut s)?;
+    Ok(s)
+}
 
 /// Longest secret accepted from the prompt (far more than any password).
 const MAX_TYPED: usize = 4096;

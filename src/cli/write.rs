@@ -313,7 +313,7 @@ fn ask_filesystem(hidden: bool) -> Result<FilesystemArg, CliError> {
         if hidden { "hidden " } else { "" }
     );
     for _ in 0..super::unlock::TRIES {
-        let line = super::escrow::ask_line(&format!(
+        let line = super::prompt::ask_line(&format!(
             "ext4, xfs, btrfs, fat, exfat, ntfs or none [{}]: ",
             name(offer)
         ))

@@ -9,7 +9,8 @@
 //! a shared flag stops every running derivation.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Duration;
 
 use super::format::Header;
 use super::kdf::{Family, Kdf};
@@ -244,6 +245,18 @@ pub enum UnlockError {
     /// The options exclude every combination (e.g. `--truecrypt --prf sha256`).
     #[error("no key derivation matches the options given ({0})")]
     NothingToTry(String),
+    /// No PBKDF2 header opened, and the Argon2id trials could not run (most often: not enough
+    /// memory for them), so the volume may still be an Argon2id one.
+    #[error(
+        "no header opened with PBKDF2, and Argon2id could not be tried ({reason}; it needs \
+         {needed_mib} MiB per trial)"
+    )]
+    Argon2Failed {
+        /// What failed.
+        reason: String,
+        /// The memory one trial needs.
+        needed_mib: u64,
+    },
 }
 
 /// One (candidate, family, KDF) combination under trial.
@@ -303,10 +316,36 @@ pub fn unlock(
     }
     .min(jobs.len().max(1));
 
+    let argon2_cost = jobs
+        .iter()
+        .filter_map(|j| match trials[j.parts[0].0].kdf {
+            Kdf::Argon2id(p) => Some(u64::from(p.memory_kib) * 1024),
+            Kdf::Pbkdf2 { .. } => None,
+        })
+        .max();
+    let pbkdf2_jobs = jobs
+        .iter()
+        .filter(|j| matches!(trials[j.parts[0].0].kdf, Kdf::Pbkdf2 { .. }))
+        .count();
+    let at_once = argon2_cost.map_or(1, |cost| argon2_at_once(cost, threads));
+    let gate = Argon2Gate::new(pbkdf2_jobs, at_once);
+    let argon2_failed: Mutex<Option<String>> = Mutex::new(None);
+
     let work = || {
         while !stop.load(Ordering::Relaxed) {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(job) = jobs.get(i) else { break };
+            let argon2 = matches!(trials[job.parts[0].0].kdf, Kdf::Argon2id(_));
+            // Argon2id waits until every PBKDF2 job is done (it would take a core and hundreds
+            // of MiB from them), and runs as many at once as memory allows.
+            let _turn = if argon2 {
+                match gate.enter(&stop) {
+                    Some(turn) => Some(turn),
+                    None => break,
+                }
+            } else {
+                None
+            };
             if let (Some(p), Some(&(t, _))) = (progress, job.parts.first()) {
                 p.running(trials[t].family, trials[t].kdf.prf());
             }
@@ -314,11 +353,22 @@ pub fn unlock(
             if let Some(p) = progress {
                 p.finished();
             }
-            if let Some(h) = opened {
-                stop.store(true, Ordering::Relaxed);
-                let mut slot = found.lock().unwrap_or_else(PoisonError::into_inner);
-                if slot.is_none() {
-                    *slot = Some(h);
+            if !argon2 {
+                gate.pbkdf2_done();
+            }
+            match opened {
+                Ok(Some(h)) => {
+                    stop.store(true, Ordering::Relaxed);
+                    gate.wake();
+                    let mut slot = found.lock().unwrap_or_else(PoisonError::into_inner);
+                    if slot.is_none() {
+                        *slot = Some(h);
+                    }
+                }
+                Ok(None) => {}
+                Err(reason) => {
+                    let mut f = argon2_failed.lock().unwrap_or_else(PoisonError::into_inner);
+                    f.get_or_insert(reason);
                 }
             }
         }
@@ -329,10 +379,113 @@ pub fn unlock(
         }
         work();
     });
-    found
+    if let Some(h) = found.into_inner().unwrap_or_else(PoisonError::into_inner) {
+        return Ok(h);
+    }
+    match argon2_failed
         .into_inner()
         .unwrap_or_else(PoisonError::into_inner)
-        .ok_or(UnlockError::NoMatch)
+    {
+        Some(reason) => Err(UnlockError::Argon2Failed {
+            reason,
+            needed_mib: argon2_cost.unwrap_or(0) >> 20,
+        }),
+        None => Err(UnlockError::NoMatch),
+    }
+}
+
+/// How many Argon2id trials of `cost` bytes may run at once on `threads` threads: as many as
+/// the free memory holds (one at least: the allocation is tried, and fails cleanly).
+fn argon2_at_once(cost: u64, threads: usize) -> usize {
+    let fit = free_memory().map_or(threads, |free| {
+        usize::try_from(free / cost.max(1)).unwrap_or(usize::MAX)
+    });
+    fit.clamp(1, threads.max(1))
+}
+
+/// The memory this process may still take: the kernel's `MemAvailable`, and below it the
+/// room left in the process's cgroup (v2) when that has a limit; `None` when neither is known.
+fn free_memory() -> Option<u64> {
+    let available = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("MemAvailable:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kib| kib * 1024)
+    });
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|c| {
+            let path = c.lines().find_map(|l| l.strip_prefix("0::"))?;
+            let dir = std::path::Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
+            let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
+            let max = read("memory.max")?.trim().parse::<u64>().ok()?;
+            let current = read("memory.current")?.trim().parse::<u64>().ok()?;
+            Some(max.saturating_sub(current))
+        });
+    match (available, cgroup) {
+        (Some(a), Some(c)) => Some(a.min(c)),
+        (a, c) => a.or(c),
+    }
+}
+
+/// Holds Argon2id trials back until the PBKDF2 jobs are done, then lets `at_once` run together.
+struct Argon2Gate {
+    state: Mutex<(usize, usize)>,
+    changed: Condvar,
+    at_once: usize,
+}
+
+/// A running Argon2id trial's place in the [`Argon2Gate`], given back when dropped.
+struct Turn<'a>(&'a Argon2Gate);
+
+impl Argon2Gate {
+    fn new(pbkdf2_jobs: usize, at_once: usize) -> Self {
+        Argon2Gate {
+            state: Mutex::new((pbkdf2_jobs, 0)),
+            changed: Condvar::new(),
+            at_once,
+        }
+    }
+
+    /// Waits for the PBKDF2 jobs to end and for a free place; `None` once `stop` is set.
+    fn enter(&self, stop: &AtomicBool) -> Option<Turn<'_>> {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            let (pbkdf2_left, running) = *st;
+            if pbkdf2_left == 0 && running < self.at_once {
+                st.1 += 1;
+                return Some(Turn(self));
+            }
+            // The timeout only guards against a missed wake-up; every change notifies.
+            st = self
+                .changed
+                .wait_timeout(st, Duration::from_millis(100))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    fn pbkdf2_done(&self) {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        st.0 = st.0.saturating_sub(1);
+        self.changed.notify_all();
+    }
+
+    fn wake(&self) {
+        let _st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        self.changed.notify_all();
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut st = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+        st.1 = st.1.saturating_sub(1);
+        self.0.changed.notify_all();
+    }
 }
 
 fn plan_trials(
@@ -503,14 +656,17 @@ fn plan_jobs(trials: &[Trial]) -> Vec<Job> {
     jobs
 }
 
+/// Runs one job; `Err` says why an Argon2id derivation could not run.
 fn run_job(
     job: &Job,
     trials: &[Trial],
     candidates: &[Candidate],
     creds: &Credentials,
     stop: &AtomicBool,
-) -> Option<UnlockedHeader> {
-    let (first, _) = *job.parts.first()?;
+) -> Result<Option<UnlockedHeader>, String> {
+    let Some(&(first, _)) = job.parts.first() else {
+        return Ok(None);
+    };
     let kdf = trials[first].kdf;
     let mut outs: Vec<SecretBytes> = job
         .parts
@@ -523,7 +679,9 @@ fn run_job(
             let mut lane_jobs = Vec::with_capacity(job.parts.len());
             for &(t, block) in &job.parts {
                 let trial = &trials[t];
-                let password = creds.for_family(trial.family)?;
+                let Some(password) = creds.for_family(trial.family) else {
+                    return Ok(None);
+                };
                 lane_jobs.push(LaneJob {
                     password: password.expose(),
                     salt: &candidates[trial.cand].bytes[..SALT_LEN],
@@ -537,22 +695,28 @@ fn run_job(
                 .zip(&ranges)
                 .map(|(o, r)| &mut o.expose_mut()[r.clone()])
                 .collect();
-            pbkdf2_blocks(prf, &lane_jobs, iterations, &mut slices, stop).ok()?;
+            // Fails only when stopped (another job found the header).
+            if pbkdf2_blocks(prf, &lane_jobs, iterations, &mut slices, stop).is_err() {
+                return Ok(None);
+            }
         }
         Kdf::Argon2id(params) => {
             let trial = &trials[first];
-            let password = creds.for_family(trial.family)?;
+            let Some(password) = creds.for_family(trial.family) else {
+                return Ok(None);
+            };
             let salt = &candidates[trial.cand].bytes[..SALT_LEN];
-            argon2id(password.expose(), salt, params, outs[0].expose_mut()).ok()?;
+            argon2id(password.expose(), salt, params, outs[0].expose_mut())
+                .map_err(|e| e.to_string())?;
             ranges.push(0..DERIVED_KEY_LEN);
         }
     }
     for ((&(t, block), out), range) in job.parts.iter().zip(&outs).zip(ranges) {
         if let Some(h) = record(&trials[t], &candidates[trials[t].cand], block, out, range) {
-            return Some(h);
+            return Ok(Some(h));
         }
     }
-    None
+    Ok(None)
 }
 
 /// Stores a finished block in its trial and tests every scheme whose key bytes are complete.
@@ -618,4 +782,64 @@ fn try_scheme(
         data_cipher,
         header_key,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Argon2id trials enter only once every PBKDF2 job is done, and no more than `at_once`
+    /// run together; a stop lets waiters go without a turn.
+    #[test]
+    fn argon2_waits_for_pbkdf2_and_for_a_place() {
+        let gate = Argon2Gate::new(2, 1);
+        let stop = AtomicBool::new(false);
+        let entered = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        let running = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| {
+                    let turn = gate.enter(&stop).expect("a turn");
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    entered.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(20));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    drop(turn);
+                });
+            }
+            std::thread::sleep(Duration::from_millis(150));
+            assert_eq!(
+                entered.load(Ordering::SeqCst),
+                0,
+                "entered before PBKDF2 ended"
+            );
+            gate.pbkdf2_done();
+            std::thread::sleep(Duration::from_millis(150));
+            assert_eq!(
+                entered.load(Ordering::SeqCst),
+                0,
+                "entered with a PBKDF2 job left"
+            );
+            gate.pbkdf2_done();
+        });
+        assert_eq!(entered.load(Ordering::SeqCst), 3);
+        assert_eq!(most.load(Ordering::SeqCst), 1, "more than one at once");
+
+        let gate = Argon2Gate::new(1, 1);
+        stop.store(true, Ordering::SeqCst);
+        std::thread::scope(|s| {
+            s.spawn(|| assert!(gate.enter(&stop).is_none(), "a turn after the stop"));
+            gate.wake();
+        });
+    }
+
+    #[test]
+    fn free_memory_is_read() {
+        let free = free_memory().expect("/proc/meminfo has MemAvailable");
+        assert!(free > 0);
+        assert_eq!(argon2_at_once(u64::MAX, 4), 1, "one at least");
+        assert_eq!(argon2_at_once(1, 2), 2, "never more than the threads");
+    }
 }

@@ -700,3 +700,64 @@ fn a_hidden_volume_follows_its_outer_volumes_format() {
     assert_eq!(info["family"], "truecrypt", "{info}");
     assert_eq!(info["type"], "hidden", "{info}");
 }
+
+/// With little memory (an address-space limit far below one Argon2id trial at PIM 5, 192 MiB),
+/// a PBKDF2 volume still opens: Argon2id runs only after every PBKDF2 job, and its failed
+/// allocation is no crash. A wrong password then says that Argon2id could not be tried and
+/// why (exit 1), and so does an Argon2id volume, which cannot open in that memory.
+#[test]
+fn little_memory_still_unlocks_pbkdf2_and_says_why_argon2id_did_not_run() {
+    let dir = temp_dir();
+    let pw = write_file(&dir, "pw", b"little memory password");
+    let wrong = write_file(&dir, "wrong", b"not it");
+    let make = |name: &str, prf: &str| {
+        let vol = dir.path().join(name);
+        run_ok(
+            tcvault()
+                .args([
+                    "create", "--quick", "--size", "4M", "--pim", "5", "--escrow", "no",
+                ])
+                .args(["--prf", prf, "--password-file"])
+                .arg(&pw)
+                .arg(&vol),
+        );
+        vol
+    };
+    let whirlpool = make("w.hc", "whirlpool");
+    let argon = make("a.hc", "argon2id");
+    let exe = tcvault().get_program().to_owned();
+    let limited = |pw: &Path, vol: &Path| {
+        std::process::Command::new("prlimit")
+            .arg(format!("--as={}", 128u64 << 20))
+            .arg(&exe)
+            .args(["info", "--pim", "5", "--password-file"])
+            .arg(pw)
+            .arg(vol)
+            .output()
+            .expect("run prlimit (util-linux)")
+    };
+    let out = limited(&pw, &whirlpool);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("HMAC-Whirlpool"),
+        "{out:?}"
+    );
+    for (pw, vol) in [(&wrong, &whirlpool), (&pw, &argon)] {
+        let out = limited(pw, vol);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("Argon2id could not be tried")
+                && err.contains("not enough memory")
+                && err.contains("192 MiB"),
+            "{err}"
+        );
+    }
+    // Without the limit the Argon2id volume opens.
+    run_ok(
+        tcvault()
+            .args(["info", "--pim", "5", "--password-file"])
+            .arg(&pw)
+            .arg(&argon),
+    );
+}

@@ -400,7 +400,7 @@ pub fn argon2id(
             params.parallelism,
             out,
         )
-        .map_err(|e| Argon2Error(e.to_string()));
+        .map_err(|_| Argon2Error("not enough memory".into()));
     }
     ::argon2::Argon2::new(::argon2::Algorithm::Argon2id, ::argon2::Version::V0x13, p)
         .hash_password_into(password, salt, out)
