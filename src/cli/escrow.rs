@@ -295,6 +295,8 @@ fn restore_err(e: RestoreError) -> CliError {
             CliError::new(e, BAD_INPUT)
         }
         e @ RestoreError::DoesNotReadBack(_) => CliError::new(e, FAILED),
+        e @ RestoreError::CannotReproduce { .. } => CliError::new(e, BAD_INPUT)
+            .hint("restore under a new password instead (leave out --old-password)"),
     }
 }
 
@@ -391,6 +393,41 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
     check_target(target, number, &escrowed, o.force, !o.no_keep_old_header)?;
 
     let header = &escrowed.header;
+    let keep = if o.no_keep_old_header {
+        None
+    } else {
+        Some(
+            o.keep_old_header
+                .clone()
+                .unwrap_or_else(|| write::default_keep_path(target)),
+        )
+    };
+    let output = o.output.as_deref().filter(|_| is_backup);
+    if o.old_password {
+        let restored =
+            escrow_restore::write_as_escrowed(target, &escrowed, keep.as_deref(), output)
+                .map_err(restore_err)?;
+        said_kept(target, keep.as_deref());
+        noteln!(
+            "Restored the {} header of {} as escrowed in entry {number} (by {} on {}): the \
+             password, keyfiles and PIM of that time open it again.",
+            if header.is_hidden() {
+                "hidden volume's"
+            } else {
+                "normal"
+            },
+            restored.path.display(),
+            escrowed.entry.user,
+            escrowed.entry.created
+        );
+        if is_backup {
+            errln!(
+                "The user restores it with `tcvault restore-header VOLUME --file {}`.",
+                restored.path.display()
+            );
+        }
+        return Ok(());
+    }
     let prf = match o.new_prf {
         Some(p) => prf_of(p),
         None => escrowed.prf.unwrap_or(Prf::Sha512),
@@ -404,25 +441,9 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
     )?;
     let prot = Protection::for_scheme(header.family, prf, creds.pim(), escrowed.scheme)
         .map_err(WriteError::from)?;
-    let keep = if o.no_keep_old_header {
-        None
-    } else {
-        Some(
-            o.keep_old_header
-                .clone()
-                .unwrap_or_else(|| write::default_keep_path(target)),
-        )
-    };
-    let output = o.output.as_deref().filter(|_| is_backup);
     let restored = escrow_restore::write(target, &escrowed, prot, &creds, keep.as_deref(), output)
         .map_err(restore_err)?;
-    if let Some(k) = &keep {
-        errln!(
-            "Saved the previous headers of {} to {}.",
-            target.display(),
-            k.display()
-        );
-    }
+    said_kept(target, keep.as_deref());
     noteln!(
         "Restored the {} header of {} from escrow entry {number} (escrowed by {} on {}); it \
          opens with the new password.",
@@ -457,6 +478,17 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
          the volume with their old passwords; to revoke them, copy the data to a new volume."
     );
     Ok(())
+}
+
+/// Says where the previous headers of `target` were saved, when they were.
+fn said_kept(target: &Path, keep: Option<&Path>) {
+    if let Some(k) = keep {
+        errln!(
+            "Saved the previous headers of {} to {}.",
+            target.display(),
+            k.display()
+        );
+    }
 }
 
 /// The search an admin gives (options, or prompts on a terminal) when no entry matches the

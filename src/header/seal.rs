@@ -195,6 +195,31 @@ pub fn seal(
     Ok(sealed)
 }
 
+/// Encrypts `header` exactly as it was once stored: under the derived `header_key` it was
+/// sealed with, behind its old `salt` (an escrowed header put back so that the password of the
+/// time opens it again). Checked by decrypting the result under the same key. No key
+/// derivation runs: the key is given.
+///
+/// # Errors
+/// [`SealError::Verify`] when the result does not decrypt to `header` (a key that is not the
+/// scheme's, or too short).
+pub fn seal_as_before(
+    header: &Header,
+    scheme: Scheme,
+    salt: &[u8; SALT_LEN],
+    header_key: &SecretBytes,
+) -> Result<[u8; HEADER_SIZE], SealError> {
+    let sealed = encrypt_with(header, scheme, header_key.expose(), salt);
+    let cipher = SectorCipher::new(scheme, header_key.expose()).map_err(|_| SealError::Verify)?;
+    let mut plain = SecretBytes::from_slice(&sealed);
+    cipher.decrypt_header(&mut plain.expose_mut()[SALT_LEN..]);
+    let bytes: &[u8; HEADER_SIZE] = plain.expose().try_into().map_err(|_| SealError::Verify)?;
+    match Header::parse(bytes) {
+        Ok(back) if back == *header => Ok(sealed),
+        _ => Err(SealError::Verify),
+    }
+}
+
 fn encrypt_with(
     header: &Header,
     scheme: Scheme,

@@ -33,7 +33,7 @@ use crate::header::layout::{
 };
 use crate::header::seal::{
     CURRENT_HEADER_VERSION, Protection, SealError, VERACRYPT_MIN_PROGRAM_VERSION, fake_header,
-    new_header, seal,
+    new_header, seal, seal_as_before,
 };
 use crate::header::unlock::{Credentials, UnlockOptions, UnlockedHeader};
 use crate::secret::SecretBytes;
@@ -632,15 +632,28 @@ impl SealedHeader {
         creds: &Credentials,
         role: HeaderRole,
     ) -> Result<SealedHeader, WriteError> {
-        let places = header_places(header, prot.scheme, role, size).map_err(|why| {
-            WriteError::UnsafePlace {
+        Self::sealed_by(path, size, header, prot.scheme, role, || {
+            Ok(seal(header, prot, creds)?)
+        })
+    }
+
+    /// As [`SealedHeader::new`], each copy sealed by `seal_one`.
+    fn sealed_by(
+        path: &Path,
+        size: u64,
+        header: &Header,
+        scheme: Scheme,
+        role: HeaderRole,
+        mut seal_one: impl FnMut() -> Result<[u8; HEADER_SIZE], WriteError>,
+    ) -> Result<SealedHeader, WriteError> {
+        let places =
+            header_places(header, scheme, role, size).map_err(|why| WriteError::UnsafePlace {
                 path: path.to_path_buf(),
                 why,
-            }
-        })?;
-        let primary = seal(header, prot, creds)?;
+            })?;
+        let primary = seal_one()?;
         let backup = match places.backup {
-            Some(_) => Some(seal(header, prot, creds)?),
+            Some(_) => Some(seal_one()?),
             None => None,
         };
         Ok(SealedHeader {
@@ -1063,6 +1076,33 @@ pub fn rewrite_header(
     )
 }
 
+/// Writes `header` of `role` to its slots in `host` exactly as it was once stored (every copy
+/// under its old `salt` and derived `header_key`, [`seal_as_before`]), so that the password of
+/// that time opens it again: the places are checked as for [`rewrite_header`], the old slots
+/// kept in `keep_old` first when given, the embedded backup written before the primary.
+///
+/// # Errors
+/// See [`WriteError`].
+pub fn rewrite_header_as_before(
+    host: &Host,
+    header: &Header,
+    role: HeaderRole,
+    scheme: Scheme,
+    salt: &[u8; SALT_LEN],
+    header_key: &SecretBytes,
+    keep_old: Option<&Path>,
+) -> Result<Slot, WriteError> {
+    SealedHeader::sealed_by(host.path(), host.size(), header, scheme, role, || {
+        Ok(seal_as_before(header, scheme, salt, header_key)?)
+    })?
+    .write(
+        host.file(),
+        host.path(),
+        Order::BackupFirst,
+        keep_old.map(|k| (host, k)),
+    )
+}
+
 /// Where a header backup comes from.
 #[derive(Clone, Copy, Debug)]
 pub enum BackupSource<'a> {
@@ -1360,6 +1400,35 @@ pub fn rewrite_backup_slot(
     keep: Option<&Path>,
     out: &Path,
 ) -> Result<(), WriteError> {
+    rewrite_backup_slot_by(backup, header, keep, out, || Ok(seal(header, prot, creds)?))
+}
+
+/// As [`rewrite_backup_slot`], the header sealed exactly as it was once stored
+/// ([`rewrite_header_as_before`]).
+///
+/// # Errors
+/// See [`WriteError`].
+pub fn rewrite_backup_slot_as_before(
+    backup: &Host,
+    header: &Header,
+    scheme: Scheme,
+    salt: &[u8; SALT_LEN],
+    header_key: &SecretBytes,
+    keep: Option<&Path>,
+    out: &Path,
+) -> Result<(), WriteError> {
+    rewrite_backup_slot_by(backup, header, keep, out, || {
+        Ok(seal_as_before(header, scheme, salt, header_key)?)
+    })
+}
+
+fn rewrite_backup_slot_by(
+    backup: &Host,
+    header: &Header,
+    keep: Option<&Path>,
+    out: &Path,
+    seal_one: impl FnOnce() -> Result<[u8; HEADER_SIZE], WriteError>,
+) -> Result<(), WriteError> {
     let kind = backup.kind();
     let size = backup.size();
     if kind == HostKind::Volume {
@@ -1382,7 +1451,7 @@ pub fn rewrite_backup_slot(
             path: backup.path().to_path_buf(),
             size,
         })?;
-    let sealed = seal(header, prot, creds)?;
+    let sealed = seal_one()?;
     if let Some(k) = keep {
         write_keep_file(k, &bytes)?;
     }

@@ -1342,3 +1342,56 @@ fn restore_a_legacy_truecrypt_volume_and_its_1k_backup() {
     assert_eq!(legacy_data(&vol, "desk pw 2"), data);
     assert!(legacy_open(&vol, "desk pw").is_err());
 }
+
+/// `-R … --old-password` puts the header back as it was escrowed: after the password was
+/// changed (and forgotten), the password of the escrow opens the volume again, in both header
+/// slots, with the data intact and no new password asked for. Giving a new password beside it
+/// is a usage error.
+#[test]
+fn old_password_restore_puts_the_escrowed_header_back() {
+    let env = Env::start();
+    let (vol, out) = env.create("old.tc", "the old pw", Some("alice"));
+    let n = escrow_number(&out);
+    let data = write_data(&vol, "the old pw");
+    forget_password(&env, &vol, "the old pw");
+
+    let entry = n.to_string();
+    let out = env.restore_with(
+        "helpdesk",
+        &vol,
+        &["--entry", &entry, "--old-password"],
+        "x",
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+
+    let a = authority();
+    let out = env
+        .tcvault()
+        .arg("-R")
+        .arg("helpdesk")
+        .arg(&vol)
+        .arg("--escrow-config")
+        .arg(&env.config)
+        .arg("--admin-password-file")
+        .arg(env.path("helpdesk.pw"))
+        .arg("--private-key")
+        .arg(&a.private)
+        .arg("--private-key-passphrase-file")
+        .arg(&a.passphrase)
+        .args(["--entry", &entry, "--old-password", "--no-keep-old-header"])
+        .output()
+        .expect("run restore");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("open it again"), "{}", stderr(&out));
+    assert_eq!(read_data(&vol, "the old pw"), data, "data unchanged");
+    let b = Volume::open(
+        &vol,
+        &creds("the old pw"),
+        SlotChoice {
+            backup: true,
+            ..SlotChoice::default()
+        },
+        &UnlockOptions::default(),
+    );
+    assert!(b.is_ok(), "the embedded backup opens with the old password");
+}

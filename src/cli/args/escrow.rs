@@ -253,6 +253,15 @@ pub struct RestoreOptions {
     /// Key derivation of the new header (default: the one recorded in the escrow packet).
     #[arg(long, value_enum, ignore_case = true, value_name = "PRF")]
     pub new_prf: Option<PrfArg>,
+    /// Put the header back exactly as it was escrowed, so that the password, keyfiles and PIM
+    /// of that time open the volume again; no new password is asked for. Needs an entry in
+    /// escrow packet version 3 or later (older packets lack the header's salt, and are
+    /// refused before anything is written).
+    #[arg(
+        long,
+        conflicts_with_all = ["new_password_file", "new_keyfiles", "new_pim", "new_prf"]
+    )]
+    pub old_password: bool,
     /// For a header backup file: write the restored backup to FILE instead of replacing it.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,

@@ -1,4 +1,5 @@
-//! The escrow packet (version 2; version 1 is still read) and the escrow authority's RSA keys.
+//! The escrow packet (version 3; versions 1 and 2 are still read) and the escrow authority's
+//! RSA keys.
 //!
 //! A packet carries what is needed to rebuild a volume header under a new password: the
 //! decrypted 512-byte header (all fields and the 256-byte master key area; its salt bytes are
@@ -7,12 +8,15 @@
 //! prove that the packet belongs to the target (one of the target's header copies decrypts
 //! under it to the very same header), since the salts the server reports are a search hint
 //! that anyone may post. A version-1 packet has no header key; only its keys decrypting the
-//! target's data to a recognised filesystem can tie it to a volume.
+//! target's data to a recognised filesystem can tie it to a volume. Version 3 adds the salt
+//! the deposited header was stored with: with the header key, it rebuilds that header byte for
+//! byte, so that a restore can put it back and the password of the time opens it again
+//! (`tcvault -R … --old-password`).
 //!
 //! ```text
 //! offset  size  field
 //! 0       8     magic "TCVESCPK"
-//! 8       2     packet version, big-endian (1 or 2; 2 is written)
+//! 8       2     packet version, big-endian (1, 2 or 3; 3 is written)
 //! 10      4     n = length of the metadata, big-endian (at most 16 KiB)
 //! 14      n     metadata: UTF-8 JSON object (see `Metadata`), in the clear
 //! 14+n    2     r = number of recipients, big-endian (1..=16)
@@ -24,7 +28,8 @@
 //!               version 1: the 512-byte header (528 bytes with the tag);
 //!               version 2: the 512-byte header, then the 192-byte derived header key
 //!               (`DERIVED_KEY_LEN`; bytes past the chain's key material are zero), 720
-//!               bytes with the tag
+//!               bytes with the tag;
+//!               version 3: as version 2, then the header's 64-byte salt (784 with the tag)
 //! ```
 //!
 //! The associated data of AES-256-GCM is every byte before the nonce: magic, version,
@@ -51,7 +56,7 @@ use crate::secret::{SecretArray, SecretBytes, SecretText};
 /// First bytes of every packet.
 pub const MAGIC: &[u8; 8] = b"TCVESCPK";
 /// The packet version written today.
-pub const PACKET_VERSION: u16 = 2;
+pub const PACKET_VERSION: u16 = 3;
 /// The oldest packet version still read (no header key).
 pub const OLDEST_PACKET_VERSION: u16 = 1;
 /// Smallest authority key `keygen` makes and the client accepts.
@@ -150,8 +155,10 @@ pub struct Packet {
 pub struct Opened {
     /// The header, checked against the clear metadata.
     pub header: Header,
-    /// The derived key the deposited header was encrypted with (version 2 packets only).
+    /// The derived key the deposited header was encrypted with (version 2 and later).
     pub header_key: Option<SecretBytes>,
+    /// The salt the deposited header was stored with (version 3 and later).
+    pub salt: Option<[u8; SALT_LEN]>,
 }
 
 impl fmt::Debug for Opened {
@@ -163,10 +170,10 @@ impl fmt::Debug for Opened {
 }
 
 fn payload_len(version: u16) -> usize {
-    if version >= 2 {
-        HEADER_SIZE + DERIVED_KEY_LEN
-    } else {
-        HEADER_SIZE
+    match version {
+        1 => HEADER_SIZE,
+        2 => HEADER_SIZE + DERIVED_KEY_LEN,
+        _ => HEADER_SIZE + DERIVED_KEY_LEN + SALT_LEN,
     }
 }
 
@@ -369,6 +376,10 @@ fn encrypt_as(
         let used = hk.len().min(DERIVED_KEY_LEN);
         plain.expose_mut()[HEADER_SIZE..HEADER_SIZE + used].copy_from_slice(&hk[..used]);
     }
+    if version >= 3 {
+        let at = HEADER_SIZE + DERIVED_KEY_LEN;
+        plain.expose_mut()[at..at + SALT_LEN].copy_from_slice(&u.salt);
+    }
     let cipher = Aes256Gcm::new_from_slice(key.expose())
         .map_err(|_| PacketError::Encrypt("AES-256-GCM key".into()))?;
     let sealed = cipher
@@ -521,8 +532,14 @@ impl Packet {
             return Err(PacketError::Malformed("payload is not a header".into()));
         }
         raw.expose_mut().copy_from_slice(&plain[..HEADER_SIZE]);
+        let key_end = HEADER_SIZE + DERIVED_KEY_LEN;
         let header_key =
-            (self.version >= 2).then(|| SecretBytes::from_slice(&plain[HEADER_SIZE..]));
+            (self.version >= 2).then(|| SecretBytes::from_slice(&plain[HEADER_SIZE..key_end]));
+        let salt = (self.version >= 3).then(|| {
+            let mut s = [0u8; SALT_LEN];
+            s.copy_from_slice(&plain[key_end..key_end + SALT_LEN]);
+            s
+        });
         let header = Header::parse(raw.expose())
             .map_err(|e| PacketError::Malformed(format!("payload header: {e}")))?;
         let m = &self.metadata;
@@ -536,7 +553,11 @@ impl Packet {
                 "the sealed header contradicts the clear metadata".into(),
             ));
         }
-        Ok(Opened { header, header_key })
+        Ok(Opened {
+            header,
+            header_key,
+            salt,
+        })
     }
 }
 
@@ -589,6 +610,14 @@ mod tests {
             Some(u.header_key().expose()),
             "the derived header key comes back"
         );
+        assert_eq!(all.salt, Some(u.salt), "the header's salt comes back");
+        // Version 2 packets carry the key but no salt.
+        let (_, v2) = encrypt_as(2, &u, "alice", std::slice::from_ref(&public)).expect("seal");
+        let v2 = Packet::parse(&v2)
+            .expect("parse v2")
+            .open_all(key())
+            .expect("open v2");
+        assert!(v2.header_key.is_some() && v2.salt.is_none());
 
         // Any change to the clear metadata (associated data) or the ciphertext is caught.
         let mut t = bytes.clone();

@@ -2,8 +2,10 @@
 //! the target still shows ([`matching_entries`]), [`fetch`] one and open its packet with the
 //! authority's private key, [`prove`] that it belongs to the target, [`write()`] the escrowed
 //! header under a new password (checked by reading it back), and record the salts it wrote on
-//! the entry so that the next restore finds it. The prompts, the choice among entries and the
-//! `--force` confirmation are the command line's.
+//! the entry so that the next restore finds it; or, with [`write_as_escrowed`], put the header
+//! back byte for byte as it was escrowed (packet version 3), so that the password of that time
+//! opens it again. The prompts, the choice among entries and the `--force` confirmation are the
+//! command line's.
 //!
 //! Before a header rebuilt from an escrow packet is written, [`prove`] must show that the
 //! packet belongs to the target. The salts the escrow server reports for an entry are only a
@@ -228,6 +230,18 @@ pub enum RestoreError {
     /// What was written does not open with the new password to the escrowed header.
     #[error("{0}: does not read back as written")]
     DoesNotReadBack(PathBuf),
+    /// The packet cannot rebuild the header as it was escrowed (it predates packet version 3,
+    /// which carries the header key and salt).
+    #[error(
+        "escrow entry {number} was deposited in packet version {version}, which does not keep \
+         the header's salt and key: the old header cannot be rebuilt from it"
+    )]
+    CannotReproduce {
+        /// The entry.
+        number: i64,
+        /// Its packet version.
+        version: u16,
+    },
 }
 
 /// The entries whose recorded salts `target` still shows (a search hint only: see
@@ -265,8 +279,12 @@ pub struct Escrowed {
     pub scheme: Scheme,
     /// The PRF it was protected with, when the packet names one this program knows.
     pub prf: Option<Prf>,
-    /// The derived header key it was sealed with (packet version 2).
+    /// The derived header key it was sealed with (packet version 2 and later).
     header_key: Option<SecretBytes>,
+    /// The salt it was stored with (packet version 3 and later).
+    salt: Option<[u8; SALT_LEN]>,
+    /// The packet version.
+    pub packet_version: u16,
 }
 
 impl fmt::Debug for Escrowed {
@@ -316,6 +334,8 @@ pub fn fetch(
         scheme,
         prf: Prf::from_name(&packet.metadata.prf),
         header_key: opened.header_key,
+        salt: opened.salt,
+        packet_version: packet.version(),
     })
 }
 
@@ -380,6 +400,51 @@ pub fn write(
     Ok(Restored { path, new_salts })
 }
 
+/// Writes the escrowed header back exactly as it was escrowed (its old salt, under its old
+/// derived key), so that the password, keyfiles and PIM of that time open it again; no new
+/// password is involved. On a volume to its header slots (embedded backup first); on a header
+/// backup file to its slot, the result going to `output` (default: the file itself). The
+/// previous headers go to `keep` first when given. The result is read back: the header copy
+/// written must decrypt under the escrowed key to the escrowed header.
+///
+/// Call it only after [`Escrowed::prove`] (or an explicit, confirmed override).
+///
+/// # Errors
+/// [`RestoreError::CannotReproduce`] for a packet before version 3 (nothing is written), and
+/// see [`RestoreError`].
+pub fn write_as_escrowed(
+    target: &Path,
+    e: &Escrowed,
+    keep: Option<&Path>,
+    output: Option<&Path>,
+) -> Result<Restored, RestoreError> {
+    let (Some(key), Some(salt)) = (e.header_key.as_ref(), e.salt.as_ref()) else {
+        return Err(RestoreError::CannotReproduce {
+            number: e.entry.escrow_number,
+            version: e.packet_version,
+        });
+    };
+    let host = Host::open_writable(target)?;
+    let role = HeaderRole::claimed_by(&e.header);
+    let path = if host.kind() == HostKind::Volume {
+        write::rewrite_header_as_before(&host, &e.header, role, e.scheme, salt, key, keep)?;
+        target.to_path_buf()
+    } else {
+        let out = output.unwrap_or(target);
+        write::rewrite_backup_slot_as_before(&host, &e.header, e.scheme, salt, key, keep, out)?;
+        out.to_path_buf()
+    };
+    drop(host);
+    let back = Host::open(&path)?;
+    match prove(&back, &e.header, e.scheme, Some(key)) {
+        Ok(Proof::HeaderCopy(_)) => Ok(Restored {
+            path,
+            new_salts: Vec::new(),
+        }),
+        _ => Err(RestoreError::DoesNotReadBack(path)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,6 +472,72 @@ mod tests {
         };
         let u = unlock(&[cand], &creds, &UnlockOptions::default()).expect("unlock");
         (bytes, u)
+    }
+
+    fn escrowed(u: &UnlockedHeader, salt: Option<[u8; SALT_LEN]>, version: u16) -> Escrowed {
+        Escrowed {
+            entry: Entry {
+                escrow_number: 7,
+                created: "2026-12-02T00:00:00Z".into(),
+                created_unix: 0,
+                user: "alice".into(),
+                volume_fingerprint: String::new(),
+                salts: Vec::new(),
+                authority_fingerprint: String::new(),
+                metadata: serde_json::Value::Null,
+                origin: "local".into(),
+            },
+            header: u.header.clone(),
+            scheme: u.scheme,
+            prf: Some(u.kdf.prf()),
+            header_key: Some(SecretBytes::from_slice(u.header_key().expose())),
+            salt,
+            packet_version: version,
+        }
+    }
+
+    /// The header goes back byte for byte: the old password opens the primary and the
+    /// embedded backup slot again. A packet without the salt (version 2) is refused and
+    /// nothing is written.
+    #[test]
+    fn as_escrowed_rebuilds_the_old_header_or_refuses() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v.hc");
+        let (bytes, u) = header(b"the old one");
+        std::fs::write(&path, vec![0u8; SIZE as usize]).expect("write volume");
+
+        let before = std::fs::read(&path).expect("read");
+        let err = write_as_escrowed(&path, &escrowed(&u, None, 2), None, None)
+            .expect_err("a version 2 packet cannot rebuild the header");
+        assert!(matches!(
+            err,
+            RestoreError::CannotReproduce {
+                number: 7,
+                version: 2
+            }
+        ));
+        assert_eq!(std::fs::read(&path).expect("read"), before, "written");
+
+        let done = write_as_escrowed(&path, &escrowed(&u, Some(u.salt), 3), None, None)
+            .expect("restore as escrowed");
+        assert_eq!(done.path, path);
+        let vol = std::fs::read(&path).expect("read");
+        assert_eq!(
+            &vol[..HEADER_SIZE],
+            &bytes[..],
+            "the primary slot is the old header"
+        );
+        let pw = Password::new(b"the old one").expect("password");
+        let creds = Credentials::new(&pw, &[], 1).expect("credentials");
+        for backup in [false, true] {
+            let slots = SlotChoice {
+                backup,
+                ..SlotChoice::default()
+            };
+            let v = Volume::open(&path, &creds, slots, &UnlockOptions::default())
+                .expect("the old password opens");
+            assert_eq!(v.unlocked().header, u.header);
+        }
     }
 
     #[test]
