@@ -26,12 +26,14 @@ use super::unlock::{credentials, prf_of, prompt_secret};
 
 // ---------- the escrow hook ----------
 
-/// Whether to escrow now, and with which configuration; `None` means "not now" (after
-/// saying why, where the user asked for escrow).
-fn decide(a: &EscrowArgs) -> Option<ClientConfig> {
-    if a.escrow == Some(EscrowPolicyArg::No) {
-        return None;
-    }
+/// Whether to escrow now, with which configuration, and whether escrow is required (the
+/// policy `require`); `None` means "not now" (after saying why, where the user asked for
+/// escrow).
+///
+/// # Errors
+/// `--escrow no` under the policy `require`; a configuration that cannot be read while the
+/// user asked for escrow is only said.
+fn decide(a: &EscrowArgs) -> Result<Option<(ClientConfig, bool)>, CliError> {
     let cfg = match ClientConfig::discover(a.escrow_config.as_deref()) {
         Ok(Some(c)) => c,
         Ok(None) => {
@@ -41,92 +43,177 @@ fn decide(a: &EscrowArgs) -> Option<ClientConfig> {
                      /etc/tcvault/escrow.xml); the keys were not escrowed"
                 );
             }
-            return None;
+            return Ok(None);
         }
         Err(e) => {
-            errln!("tcvault: {e}; the keys were not escrowed");
-            return None;
+            if a.escrow != Some(EscrowPolicyArg::No) {
+                errln!("tcvault: {e}; the keys were not escrowed");
+            }
+            return Ok(None);
         }
     };
     detailln!("escrow server {} (from {})", cfg.server, cfg.path.display());
+    if cfg.policy == Policy::Require {
+        if a.escrow == Some(EscrowPolicyArg::No) {
+            return Err(CliError::msg(
+                format!(
+                    "escrow is required here (<policy>require</policy> in {}): --escrow no \
+                     is refused",
+                    cfg.path.display()
+                ),
+                USAGE,
+            ));
+        }
+        return Ok(Some((cfg, true)));
+    }
     let policy = match a.escrow {
         Some(EscrowPolicyArg::Yes) => Policy::Yes,
         Some(EscrowPolicyArg::Ask) => Policy::Ask,
         Some(EscrowPolicyArg::No) => Policy::No,
         None => cfg.policy,
     };
-    match policy {
+    Ok(match policy {
         Policy::No => None,
-        Policy::Yes => Some(cfg),
+        Policy::Yes | Policy::Require => Some((cfg, false)),
         Policy::Ask => {
             if !io::stdin().is_terminal() {
                 errln!(
                     "tcvault: the keys were not escrowed: no terminal to ask (use --escrow yes \
                      with --escrow-credentials FILE in scripts)"
                 );
-                return None;
+                return Ok(None);
             }
             match ask_line("Escrow the keys of this volume? [y/N] ") {
-                Ok(ans) if matches!(ans.trim(), "y" | "Y" | "yes" | "Yes" | "YES") => Some(cfg),
+                Ok(ans) if matches!(ans.trim(), "y" | "Y" | "yes" | "Yes" | "YES") => {
+                    Some((cfg, false))
+                }
                 _ => None,
             }
         }
+    })
+}
+
+/// Before anything is asked or written: `--escrow no` under the policy `require` is refused.
+///
+/// # Errors
+/// That refusal.
+pub fn check_allowed(a: &EscrowArgs) -> Result<(), CliError> {
+    if a.escrow != Some(EscrowPolicyArg::No) {
+        return Ok(());
+    }
+    match ClientConfig::discover(a.escrow_config.as_deref()) {
+        Ok(Some(cfg)) if cfg.policy == Policy::Require => Err(CliError::msg(
+            format!(
+                "escrow is required here (<policy>require</policy> in {}): --escrow no is \
+                 refused",
+                cfg.path.display()
+            ),
+            USAGE,
+        )),
+        _ => Ok(()),
     }
 }
 
 /// After a password was accepted: offers to escrow the keys of the header `u` of the volume
-/// at `volume`. Never fails: problems (an unreachable server included) are reported and the
-/// command goes on. (Made on mount.)
+/// at `volume`. Problems (an unreachable server included) are reported and the command goes
+/// on, unless escrow is required. (Made on mount, before the volume is mounted.)
+///
+/// # Errors
+/// Under the policy `require`: the deposit was not acknowledged.
 #[cfg(feature = "mount")]
-pub fn offer(volume: &Path, u: &UnlockedHeader, a: &EscrowArgs) {
-    if let Some(cfg) = decide(a) {
-        deposit(volume, u, &cfg, a);
+pub fn offer(volume: &Path, u: &UnlockedHeader, a: &EscrowArgs) -> Result<(), CliError> {
+    match decide(a)? {
+        Some((cfg, required)) => deposit(volume, u, &cfg, a, required),
+        None => Ok(()),
     }
 }
 
 /// As [`offer`], for commands that hold only the credentials of the header they wrote
 /// (`create`, `restore-header`): the header is opened again only when escrow goes ahead.
+///
+/// # Errors
+/// As [`offer`].
 pub fn offer_new(
     volume: &Path,
     creds: &Credentials,
     hidden: bool,
     opts: &UnlockOptions,
     a: &EscrowArgs,
-) {
-    let Some(cfg) = decide(a) else { return };
+) -> Result<(), CliError> {
+    let Some((cfg, required)) = decide(a)? else {
+        return Ok(());
+    };
     let slots = SlotChoice {
         hidden,
         ..SlotChoice::default()
     };
     match Volume::open(volume, creds, slots, opts) {
-        Ok(v) => deposit(volume, v.unlocked(), &cfg, a),
-        Err(e) => errln!(
-            "tcvault: cannot reopen {} for escrow: {e}",
-            volume.display()
+        Ok(v) => deposit(volume, v.unlocked(), &cfg, a, required),
+        Err(e) => not_escrowed(
+            required,
+            &cfg,
+            format!("cannot reopen {} for escrow: {e}", volume.display()),
         ),
     }
 }
 
-fn deposit(volume: &Path, u: &UnlockedHeader, cfg: &ClientConfig, a: &EscrowArgs) {
+/// Says that the keys were not escrowed because of `why`: a warning, or under the policy
+/// `require` the command's error.
+fn not_escrowed(required: bool, cfg: &ClientConfig, why: String) -> Result<(), CliError> {
+    if required {
+        return Err(CliError::msg(
+            format!(
+                "{why}; escrow is required here (<policy>require</policy> in {}), so this \
+                 cannot go ahead",
+                cfg.path.display()
+            ),
+            FAILED,
+        )
+        .hint("try again once the escrow server acknowledges the deposit"));
+    }
+    errln!("tcvault: {why}");
+    Ok(())
+}
+
+fn deposit(
+    volume: &Path,
+    u: &UnlockedHeader,
+    cfg: &ClientConfig,
+    a: &EscrowArgs,
+    required: bool,
+) -> Result<(), CliError> {
     match try_deposit(volume, u, cfg, a) {
-        Ok(d) if d.already_in_escrow => noteln!(
-            "The keys of {} are already in escrow with number {}.",
-            volume.display(),
-            d.escrow_number
-        ),
-        Ok(d) => noteln!(
-            "Escrowed the keys of {}: escrow number {}.",
-            volume.display(),
-            d.escrow_number
-        ),
-        Err(DepositFailure::Library(DepositError::Unreachable(e))) => errln!(
-            "tcvault: {e}\ntcvault: the keys of {} were not escrowed; try again later (open \
-             the volume with --escrow yes)",
-            volume.display()
-        ),
-        Err(e) => errln!(
-            "tcvault: escrow failed: {e}; the keys of {} were not escrowed",
-            volume.display()
+        Ok(d) if d.already_in_escrow => {
+            noteln!(
+                "The keys of {} are already in escrow with number {}.",
+                volume.display(),
+                d.escrow_number
+            );
+            Ok(())
+        }
+        Ok(d) => {
+            noteln!(
+                "Escrowed the keys of {}: escrow number {}.",
+                volume.display(),
+                d.escrow_number
+            );
+            Ok(())
+        }
+        Err(DepositFailure::Library(DepositError::Unreachable(e))) if !required => {
+            errln!(
+                "tcvault: {e}\ntcvault: the keys of {} were not escrowed; try again later (open \
+                 the volume with --escrow yes)",
+                volume.display()
+            );
+            Ok(())
+        }
+        Err(e) => not_escrowed(
+            required,
+            cfg,
+            format!(
+                "escrow failed: {e}; the keys of {} were not escrowed",
+                volume.display()
+            ),
         ),
     }
 }

@@ -63,6 +63,14 @@ impl CliError {
         self
     }
 
+    /// The same error after `what` was done: "`what`, but …" (code and hint kept).
+    pub fn after(self, what: impl fmt::Display) -> Self {
+        CliError {
+            error: format!("{what}, but {}", self.error).into(),
+            ..self
+        }
+    }
+
     /// The exit code.
     pub fn code(&self) -> u8 {
         debug_assert_ne!(self.code, OK);

@@ -198,6 +198,7 @@ fn entry_args(a: &MountArgs, e: &TabEntry) -> Result<MountArgs, CliError> {
 }
 
 fn mount_one(a: &MountArgs, volume: &Path) -> Result<m::MountState, CliError> {
+    super::escrow::check_allowed(&a.escrow)?;
     let user_mode = a.user_mode || !m::running_as_root();
     if user_mode {
         m::check_user_mode().map_err(cli_err)?;
@@ -222,7 +223,7 @@ fn mount_one(a: &MountArgs, volume: &Path) -> Result<m::MountState, CliError> {
         check_slot(n)?;
     }
     let vol = open_volume(volume, &a.unlock)?;
-    super::escrow::offer(volume, vol.unlocked(), &a.escrow);
+    super::escrow::offer(volume, vol.unlocked(), &a.escrow)?;
     let mut req = MountRequest {
         mountpoint: a.mountpoint.clone(),
         read_only: a.read_only,

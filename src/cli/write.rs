@@ -141,6 +141,7 @@ fn check_create_prf(family: Family, prf: PrfArg) -> Result<Prf, CliError> {
 }
 
 pub fn create(a: &CreateArgs) -> Result<(), CliError> {
+    super::escrow::check_allowed(&a.escrow)?;
     if a.hidden {
         let size = a
             .size
@@ -215,8 +216,11 @@ pub fn create(a: &CreateArgs) -> Result<(), CliError> {
     {
         super::unlock::warn_if_short_of_space(&host);
     }
-    super::escrow::offer_new(&a.volume, &creds, false, &prot.only(), &a.escrow);
+    // Under the policy `require` an escrow that failed fails the command, after the volume
+    // is finished (it is kept, and said to be not escrowed).
+    let escrowed = super::escrow::offer_new(&a.volume, &creds, false, &prot.only(), &a.escrow);
     make_filesystem(a, &creds, prot, SlotChoice::default())?;
+    escrowed.map_err(|e| e.after(format!("{} was created", a.volume.display())))?;
     if a.json {
         print_created(a, family, prot, "normal");
     }
@@ -391,6 +395,7 @@ fn make_filesystem(
 }
 
 pub fn change_password(a: &ChangePasswordArgs) -> Result<(), CliError> {
+    super::escrow::check_allowed(&a.escrow)?;
     let (vol, _old) = open_for_write(&a.volume, &a.unlock)?;
     let u = vol.unlocked();
     let family = if a.to_veracrypt {
@@ -471,7 +476,8 @@ pub fn change_password(a: &ChangePasswordArgs) -> Result<(), CliError> {
         u.header.is_hidden(),
         &prot.only(),
         &a.escrow,
-    );
+    )
+    .map_err(|e| e.after(format!("the header of {} was changed", a.volume.display())))?;
     noteln!(
         "Changed the {} header of {} ({}, {}).",
         if u.header.is_hidden() {
@@ -553,6 +559,7 @@ pub fn backup_header(a: &BackupHeaderArgs) -> Result<(), CliError> {
 }
 
 pub fn restore_header(a: &RestoreHeaderArgs) -> Result<(), CliError> {
+    super::escrow::check_allowed(&a.escrow)?;
     let source = match &a.file {
         Some(f) => {
             let size = std::fs::metadata(f)
@@ -583,7 +590,8 @@ pub fn restore_header(a: &RestoreHeaderArgs) -> Result<(), CliError> {
         )
     };
     let slot = write::restore_header(&a.volume, source, &creds, &opts, keep.as_deref(), a.force)?;
-    super::escrow::offer_new(&a.volume, &creds, slot == Slot::Hidden, &opts, &a.escrow);
+    super::escrow::offer_new(&a.volume, &creds, slot == Slot::Hidden, &opts, &a.escrow)
+        .map_err(|e| e.after(format!("the header of {} was restored", a.volume.display())))?;
     if let Some(k) = &keep {
         errln!("Saved the previous header slots to {}.", k.display());
     }
@@ -644,8 +652,14 @@ fn create_hidden(a: &CreateArgs, size: u64) -> Result<(), CliError> {
         hidden: true,
         ..SlotChoice::default()
     };
-    super::escrow::offer_new(&a.volume, &creds, true, &prot.only(), &a.escrow);
+    let escrowed = super::escrow::offer_new(&a.volume, &creds, true, &prot.only(), &a.escrow);
     make_filesystem(a, &creds, prot, hidden)?;
+    escrowed.map_err(|e| {
+        e.after(format!(
+            "the hidden volume in {} was created",
+            a.volume.display()
+        ))
+    })?;
     if a.json {
         print_created(a, prot.family, prot, "hidden");
     }

@@ -1395,3 +1395,133 @@ fn old_password_restore_puts_the_escrowed_header_back() {
     );
     assert!(b.is_ok(), "the embedded backup opens with the old password");
 }
+
+/// Under `<policy>require</policy>`: `--escrow no` is refused before anything is asked or
+/// written; with the server up, create escrows as usual; with the server unreachable, create
+/// keeps the volume but fails (exit 1) saying it is not escrowed, change-password fails the
+/// same way after writing, and mount fails without mounting anything.
+#[test]
+fn required_escrow_fails_the_command_until_the_deposit_is_acknowledged() {
+    let env = Env::start();
+    let text = std::fs::read_to_string(&env.config).expect("read client config");
+    let required = env.path("required.xml");
+    std::fs::write(
+        &required,
+        text.replace("<policy>ask</policy>", "<policy>require</policy>"),
+    )
+    .expect("write");
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let url_start = text.find("https://localhost:").expect("server URL");
+    let url_end = text[url_start..].find('<').expect("end of URL") + url_start;
+    let unreachable = env.path("unreachable.xml");
+    std::fs::write(
+        &unreachable,
+        format!(
+            "{}https://localhost:{dead_port}{}",
+            &text[..url_start],
+            &text[url_end..]
+        )
+        .replace("<policy>ask</policy>", "<policy>require</policy>"),
+    )
+    .expect("write");
+    let pw = env.secret("req.pw", "required escrow pw");
+    let create = |name: &str, config: &Path, escrow: &[&str]| {
+        let vol = env.path(name);
+        let out = env
+            .tcvault()
+            .arg("create")
+            .arg(&vol)
+            .args(["--size", "1M", "--quick", "--pim", PIM, "--password-file"])
+            .arg(&pw)
+            .arg("--escrow-config")
+            .arg(config)
+            .arg("--escrow-credentials")
+            .arg(env.path("alice.creds"))
+            .args(escrow)
+            .output()
+            .expect("run create");
+        (vol, out)
+    };
+
+    let (vol, out) = create("refused.tc", &required, &["--escrow", "no"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("escrow is required"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !vol.exists(),
+        "a volume was made under a refused --escrow no"
+    );
+
+    let (vol, out) = create("escrowed.tc", &required, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    escrow_number(&out);
+    assert!(open(&vol, "required escrow pw").is_ok());
+
+    let (vol, out) = create("kept.tc", &unreachable, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("was created, but") && err.contains("escrow is required"),
+        "{err}"
+    );
+    assert!(
+        open(&vol, "required escrow pw").is_ok(),
+        "the volume is kept"
+    );
+
+    let newp = env.secret("req2.pw", "changed under policy");
+    let out = env
+        .tcvault()
+        .arg("change-password")
+        .arg(&vol)
+        .arg("--password-file")
+        .arg(&pw)
+        .args(["--pim", PIM, "--new-pim", PIM, "--new-password-file"])
+        .arg(&newp)
+        .arg("--escrow-config")
+        .arg(&unreachable)
+        .arg("--escrow-credentials")
+        .arg(env.path("alice.creds"))
+        .output()
+        .expect("run change-password");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("was changed, but"),
+        "{}",
+        stderr(&out)
+    );
+
+    if !crate::common::can_mount() {
+        return;
+    }
+    let out = env
+        .tcvault()
+        .arg("mount")
+        .arg(&vol)
+        .arg("--password-file")
+        .arg(&newp)
+        .args(["--pim", PIM, "--no-filesystem"])
+        .arg("--escrow-config")
+        .arg(&unreachable)
+        .arg("--escrow-credentials")
+        .arg(env.path("alice.creds"))
+        .output()
+        .expect("run mount");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("escrow is required"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        tcvault::mount::state::find_volume(&vol).is_none(),
+        "mounted although escrow failed"
+    );
+}

@@ -1,5 +1,7 @@
 //! The escrow client's configuration: an XML file, by default `/etc/tcvault/escrow.xml`,
-//! replaced by `~/.config/tcvault/escrow.xml` when that exists, and by `--escrow-config`.
+//! replaced by `~/.config/tcvault/escrow.xml` when that exists, and by `--escrow-config`;
+//! except that a system file with `<policy>require</policy>` is a site rule, and is used
+//! whatever else exists (a user's own file could otherwise name a server of their own).
 //!
 //! ```xml
 //! <tcvault-escrow>
@@ -11,7 +13,8 @@
 //!        fetched from the server and checked against it. -->
 //!   <authority-key>escrow-authority.pem</authority-key>
 //!   <authority-fingerprint>3f1c…(64 hex digits)</authority-fingerprint>
-//!   <!-- ask (default), yes or no -->
+//!   <!-- ask (default), yes, no, or require: every volume opened, created or given a new
+//!        header must be escrowed first (the commands fail until the server acknowledges) -->
 //!   <policy>ask</policy>
 //!   <timeout-seconds>10</timeout-seconds>
 //! </tcvault-escrow>
@@ -35,15 +38,19 @@ pub enum Policy {
     Yes,
     /// Never escrow.
     No,
+    /// Escrow always, and a command that opens, creates or rewrites a volume fails until the
+    /// deposit is acknowledged (a site policy: `--escrow no` is refused).
+    Require,
 }
 
 impl Policy {
-    /// Parses "ask", "yes" or "no".
+    /// Parses "ask", "yes", "no" or "require".
     pub fn from_name(s: &str) -> Option<Policy> {
         match s.trim().to_ascii_lowercase().as_str() {
             "ask" => Some(Policy::Ask),
             "yes" => Some(Policy::Yes),
             "no" => Some(Policy::No),
+            "require" => Some(Policy::Require),
             _ => None,
         }
     }
@@ -97,14 +104,36 @@ impl ClientConfig {
     /// # Errors
     /// A file that exists but cannot be read or parsed.
     pub fn discover(explicit: Option<&Path>) -> Result<Option<ClientConfig>, ConfigError> {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        Self::discover_in(explicit, home.as_deref(), Path::new(SYSTEM_CONFIG))
+    }
+
+    /// [`ClientConfig::discover`] with the home folder and the system file given: a system
+    /// file whose policy is `require` wins over every other; else `explicit`, else the
+    /// per-user file under `home`, else the system file.
+    ///
+    /// # Errors
+    /// As [`ClientConfig::discover`].
+    pub fn discover_in(
+        explicit: Option<&Path>,
+        home: Option<&Path>,
+        system: &Path,
+    ) -> Result<Option<ClientConfig>, ConfigError> {
+        // A system file that cannot be read is no site rule (and is an error below only when
+        // it is the one chosen).
+        if let Ok(site) = ClientConfig::load(system)
+            && site.policy == Policy::Require
+        {
+            return Ok(Some(site));
+        }
         if let Some(p) = explicit {
             return ClientConfig::load(p).map(Some);
         }
         let mut places = Vec::new();
-        if let Some(home) = std::env::var_os("HOME") {
-            places.push(PathBuf::from(home).join(".config/tcvault/escrow.xml"));
+        if let Some(home) = home {
+            places.push(home.join(".config/tcvault/escrow.xml"));
         }
-        places.push(PathBuf::from(SYSTEM_CONFIG));
+        places.push(system.to_path_buf());
         for p in places {
             if p.exists() {
                 return ClientConfig::load(&p).map(Some);
@@ -190,7 +219,7 @@ impl ClientConfig {
                 }
                 "policy" => {
                     cfg.policy = Policy::from_name(value).ok_or_else(|| {
-                        invalid(format!("line {line}: <policy> is ask, yes or no"))
+                        invalid(format!("line {line}: <policy> is ask, yes, no or require"))
                     })?;
                 }
                 "timeout-seconds" => {
@@ -219,5 +248,55 @@ impl ClientConfig {
             ));
         }
         Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, policy: &str, server: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(
+            &p,
+            format!(
+                "<tcvault-escrow><server>https://{server}</server><policy>{policy}</policy>\
+                 <authority-fingerprint>{}</authority-fingerprint></tcvault-escrow>",
+                "ab".repeat(32)
+            ),
+        )
+        .expect("write config");
+        p
+    }
+
+    /// The explicit file wins over the user's, which wins over the system's; but a system
+    /// file whose policy is `require` wins over both (a user cannot point escrow elsewhere).
+    #[test]
+    fn a_required_site_policy_is_not_overridden() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = dir.path().join("home");
+        let system = write(dir.path(), "etc/escrow.xml", "ask", "site.example");
+        let user = write(&home, ".config/tcvault/escrow.xml", "no", "mine.example");
+        let explicit = write(dir.path(), "explicit.xml", "yes", "other.example");
+        let pick = |explicit: Option<&Path>| {
+            ClientConfig::discover_in(explicit, Some(&home), &system)
+                .expect("discover")
+                .expect("a configuration")
+        };
+        assert_eq!(pick(Some(&explicit)).server, "https://other.example");
+        assert_eq!(pick(None).server, "https://mine.example");
+        assert_eq!(pick(None).policy, Policy::No);
+        std::fs::remove_file(&user).expect("remove");
+        assert_eq!(pick(None).server, "https://site.example");
+
+        write(dir.path(), "etc/escrow.xml", "require", "site.example");
+        write(&home, ".config/tcvault/escrow.xml", "no", "mine.example");
+        for e in [None, Some(explicit.as_path())] {
+            let cfg = pick(e);
+            assert_eq!(cfg.server, "https://site.example");
+            assert_eq!(cfg.policy, Policy::Require);
+        }
+        assert!(Policy::from_name("Require") == Some(Policy::Require));
     }
 }
