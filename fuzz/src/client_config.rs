@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use tcvault::escrow::client::config::{ClientConfig, Policy};
+use tcvault::escrow::client::config::ClientConfig;
 
 use super::common::scratch;
 
@@ -91,11 +91,7 @@ pub fn check(data: &[u8]) {
     if let Some(fp) = &cfg.authority_fingerprint {
         xml += &format!("<authority-fingerprint>{fp}</authority-fingerprint>\n");
     }
-    let policy = match cfg.policy {
-        Policy::Ask => "ask",
-        Policy::Yes => "yes",
-        Policy::No => "no",
-    };
+    let policy = cfg.policy.name();
     xml += &format!(
         "<policy>{policy}</policy>\n<timeout-seconds>{}</timeout-seconds>\n</tcvault-escrow>\n",
         cfg.timeout.as_secs()

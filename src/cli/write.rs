@@ -310,7 +310,7 @@ fn ask_filesystem(hidden: bool) -> Result<FilesystemArg, CliError> {
         ""
     } else {
         " (fat or exfat to use it on Windows or macOS too; fat for an outer volume that will \
-         hold a hidden one, since ext4, xfs and btrfs write across the whole volume)"
+         hold a hidden one: `create --hidden` needs a FAT outer volume)"
     };
     noteln!(
         "Filesystem for the new {}volume{why}:",

@@ -114,6 +114,7 @@ pub struct CreateArgs {
     /// it is asked for on a terminal (ext4 offered: the Linux default, which every Linux
     /// kernel and fuse2fs mount; fat or exfat for a volume also used on Windows or macOS, fat
     /// for an outer volume that will hold a hidden one); without a terminal it is `none`.
+    /// A hidden volume is offered ext4 as well.
     #[arg(long, value_enum, ignore_case = true, value_name = "FS")]
     pub filesystem: Option<FilesystemArg>,
     /// Filesystem label, with --filesystem.

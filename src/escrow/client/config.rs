@@ -44,15 +44,22 @@ pub enum Policy {
 }
 
 impl Policy {
+    /// The name written in the file (`ask`, `yes`, `no`, `require`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::Ask => "ask",
+            Policy::Yes => "yes",
+            Policy::No => "no",
+            Policy::Require => "require",
+        }
+    }
+
     /// Parses "ask", "yes", "no" or "require".
     pub fn from_name(s: &str) -> Option<Policy> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "ask" => Some(Policy::Ask),
-            "yes" => Some(Policy::Yes),
-            "no" => Some(Policy::No),
-            "require" => Some(Policy::Require),
-            _ => None,
-        }
+        let s = s.trim().to_ascii_lowercase();
+        [Policy::Ask, Policy::Yes, Policy::No, Policy::Require]
+            .into_iter()
+            .find(|p| p.name() == s)
     }
 }
 
