@@ -246,6 +246,8 @@ pub struct TestServer {
 }
 
 pub struct Options {
+    /// The authority public key the server is given (default: this process's own test key).
+    pub authority_key: Option<&'static Path>,
     pub admin_networks: &'static str,
     pub max_failures: u32,
     pub max_body: usize,
@@ -255,6 +257,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
+            authority_key: None,
             admin_networks: "127.0.0.0/8",
             max_failures: 5,
             max_body: config::DEFAULT_MAX_BODY_BYTES,
@@ -273,7 +276,10 @@ pub async fn start(kind: Kind, opts: Options) -> Option<TestServer> {
     let dir = private_tempdir();
     let db = fresh_db(kind, dir.path()).await?;
     let conf_dir = dir.path().join("conf");
-    let key = write_authority(dir.path());
+    let key = match opts.authority_key {
+        Some(k) => k.to_path_buf(),
+        None => write_authority(dir.path()),
+    };
     config::init(&conf_dir, "localhost", 8443, Some(&key)).expect("init");
     let mut cfg = Config::load(&conf_dir.join("escrowd.xml")).expect("load sample config");
     cfg.listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));

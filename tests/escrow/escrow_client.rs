@@ -7,20 +7,18 @@
 //! another volume's entry, decoy salts posted with one's own packet, unreachable server); and the same restore for a legacy TrueCrypt (LRW) volume and its 1 KB
 //! backup, the volume built by the tests' own independent builder.
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::OnceLock;
 
 use assert_cmd::Command;
-use tcvault::escrow::server::Server;
 use tcvault::escrow::server::auth::hash_password;
-use tcvault::escrow::server::config::{self, Config};
 use tcvault::escrow::server::store::{AuditEvent, Store, UserRecord};
 use tcvault::header::{Credentials, UnlockOptions};
 use tcvault::secret::Password;
 use tcvault::volume::{Host, SlotChoice, Volume};
 
+use crate::common::escrow_server::{self, Kind, Options, TestServer};
 use crate::common::private_tempdir;
 
 const PIM: &str = "1";
@@ -77,7 +75,8 @@ struct Env {
     dir: tempfile::TempDir,
     config: PathBuf,
     db_url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    audit_key: PathBuf,
+    server: Option<TestServer>,
 }
 
 impl Env {
@@ -85,43 +84,35 @@ impl Env {
         Env::start_with("127.0.0.0/8")
     }
 
-    /// A server whose admins must call from `admin_network`.
-    fn start_with(admin_network: &str) -> Env {
+    /// A server (the suite's common one, on SQLite, with this file's authority key) whose
+    /// admins must call from `admin_network`.
+    fn start_with(admin_network: &'static str) -> Env {
         let a = authority();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("runtime");
+        let opts = Options {
+            authority_key: Some(&a.public),
+            admin_networks: admin_network,
+            ..Options::default()
+        };
+        let server = rt
+            .block_on(escrow_server::start(Kind::Sqlite, opts))
+            .expect("an SQLite server always starts");
         let dir = private_tempdir();
-        let conf_dir = dir.path().join("server");
-        config::init(&conf_dir, "localhost", 8443, Some(&a.public)).expect("init");
-        let mut cfg = Config::load(&conf_dir.join("escrowd.xml")).expect("load config");
-        cfg.listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-        let db_url = format!("sqlite:{}", dir.path().join("escrow.sqlite3").display());
-        cfg.database_url = db_url.clone();
-        cfg.admin_networks = vec![admin_network.parse().expect("network")];
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let addr = rt.block_on(async {
-            let server = Server::bind(cfg).await.expect("server binds");
-            let addr = server.local_addr();
-            tokio::spawn(server.run(async move {
-                let _ = rx.await;
-            }));
-            addr
-        });
+        let cert = dir.path().join("server-cert.pem");
+        std::fs::write(&cert, &server.cert_pem).expect("write the server certificate");
         let config = dir.path().join("escrow.xml");
-        write_client_config(
-            &config,
-            &format!("https://localhost:{}", addr.port()),
-            &conf_dir,
-        );
+        write_client_config(&config, &server.url(""), &cert);
         let env = Env {
             rt,
             dir,
             config,
-            db_url,
-            stop: Some(tx),
+            db_url: server.db.url(),
+            audit_key: server.db.audit_key.clone(),
+            server: Some(server),
         };
         env.add_user("alice", "alice pw", false);
         env.add_user("bob", "bob pw", false);
@@ -135,9 +126,8 @@ impl Env {
 
     /// A user; `bundles`: with the export and import rights too.
     fn add_user_with(&self, name: &str, password: &str, admin: bool, bundles: bool) {
-        let audit_key = self.dir.path().join("server").join("audit.key");
         let store =
-            Store::open_keyed(&self.db_url, Path::new("/"), &audit_key).expect("open store");
+            Store::open_keyed(&self.db_url, Path::new("/"), &self.audit_key).expect("open store");
         let rec = UserRecord {
             name: name.to_owned(),
             password_hash: hash_password(password.as_bytes()).expect("hash"),
@@ -261,20 +251,19 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
+        if let Some(server) = self.server.take() {
+            self.rt.block_on(server.stop());
         }
-        let _ = &self.rt;
     }
 }
 
-fn write_client_config(path: &Path, url: &str, server_dir: &Path) {
+fn write_client_config(path: &Path, url: &str, cert: &Path) {
     let a = authority();
     let xml = format!(
         "<tcvault-escrow>\n  <server>{url}</server>\n  <ca-certificate>{}</ca-certificate>\n  \
          <authority-key>{}</authority-key>\n  <authority-fingerprint>{}</authority-fingerprint>\n  \
          <policy>ask</policy>\n</tcvault-escrow>\n",
-        server_dir.join("cert.pem").display(),
+        cert.display(),
         a.public.display(),
         a.fingerprint
     );
@@ -382,8 +371,8 @@ impl Env {
 
     /// The server's keyed audit verifies intact.
     fn assert_audit_intact(&self) {
-        let key = self.dir.path().join("server").join("audit.key");
-        let store = Store::open_keyed(&self.db_url, Path::new("/"), &key).expect("open store");
+        let store =
+            Store::open_keyed(&self.db_url, Path::new("/"), &self.audit_key).expect("open store");
         let report = store.verify_audit().expect("verify");
         assert!(report.problems.is_empty(), "{:?}", report.problems);
     }
@@ -1035,7 +1024,7 @@ fn unreachable_server_does_not_fail_create() {
     write_client_config(
         &dead,
         &format!("https://localhost:{port}"),
-        &env.path("server"),
+        &env.path("server-cert.pem"),
     );
     let pw = env.secret("dead.volpw", "pw d");
     let vol = env.path("dead.tc");
