@@ -273,14 +273,15 @@ fn with_filesystem(a: &CreateArgs) -> Result<CreateArgs, CliError> {
             FilesystemArg::None
         });
     }
-    if chosen(&a) != FilesystemArg::None {
-        if !cfg!(feature = "mount") {
-            return Err(super::no_mount_support());
-        }
-        #[cfg(feature = "mount")]
-        if !tcvault::mount::running_as_root() {
-            tcvault::mount::check_user_mode().map_err(super::mount::cli_err)?;
-        }
+    if chosen(&a) == FilesystemArg::None {
+        return Ok(a);
+    }
+    if !cfg!(feature = "mount") {
+        return Err(super::no_mount_support());
+    }
+    #[cfg(feature = "mount")]
+    if !tcvault::mount::running_as_root() {
+        tcvault::mount::check_user_mode().map_err(super::mount::cli_err)?;
     }
     Ok(a)
 }
