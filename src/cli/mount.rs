@@ -309,7 +309,8 @@ fn print_mounted(st: &m::MountState, name: Option<&str>) -> Result<(), CliError>
             ""
         }
     );
-    if super::print::quiet() {
+    // Under -q the report of a mount goes; the device of --no-filesystem is what was asked for.
+    if super::print::quiet() && st.mountpoint.is_some() {
         return Ok(());
     }
     let dev = st

@@ -458,6 +458,22 @@ fn no_filesystem_device_equals_decrypt() {
     }
     assert_eq!(list_entry(&vol)["mountpoint"], Value::Null);
     unmount_ok(&dev);
+
+    // Under -q only the device is printed (what was asked for), and unmount says nothing.
+    let out = run(tcvault()
+        .args(["-q", "mount"])
+        .arg(&vol)
+        .args(&unlock)
+        .args(["--no-filesystem", "--read-only"]));
+    assert!(out.status.success(), "{out:?}");
+    let dev = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(dev.starts_with("/dev"), "{out:?}");
+    assert!(out.stderr.is_empty(), "-q mount said: {out:?}");
+    let out = run(tcvault().args(["-q", "unmount"]).arg(&dev));
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "{out:?}"
+    );
 }
 
 /// Unmount refuses while a file is open or a process sits in the mount point, names the
