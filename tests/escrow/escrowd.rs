@@ -55,6 +55,7 @@ both_backends!(
     a_wrong_password_beside_the_right_one_is_refused_and_counted,
     concurrent_identical_guesses_are_counted_before_checking,
     a_deposit_failing_after_its_change_leaves_the_audit_intact,
+    a_batch_stores_what_one_deposit_after_another_would,
 );
 
 // ---------- scenarios ----------
@@ -2102,4 +2103,117 @@ fn binary_init_listen_goes_into_the_config() {
             .expect("init");
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
     }
+}
+
+/// A batch (a few multi-row statements) stores what the same deposits stored one after the
+/// other store: new entries, a volume already in escrow before the batch, the same volume twice
+/// in the batch (the second merges its salt and packet into the first), a salt listed twice;
+/// the same outcomes, entries and audit details, and the chain verifies.
+async fn a_batch_stores_what_one_deposit_after_another_would(kind: Kind) {
+    let Some(s) = start(kind, Options::default()).await else {
+        return;
+    };
+    s.add_user("alice", "alice pw", false, false, false).await;
+    s.add_user("bob", "bob pw", false, false, false).await;
+    let store = std::sync::Arc::new(s.db.store().await);
+    let (fp_a, fp_b, fp_x) = (random_hex(32), random_hex(32), random_hex(32));
+    let (s1, s2, s3) = (random_hex(64), random_hex(64), random_hex(64));
+    let (x0, x1) = (random_hex(64), random_hex(64));
+    let deposits = |user: &str| {
+        let ev = AuditEvent::new(user, "127.0.0.1:1", "deposit");
+        let mut a = new_entry(user, &fp_a, r#"{"n":1}"#);
+        a.salts = vec![s1.clone()];
+        let mut x = new_entry(user, &fp_x, r#"{"n":2}"#);
+        x.packet = b"newer x".to_vec();
+        x.salts = vec![x1.clone()];
+        let mut a2 = new_entry(user, &fp_a, r#"{"n":3}"#);
+        a2.salts = vec![s1.clone(), s2.clone()];
+        a2.packet = b"newer a".to_vec();
+        let mut b = new_entry(user, &fp_b, r#"{"n":4}"#);
+        b.salts = vec![s3.clone(), s3.clone(), s1.clone()];
+        vec![(a, ev.clone()), (x, ev.clone()), (a2, ev.clone()), (b, ev)]
+    };
+    let (alice, bob) = (deposits("alice"), deposits("bob"));
+    let st = store.clone();
+    let (batched, one_by_one) = tokio::task::spawn_blocking(move || {
+        for user in ["alice", "bob"] {
+            let ev = AuditEvent::new(user, "127.0.0.1:1", "deposit");
+            let mut x = new_entry(user, &fp_x, r#"{"n":0}"#);
+            x.salts = vec![x0.clone()];
+            st.deposit(&x, &ev).expect("first deposit of x");
+        }
+        let batched: Vec<_> = st
+            .deposit_batch(&alice)
+            .into_iter()
+            .map(|r| r.expect("batched deposit"))
+            .collect();
+        let one_by_one: Vec<_> = bob
+            .iter()
+            .map(|(e, ev)| st.deposit(e, ev).expect("single deposit"))
+            .collect();
+        (batched, one_by_one)
+    })
+    .await
+    .expect("deposit task");
+    let flags = |v: &[tcvault::escrow::server::store::DepositOutcome]| {
+        v.iter().map(|o| o.already_in_escrow).collect::<Vec<_>>()
+    };
+    assert_eq!(flags(&batched), [false, true, true, false]);
+    assert_eq!(flags(&batched), flags(&one_by_one));
+    assert_eq!(
+        batched[0].number, batched[2].number,
+        "the same volume twice"
+    );
+
+    let st = store.clone();
+    let entries = tokio::task::spawn_blocking(move || {
+        ["alice", "bob"].map(|user| {
+            let ev = AuditEvent::new("admin", "127.0.0.1:1", "fetch");
+            let mut mine: Vec<_> = st
+                .own_entries(user)
+                .expect("entries")
+                .into_iter()
+                .map(|e| {
+                    let (_, packet) = st.fetch(e.number, &ev).expect("fetch");
+                    (e.volume_fingerprint, e.salts, e.metadata, packet)
+                })
+                .collect();
+            mine.sort();
+            mine
+        })
+    })
+    .await
+    .expect("entries task");
+    assert_eq!(entries[0].len(), 3);
+    assert_eq!(entries[0], entries[1], "alice's batch and bob's deposits");
+    let a = entries[0].iter().find(|e| e.0 == fp_a).expect("volume a");
+    let mut both = vec![s1.clone(), s2.clone()];
+    both.sort();
+    assert_eq!(a.1, both, "the second deposit's salt merged");
+    assert_eq!(a.3, b"newer a", "and its packet");
+    let b = entries[0].iter().find(|e| e.0 == fp_b).expect("volume b");
+    assert_eq!(b.1.len(), 2, "a salt listed twice is stored once");
+
+    let backend = s.db.backend();
+    let details = tokio::task::spawn_blocking(move || {
+        ["alice", "bob"].map(|user| {
+            backend
+                .read(
+                    "SELECT DETAIL, ESCROW_NUMBERS = '' FROM AUDIT WHERE ACTOR = ? \
+                     ORDER BY SEQ",
+                    &[user.into()],
+                )
+                .expect("audit rows")
+                .iter()
+                .map(|r| col_text(r, 0).to_owned())
+                .collect::<Vec<_>>()
+        })
+    })
+    .await
+    .expect("audit task");
+    assert_eq!(details[0].len(), 5);
+    assert_eq!(details[0], details[1]);
+    let report = s.db.verify().await;
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    s.stop().await;
 }

@@ -1,5 +1,8 @@
-//! SQLite backend: one connection behind a mutex (SQLite has a single writer anyway), WAL
-//! journal, `synchronous=FULL` so that an acknowledged deposit survives a crash.
+//! SQLite backend: one connection behind a mutex for transactions (SQLite has a single writer
+//! anyway), WAL journal, `synchronous=FULL` so that an acknowledged deposit survives a crash.
+//! Read-only snapshots run on connections of their own: in WAL mode a reader neither waits for
+//! the writer nor holds it back, so a request's user lookup does not wait behind the commit
+//! (and fsync) of the deposits before it.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -13,7 +16,13 @@ use super::{Backend, BackendKind, Row, StoreError, Tx, Value};
 #[derive(Debug)]
 pub struct SqliteBackend {
     conn: Mutex<Connection>,
+    path: std::path::PathBuf,
+    /// Idle read-only connections (opened when none is idle, at most [`MAX_READERS`] kept).
+    readers: Mutex<Vec<Connection>>,
 }
+
+/// Idle reader connections kept.
+const MAX_READERS: usize = 4;
 
 impl SqliteBackend {
     /// Opens (creating if needed, mode 0600) the database file at `path`. The file holds every
@@ -36,7 +45,30 @@ impl SqliteBackend {
             .map_err(StoreError::db)?;
         Ok(SqliteBackend {
             conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+            readers: Mutex::new(Vec::new()),
         })
+    }
+
+    /// An idle reader connection, or a new one.
+    fn reader(&self) -> Result<Connection, StoreError> {
+        if let Some(c) = self.readers.lock().ok().and_then(|mut r| r.pop()) {
+            return Ok(c);
+        }
+        let conn = Connection::open_with_flags(
+            &self.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| StoreError::Database {
+            message: format!("cannot open SQLite database {}: {e}", self.path.display()),
+            source: Some(Box::new(e)),
+        })?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(StoreError::db)?;
+        // Snapshots only read (the flag makes any write on this connection an error).
+        conn.pragma_update(None, "query_only", true)
+            .map_err(StoreError::db)?;
+        Ok(conn)
     }
 
     /// Runs `f` in a transaction of `behavior` on the one connection, and commits.
@@ -166,6 +198,20 @@ impl Backend for SqliteBackend {
         f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         // DEFERRED: in WAL mode the first read fixes a snapshot, and writers go on meanwhile.
-        self.run(TransactionBehavior::Deferred, f)
+        let mut conn = self.reader()?;
+        let result = (|| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Deferred)
+                .map_err(StoreError::db)?;
+            f(&mut SqliteTx(&tx))?;
+            tx.commit().map_err(StoreError::db)
+        })();
+        if result.is_ok()
+            && let Ok(mut idle) = self.readers.lock()
+            && idle.len() < MAX_READERS
+        {
+            idle.push(conn);
+        }
+        result
     }
 }
