@@ -529,11 +529,9 @@ impl Verifier {
                     self.checks
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let hash = stored_hash.map(str::to_owned);
-                    let ok = tokio::task::spawn_blocking(move || {
-                        verify_password(password.expose(), hash.as_deref())
-                    })
-                    .await
-                    .map_err(|_| VerifyError)?;
+                    let ok =
+                        in_background(move || verify_password(password.expose(), hash.as_deref()))
+                            .await?;
                     if ok && let Some(h) = stored_hash {
                         self.cache.insert(key, h);
                     }
@@ -544,6 +542,48 @@ impl Verifier {
             }
         }
     }
+}
+
+/// The nice value of the threads that run Argon2id checks (the server's other threads keep 0).
+pub const CHECK_NICE: i32 = 10;
+
+/// Runs `f` (an Argon2id check) on a thread of its own whose scheduling priority is lowered to
+/// nice [`CHECK_NICE`] (Linux; elsewhere it keeps the normal priority).
+///
+/// An Argon2id verification is tens of milliseconds of CPU; on a small machine a few of them at
+/// once, at the same priority as everything else, held every request behind them, including
+/// those whose credential was already verified. At nice 10 a check gets about a tenth of a
+/// busy core while requests are waiting for CPU, and all of it when the machine is otherwise
+/// idle: requests that need no check are not delayed by those that do, and a login is slower
+/// only while the server is saturated.
+async fn in_background<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, VerifyError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("escrow-argon2".to_owned())
+        .spawn(move || {
+            lower_priority();
+            let _ = tx.send(f());
+        })
+        .map_err(|_| VerifyError)?;
+    rx.await.map_err(|_| VerifyError)
+}
+
+/// Lowers the calling thread's scheduling priority to nice [`CHECK_NICE`]. On Linux the nice
+/// value is a per-thread attribute (`setpriority(PRIO_PROCESS, gettid())`). Best effort: a
+/// system that refuses leaves the thread at its priority.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), CHECK_NICE);
+    }
+}
+
+/// This thread's nice value (tests).
+#[cfg(all(test, target_os = "linux"))]
+fn thread_nice() -> i32 {
+    rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap_or(i32::MIN)
 }
 
 /// The outcome a running check publishes; `None` when it ended without one.
@@ -679,6 +719,21 @@ mod tests {
         assert_eq!(waiter.await.expect("check ran"), Login::Accepted);
         assert_eq!(v.checks_run(), 1);
         assert!(v.flights.lock().expect("flights").is_empty());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn checks_run_at_a_lower_priority_than_the_server() {
+        let here = thread_nice();
+        let check = in_background(thread_nice).await.expect("ran");
+        assert_eq!(check, CHECK_NICE.max(here), "the check's thread");
+        assert_eq!(
+            thread_nice(),
+            here,
+            "the caller's thread keeps its priority"
+        );
+        let other = tokio::task::spawn_blocking(thread_nice).await.expect("ran");
+        assert_eq!(other, here, "the runtime's other threads too");
     }
 
     #[tokio::test]
