@@ -49,6 +49,8 @@ use getrandom::SysRng;
 use rsa::pkcs8::{EncodePublicKey, LineEnding};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use tcvault::escrow::wire::SessionResponse;
+use tcvault::secret::SecretText;
 
 /// An acknowledged deposit.
 struct Acked {
@@ -70,6 +72,7 @@ struct Args {
     deposits: usize,
     kill_after: Option<usize>,
     fixed_users: bool,
+    basic: bool,
     bin: PathBuf,
     postgres: Option<String>,
     csv: Option<PathBuf>,
@@ -98,6 +101,7 @@ fn parse_args() -> Result<Args, String> {
         deposits: 10_000,
         kill_after: None,
         fixed_users: false,
+        basic: false,
         bin: default_bin,
         postgres: None,
         csv: None,
@@ -110,6 +114,7 @@ fn parse_args() -> Result<Args, String> {
             "--deposits" => a.deposits = val()?.parse().map_err(|_| "bad --deposits")?,
             "--kill-after" => a.kill_after = Some(val()?.parse().map_err(|_| "bad --kill-after")?),
             "--fixed-users" => a.fixed_users = true,
+            "--basic" => a.basic = true,
             "--bin" => a.bin = PathBuf::from(val()?),
             "--postgres" => a.postgres = Some(val()?),
             "--csv" => a.csv = Some(PathBuf::from(val()?)),
@@ -208,6 +213,33 @@ fn random_hex(n: usize) -> String {
     let mut b = vec![0u8; n];
     tcvault::crypto::random::fill(&mut b).expect("random bytes");
     hex::encode(b)
+}
+
+/// Logs `user` in (`POST /v1/session`), retrying while the server is down (restarted after a
+/// kill); returns the token and how long the successful attempt took.
+async fn login(
+    client: &reqwest::Client,
+    url: &str,
+    user: &str,
+) -> Result<(SecretText, Duration), String> {
+    for _ in 0..200 {
+        let t0 = Instant::now();
+        match client
+            .post(url)
+            .basic_auth(user, Some("load test password"))
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => {
+                let s: SessionResponse = r.json().await.map_err(|e| e.to_string())?;
+                return Ok((s.token, t0.elapsed()));
+            }
+            Ok(r) => eprintln!("login refused: {}", r.status()),
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(format!("{user} could not log in"))
 }
 
 /// Runs `f` on a plain thread: the synchronous PostgreSQL client must not run on the runtime.
@@ -348,6 +380,8 @@ async fn main() -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     let url = format!("https://localhost:{port}/v1/deposits");
+    let session_url = format!("https://localhost:{port}/v1/session");
+    let logins: Arc<Mutex<Vec<Duration>>> = Arc::new(Mutex::new(Vec::new()));
 
     let next = Arc::new(AtomicUsize::new(0));
     let acked = Arc::new(AtomicUsize::new(0));
@@ -372,7 +406,8 @@ async fn main() -> Result<(), String> {
             args.bin.clone(),
             conf.clone(),
         );
-        let fixed_users = args.fixed_users;
+        let (fixed_users, basic) = (args.fixed_users, args.basic);
+        let (session_url, logins) = (session_url.clone(), logins.clone());
         let (users, authority_fp, total, kill_after) = (
             users.clone(),
             authority_fp.clone(),
@@ -381,6 +416,24 @@ async fn main() -> Result<(), String> {
         );
         tasks.push(tokio::spawn(async move {
             let mut first_of_client = true;
+            // With sessions, the client logs in once as each user it deposits for, one after
+            // the other (on its one connection), before its first deposit; the logins are
+            // timed on their own.
+            let mine: Vec<String> = if fixed_users {
+                vec![users[c % users.len()].clone()]
+            } else {
+                users.clone()
+            };
+            let mut tokens: HashMap<String, SecretText> = HashMap::new();
+            if !basic {
+                for u in mine {
+                    let (token, took) = login(&client, &session_url, &u).await?;
+                    if let Ok(mut g) = logins.lock() {
+                        g.push(took);
+                    }
+                    tokens.insert(u, token);
+                }
+            }
             loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 if i >= total {
@@ -408,12 +461,13 @@ async fn main() -> Result<(), String> {
                 loop {
                     attempts += 1;
                     let t0 = Instant::now();
-                    let r = client
-                        .post(&url)
-                        .basic_auth(&user, Some("load test password"))
-                        .json(&body)
-                        .send()
-                        .await;
+                    let request = match tokens.get(&user) {
+                        Some(token) => client.post(&url).bearer_auth(token.as_str()),
+                        None => client
+                            .post(&url)
+                            .basic_auth(&user, Some("load test password")),
+                    };
+                    let r = request.json(&body).send().await;
                     let ok = match r {
                         Ok(r) if r.status().is_success() => {
                             let v: Value = r.json().await.map_err(|e| e.to_string())?;
@@ -430,6 +484,13 @@ async fn main() -> Result<(), String> {
                                 });
                             }
                             true
+                        }
+                        Ok(r) if r.status() == reqwest::StatusCode::UNAUTHORIZED && !basic => {
+                            // The session ended (the server was restarted): log in again;
+                            // the time counts in this deposit's latency.
+                            let (token, _) = login(&client, &session_url, &user).await?;
+                            tokens.insert(user.clone(), token);
+                            false
                         }
                         Ok(r) => {
                             eprintln!("deposit refused: {}", r.status());
@@ -511,7 +572,8 @@ async fn main() -> Result<(), String> {
         .args(["audit", "verify"]))?;
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "database={} clients={} users={} cores={cores} (load client on the same machine) killed={}",
+        "database={} clients={} users={} auth={} cores={cores} (load client on the same machine) \
+         killed={}",
         if args.postgres.is_some() {
             "postgres"
         } else {
@@ -522,6 +584,11 @@ async fn main() -> Result<(), String> {
             "fixed per client"
         } else {
             "in turn"
+        },
+        if args.basic {
+            "HTTP Basic on every deposit"
+        } else {
+            "session token (one login per client and user)"
         },
         args.kill_after.is_some()
     );
@@ -555,8 +622,19 @@ async fn main() -> Result<(), String> {
             summary(results.iter().map(|a| a.last_attempt).collect())
         );
     }
+    if !args.basic {
+        println!(
+            "logins (POST /v1/session: TLS + Argon2id; not in the deposit figures): {}",
+            summary(logins.lock().map_err(|_| "poisoned")?.clone())
+        );
+    }
     println!(
-        "  first request of each client (TLS + login): {}",
+        "  {}: {}",
+        if args.basic {
+            "first request of each client (TLS + login)"
+        } else {
+            "first deposit of each client (after its logins)"
+        },
         summary(
             results
                 .iter()

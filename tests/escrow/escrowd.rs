@@ -56,6 +56,7 @@ both_backends!(
     concurrent_identical_guesses_are_counted_before_checking,
     a_deposit_failing_after_its_change_leaves_the_audit_intact,
     a_batch_stores_what_one_deposit_after_another_would,
+    a_session_token_stands_for_its_user_until_the_password_changes,
 );
 
 // ---------- scenarios ----------
@@ -2213,6 +2214,127 @@ async fn a_batch_stores_what_one_deposit_after_another_would(kind: Kind) {
     .expect("audit task");
     assert_eq!(details[0].len(), 5);
     assert_eq!(details[0], details[1]);
+    let report = s.db.verify().await;
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    s.stop().await;
+}
+
+/// `POST /v1/session` (with the password) gives a token that later requests present instead of
+/// the password, with no Argon2id check; it is the user's only, cannot open another session,
+/// and ends when the password changes or the user is removed (and with the server).
+async fn a_session_token_stands_for_its_user_until_the_password_changes(kind: Kind) {
+    let Some(s) = start(kind, Options::default()).await else {
+        return;
+    };
+    s.add_user("alice", "alice pw", false, false, false).await;
+    s.add_user("bob", "bob pw", false, false, false).await;
+    let client = s.client();
+    let session = |user: &'static str, pw: &'static str| {
+        let (client, url) = (client.clone(), s.url("/v1/session"));
+        async move {
+            let r = client
+                .post(url)
+                .basic_auth(user, Some(pw))
+                .send()
+                .await
+                .expect("session request");
+            let st = r.status();
+            (st, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let with_token = |token: String, body: Value| {
+        let (client, url) = (client.clone(), s.url("/v1/deposits"));
+        async move {
+            let r = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .expect("deposit");
+            let st = r.status();
+            (st, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (st, _) = session("alice", "wrong").await;
+    assert_eq!(
+        st,
+        StatusCode::UNAUTHORIZED,
+        "no session without the password"
+    );
+    let (st, v) = session("alice", "alice pw").await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v["user"], "alice");
+    assert!(v["expires_in"].as_u64().is_some_and(|t| t > 0 && t <= 3600));
+    let token = v["token"].as_str().expect("token").to_owned();
+    assert_eq!(token.len(), 64);
+
+    let fp = random_hex(32);
+    let (st, v) = with_token(token.clone(), deposit_body(&fp, &[random_hex(64)], b"p")).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let n = v["escrow_number"].as_i64().expect("number");
+    // The entry is alice's: she sees it with her password too.
+    let (st, v) = s.as_user("alice").get("/v1/deposits").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["entries"][0]["escrow_number"], n, "{v}");
+    assert_eq!(v["entries"][0]["user"], "alice");
+    // A token does not open another session, and a made-up one is refused.
+    let r = client
+        .post(s.url("/v1/session"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("session with a token");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let (st, _) = with_token(
+        "0".repeat(64),
+        deposit_body(&random_hex(32), &[random_hex(64)], b"p"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+
+    // Bob's password changes: his session ends at once; alice's goes on.
+    let (st, v) = session("bob", "bob pw").await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let bobs = v["token"].as_str().expect("token").to_owned();
+    let (st, _) = with_token(
+        bobs.clone(),
+        deposit_body(&random_hex(32), &[random_hex(64)], b"p"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let store = s.db.store().await;
+    tokio::task::spawn_blocking(move || {
+        let hash = hash_password(b"bob new pw").expect("hash");
+        let ev = AuditEvent::new("test", "local", "user_passwd");
+        store.set_password("bob", &hash, &ev).expect("set password");
+    })
+    .await
+    .expect("password task");
+    let (st, v) = with_token(
+        bobs.clone(),
+        deposit_body(&random_hex(32), &[random_hex(64)], b"p"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{v}");
+    let (st, _) = with_token(
+        token.clone(),
+        deposit_body(&random_hex(32), &[random_hex(64)], b"p"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "alice's session is hers alone");
+
+    // A restart ends every session.
+    let s = s.restart().await;
+    let r = s
+        .client()
+        .post(s.url("/v1/deposits"))
+        .bearer_auth(&token)
+        .json(&deposit_body(&random_hex(32), &[random_hex(64)], b"p"))
+        .send()
+        .await
+        .expect("deposit after restart");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let report = s.db.verify().await;
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     s.stop().await;
