@@ -28,6 +28,9 @@ pub mod route {
     /// `POST` [`super::DepositRequest`] → [`super::DepositResponse`] (201 new, 200 already in
     /// escrow); `GET` → [`super::EntryList`] of the caller's own entries.
     pub const DEPOSITS: &str = "/v1/deposits";
+    /// `POST` (HTTP Basic only) → 201 [`super::SessionResponse`]: a short-lived token that
+    /// later requests may present instead of the password (`Authorization: Bearer`).
+    pub const SESSION: &str = "/v1/session";
     /// `POST` [`super::DeletionRequestBody`] → 201 [`super::DeletionStatus`]: a user asks
     /// for their own entry (an admin for any) to be deleted.
     pub const DELETION_REQUESTS: &str = "/v1/deletion-requests";
@@ -120,6 +123,19 @@ pub struct DepositRequest {
     pub metadata: Value,
     /// The sealed packet, base64.
     pub packet: String,
+}
+
+/// `POST /v1/session` answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SessionResponse {
+    /// The token (64 hex digits), for `Authorization: Bearer <token>`.
+    pub token: SecretText,
+    /// The user it was issued to (the only one it authenticates).
+    pub user: String,
+    /// Seconds it is accepted for, from now (not extended by use). It also ends when the
+    /// user's password changes, the user is removed or the server restarts: then requests
+    /// with it get 401 and the client logs in again.
+    pub expires_in: u64,
 }
 
 /// `POST /v1/deposits` answer.

@@ -55,6 +55,8 @@ both_backends!(
     a_wrong_password_beside_the_right_one_is_refused_and_counted,
     concurrent_identical_guesses_are_counted_before_checking,
     a_deposit_failing_after_its_change_leaves_the_audit_intact,
+    a_batch_stores_what_one_deposit_after_another_would,
+    a_session_token_stands_for_its_user_until_the_password_changes,
 );
 
 // ---------- scenarios ----------
@@ -2102,4 +2104,238 @@ fn binary_init_listen_goes_into_the_config() {
             .expect("init");
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
     }
+}
+
+/// A batch (a few multi-row statements) stores what the same deposits stored one after the
+/// other store: new entries, a volume already in escrow before the batch, the same volume twice
+/// in the batch (the second merges its salt and packet into the first), a salt listed twice;
+/// the same outcomes, entries and audit details, and the chain verifies.
+async fn a_batch_stores_what_one_deposit_after_another_would(kind: Kind) {
+    let Some(s) = start(kind, Options::default()).await else {
+        return;
+    };
+    s.add_user("alice", "alice pw", false, false, false).await;
+    s.add_user("bob", "bob pw", false, false, false).await;
+    let store = std::sync::Arc::new(s.db.store().await);
+    let (fp_a, fp_b, fp_x) = (random_hex(32), random_hex(32), random_hex(32));
+    let (s1, s2, s3) = (random_hex(64), random_hex(64), random_hex(64));
+    let (x0, x1) = (random_hex(64), random_hex(64));
+    let deposits = |user: &str| {
+        let ev = AuditEvent::new(user, "127.0.0.1:1", "deposit");
+        let mut a = new_entry(user, &fp_a, r#"{"n":1}"#);
+        a.salts = vec![s1.clone()];
+        let mut x = new_entry(user, &fp_x, r#"{"n":2}"#);
+        x.packet = b"newer x".to_vec();
+        x.salts = vec![x1.clone()];
+        let mut a2 = new_entry(user, &fp_a, r#"{"n":3}"#);
+        a2.salts = vec![s1.clone(), s2.clone()];
+        a2.packet = b"newer a".to_vec();
+        let mut b = new_entry(user, &fp_b, r#"{"n":4}"#);
+        b.salts = vec![s3.clone(), s3.clone(), s1.clone()];
+        vec![(a, ev.clone()), (x, ev.clone()), (a2, ev.clone()), (b, ev)]
+    };
+    let (alice, bob) = (deposits("alice"), deposits("bob"));
+    let st = store.clone();
+    let (batched, one_by_one) = tokio::task::spawn_blocking(move || {
+        for user in ["alice", "bob"] {
+            let ev = AuditEvent::new(user, "127.0.0.1:1", "deposit");
+            let mut x = new_entry(user, &fp_x, r#"{"n":0}"#);
+            x.salts = vec![x0.clone()];
+            st.deposit(&x, &ev).expect("first deposit of x");
+        }
+        let batched: Vec<_> = st
+            .deposit_batch(&alice)
+            .into_iter()
+            .map(|r| r.expect("batched deposit"))
+            .collect();
+        let one_by_one: Vec<_> = bob
+            .iter()
+            .map(|(e, ev)| st.deposit(e, ev).expect("single deposit"))
+            .collect();
+        (batched, one_by_one)
+    })
+    .await
+    .expect("deposit task");
+    let flags = |v: &[tcvault::escrow::server::store::DepositOutcome]| {
+        v.iter().map(|o| o.already_in_escrow).collect::<Vec<_>>()
+    };
+    assert_eq!(flags(&batched), [false, true, true, false]);
+    assert_eq!(flags(&batched), flags(&one_by_one));
+    assert_eq!(
+        batched[0].number, batched[2].number,
+        "the same volume twice"
+    );
+
+    let st = store.clone();
+    let entries = tokio::task::spawn_blocking(move || {
+        ["alice", "bob"].map(|user| {
+            let ev = AuditEvent::new("admin", "127.0.0.1:1", "fetch");
+            let mut mine: Vec<_> = st
+                .own_entries(user)
+                .expect("entries")
+                .into_iter()
+                .map(|e| {
+                    let (_, packet) = st.fetch(e.number, &ev).expect("fetch");
+                    (e.volume_fingerprint, e.salts, e.metadata, packet)
+                })
+                .collect();
+            mine.sort();
+            mine
+        })
+    })
+    .await
+    .expect("entries task");
+    assert_eq!(entries[0].len(), 3);
+    assert_eq!(entries[0], entries[1], "alice's batch and bob's deposits");
+    let a = entries[0].iter().find(|e| e.0 == fp_a).expect("volume a");
+    let mut both = vec![s1.clone(), s2.clone()];
+    both.sort();
+    assert_eq!(a.1, both, "the second deposit's salt merged");
+    assert_eq!(a.3, b"newer a", "and its packet");
+    let b = entries[0].iter().find(|e| e.0 == fp_b).expect("volume b");
+    assert_eq!(b.1.len(), 2, "a salt listed twice is stored once");
+
+    let backend = s.db.backend();
+    let details = tokio::task::spawn_blocking(move || {
+        ["alice", "bob"].map(|user| {
+            backend
+                .read(
+                    "SELECT DETAIL, ESCROW_NUMBERS = '' FROM AUDIT WHERE ACTOR = ? \
+                     ORDER BY SEQ",
+                    &[user.into()],
+                )
+                .expect("audit rows")
+                .iter()
+                .map(|r| col_text(r, 0).to_owned())
+                .collect::<Vec<_>>()
+        })
+    })
+    .await
+    .expect("audit task");
+    assert_eq!(details[0].len(), 5);
+    assert_eq!(details[0], details[1]);
+    let report = s.db.verify().await;
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    s.stop().await;
+}
+
+/// `POST /v1/session` (with the password) gives a token that later requests present instead of
+/// the password, with no Argon2id check; it is the user's only, cannot open another session,
+/// and ends when the password changes or the user is removed (and with the server).
+async fn a_session_token_stands_for_its_user_until_the_password_changes(kind: Kind) {
+    let Some(s) = start(kind, Options::default()).await else {
+        return;
+    };
+    s.add_user("alice", "alice pw", false, false, false).await;
+    s.add_user("bob", "bob pw", false, false, false).await;
+    let client = s.client();
+    let session = |user: &'static str, pw: &'static str| {
+        let (client, url) = (client.clone(), s.url("/v1/session"));
+        async move {
+            let r = client
+                .post(url)
+                .basic_auth(user, Some(pw))
+                .send()
+                .await
+                .expect("session request");
+            let st = r.status();
+            (st, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let with_token = |token: String, body: Value| {
+        let (client, url) = (client.clone(), s.url("/v1/deposits"));
+        async move {
+            let r = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .expect("deposit");
+            let st = r.status();
+            (st, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (st, _) = session("alice", "wrong").await;
+    assert_eq!(
+        st,
+        StatusCode::UNAUTHORIZED,
+        "no session without the password"
+    );
+    let (st, v) = session("alice", "alice pw").await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v["user"], "alice");
+    assert!(v["expires_in"].as_u64().is_some_and(|t| t > 0 && t <= 3600));
+    let token = v["token"].as_str().expect("token").to_owned();
+    assert_eq!(token.len(), 64);
+
+    let fp = random_hex(32);
+    let (st, v) = with_token(token.clone(), deposit_body(&fp, &[random_hex(64)], b"p")).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let n = v["escrow_number"].as_i64().expect("number");
+    // The entry is alice's: she sees it with her password too.
+    let (st, v) = s.as_user("alice").get("/v1/deposits").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["entries"][0]["escrow_number"], n, "{v}");
+    assert_eq!(v["entries"][0]["user"], "alice");
+    // A token does not open another session, and a made-up one is refused.
+    let r = client
+        .post(s.url("/v1/session"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("session with a token");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let (st, _) = with_token(
+        "0".repeat(64),
+        deposit_body(&random_hex(32), &[random_hex(64)], b"p"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+
+    // Bob's password changes: his session ends at once; alice's goes on.
+    let (st, v) = session("bob", "bob pw").await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let bobs = v["token"].as_str().expect("token").to_owned();
+    let (st, _) = with_token(
+        bobs.clone(),
+        deposit_body(&random_hex(32), &[random_hex(64)], b"p"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let store = s.db.store().await;
+    tokio::task::spawn_blocking(move || {
+        let hash = hash_password(b"bob new pw").expect("hash");
+        let ev = AuditEvent::new("test", "local", "user_passwd");
+        store.set_password("bob", &hash, &ev).expect("set password");
+    })
+    .await
+    .expect("password task");
+    let (st, v) = with_token(
+        bobs.clone(),
+        deposit_body(&random_hex(32), &[random_hex(64)], b"p"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{v}");
+    let (st, _) = with_token(
+        token.clone(),
+        deposit_body(&random_hex(32), &[random_hex(64)], b"p"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "alice's session is hers alone");
+
+    // A restart ends every session.
+    let s = s.restart().await;
+    let r = s
+        .client()
+        .post(s.url("/v1/deposits"))
+        .bearer_auth(&token)
+        .json(&deposit_body(&random_hex(32), &[random_hex(64)], b"p"))
+        .send()
+        .await
+        .expect("deposit after restart");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let report = s.db.verify().await;
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    s.stop().await;
 }

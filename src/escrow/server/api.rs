@@ -21,7 +21,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::Value as Json_;
 
-use super::auth::{Login, Throttle, Verifier};
+use super::auth::{Login, Sessions, Throttle, Verifier};
 use super::authority::AuthorityKey;
 use super::batch::DepositQueue;
 use super::bundle::{self, BundleContent, BundleEntry, BundleError};
@@ -33,7 +33,7 @@ use crate::escrow::wire::{
     self, API_VERSION, DeletionList, DeletionRequestBody, DeletionState, DeletionStatus,
     DepositRequest, DepositResponse, Entry, EntryList, EntryWithPacket, ErrorBody, ExportRequest,
     ExportResponse, Health, ImportRequest, ImportResponse, Imported, SaltsRequest, SearchParams,
-    route,
+    SessionResponse, route,
 };
 use crate::header::layout::SALT_LEN;
 
@@ -64,6 +64,8 @@ pub struct AppState {
     pub verifier: Verifier,
     /// Deposits waiting for the next group commit.
     pub deposits: DepositQueue,
+    /// Open session tokens.
+    pub sessions: Sessions,
 }
 
 type Shared = Arc<AppState>;
@@ -210,6 +212,8 @@ fn peer_of(parts: &Parts) -> Result<SocketAddr, ApiError> {
 pub struct Authed {
     user: UserRecord,
     peer: SocketAddr,
+    /// Authenticated by a session token rather than the password.
+    by_token: bool,
 }
 
 impl Authed {
@@ -235,11 +239,90 @@ fn basic_credentials(parts: &Parts) -> Option<(String, SecretBytes)> {
     Some((user, SecretBytes::from_slice(&decoded[colon + 1..])))
 }
 
+/// The token of an `Authorization: Bearer` header, copied into a secret buffer.
+fn bearer_token(parts: &Parts) -> Option<SecretBytes> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| SecretBytes::from_slice(token.trim().as_bytes()))
+}
+
+/// The caller of a request bearing a session token: the token's user, if the session holds
+/// for that user's row as it is now (password unchanged, user present).
+async fn session_user(
+    parts: &Parts,
+    state: &Shared,
+    peer: SocketAddr,
+    token: &SecretBytes,
+) -> Result<Authed, ApiError> {
+    let ended = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the session token is unknown, expired or ended (password changed, server \
+             restarted): log in again",
+        )
+    };
+    let name = state.sessions.user_of(token.expose()).ok_or_else(ended)?;
+    let lookup = name.clone();
+    let stored = blocking(state, move |s| s.user(&lookup)).await?;
+    let hash = stored.as_ref().map(|u| u.password_hash.as_str());
+    if !state.sessions.holds(token.expose(), &name, hash) {
+        return Err(ended());
+    }
+    let user = stored.ok_or_else(ended)?;
+    if let Some(slot) = parts.extensions.get::<LogUser>()
+        && let Ok(mut g) = slot.0.lock()
+    {
+        *g = Some(user.name.clone());
+    }
+    Ok(Authed {
+        user,
+        peer,
+        by_token: true,
+    })
+}
+
+/// `POST /v1/session`: a session token for the caller, who logged in with the password.
+async fn open_session(State(state): State<Shared>, who: Authed) -> Result<Response, ApiError> {
+    if who.by_token {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a session is opened with the password (HTTP Basic), not with another session",
+        ));
+    }
+    let token = state
+        .sessions
+        .issue(&who.user.name, &who.user.password_hash)
+        .map_err(|e| {
+            log_line(&format!("cannot open a session: {e}"));
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the server cannot open a session now; use the password on each request",
+            )
+        })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(SessionResponse {
+            token,
+            user: who.user.name.clone(),
+            expires_in: state.sessions.ttl().as_secs(),
+        }),
+    )
+        .into_response())
+}
+
 impl FromRequestParts<Shared> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
         let peer = peer_of(parts)?;
+        if let Some(token) = bearer_token(parts) {
+            return session_user(parts, state, peer, &token).await;
+        }
         let Some((name, password)) = basic_credentials(parts) else {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -288,7 +371,11 @@ impl FromRequestParts<Shared> for Authed {
                 {
                     *g = Some(user.name.clone());
                 }
-                Ok(Authed { user, peer })
+                Ok(Authed {
+                    user,
+                    peer,
+                    by_token: false,
+                })
             }
             None => {
                 let ev = AuditEvent::new(&name, &peer.to_string(), "login_failure")
@@ -862,6 +949,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(route::HEALTH, get(health))
         .route(route::AUTHORITY_KEY, get(authority_key))
         .route(route::DEPOSITS, post(deposit).get(own_entries))
+        .route(route::SESSION, post(open_session))
         .route(route::DELETION_REQUESTS, post(request_deletion))
         .route(route::ADMIN_ENTRIES, get(search))
         .route(route::pattern::ADMIN_ENTRY, get(fetch))

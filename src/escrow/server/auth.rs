@@ -18,7 +18,7 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
 use super::config::ThrottleConfig;
-use crate::secret::SecretBytes;
+use crate::secret::{SecretBytes, SecretText};
 
 /// The longest password the server accepts (bytes).
 pub const MAX_PASSWORD_BYTES: usize = 1024;
@@ -355,6 +355,155 @@ impl CredentialCache {
     }
 }
 
+/// Short-lived session tokens: a client logs in once (`POST /v1/session` with its password,
+/// one Argon2id check) and presents the token on its later requests (`Authorization: Bearer`),
+/// which then need no password check at all.
+///
+/// A token is 32 random bytes (64 hex digits), handed out once in a [`SecretText`] and kept
+/// here only as its SHA-256, with the user it was issued to, the password hash that user's
+/// password was verified against, and its expiry ([`Sessions::TTL`] after the login; it is
+/// not extended by use). A token is accepted only for that user, only until then, and only
+/// while the user's stored password hash is the one it was issued against: a password change
+/// or a removed user ends every session of that user at its next use. Sessions live in the
+/// server process: a restart ends them all (clients log in again).
+pub struct Sessions {
+    ttl: Duration,
+    entries: Mutex<HashMap<[u8; 32], Session>>,
+}
+
+struct Session {
+    user: String,
+    password_hash: String,
+    expires: Instant,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions::new(Sessions::TTL)
+    }
+}
+
+/// No session could be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The operating system had no random bytes.
+    #[error("no random bytes for a session token")]
+    Random,
+    /// [`Sessions::MAX`] sessions are open.
+    #[error("too many open sessions")]
+    Full,
+}
+
+impl Sessions {
+    /// How long a token is accepted after its login.
+    pub const TTL: Duration = Duration::from_secs(300);
+    /// Open sessions at most (expired ones are pruned first).
+    pub const MAX: usize = 100_000;
+    /// Length of a token in hex digits.
+    pub const TOKEN_LEN: usize = 64;
+
+    /// No sessions; tokens live `ttl`.
+    pub fn new(ttl: Duration) -> Self {
+        Sessions {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How long a new token lives.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    fn id(token: &[u8]) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(token).into()
+    }
+
+    /// A new token for `user`, whose password was just verified against `password_hash`.
+    ///
+    /// # Errors
+    /// [`SessionError`].
+    pub fn issue(&self, user: &str, password_hash: &str) -> Result<SecretText, SessionError> {
+        let mut raw = SecretBytes::zeroed(Self::TOKEN_LEN / 2);
+        crate::crypto::random::fill(raw.expose_mut()).map_err(|_| SessionError::Random)?;
+        let mut token = SecretBytes::zeroed(Self::TOKEN_LEN);
+        hex::encode_to_slice(raw.expose(), token.expose_mut()).map_err(|_| SessionError::Random)?;
+        let now = Instant::now();
+        let mut entries = self.entries.lock().map_err(|_| SessionError::Full)?;
+        if entries.len() >= Self::MAX {
+            entries.retain(|_, s| s.expires > now);
+            if entries.len() >= Self::MAX {
+                return Err(SessionError::Full);
+            }
+        }
+        entries.insert(
+            Self::id(token.expose()),
+            Session {
+                user: user.to_owned(),
+                password_hash: password_hash.to_owned(),
+                expires: now + self.ttl,
+            },
+        );
+        SecretText::from_secret(token).ok_or(SessionError::Random)
+    }
+
+    /// The user a live token was issued to (`None`: unknown or expired).
+    pub fn user_of(&self, token: &[u8]) -> Option<String> {
+        let id = Self::id(token);
+        let mut entries = self.entries.lock().ok()?;
+        match entries.get(&id) {
+            Some(s) if s.expires > Instant::now() => Some(s.user.clone()),
+            Some(_) => {
+                entries.remove(&id);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Whether the session of `token` still holds for `user`, whose stored password hash is
+    /// now `stored_hash` (`None`: the user is gone). A session that no longer holds is ended.
+    pub fn holds(&self, token: &[u8], user: &str, stored_hash: Option<&str>) -> bool {
+        let id = Self::id(token);
+        let Ok(mut entries) = self.entries.lock() else {
+            return false;
+        };
+        let ok = entries.get(&id).is_some_and(|s| {
+            s.expires > Instant::now()
+                && s.user == user
+                && stored_hash.is_some_and(|h| {
+                    bool::from(subtle::ConstantTimeEq::ct_eq(
+                        s.password_hash.as_bytes(),
+                        h.as_bytes(),
+                    ))
+                })
+        });
+        if !ok {
+            entries.remove(&id);
+        }
+        ok
+    }
+
+    /// Open sessions, expired ones included until pruned (tests).
+    pub fn len(&self) -> usize {
+        self.entries.lock().map_or(0, |e| e.len())
+    }
+
+    /// Whether no session is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// A credential checked against one stored hash (`None`: an unknown user).
 type FlightKey = ([u8; 32], Option<String>);
 
@@ -529,11 +678,9 @@ impl Verifier {
                     self.checks
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let hash = stored_hash.map(str::to_owned);
-                    let ok = tokio::task::spawn_blocking(move || {
-                        verify_password(password.expose(), hash.as_deref())
-                    })
-                    .await
-                    .map_err(|_| VerifyError)?;
+                    let ok =
+                        in_background(move || verify_password(password.expose(), hash.as_deref()))
+                            .await?;
                     if ok && let Some(h) = stored_hash {
                         self.cache.insert(key, h);
                     }
@@ -544,6 +691,48 @@ impl Verifier {
             }
         }
     }
+}
+
+/// The nice value of the threads that run Argon2id checks (the server's other threads keep 0).
+pub const CHECK_NICE: i32 = 10;
+
+/// Runs `f` (an Argon2id check) on a thread of its own whose scheduling priority is lowered to
+/// nice [`CHECK_NICE`] (Linux; elsewhere it keeps the normal priority).
+///
+/// An Argon2id verification is tens of milliseconds of CPU; on a small machine a few of them at
+/// once, at the same priority as everything else, held every request behind them, including
+/// those whose credential was already verified. At nice 10 a check gets about a tenth of a
+/// busy core while requests are waiting for CPU, and all of it when the machine is otherwise
+/// idle: requests that need no check are not delayed by those that do, and a login is slower
+/// only while the server is saturated.
+async fn in_background<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, VerifyError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("escrow-argon2".to_owned())
+        .spawn(move || {
+            lower_priority();
+            let _ = tx.send(f());
+        })
+        .map_err(|_| VerifyError)?;
+    rx.await.map_err(|_| VerifyError)
+}
+
+/// Lowers the calling thread's scheduling priority to nice [`CHECK_NICE`]. On Linux the nice
+/// value is a per-thread attribute (`setpriority(PRIO_PROCESS, gettid())`). Best effort: a
+/// system that refuses leaves the thread at its priority.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), CHECK_NICE);
+    }
+}
+
+/// This thread's nice value (tests).
+#[cfg(all(test, target_os = "linux"))]
+fn thread_nice() -> i32 {
+    rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap_or(i32::MIN)
 }
 
 /// The outcome a running check publishes; `None` when it ended without one.
@@ -679,6 +868,55 @@ mod tests {
         assert_eq!(waiter.await.expect("check ran"), Login::Accepted);
         assert_eq!(v.checks_run(), 1);
         assert!(v.flights.lock().expect("flights").is_empty());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn checks_run_at_a_lower_priority_than_the_server() {
+        let here = thread_nice();
+        let check = in_background(thread_nice).await.expect("ran");
+        assert_eq!(check, CHECK_NICE.max(here), "the check's thread");
+        assert_eq!(
+            thread_nice(),
+            here,
+            "the caller's thread keeps its priority"
+        );
+        let other = tokio::task::spawn_blocking(thread_nice).await.expect("ran");
+        assert_eq!(other, here, "the runtime's other threads too");
+    }
+
+    #[test]
+    fn a_session_is_bound_to_its_user_and_password_and_expires() {
+        let sessions = Sessions::new(Duration::from_millis(200));
+        let token = sessions.issue("alice", "hash-1").expect("token");
+        assert_eq!(token.len(), Sessions::TOKEN_LEN);
+        assert!(token.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
+        let t = token.expose();
+        assert_eq!(sessions.user_of(t).as_deref(), Some("alice"));
+        assert!(sessions.holds(t, "alice", Some("hash-1")));
+        assert!(sessions.user_of(b"not a token").is_none());
+        // Another user cannot use it; trying ends it.
+        let other = sessions.issue("alice", "hash-1").expect("token");
+        assert!(!sessions.holds(other.expose(), "bob", Some("hash-1")));
+        assert!(sessions.user_of(other.expose()).is_none());
+        // A changed password (another stored hash) or a removed user ends it.
+        let changed = sessions.issue("alice", "hash-1").expect("token");
+        assert!(!sessions.holds(changed.expose(), "alice", Some("hash-2")));
+        assert!(sessions.user_of(changed.expose()).is_none());
+        let removed = sessions.issue("alice", "hash-1").expect("token");
+        assert!(!sessions.holds(removed.expose(), "alice", None));
+        // Tokens differ, and none is stored in the clear.
+        assert_ne!(token.as_str(), other.as_str());
+        let kept = sessions.entries.lock().expect("sessions");
+        assert!(!kept.contains_key(&{
+            let mut k = [0u8; 32];
+            k.copy_from_slice(&t[..32]);
+            k
+        }));
+        drop(kept);
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(sessions.user_of(t).is_none(), "expired");
+        assert!(!sessions.holds(t, "alice", Some("hash-1")));
     }
 
     #[tokio::test]

@@ -139,6 +139,7 @@ impl Server {
             config,
             verifier: Verifier::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
             deposits,
+            sessions: Default::default(),
         });
         Ok(Server {
             listener,

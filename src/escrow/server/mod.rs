@@ -12,12 +12,14 @@
 //! All bodies are JSON; errors are `{"error": "<code>", "message": "<text>"}` with a fitting
 //! status (400 bad input, 401 wrong or missing credentials, 403 refused, 404, 409, 413 body too
 //! large, 429 throttled with `Retry-After`). Authenticated routes take HTTP Basic credentials
-//! (the network user name and password) on every request; TLS is mandatory.
+//! (the network user name and password) on every request, or a session token
+//! (`Authorization: Bearer`, from `POST /v1/session`: [`auth::Sessions`]); TLS is mandatory.
 //!
 //! | Method and path | Who | What |
 //! |---|---|---|
 //! | `GET /v1/health` | anyone | `{"status":"ok","api":"v1"}` |
 //! | `GET /v1/authority-key` | anyone | `{"algorithm":"RSA","bits","public_key_pem","fingerprint"}` |
+//! | `POST /v1/session` | any user, with the password | 201 `{"token","user","expires_in"}`: a token that stands for the password on later requests until it expires (5 min), the password changes or the server restarts |
 //! | `POST /v1/deposits` | any user | deposit (below) |
 //! | `GET /v1/deposits` | any user | the caller's own entries `{"entries":[entry…]}` |
 //! | `POST /v1/deletion-requests` | owner (or admin) | `{"escrow_number":N,"reason":"…"}` → 201 `{"request_id","escrow_number","status":"pending"}` |

@@ -185,7 +185,7 @@ impl MacInput {
     }
 }
 
-type RowMac = [u8; 32];
+pub(super) type RowMac = [u8; 32];
 
 /// The HMAC-SHA-256 tag of one audit row from the keying row on (lower-case hex).
 #[allow(clippy::too_many_arguments)] // one argument per audited column, in column order
@@ -349,26 +349,63 @@ fn entry_macs(
     rows.iter()
         .map(|r| {
             let number = int(r, 0)?;
-            let mut m = Table::Escrow.row_mac(key, &number.to_string());
-            m.int(int(r, 1)?);
-            for i in 2..6 {
-                m.text(&text(r, i)?);
-            }
-            match r.get(6) {
-                Some(Value::Bytes(b)) => m.bytes(b),
+            let packet = match r.get(6) {
+                Some(Value::Bytes(b)) => b.as_slice(),
                 _ => return Err(StoreError::Corrupt { column: 6 }),
-            }
-            m.text(&text(r, 7)?);
-            // Byte order, whatever the database's collation.
-            let mut s = salts.remove(&number).unwrap_or_default();
-            s.sort();
-            m.int(s.len() as i64);
-            for salt in &s {
-                m.text(salt);
-            }
-            Ok((number, m.finish()))
+            };
+            let mac = entry_mac(
+                key,
+                &EntryColumns {
+                    number,
+                    created_at: int(r, 1)?,
+                    user: &text(r, 2)?,
+                    volume_fingerprint: &text(r, 3)?,
+                    authority_fingerprint: &text(r, 4)?,
+                    metadata: &text(r, 5)?,
+                    packet,
+                    origin: &text(r, 7)?,
+                },
+                salts.remove(&number).unwrap_or_default(),
+            );
+            Ok((number, mac))
         })
         .collect()
+}
+
+/// The columns of an escrow entry that its MAC covers (with its salts).
+pub(super) struct EntryColumns<'a> {
+    pub number: i64,
+    pub created_at: i64,
+    pub user: &'a str,
+    pub volume_fingerprint: &'a str,
+    pub authority_fingerprint: &'a str,
+    pub metadata: &'a str,
+    pub packet: &'a [u8],
+    pub origin: &'a str,
+}
+
+/// The MAC of an escrow entry holding `e` and the set of `salts` (in any order, without
+/// repeats: the `ESCROW_SALT` rows).
+pub(super) fn entry_mac(key: &AuditKey, e: &EntryColumns<'_>, mut salts: Vec<String>) -> RowMac {
+    let mut m = Table::Escrow.row_mac(key, &e.number.to_string());
+    m.int(e.created_at);
+    for t in [
+        e.user,
+        e.volume_fingerprint,
+        e.authority_fingerprint,
+        e.metadata,
+    ] {
+        m.text(t);
+    }
+    m.bytes(e.packet);
+    m.text(e.origin);
+    // Byte order, whatever the database's collation.
+    salts.sort();
+    m.int(salts.len() as i64);
+    for salt in &salts {
+        m.text(salt);
+    }
+    m.finish()
 }
 
 /// MACs of the deletion requests selected by `tail`.
@@ -463,6 +500,18 @@ pub(super) fn created(tx: &mut dyn Tx, row: RowRef) -> Result<(), StoreError> {
     let key = key_of(tx)?;
     let after = current_mac(tx, &key, &row)?;
     note(tx, row, None, after)
+}
+
+/// Notes an escrow entry that `tx` has just created as `e` with `salts` (no repeats), without
+/// reading it back: [`created`] for a batch of inserts written together.
+pub(super) fn created_entry(
+    tx: &mut dyn Tx,
+    e: &EntryColumns<'_>,
+    salts: Vec<String>,
+) -> Result<(), StoreError> {
+    let key = key_of(tx)?;
+    let after = entry_mac(&key, e, salts);
+    note(tx, (Table::Escrow, e.number.to_string()), None, Some(after))
 }
 
 /// Forgets the changes noted since the last audit row: their statements were rolled back (to a

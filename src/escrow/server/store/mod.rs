@@ -216,11 +216,71 @@ pub trait Tx {
     /// # Errors
     /// Whatever the database reports; [`StoreError::Corrupt`] for a column type we do not map.
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError>;
+    /// Inserts `rows` into `table` (each row one value per column of `columns`, none of them
+    /// NULL) and returns what `tail` (`ON CONFLICT …`, `RETURNING …`, or empty) gives back.
+    /// The default writes multi-row `VALUES` statements (a few, so as to stay below SQLite's
+    /// limit on parameters); PostgreSQL binds one array per column to a single statement
+    /// (`SELECT … FROM UNNEST(…)`), so that a batch of rows is one round trip whatever its size.
+    ///
+    /// # Errors
+    /// Whatever the database reports; an error for a row of the wrong width.
+    fn insert_rows(
+        &mut self,
+        table: &str,
+        columns: &[(&str, ColumnKind)],
+        rows: &[Vec<Value>],
+        tail: &str,
+    ) -> Result<Vec<Row>, StoreError> {
+        insert_rows_with_values(self, table, columns, rows, tail)
+    }
     /// The store's audit bookkeeping for this transaction; a backend's own transactions have
     /// none (the store wraps them).
     fn audit_state(&mut self) -> Option<&mut AuditState> {
         None
     }
+}
+
+/// The type of a column written by [`Tx::insert_rows`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// `BIGINT`.
+    Int,
+    /// `TEXT`.
+    Text,
+    /// `BLOB` / `BYTEA`.
+    Bytes,
+}
+
+/// Parameters per statement of the default [`Tx::insert_rows`] (SQLite allowed 999 before
+/// version 3.32).
+const MAX_VALUES_PARAMS: usize = 999;
+
+/// [`Tx::insert_rows`] as multi-row `INSERT … VALUES (…), (…)` statements.
+fn insert_rows_with_values<T: Tx + ?Sized>(
+    tx: &mut T,
+    table: &str,
+    columns: &[(&str, ColumnKind)],
+    rows: &[Vec<Value>],
+    tail: &str,
+) -> Result<Vec<Row>, StoreError> {
+    let width = columns.len();
+    if width == 0 || rows.iter().any(|r| r.len() != width) {
+        return Err(StoreError::msg(format!(
+            "insert into {table}: a row does not have {width} values (a store bug)"
+        )));
+    }
+    let names = columns.iter().map(|c| c.0).collect::<Vec<_>>().join(", ");
+    let one = format!("({})", vec!["?"; width].join(", "));
+    let mut out = Vec::new();
+    for chunk in rows.chunks((MAX_VALUES_PARAMS / width).max(1)) {
+        let sql = format!(
+            "INSERT INTO {table} ({names}) VALUES {} {tail}",
+            vec![one.as_str(); chunk.len()].join(", ")
+        );
+        let params: Vec<Value> = chunk.iter().flatten().cloned().collect();
+        out.extend(tx.query(&sql, &params)?);
+    }
+    Ok(out)
 }
 
 /// A database that can run a closure in one transaction.
@@ -244,6 +304,19 @@ pub trait Backend: Send + Sync + fmt::Debug {
         &self,
         f: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
+    /// Runs one read-only query on its own, as [`Backend::with_snapshot`] would (PostgreSQL:
+    /// one round trip, without `BEGIN` and `COMMIT`).
+    ///
+    /// # Errors
+    /// Whatever the database reports.
+    fn read(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
+        let mut out = Vec::new();
+        self.with_snapshot(&mut |tx| {
+            out = tx.query(sql, params)?;
+            Ok(())
+        })?;
+        Ok(out)
+    }
 }
 
 /// The genesis value of the audit chain's "previous hash".
@@ -530,41 +603,74 @@ fn lock_audit(tx: &mut dyn Tx) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Appends the audit row of `ev`, tagged under the transaction's audit key, with the covered
-/// rows changed since the previous audit row of this transaction.
-fn append_audit(tx: &mut dyn Tx, ev: &AuditEvent, numbers: &[i64]) -> Result<(), StoreError> {
-    let key = audit::key_of(tx)?;
-    let changes = audit::take_changes(tx)?;
-    let head = tx.query("SELECT SEQ, HASH FROM AUDIT_HEAD WHERE ID = 1", &[])?;
-    let row = head
-        .first()
-        .ok_or_else(|| StoreError::msg("the AUDIT_HEAD row is missing"))?;
-    let (prev_seq, prev_hash) = (int(row, 0)?, text(row, 1)?);
+/// The columns of an `AUDIT` row, in the order [`audit_row`] gives their values.
+const AUDIT_COLUMNS: [(&str, ColumnKind); 10] = [
+    ("SEQ", ColumnKind::Int),
+    ("AUDIT_TIME", ColumnKind::Int),
+    ("ACTOR", ColumnKind::Text),
+    ("PEER", ColumnKind::Text),
+    ("EVENT", ColumnKind::Text),
+    ("ESCROW_NUMBERS", ColumnKind::Text),
+    ("DETAIL", ColumnKind::Text),
+    ("ROW_CHANGES", ColumnKind::Text),
+    ("PREV_HASH", ColumnKind::Text),
+    ("HASH", ColumnKind::Text),
+];
+
+/// The values of the audit row of `ev` that follows the row (`prev_seq`, `prev_hash`), tagged
+/// under `key`, and its tag.
+fn audit_row(
+    key: &AuditKey,
+    (prev_seq, prev_hash): (i64, String),
+    time: i64,
+    ev: &AuditEvent,
+    numbers: &[i64],
+    changes: String,
+) -> (Vec<Value>, String) {
     let seq = prev_seq + 1;
-    let time = now_unix();
     let nums = numbers
         .iter()
         .map(i64::to_string)
         .collect::<Vec<_>>()
         .join(",");
     let hash = audit_mac(
-        &key, seq, time, &ev.actor, &ev.peer, &ev.event, &nums, &ev.detail, &changes, &prev_hash,
+        key, seq, time, &ev.actor, &ev.peer, &ev.event, &nums, &ev.detail, &changes, &prev_hash,
     );
+    let values = vec![
+        seq.into(),
+        time.into(),
+        ev.actor.as_str().into(),
+        ev.peer.as_str().into(),
+        ev.event.as_str().into(),
+        nums.into(),
+        ev.detail.as_str().into(),
+        changes.into(),
+        prev_hash.into(),
+        hash.clone().into(),
+    ];
+    (values, hash)
+}
+
+/// The audit head (sequence number and tag of the newest row).
+fn audit_head(rows: &[Row]) -> Result<(i64, String), StoreError> {
+    let row = rows
+        .first()
+        .ok_or_else(|| StoreError::msg("the AUDIT_HEAD row is missing"))?;
+    Ok((int(row, 0)?, text(row, 1)?))
+}
+
+/// Appends the audit row of `ev`, tagged under the transaction's audit key, with the covered
+/// rows changed since the previous audit row of this transaction.
+fn append_audit(tx: &mut dyn Tx, ev: &AuditEvent, numbers: &[i64]) -> Result<(), StoreError> {
+    let key = audit::key_of(tx)?;
+    let changes = audit::take_changes(tx)?;
+    let head = audit_head(&tx.query("SELECT SEQ, HASH FROM AUDIT_HEAD WHERE ID = 1", &[])?)?;
+    let seq = head.0 + 1;
+    let (values, hash) = audit_row(&key, head, now_unix(), ev, numbers, changes);
     tx.execute(
         "INSERT INTO AUDIT (SEQ, AUDIT_TIME, ACTOR, PEER, EVENT, ESCROW_NUMBERS, DETAIL, \
          ROW_CHANGES, PREV_HASH, HASH) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        &[
-            seq.into(),
-            time.into(),
-            ev.actor.as_str().into(),
-            ev.peer.as_str().into(),
-            ev.event.as_str().into(),
-            nums.into(),
-            ev.detail.as_str().into(),
-            changes.into(),
-            prev_hash.into(),
-            hash.clone().into(),
-        ],
+        &values,
     )?;
     tx.execute(
         "UPDATE AUDIT_HEAD SET SEQ = ?, HASH = ? WHERE ID = 1",
@@ -638,6 +744,12 @@ fn insert_or_find(tx: &mut dyn Tx, e: &NewEntry) -> Result<DepositOutcome, Store
             created_at: created,
         });
     }
+    merge_existing(tx, e)
+}
+
+/// The same user's existing entry for `e`'s volume fingerprint, with `e`'s new salts added
+/// and, for a deposit, its newer packet stored.
+fn merge_existing(tx: &mut dyn Tx, e: &NewEntry) -> Result<DepositOutcome, StoreError> {
     let outcome = {
         let rows = tx.query(
             "SELECT ESCROW_NUMBER, CREATED_AT FROM ESCROW \
@@ -702,6 +814,137 @@ fn deposit_detail(out: &DepositOutcome, entry: &NewEntry) -> String {
     }
 }
 
+/// The columns [`deposit_rows`] writes to `ESCROW`.
+const ESCROW_INSERT_COLUMNS: [(&str, ColumnKind); 7] = [
+    ("CREATED_AT", ColumnKind::Int),
+    ("USER_NAME", ColumnKind::Text),
+    ("VOLUME_FINGERPRINT", ColumnKind::Text),
+    ("AUTHORITY_FINGERPRINT", ColumnKind::Text),
+    ("METADATA", ColumnKind::Text),
+    ("PACKET", ColumnKind::Bytes),
+    ("ORIGIN", ColumnKind::Text),
+];
+
+/// Stores `batch` as [`insert_or_find`] and [`append_audit`] would one deposit after the
+/// other, in a constant number of statements: the audit lock and head in one, the new entries
+/// in one multi-row insert, their salts in another, the audit rows (chained and tagged here)
+/// in a third, then the new head. Only deposits of a volume the user already escrowed (before
+/// or earlier in the batch) take statements of their own ([`merge_existing`]), in batch order
+/// after the inserts; the result is the same, since nothing else in the batch touches their
+/// entry, and every audit row records the changes of its own deposit in batch order.
+fn deposit_rows(
+    tx: &mut dyn Tx,
+    batch: &[(NewEntry, AuditEvent)],
+) -> Result<Vec<DepositOutcome>, StoreError> {
+    let key = audit::key_of(tx)?;
+    // Takes the audit lock as `lock_audit` does and reads the head in the same statement.
+    let mut head = audit_head(&tx.query(
+        "UPDATE AUDIT_HEAD SET ID = ID WHERE ID = 1 RETURNING SEQ, HASH",
+        &[],
+    )?)?;
+    let now = now_unix();
+    // The first deposit of each (user, volume) may be new; later ones in the batch merge.
+    let mut first = std::collections::HashSet::new();
+    let tried: Vec<usize> = (0..batch.len())
+        .filter(|&i| first.insert((&batch[i].0.user, &batch[i].0.volume_fingerprint)))
+        .collect();
+    let rows: Vec<Vec<Value>> = tried
+        .iter()
+        .map(|&i| {
+            let e = &batch[i].0;
+            vec![
+                e.created_at.unwrap_or(now).into(),
+                e.user.as_str().into(),
+                e.volume_fingerprint.as_str().into(),
+                e.authority_fingerprint.as_str().into(),
+                e.metadata.as_str().into(),
+                Value::Bytes(e.packet.clone()),
+                e.origin.as_str().into(),
+            ]
+        })
+        .collect();
+    let inserted = tx.insert_rows(
+        "ESCROW",
+        &ESCROW_INSERT_COLUMNS,
+        &rows,
+        "ON CONFLICT (USER_NAME, VOLUME_FINGERPRINT) DO NOTHING \
+         RETURNING ESCROW_NUMBER, USER_NAME, VOLUME_FINGERPRINT",
+    )?;
+    let mut numbers = std::collections::HashMap::new();
+    for r in &inserted {
+        numbers.insert((text(r, 1)?, text(r, 2)?), int(r, 0)?);
+    }
+    let number_of = |e: &NewEntry| {
+        numbers
+            .get(&(e.user.clone(), e.volume_fingerprint.clone()))
+            .copied()
+    };
+    // The salts of the new entries, without repeats (the table's key).
+    let mut new_salts: Vec<Option<Vec<String>>> = vec![None; batch.len()];
+    let mut salt_rows = Vec::new();
+    for &i in &tried {
+        let e = &batch[i].0;
+        if let Some(number) = number_of(e) {
+            let mut salts = e.salts.clone();
+            salts.sort();
+            salts.dedup();
+            salt_rows.extend(
+                salts
+                    .iter()
+                    .map(|s| vec![Value::Int(number), s.as_str().into()]),
+            );
+            new_salts[i] = Some(salts);
+        }
+    }
+    tx.insert_rows(
+        "ESCROW_SALT",
+        &[
+            ("ESCROW_NUMBER", ColumnKind::Int),
+            ("SALT", ColumnKind::Text),
+        ],
+        &salt_rows,
+        "ON CONFLICT (ESCROW_NUMBER, SALT) DO NOTHING",
+    )?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut audit_rows = Vec::with_capacity(batch.len());
+    for ((entry, ev), salts) in batch.iter().zip(new_salts) {
+        let out = match (salts, number_of(entry)) {
+            (Some(salts), Some(number)) => {
+                let created_at = entry.created_at.unwrap_or(now);
+                let columns = audit::EntryColumns {
+                    number,
+                    created_at,
+                    user: &entry.user,
+                    volume_fingerprint: &entry.volume_fingerprint,
+                    authority_fingerprint: &entry.authority_fingerprint,
+                    metadata: &entry.metadata,
+                    packet: &entry.packet,
+                    origin: &entry.origin,
+                };
+                audit::created_entry(tx, &columns, salts)?;
+                DepositOutcome {
+                    number,
+                    already_in_escrow: false,
+                    created_at,
+                }
+            }
+            _ => merge_existing(tx, entry)?,
+        };
+        let ev = ev.clone().detail(deposit_detail(&out, entry));
+        let changes = audit::take_changes(tx)?;
+        let (values, hash) = audit_row(&key, head.clone(), now, &ev, &[out.number], changes);
+        head = (head.0 + 1, hash);
+        audit_rows.push(values);
+        outcomes.push(out);
+    }
+    tx.insert_rows("AUDIT", &AUDIT_COLUMNS, &audit_rows, "")?;
+    tx.execute(
+        "UPDATE AUDIT_HEAD SET SEQ = ?, HASH = ? WHERE ID = 1",
+        &[head.0.into(), head.1.into()],
+    )?;
+    Ok(outcomes)
+}
+
 /// The escrow store: business operations over a [`Backend`].
 #[derive(Debug)]
 pub struct Store {
@@ -721,6 +964,15 @@ impl Tx for StoreTx<'_> {
     }
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
         self.inner.query(sql, params)
+    }
+    fn insert_rows(
+        &mut self,
+        table: &str,
+        columns: &[(&str, ColumnKind)],
+        rows: &[Vec<Value>],
+        tail: &str,
+    ) -> Result<Vec<Row>, StoreError> {
+        self.inner.insert_rows(table, columns, rows, tail)
     }
     fn audit_state(&mut self) -> Option<&mut AuditState> {
         Some(&mut self.state)
@@ -1046,14 +1298,14 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
-        self.tx(|tx| {
-            let rows = tx.query(
-                "SELECT USER_NAME, PASSWORD_HASH, USER_ADMIN, USER_EXPORT, USER_IMPORT \
-                 FROM \"USER\" WHERE USER_NAME = ?",
-                &[name.into()],
-            )?;
-            rows.first().map(user_from_row).transpose()
-        })
+        // Every request reads its user: on a snapshot of its own, which does not wait for the
+        // deposits being committed (SQLite) and costs one round trip (PostgreSQL).
+        let rows = self.backend.read(
+            "SELECT USER_NAME, PASSWORD_HASH, USER_ADMIN, USER_EXPORT, USER_IMPORT \
+             FROM \"USER\" WHERE USER_NAME = ?",
+            &[name.into()],
+        )?;
+        rows.first().map(user_from_row).transpose()
     }
 
     /// All users, by name.
@@ -1131,8 +1383,12 @@ impl Store {
     /// with its own audit row as [`Store::deposit`] writes it. Returns one outcome per deposit,
     /// in order, and only after the commit: an `Ok` is durable.
     ///
+    /// The batch is first tried plainly, in a constant number of statements whatever its size
+    /// ([`deposit_rows`]: multi-row inserts; on PostgreSQL, where each statement is a round
+    /// trip to the server, that is what bounded deposits per second).
+    ///
     /// One deposit that fails (a constraint, a trigger, a failed audit write) does not fail the
-    /// others: the batch is first tried plainly, and when anything in it fails, that
+    /// others: when anything in the plain try fails, that
     /// transaction is rolled back and the batch runs again with each deposit in its own
     /// savepoint, so the failing one is rolled back alone and gets its error while the others
     /// are stored. (Savepoints only then: on PostgreSQL each one costs round trips.) When the
@@ -1148,13 +1404,7 @@ impl Store {
             append_audit(tx, &ev, &[out.number])?;
             Ok(out)
         };
-        let plain = self.tx(|tx| {
-            lock_audit(tx)?;
-            batch
-                .iter()
-                .map(|(entry, ev)| deposit_one(tx, entry, ev))
-                .collect::<Result<Vec<_>, StoreError>>()
-        });
+        let plain = self.tx(|tx| deposit_rows(tx, batch));
         let e = match plain {
             Ok(outcomes) => return outcomes.into_iter().map(Ok).collect(),
             Err(e) if batch.len() == 1 => return vec![Err(e)],

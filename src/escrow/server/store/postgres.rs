@@ -5,7 +5,9 @@
 //! Each connection keeps the statements it has prepared: a statement sent as text is parsed and
 //! described (one round trip) before it runs (another), and a deposit runs about ten of them
 //! one after the other, so preparing each once per connection halves the round trips of the
-//! deposit writer, which is what bounds deposits per second on PostgreSQL.
+//! deposit writer. A batch of deposits is written with multi-row statements
+//! ([`Tx::insert_rows`]: one array per column, `UNNEST`ed), so its round trips do not grow
+//! with its size.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -15,7 +17,7 @@ use postgres::types::{ToSql, Type};
 use postgres::{Config, IsolationLevel, NoTls, Statement};
 use r2d2_postgres::PostgresConnectionManager;
 
-use super::{Backend, BackendKind, Row, StoreError, Tx, Value, redact_url};
+use super::{Backend, BackendKind, ColumnKind, Row, StoreError, Tx, Value, redact_url};
 
 /// Prepared statements kept per connection at most (the queries are a fixed set, plus the
 /// search's combinations of criteria).
@@ -162,6 +164,49 @@ impl PgTx<'_, '_> {
     }
 }
 
+/// The columns of `rows` as one array parameter each, for `UNNEST`.
+fn column_arrays(
+    columns: &[(&str, ColumnKind)],
+    rows: &[Vec<Value>],
+) -> Result<Vec<Box<dyn ToSql + Sync>>, StoreError> {
+    let bad = |table_col: &str| {
+        StoreError::msg(format!(
+            "insert: a value of column {table_col} does not have its type (a store bug)"
+        ))
+    };
+    let mut out: Vec<Box<dyn ToSql + Sync>> = Vec::with_capacity(columns.len());
+    for (i, (name, kind)) in columns.iter().enumerate() {
+        let cell = |r: &Vec<Value>| r.get(i).cloned().ok_or_else(|| bad(name));
+        match kind {
+            ColumnKind::Int => out.push(Box::new(
+                rows.iter()
+                    .map(|r| match cell(r)? {
+                        Value::Int(v) => Ok(v),
+                        _ => Err(bad(name)),
+                    })
+                    .collect::<Result<Vec<i64>, _>>()?,
+            )),
+            ColumnKind::Text => out.push(Box::new(
+                rows.iter()
+                    .map(|r| match cell(r)? {
+                        Value::Text(v) => Ok(v),
+                        _ => Err(bad(name)),
+                    })
+                    .collect::<Result<Vec<String>, _>>()?,
+            )),
+            ColumnKind::Bytes => out.push(Box::new(
+                rows.iter()
+                    .map(|r| match cell(r)? {
+                        Value::Bytes(v) => Ok(v),
+                        _ => Err(bad(name)),
+                    })
+                    .collect::<Result<Vec<Vec<u8>>, _>>()?,
+            )),
+        }
+    }
+    Ok(out)
+}
+
 impl Tx for PgTx<'_, '_> {
     fn execute(&mut self, sql: &str, values: &[Value]) -> Result<u64, StoreError> {
         let statement = self.statement(sql)?;
@@ -175,49 +220,116 @@ impl Tx for PgTx<'_, '_> {
         let owned = params(values);
         let refs: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|b| b.as_ref()).collect();
         let rows = self.tx.query(&statement, &refs).map_err(StoreError::db)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let mut r = Vec::with_capacity(row.len());
-            for (i, col) in row.columns().iter().enumerate() {
-                let bad = |_| StoreError::Corrupt { column: i };
-                let v = match *col.type_() {
-                    Type::INT8 => row
-                        .try_get::<_, Option<i64>>(i)
-                        .map_err(bad)?
-                        .map(Value::Int),
-                    Type::INT4 => row
-                        .try_get::<_, Option<i32>>(i)
-                        .map_err(bad)?
-                        .map(|v| Value::Int(v.into())),
-                    Type::INT2 => row
-                        .try_get::<_, Option<i16>>(i)
-                        .map_err(bad)?
-                        .map(|v| Value::Int(v.into())),
-                    Type::BOOL => row
-                        .try_get::<_, Option<bool>>(i)
-                        .map_err(bad)?
-                        .map(Value::from),
-                    Type::TEXT | Type::VARCHAR | Type::NAME | Type::BPCHAR => row
-                        .try_get::<_, Option<String>>(i)
-                        .map_err(bad)?
-                        .map(Value::Text),
-                    Type::BYTEA => row
-                        .try_get::<_, Option<Vec<u8>>>(i)
-                        .map_err(bad)?
-                        .map(Value::Bytes),
-                    _ => return Err(StoreError::Corrupt { column: i }),
-                };
-                r.push(v.unwrap_or(Value::Null));
-            }
-            out.push(r);
-        }
-        Ok(out)
+        rows_out(&rows)
     }
+
+    /// One statement whatever the number of rows: each column is bound as one array and the
+    /// rows are `UNNEST`ed from them (the statement text does not depend on the row count, so
+    /// it is prepared once per connection).
+    fn insert_rows(
+        &mut self,
+        table: &str,
+        columns: &[(&str, ColumnKind)],
+        rows: &[Vec<Value>],
+        tail: &str,
+    ) -> Result<Vec<Row>, StoreError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names = columns.iter().map(|c| c.0).collect::<Vec<_>>().join(", ");
+        let arrays = columns
+            .iter()
+            .enumerate()
+            .map(|(i, (_, kind))| {
+                let ty = match kind {
+                    ColumnKind::Int => "BIGINT",
+                    ColumnKind::Text => "TEXT",
+                    ColumnKind::Bytes => "BYTEA",
+                };
+                format!("${}::{ty}[]", i + 1)
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("INSERT INTO {table} ({names}) SELECT * FROM UNNEST({arrays}) {tail}");
+        let statement = self.statement(&sql)?;
+        let owned = column_arrays(columns, rows)?;
+        let refs: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|b| b.as_ref()).collect();
+        let rows = self.tx.query(&statement, &refs).map_err(StoreError::db)?;
+        rows_out(&rows)
+    }
+}
+
+/// Rows as the store's [`Value`]s.
+fn rows_out(rows: &[postgres::Row]) -> Result<Vec<Row>, StoreError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let mut r = Vec::with_capacity(row.len());
+        for (i, col) in row.columns().iter().enumerate() {
+            let bad = |_| StoreError::Corrupt { column: i };
+            let v = match *col.type_() {
+                Type::INT8 => row
+                    .try_get::<_, Option<i64>>(i)
+                    .map_err(bad)?
+                    .map(Value::Int),
+                Type::INT4 => row
+                    .try_get::<_, Option<i32>>(i)
+                    .map_err(bad)?
+                    .map(|v| Value::Int(v.into())),
+                Type::INT2 => row
+                    .try_get::<_, Option<i16>>(i)
+                    .map_err(bad)?
+                    .map(|v| Value::Int(v.into())),
+                Type::BOOL => row
+                    .try_get::<_, Option<bool>>(i)
+                    .map_err(bad)?
+                    .map(Value::from),
+                Type::TEXT | Type::VARCHAR | Type::NAME | Type::BPCHAR => row
+                    .try_get::<_, Option<String>>(i)
+                    .map_err(bad)?
+                    .map(Value::Text),
+                Type::BYTEA => row
+                    .try_get::<_, Option<Vec<u8>>>(i)
+                    .map_err(bad)?
+                    .map(Value::Bytes),
+                _ => return Err(StoreError::Corrupt { column: i }),
+            };
+            r.push(v.unwrap_or(Value::Null));
+        }
+        out.push(r);
+    }
+    Ok(out)
 }
 
 impl Backend for PostgresBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::Postgres
+    }
+
+    fn read(&self, sql: &str, values: &[Value]) -> Result<Vec<Row>, StoreError> {
+        let mut conn = self.connection()?;
+        let conn = &mut *conn;
+        let statement = match conn.statements.get(sql) {
+            Some(s) => s.clone(),
+            None => {
+                let s = conn
+                    .client
+                    .prepare(&number_placeholders(sql))
+                    .map_err(StoreError::db)?;
+                if conn.statements.len() >= MAX_STATEMENTS {
+                    conn.statements.clear();
+                }
+                conn.statements.insert(sql.to_owned(), s.clone());
+                s
+            }
+        };
+        let owned = params(values);
+        let refs: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|b| b.as_ref()).collect();
+        // Outside a transaction: the statement runs in one of its own, on its own snapshot.
+        let rows = conn
+            .client
+            .query(&statement, &refs)
+            .map_err(StoreError::db)?;
+        rows_out(&rows)
     }
 
     fn with_tx(
