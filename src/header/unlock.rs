@@ -653,6 +653,9 @@ fn plan_jobs(trials: &[Trial]) -> Vec<Job> {
         (!first, trial.family == Family::VeraCrypt, costly)
     };
     jobs.sort_by_key(rank);
+    // Argon2id last whatever the ranks say (a stable sort): `unlock` holds an Argon2id job
+    // until every PBKDF2 job is done, so no PBKDF2 job may wait behind one.
+    jobs.sort_by_key(|job| matches!(trials[job.parts[0].0].kdf, Kdf::Argon2id(_)));
     jobs
 }
 
@@ -833,6 +836,31 @@ mod tests {
             s.spawn(|| assert!(gate.enter(&stop).is_none(), "a turn after the stop"));
             gate.wake();
         });
+    }
+
+    /// Every Argon2id job comes after every PBKDF2 job, whatever the family, slot or PIM.
+    #[test]
+    fn argon2_jobs_come_last() {
+        let pw = Password::new(b"order").expect("password");
+        let creds = Credentials::new(&pw, &[], 0).expect("credentials");
+        let cands: Vec<Candidate> = [Slot::Normal, Slot::Hidden, Slot::LegacyHidden]
+            .into_iter()
+            .map(|slot| Candidate {
+                slot,
+                bytes: [0u8; HEADER_SIZE],
+            })
+            .collect();
+        let trials = plan_trials(&cands, &creds, &UnlockOptions::default()).expect("trials");
+        let jobs = plan_jobs(&trials);
+        let argon: Vec<bool> = jobs
+            .iter()
+            .map(|j| matches!(trials[j.parts[0].0].kdf, Kdf::Argon2id(_)))
+            .collect();
+        let first = argon.iter().position(|&a| a).expect("an Argon2id job");
+        assert!(
+            argon[first..].iter().all(|&a| a),
+            "a PBKDF2 job after Argon2id"
+        );
     }
 
     #[test]
