@@ -1384,7 +1384,7 @@ impl Store {
     /// in order, and only after the commit: an `Ok` is durable.
     ///
     /// The batch is first tried plainly, in a constant number of statements whatever its size
-    /// ([`deposit_rows`]: multi-row inserts; on PostgreSQL, where each statement is a round
+    /// (`deposit_rows`: multi-row inserts; on PostgreSQL, where each statement is a round
     /// trip to the server, that is what bounded deposits per second).
     ///
     /// One deposit that fails (a constraint, a trigger, a failed audit write) does not fail the
