@@ -56,17 +56,17 @@ pub fn open_for_write(path: &Path, a: &UnlockArgs) -> Result<(Volume, Credential
 pub const TRIES: u32 = 3;
 
 /// A volume opened by [`with_tries`]: what `-v` says about the header that opened it.
-trait Opened {
+trait OpenedVolume {
     fn header(&self) -> &UnlockedHeader;
 }
 
-impl Opened for Volume {
+impl OpenedVolume for Volume {
     fn header(&self) -> &UnlockedHeader {
         self.unlocked()
     }
 }
 
-impl Opened for ReadableVolume {
+impl OpenedVolume for ReadableVolume {
     fn header(&self) -> &UnlockedHeader {
         self.unlocked()
     }
@@ -76,7 +76,7 @@ impl Opened for ReadableVolume {
 /// for), then reads the password and keyfiles and calls `open`. A password typed on the
 /// terminal that opens no header is said, and asked for again, up to [`TRIES`] times; one from
 /// a file is tried once. While the key search runs, a terminal shows what it is trying.
-fn with_tries<T: Opened>(
+fn with_tries<T: OpenedVolume>(
     path: &Path,
     a: &UnlockArgs,
     open: impl Fn(&Credentials, &UnlockOptions, SlotChoice) -> Result<T, VolumeError>,
