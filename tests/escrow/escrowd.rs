@@ -2036,6 +2036,24 @@ fn binary_audit_verify_exits_3_on_changed_tables_and_1_without_its_key() {
     );
     std::fs::rename(&moved, &audit_key).expect("put the key back");
     assert_eq!(run_escrowd(&conf, &["audit", "verify"]).0, Some(0));
+
+    // Many problems (60 users added behind the server's back): the first 20 are listed, then
+    // how many more there are; the summary counts them all.
+    let conn = rusqlite::Connection::open(&db).expect("open db");
+    for i in 0..60 {
+        conn.execute(
+            "INSERT INTO \"USER\" (USER_NAME, PASSWORD_HASH, CREATED_AT) VALUES (?1, 'x', 0)",
+            [format!("intruder{i}")],
+        )
+        .expect("insert");
+    }
+    drop(conn);
+    let (code, out, err) = run_escrowd(&conf, &["audit", "verify"]);
+    assert_eq!(code, Some(3), "{out}{err}");
+    let listed = out.lines().filter(|l| l.starts_with("audit: ")).count();
+    assert_eq!(listed, 21, "20 problems and the count: {out}");
+    assert!(out.contains("… and 40 more problems"), "{out}");
+    assert!(err.contains("60 problem(s)"), "{err}");
 }
 
 #[test]

@@ -67,6 +67,9 @@ fn open_store(config: &Config) -> Result<Store, Failure> {
     Store::open_keyed(&config.database_url, Path::new("."), &config.audit_key).map_err(fail)
 }
 
+/// The most problems `audit verify` lists one by one.
+const SHOWN_PROBLEMS: usize = 20;
+
 fn verify(config: &Config) -> Result<(), Failure> {
     // A wrong key is not refused here: verify reports what does not check out under it.
     let key = AuditKey::load(&config.audit_key).map_err(fail)?;
@@ -87,8 +90,16 @@ fn verify(config: &Config) -> Result<(), Failure> {
         );
         Ok(())
     } else {
-        for p in &report.problems {
+        // A wrong key or a rewritten table breaks every row: the first problems say what
+        // is wrong, the count says how much.
+        for p in report.problems.iter().take(SHOWN_PROBLEMS) {
             outln!("audit: {p}");
+        }
+        if report.problems.len() > SHOWN_PROBLEMS {
+            outln!(
+                "audit: … and {} more problems (the first {SHOWN_PROBLEMS} are shown)",
+                report.problems.len() - SHOWN_PROBLEMS
+            );
         }
         Err((
             3,
