@@ -498,21 +498,12 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
         noteln!(
             "Restored the {} header of {} as escrowed in entry {number} (by {} on {}): the \
              password, keyfiles and PIM of that time open it again.",
-            if header.is_hidden() {
-                "hidden volume's"
-            } else {
-                "normal"
-            },
+            role_word(header),
             restored.path.display(),
             escrowed.entry.user,
             escrowed.entry.created
         );
-        if is_backup {
-            errln!(
-                "The user restores it with `tcvault restore-header VOLUME --file {}`.",
-                restored.path.display()
-            );
-        }
+        said_how_to_restore(is_backup, &restored.path);
         return Ok(());
     }
     let prf = match o.new_prf {
@@ -534,11 +525,7 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
     noteln!(
         "Restored the {} header of {} from escrow entry {number} (escrowed by {} on {}); it \
          opens with the new password.",
-        if header.is_hidden() {
-            "hidden volume's"
-        } else {
-            "normal"
-        },
+        role_word(header),
         restored.path.display(),
         escrowed.entry.user,
         escrowed.entry.created
@@ -554,17 +541,31 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
             ),
         }
     }
-    if is_backup {
-        errln!(
-            "The user restores it with `tcvault restore-header VOLUME --file {}`.",
-            restored.path.display()
-        );
-    }
+    said_how_to_restore(is_backup, &restored.path);
     noteln!(
         "Reminder: the master key did not change. Older headers and header backups still open \
          the volume with their old passwords; to revoke them, copy the data to a new volume."
     );
     Ok(())
+}
+
+/// "normal" or "hidden volume's", for the header restored.
+fn role_word(header: &tcvault::header::format::Header) -> &'static str {
+    if header.is_hidden() {
+        "hidden volume's"
+    } else {
+        "normal"
+    }
+}
+
+/// For a header backup file restored: how the user puts it back into the volume.
+fn said_how_to_restore(is_backup: bool, path: &Path) {
+    if is_backup {
+        errln!(
+            "The user restores it with `tcvault restore-header VOLUME --file {}`.",
+            path.display()
+        );
+    }
 }
 
 /// Says where the previous headers of `target` were saved, when they were.

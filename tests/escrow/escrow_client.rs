@@ -224,12 +224,25 @@ impl Env {
         self.restore_with(admin, target, &extra, new_pw)
     }
 
-    /// `tcvault -R admin TARGET` with `extra` arguments, no terminal.
+    /// `tcvault -R admin TARGET` with `extra` arguments and the new password `new_pw`, no
+    /// terminal.
     fn restore_with(&self, admin: &str, target: &Path, extra: &[&str], new_pw: &str) -> Output {
-        let a = authority();
         let np = self.secret("new.pw", new_pw);
-        self.tcvault()
-            .arg("-R")
+        self.restore_cmd(admin, target)
+            .arg("--new-password-file")
+            .arg(&np)
+            .args(["--new-pim", PIM])
+            .args(extra)
+            .output()
+            .expect("run restore")
+    }
+
+    /// `tcvault -R admin TARGET` as the admin, with the authority key, old headers not kept;
+    /// the caller adds the rest.
+    fn restore_cmd(&self, admin: &str, target: &Path) -> Command {
+        let a = authority();
+        let mut c = self.tcvault();
+        c.arg("-R")
             .arg(admin)
             .arg(target)
             .arg("--escrow-config")
@@ -240,12 +253,8 @@ impl Env {
             .arg(&a.private)
             .arg("--private-key-passphrase-file")
             .arg(&a.passphrase)
-            .arg("--new-password-file")
-            .arg(&np)
-            .args(["--new-pim", PIM, "--no-keep-old-header"])
-            .args(extra)
-            .output()
-            .expect("run restore")
+            .arg("--no-keep-old-header");
+        c
     }
 }
 
@@ -378,6 +387,15 @@ impl Env {
     }
 }
 
+/// Whether the embedded backup of the normal header opens with `password`.
+fn backup_opens(vol: &Path, password: &str) -> bool {
+    let slots = SlotChoice {
+        backup: true,
+        ..SlotChoice::default()
+    };
+    Volume::open(vol, &creds(password), slots, &UnlockOptions::default()).is_ok()
+}
+
 fn forget_password(env: &Env, vol: &Path, old: &str) {
     let oldp = env.secret("old.pw", old);
     let lost = env.secret("lost.pw", &format!("lost {}", std::process::id()));
@@ -485,17 +503,10 @@ fn escrow_and_restore_a_volume() {
     assert!(s.contains("master key did not change"), "{s}");
     assert_eq!(read_data(&vol, "reset pw"), data, "data unchanged");
     assert!(open(&vol, "user pw 2").is_err());
-    // The embedded backup was rewritten too.
-    let b = Volume::open(
-        &vol,
-        &creds("reset pw"),
-        SlotChoice {
-            backup: true,
-            ..SlotChoice::default()
-        },
-        &UnlockOptions::default(),
+    assert!(
+        backup_opens(&vol, "reset pw"),
+        "the embedded backup opens with the new password"
     );
-    assert!(b.is_ok(), "the embedded backup opens with the new password");
 }
 
 #[test]
@@ -1353,36 +1364,18 @@ fn old_password_restore_puts_the_escrowed_header_back() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 
-    let a = authority();
     let out = env
-        .tcvault()
-        .arg("-R")
-        .arg("helpdesk")
-        .arg(&vol)
-        .arg("--escrow-config")
-        .arg(&env.config)
-        .arg("--admin-password-file")
-        .arg(env.path("helpdesk.pw"))
-        .arg("--private-key")
-        .arg(&a.private)
-        .arg("--private-key-passphrase-file")
-        .arg(&a.passphrase)
-        .args(["--entry", &entry, "--old-password", "--no-keep-old-header"])
+        .restore_cmd("helpdesk", &vol)
+        .args(["--entry", &entry, "--old-password"])
         .output()
         .expect("run restore");
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("open it again"), "{}", stderr(&out));
     assert_eq!(read_data(&vol, "the old pw"), data, "data unchanged");
-    let b = Volume::open(
-        &vol,
-        &creds("the old pw"),
-        SlotChoice {
-            backup: true,
-            ..SlotChoice::default()
-        },
-        &UnlockOptions::default(),
+    assert!(
+        backup_opens(&vol, "the old pw"),
+        "the embedded backup opens with the old password"
     );
-    assert!(b.is_ok(), "the embedded backup opens with the old password");
 }
 
 /// Under `<policy>require</policy>`: `--escrow no` is refused before anything is asked or
