@@ -400,12 +400,19 @@ pub fn argon2id(
             params.parallelism,
             out,
         )
-        .map_err(|_| Argon2Error("not enough memory".into()));
+        .map_err(|_| Argon2Error(NOT_ENOUGH_MEMORY.into()));
     }
+    // The crate, on CPUs without our kernel: its failed allocation says the same as ours.
     ::argon2::Argon2::new(::argon2::Algorithm::Argon2id, ::argon2::Version::V0x13, p)
         .hash_password_into(password, salt, out)
-        .map_err(|e| Argon2Error(e.to_string()))
+        .map_err(|e| match e {
+            ::argon2::Error::OutOfMemory => Argon2Error(NOT_ENOUGH_MEMORY.into()),
+            other => Argon2Error(other.to_string()),
+        })
 }
+
+/// What an Argon2id derivation that could not get its memory says, whichever path ran.
+const NOT_ENOUGH_MEMORY: &str = "not enough memory";
 
 #[cfg(test)]
 mod tests {
