@@ -9,9 +9,13 @@ use tcvault::crypto::kdf::Prf;
 use tcvault::escrow::client::config::{ClientConfig, Policy};
 use tcvault::escrow::client::deposit::{self, DepositError};
 use tcvault::escrow::client::http::{ClientError, EscrowClient, Login};
+use tcvault::escrow::client::packet::RsaPrivateKey;
 use tcvault::escrow::client::packet::{self, PacketError};
+use tcvault::escrow::client::required::RequiredUsers;
 use tcvault::escrow::client::restore::{self as escrow_restore, Escrowed, NoProof, RestoreError};
-use tcvault::escrow::wire::{Entry, SearchParams};
+use tcvault::escrow::client::shares::{self, SealedShare, ShareError};
+use tcvault::escrow::sealed::Cost;
+use tcvault::escrow::wire::{APPROVAL_REQUIRED, Entry, SearchParams};
 use tcvault::header::seal::Protection;
 use tcvault::header::{Credentials, HostKind, UnlockOptions, UnlockedHeader};
 use tcvault::secret::{SecretBytes, SecretText, read_secret};
@@ -26,14 +30,38 @@ use super::unlock::{credentials, prf_of, prompt_secret};
 
 // ---------- the escrow hook ----------
 
-/// Whether to escrow now, with which configuration, and whether escrow is required (the
-/// policy `require`); `None` means "not now" (after saying why, where the user asked for
-/// escrow).
+/// Why escrow is required, where it is: the site's configuration, or the server (what it
+/// said at the user's last login, remembered in [`RequiredUsers`]).
+fn requirement(cfg: &ClientConfig) -> Option<String> {
+    if cfg.policy == Policy::Require {
+        return Some(format!(
+            "escrow is required here (<policy>require</policy> in {})",
+            cfg.path.display()
+        ));
+    }
+    let remembered = RequiredUsers::load(&RequiredUsers::default_path()?);
+    remembered.user_for(&cfg.server).map(|user| {
+        format!(
+            "the escrow server {} requires escrow of {user}'s volumes (it said so at the last \
+             login; remembered in {})",
+            cfg.server,
+            remembered.path().display()
+        )
+    })
+}
+
+/// `--escrow no` where escrow is required, for `why`.
+fn refused_no(why: &str) -> CliError {
+    CliError::msg(format!("{why}: --escrow no is refused"), USAGE)
+}
+
+/// Whether to escrow now, with which configuration, and why escrow is required if it is;
+/// `None` means "not now" (after saying why, where the user asked for escrow).
 ///
 /// # Errors
-/// `--escrow no` under the policy `require`; a configuration that cannot be read while the
+/// `--escrow no` where escrow is required; a configuration that cannot be read while the
 /// user asked for escrow is only said.
-fn decide(a: &EscrowArgs) -> Result<Option<(ClientConfig, bool)>, CliError> {
+fn decide(a: &EscrowArgs) -> Result<Option<(ClientConfig, Option<String>)>, CliError> {
     let cfg = match ClientConfig::discover(a.escrow_config.as_deref()) {
         Ok(Some(c)) => c,
         Ok(None) => {
@@ -53,18 +81,11 @@ fn decide(a: &EscrowArgs) -> Result<Option<(ClientConfig, bool)>, CliError> {
         }
     };
     detailln!("escrow server {} (from {})", cfg.server, cfg.path.display());
-    if cfg.policy == Policy::Require {
+    if let Some(why) = requirement(&cfg) {
         if a.escrow == Some(EscrowPolicyArg::No) {
-            return Err(CliError::msg(
-                format!(
-                    "escrow is required here (<policy>require</policy> in {}): --escrow no \
-                     is refused",
-                    cfg.path.display()
-                ),
-                USAGE,
-            ));
+            return Err(refused_no(&why));
         }
-        return Ok(Some((cfg, true)));
+        return Ok(Some((cfg, Some(why))));
     }
     let policy = match a.escrow {
         Some(EscrowPolicyArg::Yes) => Policy::Yes,
@@ -74,7 +95,7 @@ fn decide(a: &EscrowArgs) -> Result<Option<(ClientConfig, bool)>, CliError> {
     };
     Ok(match policy {
         Policy::No => None,
-        Policy::Yes | Policy::Require => Some((cfg, false)),
+        Policy::Yes | Policy::Require => Some((cfg, None)),
         Policy::Ask => {
             if !io::stdin().is_terminal() {
                 errln!(
@@ -85,7 +106,7 @@ fn decide(a: &EscrowArgs) -> Result<Option<(ClientConfig, bool)>, CliError> {
             }
             match ask_line("Escrow the keys of this volume? [y/N] ") {
                 Ok(ans) if matches!(ans.trim(), "y" | "Y" | "yes" | "Yes" | "YES") => {
-                    Some((cfg, false))
+                    Some((cfg, None))
                 }
                 _ => None,
             }
@@ -93,7 +114,7 @@ fn decide(a: &EscrowArgs) -> Result<Option<(ClientConfig, bool)>, CliError> {
     })
 }
 
-/// Before anything is asked or written: `--escrow no` under the policy `require` is refused.
+/// Before anything is asked or written: `--escrow no` where escrow is required is refused.
 ///
 /// # Errors
 /// That refusal.
@@ -102,14 +123,10 @@ pub fn check_allowed(a: &EscrowArgs) -> Result<(), CliError> {
         return Ok(());
     }
     match ClientConfig::discover(a.escrow_config.as_deref()) {
-        Ok(Some(cfg)) if cfg.policy == Policy::Require => Err(CliError::msg(
-            format!(
-                "escrow is required here (<policy>require</policy> in {}): --escrow no is \
-                 refused",
-                cfg.path.display()
-            ),
-            USAGE,
-        )),
+        Ok(Some(cfg)) => match requirement(&cfg) {
+            Some(why) => Err(refused_no(&why)),
+            None => Ok(()),
+        },
         _ => Ok(()),
     }
 }
@@ -119,7 +136,7 @@ pub fn check_allowed(a: &EscrowArgs) -> Result<(), CliError> {
 /// on, unless escrow is required. (Made on mount, before the volume is mounted.)
 ///
 /// # Errors
-/// Under the policy `require`: the deposit was not acknowledged.
+/// Where escrow is required: the deposit was not acknowledged.
 #[cfg(feature = "mount")]
 pub fn offer(volume: &Path, u: &UnlockedHeader, a: &EscrowArgs) -> Result<(), CliError> {
     match decide(a)? {
@@ -150,26 +167,20 @@ pub fn offer_new(
     match Volume::open(volume, creds, slots, opts) {
         Ok(v) => deposit(volume, v.unlocked(), &cfg, a, required),
         Err(e) => not_escrowed(
-            required,
-            &cfg,
+            required.as_deref(),
             format!("cannot reopen {} for escrow: {e}", volume.display()),
         ),
     }
 }
 
-/// Says that the keys were not escrowed because of `why`: a warning, or under the policy
-/// `require` the command's error.
-fn not_escrowed(required: bool, cfg: &ClientConfig, why: String) -> Result<(), CliError> {
-    if required {
-        return Err(CliError::msg(
-            format!(
-                "{why}; escrow is required here (<policy>require</policy> in {}), so this \
-                 cannot go ahead",
-                cfg.path.display()
-            ),
-            FAILED,
-        )
-        .hint("try again once the escrow server acknowledges the deposit"));
+/// Says that the keys were not escrowed because of `why`: a warning, or where escrow is
+/// `required` (for that reason) the command's error.
+fn not_escrowed(required: Option<&str>, why: String) -> Result<(), CliError> {
+    if let Some(rule) = required {
+        return Err(
+            CliError::msg(format!("{why}; {rule}, so this cannot go ahead"), FAILED)
+                .hint("try again once the escrow server acknowledges the deposit"),
+        );
     }
     errln!("tcvault: {why}");
     Ok(())
@@ -180,9 +191,9 @@ fn deposit(
     u: &UnlockedHeader,
     cfg: &ClientConfig,
     a: &EscrowArgs,
-    required: bool,
+    mut required: Option<String>,
 ) -> Result<(), CliError> {
-    match try_deposit(volume, u, cfg, a) {
+    match try_deposit(volume, u, cfg, a, &mut required) {
         Ok(d) if d.already_in_escrow => {
             noteln!(
                 "The keys of {} are already in escrow with number {}.",
@@ -199,7 +210,7 @@ fn deposit(
             );
             Ok(())
         }
-        Err(DepositFailure::Library(DepositError::Unreachable(e))) if !required => {
+        Err(DepositFailure::Library(DepositError::Unreachable(e))) if required.is_none() => {
             errln!(
                 "tcvault: {e}\ntcvault: the keys of {} were not escrowed; try again later (open \
                  the volume with --escrow yes)",
@@ -208,8 +219,7 @@ fn deposit(
             Ok(())
         }
         Err(e) => not_escrowed(
-            required,
-            cfg,
+            required.as_deref(),
             format!(
                 "escrow failed: {e}; the keys of {} were not escrowed",
                 volume.display()
@@ -228,11 +238,14 @@ enum DepositFailure {
     Volume(#[from] tcvault::volume::VolumeError),
 }
 
+/// Logs in, learns whether the server requires escrow of this user (setting `required` and
+/// remembering it when it does), and deposits.
 fn try_deposit(
     volume: &Path,
     u: &UnlockedHeader,
     cfg: &ClientConfig,
     a: &EscrowArgs,
+    required: &mut Option<String>,
 ) -> Result<deposit::Deposited, DepositFailure> {
     let login = match &a.escrow_credentials {
         Some(f) => login_from_file(f).map_err(DepositFailure::Login)?,
@@ -249,8 +262,35 @@ fn try_deposit(
             }
         }
     };
+    if let Some(account) = deposit::account(cfg, &login)? {
+        remember(cfg, &account.user, account.escrow_required);
+        if account.escrow_required && required.is_none() {
+            *required = Some(format!(
+                "the escrow server {} requires escrow of {}'s volumes",
+                cfg.server, account.user
+            ));
+        }
+    }
     let host = Host::open(volume)?;
     Ok(deposit::deposit(&host, u, cfg, &login)?)
+}
+
+/// Keeps what the server said of `user` for the next commands (a failure to write it is
+/// only said: the server asks again at the next login).
+fn remember(cfg: &ClientConfig, user: &str, escrow_required: bool) {
+    let Some(path) = RequiredUsers::default_path() else {
+        return;
+    };
+    let mut r = RequiredUsers::load(&path);
+    if let Err(e) = r.set(&cfg.server, user, escrow_required) {
+        errln!(
+            "tcvault: cannot record in {} that escrow is {}required of {user}: {e}",
+            path.display(),
+            if escrow_required { "" } else { "no longer " }
+        );
+    } else if escrow_required {
+        detailln!("the escrow server requires escrow of {user}'s volumes");
+    }
 }
 
 /// At most 64 KiB of `path`, straight into a secret buffer.
@@ -297,21 +337,12 @@ pub(super) fn packet_err(e: PacketError) -> CliError {
     CliError::new(e, code)
 }
 
-/// `tcvault escrow keygen`.
-pub(super) fn keygen(k: &KeygenArgs) -> Result<(), CliError> {
-    if k.bits < packet::MIN_KEY_BITS {
-        return Err(packet_err(PacketError::KeyTooSmall(k.bits)));
-    }
-    for p in [&k.private_key, &k.public_key] {
-        if p.exists() && !k.force {
-            return Err(CliError::msg(format!("{} exists", p.display()), BAD_INPUT)
-                .hint("add --force to replace it"));
-        }
-    }
-    let pass = match &k.passphrase_file {
+/// A new passphrase: from `file`, or asked twice as `prompt`.
+fn new_passphrase(file: Option<&Path>, prompt: &str) -> Result<SecretBytes, CliError> {
+    let pass = match file {
         Some(f) => secret_from_file(f, "passphrase file")?,
         None => {
-            let a = prompt_secret("Passphrase for the new private key: ")?;
+            let a = prompt_secret(prompt)?;
             let b = prompt_secret("Repeat it: ")?;
             if a != b {
                 return Err(CliError::msg("the two passphrases differ", BAD_INPUT));
@@ -320,23 +351,195 @@ pub(super) fn keygen(k: &KeygenArgs) -> Result<(), CliError> {
         }
     };
     if pass.is_empty() {
-        return Err(CliError::msg("the private key needs a passphrase", USAGE));
+        return Err(CliError::msg("an empty passphrase protects nothing", USAGE));
     }
+    Ok(pass)
+}
+
+/// The files of a split key: FILE.share1 … FILE.shareN.
+fn share_paths(base: &Path, count: u8) -> Vec<PathBuf> {
+    (1..=count)
+        .map(|i| {
+            let mut p = base.as_os_str().to_owned();
+            p.push(format!(".share{i}"));
+            PathBuf::from(p)
+        })
+        .collect()
+}
+
+/// `tcvault escrow keygen`.
+pub(super) fn keygen(k: &KeygenArgs) -> Result<(), CliError> {
+    if k.bits < packet::MIN_KEY_BITS {
+        return Err(packet_err(PacketError::KeyTooSmall(k.bits)));
+    }
+    let private_files = match (k.shares, k.threshold) {
+        (Some(count), Some(threshold)) => {
+            if !(2..=shares::MAX_SHARES).contains(&count) || !(2..=count).contains(&threshold) {
+                return Err(CliError::new(
+                    ShareError::Parameters { threshold, count },
+                    USAGE,
+                ));
+            }
+            if !k.share_passphrase_file.is_empty()
+                && k.share_passphrase_file.len() != usize::from(count)
+            {
+                return Err(CliError::new(
+                    ShareError::Passphrases {
+                        count,
+                        given: k.share_passphrase_file.len(),
+                    },
+                    USAGE,
+                ));
+            }
+            share_paths(&k.private_key, count)
+        }
+        _ => vec![k.private_key.clone()],
+    };
+    for p in private_files.iter().chain([&k.public_key]) {
+        if p.exists() && !k.force {
+            return Err(CliError::msg(format!("{} exists", p.display()), BAD_INPUT)
+                .hint("add --force to replace it"));
+        }
+    }
+    // Every passphrase is asked for before the key exists.
+    let passes = match k.shares {
+        Some(count) => (1..=count)
+            .map(|i| {
+                let file = k.share_passphrase_file.get(usize::from(i) - 1);
+                new_passphrase(
+                    file.map(PathBuf::as_path),
+                    &format!(
+                        "Passphrase of share {i} of {count} (its holder; {}): ",
+                        private_files[usize::from(i) - 1].display()
+                    ),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => vec![new_passphrase(
+            k.passphrase_file.as_deref(),
+            "Passphrase for the new private key: ",
+        )?],
+    };
     noteln!("Generating a {}-bit RSA key…", k.bits);
     let key = packet::generate_key(k.bits).map_err(packet_err)?;
-    let private = packet::encrypted_private_pem(&key, pass.expose()).map_err(packet_err)?;
     let public_key = key.to_public_key();
     let public = packet::public_pem(&public_key).map_err(packet_err)?;
     let fp = hex::encode(packet::key_fingerprint(&public_key).map_err(packet_err)?);
-    write::write_backup_file(&k.private_key, private.expose(), k.force)?;
-    write::write_backup_file(&k.public_key, public.as_bytes(), k.force)?;
-    noteln!(
-        "Wrote the encrypted private key to {} and the public key to {}.",
-        k.private_key.display(),
-        k.public_key.display()
-    );
+    match k.threshold {
+        Some(threshold) => {
+            let split = shares::split(&key, threshold, &passes, Cost::strong())
+                .map_err(|e| CliError::new(e, FAILED))?;
+            drop(key);
+            for (share, path) in split.iter().zip(&private_files) {
+                let text = share.to_json().map_err(|e| CliError::new(e, FAILED))?;
+                write::write_backup_file(path, &text, k.force)?;
+            }
+            write::write_backup_file(&k.public_key, public.as_bytes(), k.force)?;
+            noteln!(
+                "Split the private key into {} shares, any {threshold} of which rebuild it: \
+                 {} … {}; the public key is in {}. Give each share to its holder; no file \
+                 holds the whole key.",
+                split.len(),
+                private_files[0].display(),
+                private_files[private_files.len() - 1].display(),
+                k.public_key.display()
+            );
+        }
+        None => {
+            let private =
+                packet::encrypted_private_pem(&key, passes[0].expose()).map_err(packet_err)?;
+            write::write_backup_file(&k.private_key, private.expose(), k.force)?;
+            write::write_backup_file(&k.public_key, public.as_bytes(), k.force)?;
+            noteln!(
+                "Wrote the encrypted private key to {} and the public key to {}.",
+                k.private_key.display(),
+                k.public_key.display()
+            );
+        }
+    }
     outln!("{fp}");
     Ok(())
+}
+
+/// The authority private key of a restore: the whole key (`--private-key`), or rebuilt from
+/// its shares (`--share`, each opened with its holder's passphrase). Done before anything
+/// is asked of the server.
+fn authority_private_key(o: &RestoreOptions) -> Result<RsaPrivateKey, CliError> {
+    if !o.share.is_empty() {
+        return key_from_shares(o);
+    }
+    let key_path = o.private_key.as_deref().ok_or_else(|| {
+        CliError::msg("restore needs the escrow authority's private key", USAGE)
+            .hint("give --private-key FILE, or --share FILE once per share of a split key")
+    })?;
+    let key_pem =
+        read_small(key_path, "private key", false).map_err(|m| CliError::msg(m, BAD_INPUT))?;
+    let key_pem = SecretText::from_secret(key_pem)
+        .ok_or_else(|| CliError::msg(format!("{}: not PEM text", key_path.display()), BAD_INPUT))?;
+    let passphrase = match &o.private_key_passphrase_file {
+        Some(f) => secret_from_file(f, "passphrase file")?,
+        None => prompt_secret(&format!("Passphrase of {}: ", key_path.display()))?,
+    };
+    packet::load_private_key(key_pem.as_str(), passphrase.expose()).map_err(packet_err)
+}
+
+fn share_err(e: ShareError, file: Option<&Path>) -> CliError {
+    let code = match e {
+        ShareError::WrongPassphrase { .. } => WRONG_CREDENTIALS,
+        ShareError::Parameters { .. }
+        | ShareError::Passphrases { .. }
+        | ShareError::TooFew { .. }
+        | ShareError::Duplicate { .. } => USAGE,
+        _ => BAD_INPUT,
+    };
+    match file {
+        Some(f) => CliError::msg(format!("{}: {e}", f.display()), code),
+        None => CliError::new(e, code),
+    }
+}
+
+fn key_from_shares(o: &RestoreOptions) -> Result<RsaPrivateKey, CliError> {
+    if !o.share_passphrase_file.is_empty() && o.share_passphrase_file.len() != o.share.len() {
+        return Err(CliError::msg(
+            format!(
+                "{} --share files need {0} --share-passphrase-file files in the same order \
+                 ({} given), or none (each holder is asked)",
+                o.share.len(),
+                o.share_passphrase_file.len()
+            ),
+            USAGE,
+        ));
+    }
+    let mut sealed = Vec::with_capacity(o.share.len());
+    for f in &o.share {
+        let bytes = std::fs::read(f)
+            .map_err(|e| CliError::msg(format!("key share {}: {e}", f.display()), BAD_INPUT))?;
+        sealed.push(SealedShare::parse(&bytes).map_err(|e| share_err(e, Some(f)))?);
+    }
+    shares::check_set(&sealed).map_err(|e| share_err(e, None))?;
+    let mut opened = Vec::with_capacity(sealed.len());
+    for (i, (s, f)) in sealed.iter().zip(&o.share).enumerate() {
+        let pass = match o.share_passphrase_file.get(i) {
+            Some(p) => secret_from_file(p, "share passphrase file")?,
+            None => prompt_secret(&format!(
+                "Passphrase of key share {} of {} ({}): ",
+                s.index,
+                s.count,
+                f.display()
+            ))?,
+        };
+        opened.push(s.open(pass.expose()).map_err(|e| share_err(e, Some(f)))?);
+    }
+    let key = shares::combine(&opened).map_err(|e| share_err(e, None))?;
+    detailln!(
+        "rebuilt the authority private key from shares {}",
+        opened
+            .iter()
+            .map(|s| s.index().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(key)
 }
 
 // ---------- the help-desk restore ----------
@@ -387,6 +590,33 @@ fn restore_err(e: RestoreError) -> CliError {
     }
 }
 
+/// Under the server's dual control: asks for the approval of fetching entry `number` (or
+/// finds the request already waiting), and says what happens next; nothing was written.
+fn ask_fetch_approval(
+    client: &EscrowClient,
+    login: &Login,
+    number: i64,
+    target: &Path,
+) -> CliError {
+    let reason = format!("restore of {}", target.display());
+    match client.request_fetch(login, number, &reason) {
+        Ok(s) => CliError::msg(
+            format!(
+                "the escrow server requires a second admin's approval before the packet of \
+                 entry {number} is fetched; fetch request {} waits for it (nothing was written)",
+                s.request_id
+            ),
+            FAILED,
+        )
+        .hint(format!(
+            "another escrow admin approves it with `tcvault escrow approve-fetch {}`; then run \
+             this restore again",
+            s.request_id
+        )),
+        Err(e) => client_err(e),
+    }
+}
+
 fn print_entries(entries: &[Entry]) {
     errln!(
         "  {:>8}  {:<25}  {:<20}  header",
@@ -423,26 +653,12 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
             CliError::msg("key escrow is not configured", USAGE)
                 .hint("give --escrow-config FILE or write ~/.config/tcvault/escrow.xml")
         })?;
-    let key_path = o.private_key.as_deref().ok_or_else(|| {
-        CliError::msg("restore needs the escrow authority's private key", USAGE)
-            .hint("give --private-key FILE")
-    })?;
-    let key_pem =
-        read_small(key_path, "private key", false).map_err(|m| CliError::msg(m, BAD_INPUT))?;
-    let key_pem = SecretText::from_secret(key_pem)
-        .ok_or_else(|| CliError::msg(format!("{}: not PEM text", key_path.display()), BAD_INPUT))?;
     let host = Host::open(target)?;
     let is_backup = host.kind() != HostKind::Volume;
 
-    // The private key opens before anything is asked of the server: a wrong passphrase costs
-    // no fetch and leaves no audit row.
-    let passphrase = match &o.private_key_passphrase_file {
-        Some(f) => secret_from_file(f, "passphrase file")?,
-        None => prompt_secret(&format!("Passphrase of {}: ", key_path.display()))?,
-    };
-    let key =
-        packet::load_private_key(key_pem.as_str(), passphrase.expose()).map_err(packet_err)?;
-    drop(passphrase);
+    // The private key opens before anything is asked of the server: a wrong passphrase (or
+    // share) costs no fetch and leaves no audit row.
+    let key = authority_private_key(o)?;
 
     let password = match &o.admin_password_file {
         Some(f) => secret_from_file(f, "admin password file")?,
@@ -472,7 +688,14 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
     errln!("Escrow entries:");
     print_entries(&entries);
     let number = pick_entry(&entries, o.entry)?;
-    let escrowed = escrow_restore::fetch(&client, &login, number, &key).map_err(restore_err)?;
+    let escrowed = match escrow_restore::fetch(&client, &login, number, &key) {
+        Err(RestoreError::Client(ClientError::Refused {
+            status: 403, code, ..
+        })) if code == APPROVAL_REQUIRED => {
+            return Err(ask_fetch_approval(&client, &login, number, target));
+        }
+        other => other.map_err(restore_err)?,
+    };
     drop(key);
 
     // Prove that the entry belongs to TARGET before anything is written; the salts the

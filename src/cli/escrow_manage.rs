@@ -37,6 +37,9 @@ pub fn command(a: &EscrowCmdArgs) -> Result<(), CliError> {
         EscrowCommand::Deletions(d) => deletions(&d.login),
         EscrowCommand::Approve(d) => decide(d, true),
         EscrowCommand::Reject(d) => decide(d, false),
+        EscrowCommand::FetchRequests(d) => fetch_requests(&d.login),
+        EscrowCommand::ApproveFetch(d) => decide_fetch(d, true),
+        EscrowCommand::RejectFetch(d) => decide_fetch(d, false),
         EscrowCommand::Export(e) => export(e),
         EscrowCommand::Import(i) => import(i),
     }
@@ -325,6 +328,53 @@ fn decide(a: &EscrowDecideArgs, approve: bool) -> Result<(), CliError> {
         .decide_deletion(&login, a.id, approve)
         .map_err(server_err)?;
     print_status(&s, a.login.json)
+}
+
+fn fetch_requests(a: &EscrowLoginArgs) -> Result<(), CliError> {
+    let (client, login) = connect(a)?;
+    let list = client.pending_fetches(&login).map_err(server_err)?;
+    if a.json {
+        return print_json(&list);
+    }
+    if list.requests.is_empty() {
+        errln!("No pending fetch request.");
+        return Ok(());
+    }
+    outln!(
+        "{:>6}  {:>8}  {:<20}  {:<16}  reason",
+        "id",
+        "number",
+        "requested",
+        "by"
+    );
+    for r in &list.requests {
+        outln!(
+            "{:>6}  {:>8}  {:<20}  {:<16}  {}",
+            r.request_id,
+            r.escrow_number,
+            r.requested,
+            r.requested_by,
+            r.reason
+        );
+    }
+    Ok(())
+}
+
+fn decide_fetch(a: &EscrowDecideArgs, approve: bool) -> Result<(), CliError> {
+    let (client, login) = connect(&a.login)?;
+    let s = client
+        .decide_fetch(&login, a.id, approve)
+        .map_err(server_err)?;
+    if a.login.json {
+        return print_json(&s);
+    }
+    noteln!(
+        "Fetch request {} for entry {} is {}.",
+        s.request_id,
+        s.escrow_number,
+        s.status.as_str()
+    );
+    Ok(())
 }
 
 /// The bundle password: from a file, or asked (twice when `confirm`).

@@ -31,6 +31,9 @@ pub mod route {
     /// `POST` (HTTP Basic only) → 201 [`super::SessionResponse`]: a short-lived token that
     /// later requests may present instead of the password (`Authorization: Bearer`).
     pub const SESSION: &str = "/v1/session";
+    /// `GET` → [`super::Account`]: the caller's own account, as the client needs it before a
+    /// deposit (whether escrow is required of them).
+    pub const ACCOUNT: &str = "/v1/account";
     /// `POST` [`super::DeletionRequestBody`] → 201 [`super::DeletionStatus`]: a user asks
     /// for their own entry (an admin for any) to be deleted.
     pub const DELETION_REQUESTS: &str = "/v1/deletion-requests";
@@ -42,6 +45,10 @@ pub mod route {
     pub const ADMIN_EXPORT: &str = "/v1/admin/export";
     /// `POST` [`super::ImportRequest`] → [`super::ImportResponse`] (import right).
     pub const ADMIN_IMPORT: &str = "/v1/admin/import";
+    /// Dual control: `POST` [`super::FetchRequestBody`] → 201 [`super::FetchStatus`] (an
+    /// admin asks to fetch a packet); `GET` → [`super::FetchList`] of pending requests
+    /// (admin).
+    pub const ADMIN_FETCH_REQUESTS: &str = "/v1/admin/fetch-requests";
 
     /// `GET` → [`super::EntryWithPacket`] (admin; audited as a fetch).
     pub fn admin_entry(number: i64) -> String {
@@ -60,6 +67,14 @@ pub mod route {
     pub fn reject(id: i64) -> String {
         format!("{ADMIN_DELETIONS}/{id}/reject")
     }
+    /// `POST` → [`super::FetchStatus`] (admin; not the requester).
+    pub fn approve_fetch(id: i64) -> String {
+        format!("{ADMIN_FETCH_REQUESTS}/{id}/approve")
+    }
+    /// `POST` → [`super::FetchStatus`] (admin).
+    pub fn reject_fetch(id: i64) -> String {
+        format!("{ADMIN_FETCH_REQUESTS}/{id}/reject")
+    }
 
     /// The router's patterns of the routes with a parameter.
     pub mod pattern {
@@ -71,6 +86,10 @@ pub mod route {
         pub const APPROVE: &str = "/v1/admin/deletion-requests/{id}/approve";
         /// [`super::reject`].
         pub const REJECT: &str = "/v1/admin/deletion-requests/{id}/reject";
+        /// [`super::approve_fetch`].
+        pub const APPROVE_FETCH: &str = "/v1/admin/fetch-requests/{id}/approve";
+        /// [`super::reject_fetch`].
+        pub const REJECT_FETCH: &str = "/v1/admin/fetch-requests/{id}/reject";
     }
 }
 
@@ -136,6 +155,20 @@ pub struct SessionResponse {
     /// user's password changes, the user is removed or the server restarts: then requests
     /// with it get 401 and the client logs in again.
     pub expires_in: u64,
+}
+
+/// `GET /v1/account` answer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Account {
+    /// The user name the request authenticated.
+    pub user: String,
+    /// `USER_ADMIN` = 1.
+    #[serde(default)]
+    pub admin: bool,
+    /// The site requires this user to escrow every volume before it is used
+    /// (`tcvault-escrowd user require-escrow`).
+    #[serde(default)]
+    pub escrow_required: bool,
 }
 
 /// `POST /v1/deposits` answer.
@@ -312,6 +345,93 @@ pub struct Deletion {
 pub struct DeletionList {
     /// The pending requests, oldest first.
     pub requests: Vec<Deletion>,
+}
+
+/// The [`ErrorBody::error`] of a packet fetch refused for want of a second admin's approval
+/// (HTTP 403): the client then asks for one ([`route::ADMIN_FETCH_REQUESTS`]).
+pub const APPROVAL_REQUIRED: &str = "approval_required";
+
+/// `POST /v1/admin/fetch-requests` body.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchRequestBody {
+    /// The entry whose packet the admin wants.
+    pub escrow_number: i64,
+    /// Why (shown to the approving admin; at most 1000 characters).
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Where a fetch request stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FetchState {
+    /// Waiting for a second admin.
+    Pending,
+    /// Approved: the requester may fetch the packet once.
+    Approved,
+    /// Rejected.
+    Rejected,
+    /// Approved and used by a fetch.
+    Used,
+}
+
+impl FetchState {
+    /// The name used on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FetchState::Pending => "pending",
+            FetchState::Approved => "approved",
+            FetchState::Rejected => "rejected",
+            FetchState::Used => "used",
+        }
+    }
+
+    /// The state named `s`.
+    pub fn from_name(s: &str) -> Option<FetchState> {
+        [
+            FetchState::Pending,
+            FetchState::Approved,
+            FetchState::Rejected,
+            FetchState::Used,
+        ]
+        .into_iter()
+        .find(|d| d.as_str() == s)
+    }
+}
+
+/// The answer to a fetch request, approval or rejection.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FetchStatus {
+    /// The request.
+    pub request_id: i64,
+    /// Its entry.
+    pub escrow_number: i64,
+    /// Where it stands now.
+    pub status: FetchState,
+}
+
+/// A pending fetch request.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FetchRequest {
+    /// The request.
+    pub request_id: i64,
+    /// Its entry.
+    pub escrow_number: i64,
+    /// Which admin asked.
+    pub requested_by: String,
+    /// When (RFC 3339).
+    pub requested: String,
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// `GET /v1/admin/fetch-requests`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FetchList {
+    /// The pending requests, oldest first.
+    pub requests: Vec<FetchRequest>,
 }
 
 /// `POST /v1/admin/export` body.

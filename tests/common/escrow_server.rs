@@ -252,6 +252,8 @@ pub struct Options {
     pub max_failures: u32,
     pub max_body: usize,
     pub name: &'static str,
+    /// Dual control: `FETCH_APPROVAL_SECONDS` (`None`: off).
+    pub fetch_approval: Option<std::time::Duration>,
 }
 
 impl Default for Options {
@@ -262,6 +264,7 @@ impl Default for Options {
             max_failures: 5,
             max_body: config::DEFAULT_MAX_BODY_BYTES,
             name: "escrow-a",
+            fetch_approval: None,
         }
     }
 }
@@ -293,6 +296,7 @@ pub async fn start(kind: Kind, opts: Options) -> Option<TestServer> {
     cfg.throttle.max_failures = opts.max_failures;
     cfg.max_body_bytes = opts.max_body;
     cfg.server_name = opts.name.to_owned();
+    cfg.fetch_approval = opts.fetch_approval;
     let cert_pem = std::fs::read(conf_dir.join("cert.pem")).expect("cert");
     Some(serve(cfg, cert_pem, db, dir).await)
 }
@@ -357,6 +361,7 @@ impl TestServer {
             admin,
             export,
             import,
+            escrow_required: false,
         };
         tokio::task::spawn_blocking(move || {
             store

@@ -30,41 +30,84 @@ struct Authority {
     public: PathBuf,
     passphrase: PathBuf,
     fingerprint: String,
+    /// For a split key: its share files and their holders' passphrase files, in order.
+    shares: Vec<(PathBuf, PathBuf)>,
+}
+
+/// `tcvault escrow keygen` into a new folder, with `extra` arguments; the fingerprint it
+/// printed.
+fn keygen(dir: &Path, extra: &[&std::ffi::OsStr]) -> (Output, String) {
+    let out = Command::cargo_bin("tcvault")
+        .expect("binary")
+        .args(["escrow", "keygen", "--private-key"])
+        .arg(dir.join("authority.key.pem"))
+        .arg("--public-key")
+        .arg(dir.join("authority.pub.pem"))
+        .args(extra)
+        .output()
+        .expect("run keygen");
+    let fingerprint = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (out, fingerprint)
 }
 
 fn authority() -> &'static Authority {
     static A: OnceLock<Authority> = OnceLock::new();
     A.get_or_init(|| {
         let dir = tempfile::tempdir().expect("tempdir");
-        let private = dir.path().join("authority.key.pem");
-        let public = dir.path().join("authority.pub.pem");
         let passphrase = dir.path().join("passphrase");
         std::fs::write(&passphrase, "help desk secret\n").expect("write passphrase");
-        let out = Command::cargo_bin("tcvault")
-            .expect("binary")
-            .args(["escrow", "keygen", "--private-key"])
-            .arg(&private)
-            .arg("--public-key")
-            .arg(&public)
-            .arg("--passphrase-file")
-            .arg(&passphrase)
-            .output()
-            .expect("run keygen");
+        let (out, fingerprint) = keygen(
+            dir.path(),
+            &["--passphrase-file".as_ref(), passphrase.as_os_str()],
+        );
         assert!(
             out.status.success(),
             "keygen: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let fingerprint = String::from_utf8(out.stdout)
-            .expect("utf-8")
-            .trim()
-            .to_owned();
         Authority {
-            _dir: dir,
-            private,
-            public,
+            private: dir.path().join("authority.key.pem"),
+            public: dir.path().join("authority.pub.pem"),
             passphrase,
             fingerprint,
+            shares: Vec::new(),
+            _dir: dir,
+        }
+    })
+}
+
+/// An authority key split 3 of 5 by `escrow keygen --shares 5 --threshold 3`, each share
+/// under its own holder's passphrase; no file holds the whole key.
+fn split_authority() -> &'static Authority {
+    static A: OnceLock<Authority> = OnceLock::new();
+    A.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut args: Vec<std::ffi::OsString> = ["--shares", "5", "--threshold", "3"]
+            .iter()
+            .map(Into::into)
+            .collect();
+        let mut shares = Vec::new();
+        for i in 1..=5 {
+            let pass = dir.path().join(format!("holder{i}.pass"));
+            std::fs::write(&pass, format!("holder {i} passphrase\n")).expect("write");
+            args.push("--share-passphrase-file".into());
+            args.push(pass.clone().into());
+            shares.push((dir.path().join(format!("authority.key.pem.share{i}")), pass));
+        }
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(AsRef::as_ref).collect();
+        let (out, fingerprint) = keygen(dir.path(), &args);
+        assert!(
+            out.status.success(),
+            "keygen --shares: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Authority {
+            private: dir.path().join("authority.key.pem"),
+            public: dir.path().join("authority.pub.pem"),
+            passphrase: dir.path().join("no-passphrase"),
+            fingerprint,
+            shares,
+            _dir: dir,
         }
     })
 }
@@ -77,6 +120,7 @@ struct Env {
     db_url: String,
     audit_key: PathBuf,
     server: Option<TestServer>,
+    authority: &'static Authority,
 }
 
 impl Env {
@@ -87,7 +131,22 @@ impl Env {
     /// A server (the suite's common one, on SQLite, with this file's authority key) whose
     /// admins must call from `admin_network`.
     fn start_with(admin_network: &'static str) -> Env {
-        let a = authority();
+        Env::start_for(authority(), admin_network)
+    }
+
+    /// As [`Env::start_with`], for the authority key `a`.
+    fn start_for(a: &'static Authority, admin_network: &'static str) -> Env {
+        Env::start_opts(
+            a,
+            Options {
+                admin_networks: admin_network,
+                ..Options::default()
+            },
+        )
+    }
+
+    /// A server with `opts` (its authority key: `a`'s).
+    fn start_opts(a: &'static Authority, opts: Options) -> Env {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -95,8 +154,7 @@ impl Env {
             .expect("runtime");
         let opts = Options {
             authority_key: Some(&a.public),
-            admin_networks: admin_network,
-            ..Options::default()
+            ..opts
         };
         let server = rt
             .block_on(escrow_server::start(Kind::Sqlite, opts))
@@ -105,7 +163,7 @@ impl Env {
         let cert = dir.path().join("server-cert.pem");
         std::fs::write(&cert, &server.cert_pem).expect("write the server certificate");
         let config = dir.path().join("escrow.xml");
-        write_client_config(&config, &server.url(""), &cert);
+        write_client_config(&config, &server.url(""), &cert, a);
         let env = Env {
             rt,
             dir,
@@ -113,11 +171,20 @@ impl Env {
             db_url: server.db.url(),
             audit_key: server.db.audit_key.clone(),
             server: Some(server),
+            authority: a,
         };
         env.add_user("alice", "alice pw", false);
         env.add_user("bob", "bob pw", false);
         env.add_user("helpdesk", "helpdesk pw", true);
         env
+    }
+
+    /// `tcvault-escrowd user require-escrow NAME yes|no`, as the store does it.
+    fn require_escrow(&self, name: &str, on: bool) {
+        Store::open_keyed(&self.db_url, Path::new("/"), &self.audit_key)
+            .expect("open store")
+            .set_escrow_required(name, on, &AuditEvent::new("test", "local", "require"))
+            .expect("set the flag");
     }
 
     fn add_user(&self, name: &str, password: &str, admin: bool) {
@@ -134,6 +201,7 @@ impl Env {
             admin,
             export: bundles,
             import: bundles,
+            escrow_required: false,
         };
         store
             .add_user(&rec, &AuditEvent::new("test", "local", "user_add"))
@@ -161,6 +229,7 @@ impl Env {
         let mut c = Command::cargo_bin("tcvault").expect("binary");
         c.current_dir(self.dir.path());
         c.env("HOME", self.dir.path());
+        c.env_remove("XDG_STATE_HOME");
         c
     }
 
@@ -240,7 +309,17 @@ impl Env {
     /// `tcvault -R admin TARGET` as the admin, with the authority key, old headers not kept;
     /// the caller adds the rest.
     fn restore_cmd(&self, admin: &str, target: &Path) -> Command {
-        let a = authority();
+        let a = self.authority;
+        let mut c = self.restore_cmd_keyless(admin, target);
+        c.arg("--private-key")
+            .arg(&a.private)
+            .arg("--private-key-passphrase-file")
+            .arg(&a.passphrase);
+        c
+    }
+
+    /// As [`Env::restore_cmd`], without the private key: the caller gives it (or shares).
+    fn restore_cmd_keyless(&self, admin: &str, target: &Path) -> Command {
         let mut c = self.tcvault();
         c.arg("-R")
             .arg(admin)
@@ -249,10 +328,6 @@ impl Env {
             .arg(&self.config)
             .arg("--admin-password-file")
             .arg(self.path(&format!("{admin}.pw")))
-            .arg("--private-key")
-            .arg(&a.private)
-            .arg("--private-key-passphrase-file")
-            .arg(&a.passphrase)
             .arg("--no-keep-old-header");
         c
     }
@@ -266,8 +341,7 @@ impl Drop for Env {
     }
 }
 
-fn write_client_config(path: &Path, url: &str, cert: &Path) {
-    let a = authority();
+fn write_client_config(path: &Path, url: &str, cert: &Path, a: &Authority) {
     let xml = format!(
         "<tcvault-escrow>\n  <server>{url}</server>\n  <ca-certificate>{}</ca-certificate>\n  \
          <authority-key>{}</authority-key>\n  <authority-fingerprint>{}</authority-fingerprint>\n  \
@@ -1036,6 +1110,7 @@ fn unreachable_server_does_not_fail_create() {
         &dead,
         &format!("https://localhost:{port}"),
         &env.path("server-cert.pem"),
+        authority(),
     );
     let pw = env.secret("dead.volpw", "pw d");
     let vol = env.path("dead.tc");
@@ -1505,5 +1580,290 @@ fn required_escrow_fails_the_command_until_the_deposit_is_acknowledged() {
     assert!(
         tcvault::mount::state::find_volume(&vol).is_none(),
         "mounted although escrow failed"
+    );
+}
+
+/// The server's per-user flag: escrow goes ahead under the default policy `ask` with no
+/// terminal; the client remembers the flag, so `--escrow no` is then refused and a server
+/// that cannot be reached fails the command; a wrong escrow password fails it too; once the
+/// admin clears the flag, the next login forgets it.
+#[test]
+fn a_user_the_server_requires_escrow_of_cannot_skip_it() {
+    let env = Env::start();
+    env.require_escrow("alice", true);
+    let state = env.path(".local/state/tcvault/escrow-required");
+    let pw = env.secret("flag.pw", "flagged user pw");
+    let create = |env: &Env, name: &str, creds: &str, escrow: &[&str]| {
+        let vol = env.path(name);
+        let out = env
+            .tcvault()
+            .arg("create")
+            .arg(&vol)
+            .args(["--size", "1M", "--quick", "--pim", PIM, "--password-file"])
+            .arg(&pw)
+            .arg("--escrow-config")
+            .arg(&env.config)
+            .arg("--escrow-credentials")
+            .arg(env.path(creds))
+            .args(escrow)
+            .output()
+            .expect("run create");
+        (vol, out)
+    };
+
+    // Before the first login nothing is known: `ask` without a terminal does not escrow.
+    let (_, out) = create(&env, "unknown.tc", "alice.creds", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("were not escrowed"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!state.exists());
+
+    // The first login learns it (and escrows, as asked).
+    let (_, out) = create(&env, "first.tc", "alice.creds", &["--escrow", "yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    escrow_number(&out);
+    let kept = std::fs::read_to_string(&state).expect("the flag is remembered");
+    assert!(kept.contains("\talice"), "{kept}");
+
+    // From then on: no question, and `--escrow no` refused before anything is written.
+    let (_, out) = create(&env, "asked.tc", "alice.creds", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    escrow_number(&out);
+    let (vol, out) = create(&env, "refused.tc", "alice.creds", &["--escrow", "no"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("requires escrow of alice's volumes"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !vol.exists(),
+        "a volume was made under a refused --escrow no"
+    );
+
+    // A wrong escrow password is no longer only a warning.
+    std::fs::write(env.path("wrong.creds"), "alice\nnot her pw\n").expect("creds");
+    let (vol, out) = create(&env, "wrongpw.tc", "wrong.creds", &["--escrow", "yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("was created, but") && stderr(&out).contains("requires escrow"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(open(&vol, "flagged user pw").is_ok(), "the volume is kept");
+
+    // Cleared on the server: the next login forgets it, and `--escrow no` is allowed again.
+    env.require_escrow("alice", false);
+    let (_, out) = create(&env, "cleared.tc", "alice.creds", &["--escrow", "yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let kept = std::fs::read_to_string(&state).expect("state file");
+    assert!(!kept.contains("alice"), "{kept}");
+    let (_, out) = create(&env, "free.tc", "alice.creds", &["--escrow", "no"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Required again, and the server gone: the command fails, saying why.
+    env.require_escrow("alice", true);
+    let (_, out) = create(&env, "again.tc", "alice.creds", &["--escrow", "yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut env = env;
+    if let Some(server) = env.server.take() {
+        env.rt.block_on(server.stop());
+    }
+    let (vol, out) = create(&env, "offline.tc", "alice.creds", &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot be reached") && stderr(&out).contains("requires escrow"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(vol.exists(), "the created volume is kept");
+}
+
+/// Split control: keygen wrote five shares (0600) and no whole key; `-R` with three of them
+/// (in any order, each under its holder's passphrase) restores; two are too few, a share
+/// given twice counts once, and a wrong passphrase is exit 3, each refused before the server
+/// is asked anything.
+#[test]
+fn a_split_authority_key_restores_with_three_of_five_shares() {
+    use std::os::unix::fs::PermissionsExt;
+    let a = split_authority();
+    assert!(!a.private.exists(), "no file holds the whole key");
+    for (share, _) in &a.shares {
+        let mode = std::fs::metadata(share)
+            .expect("share file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", share.display());
+    }
+    let env = Env::start_for(a, "127.0.0.0/8");
+    let (vol, out) = env.create("split.tc", "split pw", Some("alice"));
+    let n = escrow_number(&out).to_string();
+    let data = write_data(&vol, "split pw");
+    forget_password(&env, &vol, "split pw");
+    let np = env.secret("split-new.pw", "rebuilt key pw");
+    let restore = |which: &[usize], passes: &[&Path]| {
+        let mut c = env.restore_cmd_keyless("helpdesk", &vol);
+        for &i in which {
+            c.arg("--share").arg(&a.shares[i - 1].0);
+        }
+        for p in passes {
+            c.arg("--share-passphrase-file").arg(p);
+        }
+        c.arg("--new-password-file")
+            .arg(&np)
+            .args(["--new-pim", PIM, "--entry", &n])
+            .output()
+            .expect("run restore")
+    };
+    let pass = |i: usize| a.shares[i - 1].1.as_path();
+    let audited = audit_events(&env).len();
+
+    let out = restore(&[4, 2], &[pass(4), pass(2)]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("2 key shares given, 3 are needed"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = restore(&[4, 2, 4], &[pass(4), pass(2), pass(4)]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("key share 4 is given twice"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = restore(&[4, 2, 5], &[pass(4), pass(1), pass(5)]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("wrong passphrase for key share 2"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        audit_events(&env)[audited..],
+        [] as [String; 0],
+        "nothing was asked of the server"
+    );
+    assert!(open(&vol, "rebuilt key pw").is_err(), "nothing was written");
+
+    let out = restore(&[5, 2, 4], &[pass(5), pass(2), pass(4)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(read_data(&vol, "rebuilt key pw"), data, "data unchanged");
+}
+
+/// Dual control (`FETCH_APPROVAL_SECONDS`): `-R` alone is refused and files a fetch request,
+/// writing nothing; the requester cannot approve it; once another admin has, `-R` restores;
+/// the approval is used up by that one fetch; the audit records it all and still verifies.
+#[test]
+fn dual_control_needs_a_second_admin_for_each_fetch() {
+    let env = Env::start_opts(
+        authority(),
+        Options {
+            fetch_approval: Some(std::time::Duration::from_secs(600)),
+            ..Options::default()
+        },
+    );
+    env.add_user("auditor", "auditor pw", true);
+    let (vol, out) = env.create("dual.tc", "dual pw", Some("alice"));
+    let n = escrow_number(&out);
+    let data = write_data(&vol, "dual pw");
+    forget_password(&env, &vol, "dual pw");
+    let escrow = |user: &str, args: &[&str]| {
+        env.tcvault()
+            .arg("escrow")
+            .args(args)
+            .arg("--escrow-config")
+            .arg(&env.config)
+            .arg("--escrow-credentials")
+            .arg(env.path(&format!("{user}.creds")))
+            .output()
+            .expect("run tcvault escrow")
+    };
+
+    let out = env.restore("helpdesk", &vol, Some(n), "dual new pw");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("second admin's approval"), "{err}");
+    let id = err
+        .split("fetch request ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .expect("request id")
+        .to_owned();
+    assert!(open(&vol, "dual new pw").is_err(), "nothing was written");
+    // Asking again finds the same request.
+    let out = env.restore("helpdesk", &vol, Some(n), "dual new pw");
+    assert!(
+        stderr(&out).contains(&format!("fetch request {id} waits")),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = escrow("auditor", &["fetch-requests"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        listed.contains("helpdesk") && listed.contains(&id),
+        "{listed}"
+    );
+
+    let out = escrow("helpdesk", &["approve-fetch", &id]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot approve their own"),
+        "{}",
+        stderr(&out)
+    );
+    let out = escrow("alice", &["approve-fetch", &id]);
+    assert!(
+        !out.status.success(),
+        "a non-admin approved: {}",
+        stderr(&out)
+    );
+
+    let out = escrow("auditor", &["approve-fetch", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("approved"), "{}", stderr(&out));
+    let out = env.restore("helpdesk", &vol, Some(n), "dual new pw");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(read_data(&vol, "dual new pw"), data, "data unchanged");
+
+    // One approval, one fetch.
+    let out = env.restore("helpdesk", &vol, Some(n), "dual other pw");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("second admin's approval"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(open(&vol, "dual other pw").is_err());
+
+    let events = audit_events(&env);
+    for e in ["fetch_refused", "fetch_request", "fetch_approve", "fetch"] {
+        assert!(events.iter().any(|x| x == e), "{e} not in {events:?}");
+    }
+    let store = Store::open_keyed(&env.db_url, Path::new("/"), &env.audit_key).expect("open store");
+    assert!(
+        store.verify_audit().expect("verify").problems.is_empty(),
+        "the audit verifies"
+    );
+    // An approval forged with database access alone is caught.
+    let path = env.db_url.strip_prefix("sqlite:").expect("an SQLite URL");
+    rusqlite::Connection::open(path)
+        .expect("open the database")
+        .execute(
+            "UPDATE FETCH_REQUEST SET STATUS = 'approved', DECIDED_BY = 'auditor'",
+            [],
+        )
+        .expect("forge");
+    let problems = store.verify_audit().expect("verify").problems;
+    assert!(
+        problems.iter().any(|p| p.contains("fetch request")),
+        "{problems:?}"
     );
 }

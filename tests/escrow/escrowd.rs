@@ -1608,6 +1608,18 @@ fn config_parses_and_checks_networks() {
     assert!(!c.is_admin_network("127.0.0.1".parse().expect("ip")));
     assert!(!c.is_admin_network("192.168.2.1".parse().expect("ip")));
     assert_eq!(c.throttle.max_failures, 5);
+    assert_eq!(c.fetch_approval, None, "no dual control unless asked");
+    let dual = GOOD.replace(
+        "</TCVAULT_ESCROWD>",
+        "  <FETCH_APPROVAL_SECONDS>900</FETCH_APPROVAL_SECONDS>\n</TCVAULT_ESCROWD>",
+    );
+    let c = Config::parse(&dual, Path::new("/srv/escrow/escrowd.xml")).expect("parses");
+    assert_eq!(c.fetch_approval, Some(Duration::from_secs(900)));
+    let off = dual.replace(">900<", ">0<");
+    let c = Config::parse(&off, Path::new("/srv/escrow/escrowd.xml")).expect("parses");
+    assert_eq!(c.fetch_approval, None);
+    let bad = dual.replace(">900<", ">soon<");
+    assert!(Config::parse(&bad, Path::new("x.xml")).is_err());
 }
 
 #[test]
@@ -1780,10 +1792,48 @@ fn binary_init_users_serve_sigterm_and_audit_verify() {
         .expect("list");
     let list = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
-        list.contains("bob\tadmin=yes\texport=yes\timport=no"),
+        list.contains("bob\tadmin=yes\texport=yes\timport=no\trequire-escrow=no"),
         "{list}"
     );
     assert!(list.contains("root\tadmin=yes"), "{list}");
+    // `require-escrow` sets the flag (yes by default) and `no` clears it; the served account
+    // says so below.
+    for (args, shown) in [
+        (
+            &["bob"][..],
+            "bob\tadmin=yes\texport=yes\timport=no\trequire-escrow=yes",
+        ),
+        (
+            &["bob", "no"][..],
+            "bob\tadmin=yes\texport=yes\timport=no\trequire-escrow=no",
+        ),
+        (
+            &["root", "yes"][..],
+            "root\tadmin=yes\texport=no\timport=no\trequire-escrow=yes",
+        ),
+    ] {
+        let out = escrowd()
+            .args(["-c", c, "user", "require-escrow"])
+            .args(args)
+            .output()
+            .expect("require-escrow");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = escrowd()
+            .args(["-c", c, "user", "list"])
+            .output()
+            .expect("list");
+        let list = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(list.contains(shown), "{args:?}: {list}");
+    }
+    let out = escrowd()
+        .args(["-c", c, "user", "require-escrow", "nobody"])
+        .output()
+        .expect("require-escrow of nobody");
+    assert_eq!(out.status.code(), Some(1), "no such user");
     let out = escrowd()
         .args(["-c", c, "user", "remove", "bob"])
         .output()
@@ -1842,6 +1892,16 @@ fn binary_init_users_serve_sigterm_and_audit_verify() {
             .await
             .expect("search");
         assert_eq!(r.status(), StatusCode::OK);
+        let r = client
+            .get(format!("https://localhost:{}/v1/account", addr.port()))
+            .basic_auth("root", Some("s3cret pw"))
+            .send()
+            .await
+            .expect("account");
+        assert_eq!(r.status(), StatusCode::OK);
+        let account: tcvault::escrow::wire::Account = r.json().await.expect("account body");
+        assert_eq!(account.user, "root");
+        assert!(account.admin && account.escrow_required, "{account:?}");
         let r = client
             .get(format!("https://localhost:{}/v1/deposits", addr.port()))
             .basic_auth("root", Some("wrong"))

@@ -65,6 +65,9 @@ pub enum UserCommand {
         /// May import bundles.
         #[arg(long)]
         import: bool,
+        /// The user's volumes must be escrowed before use (see `user require-escrow`).
+        #[arg(long)]
+        escrow_required: bool,
         /// Read the password from the first line of FILE ("-" = standard input).
         #[arg(long, value_name = "FILE")]
         password_file: Option<PathBuf>,
@@ -90,6 +93,15 @@ pub enum UserCommand {
         name: String,
         /// yes or no.
         value: YesNo,
+    },
+    /// Require (or with `no`, stop requiring) that the user's tcvault escrow every volume
+    /// they open, create or give a new header, before it is used. Their tcvault learns it at
+    /// its next login to this server and remembers it.
+    RequireEscrow {
+        /// User name.
+        name: String,
+        /// yes (the default) or no.
+        value: Option<YesNo>,
     },
     /// Set or clear the export and import rights.
     SetRights {

@@ -242,6 +242,7 @@ fn user(config: &Config, cmd: UserCommand) -> Result<(), Failure> {
             admin,
             export,
             import,
+            escrow_required,
             password_file,
         } => {
             if name.is_empty()
@@ -262,6 +263,7 @@ fn user(config: &Config, cmd: UserCommand) -> Result<(), Failure> {
                         admin,
                         export,
                         import,
+                        escrow_required,
                     },
                     &local_event("user_add"),
                 )
@@ -292,11 +294,12 @@ fn user(config: &Config, cmd: UserCommand) -> Result<(), Failure> {
             for u in store.users().map_err(fail)? {
                 let yn = |b: bool| if b { "yes" } else { "no" };
                 outln!(
-                    "{}\tadmin={}\texport={}\timport={}",
+                    "{}\tadmin={}\texport={}\timport={}\trequire-escrow={}",
                     u.name,
                     yn(u.admin),
                     yn(u.export),
-                    yn(u.import)
+                    yn(u.import),
+                    yn(u.escrow_required)
                 );
             }
         }
@@ -305,6 +308,20 @@ fn user(config: &Config, cmd: UserCommand) -> Result<(), Failure> {
                 .set_admin(&name, value.on(), &local_event("user_set_admin"))
                 .map_err(fail)?;
             outln!("{name}: admin={}", value.on());
+        }
+        UserCommand::RequireEscrow { name, value } => {
+            let on = value.is_none_or(YesNo::on);
+            store
+                .set_escrow_required(&name, on, &local_event("user_require_escrow"))
+                .map_err(fail)?;
+            if on {
+                outln!(
+                    "{name}: escrow required (their tcvault learns it at the next login to this \
+                     server)"
+                );
+            } else {
+                outln!("{name}: escrow no longer required");
+            }
         }
         UserCommand::SetRights {
             name,

@@ -63,6 +63,13 @@ pub enum EscrowCommand {
     Approve(EscrowDecideArgs),
     /// Reject a pending deletion request: the entry stays (admin).
     Reject(EscrowDecideArgs),
+    /// List the pending packet fetch requests, under a server's dual control (admin).
+    FetchRequests(EscrowLoginOnlyArgs),
+    /// Approve a pending fetch request: its admin may then fetch that packet once, for a
+    /// restore (admin; not the requester).
+    ApproveFetch(EscrowDecideArgs),
+    /// Reject a pending fetch request (admin; the requester may withdraw their own).
+    RejectFetch(EscrowDecideArgs),
     /// Export escrow entries to a password-protected bundle file (export right).
     Export(EscrowExportArgs),
     /// Import a bundle file made by export, on this or another server (import right).
@@ -158,7 +165,7 @@ pub struct EscrowRequestDeletionArgs {
 /// `tcvault escrow approve|reject`.
 #[derive(Args, Debug)]
 pub struct EscrowDecideArgs {
-    /// The deletion request's id (see `tcvault escrow deletions`).
+    /// The request's id (see `tcvault escrow deletions` or `tcvault escrow fetch-requests`).
     #[arg(value_name = "ID")]
     pub id: i64,
     /// Login and output.
@@ -210,8 +217,20 @@ pub struct KeygenArgs {
     #[arg(long, value_name = "FILE")]
     pub public_key: PathBuf,
     /// Read the private key's passphrase from FILE instead of asking twice.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "shares")]
     pub passphrase_file: Option<PathBuf>,
+    /// Split control: do not write the private key whole, but split it into N shares
+    /// (FILE.share1 … FILE.shareN for --private-key FILE), each sealed under its own holder's
+    /// passphrase; any --threshold of them rebuild it for a restore, fewer tell nothing.
+    #[arg(long, value_name = "N", requires = "threshold")]
+    pub shares: Option<u8>,
+    /// How many of the --shares a restore needs (2 to N).
+    #[arg(long, value_name = "M", requires = "shares")]
+    pub threshold: Option<u8>,
+    /// The passphrase of one share, in share order: give it once per share, or leave it out
+    /// and each holder is asked in turn.
+    #[arg(long, value_name = "FILE", requires = "shares")]
+    pub share_passphrase_file: Vec<PathBuf>,
     /// Key size in bits (at least 3072).
     #[arg(long, value_name = "BITS", default_value_t = 3072)]
     pub bits: usize,
@@ -227,11 +246,18 @@ pub struct RestoreOptions {
     #[arg(long, value_name = "N")]
     pub entry: Option<i64>,
     /// The escrow authority's encrypted private key (PEM).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "share")]
     pub private_key: Option<PathBuf>,
     /// Read the private key's passphrase from FILE instead of asking.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "share")]
     pub private_key_passphrase_file: Option<PathBuf>,
+    /// A share of the authority private key (from `escrow keygen --shares`): give as many as
+    /// its threshold, each once; each holder is asked for their passphrase.
+    #[arg(long, value_name = "FILE")]
+    pub share: Vec<PathBuf>,
+    /// The passphrase of a --share, in the same order: once per share, or not at all.
+    #[arg(long, value_name = "FILE", requires = "share")]
+    pub share_passphrase_file: Vec<PathBuf>,
     /// Read the admin's network password from FILE instead of asking.
     #[arg(long, value_name = "FILE")]
     pub admin_password_file: Option<PathBuf>,

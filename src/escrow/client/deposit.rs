@@ -9,7 +9,7 @@ use super::config::ClientConfig;
 use super::http::{ClientError, EscrowClient, Login};
 use super::packet::{self, PacketError};
 use super::readable_salts;
-use crate::escrow::wire::DepositRequest;
+use crate::escrow::wire::{Account, DepositRequest};
 use crate::header::UnlockedHeader;
 use crate::volume::{Host, VolumeError};
 
@@ -85,6 +85,16 @@ pub fn authority_key(
         });
     }
     Ok(key)
+}
+
+/// What the server of `cfg` says of the account `login` (`None`: a server too old to say):
+/// checked before a deposit, so that a server that requires escrow of this user is known
+/// to, even when the deposit then fails.
+///
+/// # Errors
+/// The server's errors (a wrong password included).
+pub fn account(cfg: &ClientConfig, login: &Login) -> Result<Option<Account>, DepositError> {
+    Ok(EscrowClient::new(cfg)?.account(login)?)
 }
 
 /// Escrows the header `u`, opened from `host`, as `login` on the server of `cfg`.

@@ -10,8 +10,9 @@ use serde::de::DeserializeOwned;
 use super::config::ClientConfig;
 use crate::escrow::wire::{
     self, DeletionList, DeletionRequestBody, DeletionStatus, DepositRequest, DepositResponse,
-    Entry, EntryList, EntryWithPacket, ErrorBody, ExportRequest, ExportResponse, ImportRequest,
-    ImportResponse, SaltsRequest, SearchParams, route,
+    Entry, EntryList, EntryWithPacket, ErrorBody, ExportRequest, ExportResponse, FetchList,
+    FetchRequestBody, FetchStatus, ImportRequest, ImportResponse, SaltsRequest, SearchParams,
+    route,
 };
 use crate::secret::SecretText;
 
@@ -172,6 +173,18 @@ impl EscrowClient {
         Self::json(self.send(self.http.get(self.url(route::AUTHORITY_KEY)))?)
     }
 
+    /// `GET /v1/account`: the caller's account (`None` from a server without the route).
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub fn account(&self, login: &Login) -> Result<Option<wire::Account>, ClientError> {
+        match self.get(login, route::ACCOUNT) {
+            Ok(a) => Ok(Some(a)),
+            Err(ClientError::Refused { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `POST /v1/deposits`.
     ///
     /// # Errors
@@ -275,6 +288,50 @@ impl EscrowClient {
             route::approve(id)
         } else {
             route::reject(id)
+        };
+        self.post::<(), _>(login, &path, None)
+    }
+
+    /// `POST /v1/admin/fetch-requests`: asks that another admin approve fetching the packet
+    /// of entry `number` (dual control).
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub fn request_fetch(
+        &self,
+        login: &Login,
+        number: i64,
+        reason: &str,
+    ) -> Result<FetchStatus, ClientError> {
+        let body = FetchRequestBody {
+            escrow_number: number,
+            reason: reason.to_owned(),
+        };
+        self.post(login, route::ADMIN_FETCH_REQUESTS, Some(&body))
+    }
+
+    /// `GET /v1/admin/fetch-requests`: the pending fetch requests.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub fn pending_fetches(&self, login: &Login) -> Result<FetchList, ClientError> {
+        self.get(login, route::ADMIN_FETCH_REQUESTS)
+    }
+
+    /// Approves (`true`) or rejects fetch request `id`.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub fn decide_fetch(
+        &self,
+        login: &Login,
+        id: i64,
+        approve: bool,
+    ) -> Result<FetchStatus, ClientError> {
+        let path = if approve {
+            route::approve_fetch(id)
+        } else {
+            route::reject_fetch(id)
         };
         self.post::<(), _>(login, &path, None)
     }

@@ -1,14 +1,17 @@
 //! The escrow client: the packet format and authority keys ([`packet`]), the client's XML
-//! configuration ([`config`]), the HTTPS client of the escrow server ([`http`]), and the two
-//! workflows: [`deposit`] (after a password opened a volume) and the help desk's [`restore`]
-//! with its proof that a packet belongs to its target. The prompts and messages are the
-//! binary's (`src/cli/escrow.rs`).
+//! configuration ([`config`]), which users their servers require escrow of ([`required`]),
+//! the HTTPS client of the escrow server ([`http`]), and the two workflows: [`deposit`]
+//! (after a password opened a volume) and the help desk's [`restore`] with its proof that a
+//! packet belongs to its target. The prompts and messages are the binary's
+//! (`src/cli/escrow.rs`).
 
 pub mod config;
 pub mod deposit;
 pub mod http;
 pub mod packet;
+pub mod required;
 pub mod restore;
+pub mod shares;
 
 use crate::header::layout::{HostKind, SALT_LEN, Slot};
 use crate::volume::{Host, VolumeError};

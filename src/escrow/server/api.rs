@@ -30,10 +30,10 @@ use super::store::{
     AuditEvent, EntrySummary, NewEntry, SearchQuery, Store, StoreError, UserRecord, now_unix,
 };
 use crate::escrow::wire::{
-    self, API_VERSION, DeletionList, DeletionRequestBody, DeletionState, DeletionStatus,
+    self, API_VERSION, Account, DeletionList, DeletionRequestBody, DeletionState, DeletionStatus,
     DepositRequest, DepositResponse, Entry, EntryList, EntryWithPacket, ErrorBody, ExportRequest,
-    ExportResponse, Health, ImportRequest, ImportResponse, Imported, SaltsRequest, SearchParams,
-    SessionResponse, route,
+    ExportResponse, FetchList, FetchRequestBody, FetchState, FetchStatus, Health, ImportRequest,
+    ImportResponse, Imported, SaltsRequest, SearchParams, SessionResponse, route,
 };
 use crate::header::layout::SALT_LEN;
 
@@ -153,6 +153,25 @@ impl From<StoreError> for ApiError {
                 StatusCode::CONFLICT,
                 "not_pending",
                 format!("deletion request {n} was already decided"),
+            ),
+            StoreError::NoSuchFetchRequest(n) => Self::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no fetch request {n}"),
+            ),
+            StoreError::FetchNotPending(n) => Self::new(
+                StatusCode::CONFLICT,
+                "not_pending",
+                format!("fetch request {n} was already decided"),
+            ),
+            StoreError::ApprovalNeeded(n) => Self::new(
+                StatusCode::FORBIDDEN,
+                wire::APPROVAL_REQUIRED,
+                format!(
+                    "this server requires a second admin's approval before the packet of entry \
+                     {n} is fetched: ask for it (POST {}) and have another admin approve it",
+                    route::ADMIN_FETCH_REQUESTS
+                ),
             ),
             other => {
                 log_line(&format!("storage error: {other}"));
@@ -584,6 +603,14 @@ async fn deposit(
         .into_response())
 }
 
+async fn account(who: Authed) -> Json<Account> {
+    Json(Account {
+        user: who.user.name.clone(),
+        admin: who.user.admin,
+        escrow_required: who.user.escrow_required,
+    })
+}
+
 async fn own_entries(
     State(state): State<Shared>,
     who: Authed,
@@ -660,7 +687,25 @@ async fn fetch(
     require(&state, &who, Right::Admin).await?;
     let Path(number) = number.map_err(|r| ApiError::bad(r.body_text()))?;
     let ev = who.event("fetch");
-    let (entry, packet) = blocking(&state, move |s| s.fetch(number, &ev)).await?;
+    let (entry, packet) = match state.config.fetch_approval {
+        None => blocking(&state, move |s| s.fetch(number, &ev)).await?,
+        Some(valid) => {
+            let admin = who.user.name.clone();
+            let refused = who
+                .event("fetch_refused")
+                .detail("no approval by another admin");
+            blocking(&state, move |s| {
+                match s.fetch_approved(number, &admin, valid, &ev) {
+                    Err(StoreError::ApprovalNeeded(n)) => {
+                        s.record(&refused, &[n])?;
+                        Err(StoreError::ApprovalNeeded(n))
+                    }
+                    other => other,
+                }
+            })
+            .await?
+        }
+    };
     Ok(Json(EntryWithPacket {
         entry: entry_wire(&entry),
         packet: B64.encode(packet),
@@ -784,6 +829,94 @@ async fn reject_deletion(
         status: DeletionState::Rejected,
         deleted: false,
     }))
+}
+
+async fn request_fetch(
+    State(state): State<Shared>,
+    who: Authed,
+    body: Result<Json<FetchRequestBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    require(&state, &who, Right::Admin).await?;
+    let Json(b) = body?;
+    if b.reason.chars().count() > 1000 {
+        return Err(ApiError::bad("reason: at most 1000 characters"));
+    }
+    let ev = who.event("fetch_request");
+    let name = who.user.name.clone();
+    let id = blocking(&state, move |s| {
+        s.request_fetch(b.escrow_number, &name, &b.reason, &ev)
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(FetchStatus {
+            request_id: id,
+            escrow_number: b.escrow_number,
+            status: FetchState::Pending,
+        }),
+    )
+        .into_response())
+}
+
+async fn pending_fetches(
+    State(state): State<Shared>,
+    who: Authed,
+) -> Result<Json<FetchList>, ApiError> {
+    require(&state, &who, Right::Admin).await?;
+    let list = blocking(&state, |s| s.pending_fetches()).await?;
+    let requests = list
+        .iter()
+        .map(|r| wire::FetchRequest {
+            request_id: r.id,
+            escrow_number: r.number,
+            requested_by: r.requested_by.clone(),
+            requested: rfc3339(r.requested_at),
+            reason: r.reason.clone(),
+        })
+        .collect();
+    Ok(Json(FetchList { requests }))
+}
+
+async fn decide_fetch(
+    state: Shared,
+    who: Authed,
+    id: Result<Path<i64>, PathRejection>,
+    approve: bool,
+) -> Result<Json<FetchStatus>, ApiError> {
+    require(&state, &who, Right::Admin).await?;
+    let Path(id) = id.map_err(|r| ApiError::bad(r.body_text()))?;
+    let ev = who.event(if approve {
+        "fetch_approve"
+    } else {
+        "fetch_reject"
+    });
+    let name = who.user.name.clone();
+    let number = blocking(&state, move |s| s.decide_fetch(id, &name, approve, &ev)).await?;
+    Ok(Json(FetchStatus {
+        request_id: id,
+        escrow_number: number,
+        status: if approve {
+            FetchState::Approved
+        } else {
+            FetchState::Rejected
+        },
+    }))
+}
+
+async fn approve_fetch(
+    State(state): State<Shared>,
+    who: Authed,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<FetchStatus>, ApiError> {
+    decide_fetch(state, who, id, true).await
+}
+
+async fn reject_fetch(
+    State(state): State<Shared>,
+    who: Authed,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<FetchStatus>, ApiError> {
+    decide_fetch(state, who, id, false).await
 }
 
 async fn export(
@@ -950,6 +1083,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(route::AUTHORITY_KEY, get(authority_key))
         .route(route::DEPOSITS, post(deposit).get(own_entries))
         .route(route::SESSION, post(open_session))
+        .route(route::ACCOUNT, get(account))
         .route(route::DELETION_REQUESTS, post(request_deletion))
         .route(route::ADMIN_ENTRIES, get(search))
         .route(route::pattern::ADMIN_ENTRY, get(fetch))
@@ -959,6 +1093,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(route::pattern::REJECT, post(reject_deletion))
         .route(route::ADMIN_EXPORT, post(export))
         .route(route::ADMIN_IMPORT, post(import))
+        .route(
+            route::ADMIN_FETCH_REQUESTS,
+            post(request_fetch).get(pending_fetches),
+        )
+        .route(route::pattern::APPROVE_FETCH, post(approve_fetch))
+        .route(route::pattern::REJECT_FETCH, post(reject_fetch))
         .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(limit))

@@ -184,6 +184,7 @@ mod tests {
                     admin: false,
                     export: false,
                     import: false,
+                    escrow_required: false,
                 },
                 &AuditEvent::new("test", "local", "user_add"),
             )

@@ -17,12 +17,16 @@
 //!   </LOGIN_THROTTLE>
 //!   <MAX_BODY_BYTES>1048576</MAX_BODY_BYTES>               <!-- optional -->
 //!   <SERVER_NAME>escrow1.example.org</SERVER_NAME>         <!-- optional, names exports -->
+//!   <FETCH_APPROVAL_SECONDS>3600</FETCH_APPROVAL_SECONDS>  <!-- optional: dual control -->
 //! </TCVAULT_ESCROWD>
 //! ```
 //!
 //! Relative paths (and `sqlite:` paths) are relative to the configuration file's folder.
 //! `AUDIT_KEY` names the file with the secret key of the audit chain (32 random bytes, mode
 //! 0600, written by `init`); it must not be stored in the database, whose tampering it exposes.
+//! `FETCH_APPROVAL_SECONDS` turns on dual control: an admin fetches a packet (for a restore)
+//! only with a fetch request another admin approved at most that many seconds before, once
+//! per approval; absent or 0, an admin alone may fetch.
 //! Unknown, missing, repeated and malformed elements are errors that name their line.
 
 use std::fs;
@@ -83,6 +87,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// This server's name in export bundles.
     pub server_name: String,
+    /// Dual control: how long a second admin's approval of a packet fetch stays usable
+    /// (`None`: an admin alone may fetch).
+    pub fetch_approval: Option<Duration>,
 }
 
 /// Configuration errors, each naming the file and, where there is one, the line.
@@ -166,6 +173,7 @@ const TOP: &[&str] = &[
     "LOGIN_THROTTLE",
     "MAX_BODY_BYTES",
     "SERVER_NAME",
+    "FETCH_APPROVAL_SECONDS",
 ];
 const THROTTLE: &[&str] = &["MAX_FAILURES", "WINDOW_SECONDS", "LOCKOUT_SECONDS"];
 const ROOT: &str = "TCVAULT_ESCROWD";
@@ -488,6 +496,14 @@ impl Config {
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "tcvault-escrowd".to_owned());
 
+        let fetch_approval = number(
+            path,
+            p.one(root, &kids, "FETCH_APPROVAL_SECONDS", false)?,
+            "FETCH_APPROVAL_SECONDS",
+            0u64,
+            0,
+        )?;
+
         Ok(Config {
             listen: SocketAddr::new(ip, port),
             tls_certificate: resolve(&cert),
@@ -499,6 +515,7 @@ impl Config {
             throttle,
             max_body_bytes,
             server_name,
+            fetch_approval: (fetch_approval > 0).then(|| Duration::from_secs(fetch_approval)),
         })
     }
 
@@ -669,6 +686,9 @@ pub fn init_listen(
   </LOGIN_THROTTLE>
   <MAX_BODY_BYTES>{DEFAULT_MAX_BODY_BYTES}</MAX_BODY_BYTES>
   <SERVER_NAME>{host}</SERVER_NAME>
+  <!-- Dual control: a packet fetch (a restore) needs another admin's approval, usable once
+       within this many seconds. 0 = an admin alone may fetch. -->
+  <FETCH_APPROVAL_SECONDS>0</FETCH_APPROVAL_SECONDS>
 </TCVAULT_ESCROWD>
 "#
     );

@@ -216,6 +216,7 @@ pub(super) enum Table {
     User,
     Escrow,
     DeletionRequest,
+    FetchRequest,
 }
 
 impl Table {
@@ -224,18 +225,25 @@ impl Table {
             Table::User => "USER",
             Table::Escrow => "ESCROW",
             Table::DeletionRequest => "DELETION_REQUEST",
+            Table::FetchRequest => "FETCH_REQUEST",
         }
     }
     fn from_name(s: &str) -> Option<Table> {
-        [Table::User, Table::Escrow, Table::DeletionRequest]
-            .into_iter()
-            .find(|t| t.name() == s)
+        [
+            Table::User,
+            Table::Escrow,
+            Table::DeletionRequest,
+            Table::FetchRequest,
+        ]
+        .into_iter()
+        .find(|t| t.name() == s)
     }
     fn describe(self, key: &str) -> String {
         match self {
             Table::User => format!("user {key:?}"),
             Table::Escrow => format!("escrow entry {key}"),
             Table::DeletionRequest => format!("deletion request {key}"),
+            Table::FetchRequest => format!("fetch request {key}"),
         }
     }
     fn row_mac(self, key: &AuditKey, pk: &str) -> MacInput {
@@ -296,11 +304,12 @@ pub(super) fn key_of(tx: &mut dyn Tx) -> Result<Arc<AuditKey>, StoreError> {
 // ---- row MACs, computed from what the database holds ----
 
 const USER_SELECT: &str = "SELECT USER_NAME, PASSWORD_HASH, USER_ADMIN, USER_EXPORT, \
-                           USER_IMPORT, CREATED_AT FROM \"USER\"";
+                           USER_IMPORT, CREATED_AT, ESCROW_REQUIRED FROM \"USER\"";
 const ENTRY_SELECT: &str = "SELECT ESCROW_NUMBER, CREATED_AT, USER_NAME, VOLUME_FINGERPRINT, \
                             AUTHORITY_FINGERPRINT, METADATA, PACKET, ORIGIN FROM ESCROW";
-const REQUEST_SELECT: &str = "SELECT REQUEST_ID, ESCROW_NUMBER, REQUESTED_BY, REQUESTED_AT, \
-                              REASON, STATUS, DECIDED_BY, DECIDED_AT FROM DELETION_REQUEST";
+/// The columns of both request tables (deletions, fetches), which have the same shape.
+const REQUEST_COLUMNS: &str = "REQUEST_ID, ESCROW_NUMBER, REQUESTED_BY, REQUESTED_AT, REASON, \
+                               STATUS, DECIDED_BY, DECIDED_AT";
 
 /// MACs of the users selected by `tail` (a `WHERE …` clause, with ordering and limit).
 fn user_macs(
@@ -317,6 +326,12 @@ fn user_macs(
             m.text(&text(r, 1)?);
             for i in 2..6 {
                 m.int(int(r, i)?);
+            }
+            // A column added later is covered only where it is set, so the MACs of rows
+            // written before it existed stay valid.
+            let escrow_required = int(r, 6)?;
+            if escrow_required != 0 {
+                m.int(escrow_required);
             }
             Ok((name, m.finish()))
         })
@@ -412,14 +427,18 @@ pub(super) fn entry_mac(key: &AuditKey, e: &EntryColumns<'_>, mut salts: Vec<Str
 fn request_macs(
     tx: &mut dyn Tx,
     key: &AuditKey,
+    table: Table,
     tail: &str,
     params: &[Value],
 ) -> Result<Vec<(i64, RowMac)>, StoreError> {
-    let rows = tx.query(&format!("{REQUEST_SELECT} {tail}"), params)?;
+    let rows = tx.query(
+        &format!("SELECT {REQUEST_COLUMNS} FROM {} {tail}", table.name()),
+        params,
+    )?;
     rows.iter()
         .map(|r| {
             let id = int(r, 0)?;
-            let mut m = Table::DeletionRequest.row_mac(key, &id.to_string());
+            let mut m = table.row_mac(key, &id.to_string());
             m.int(int(r, 1)?);
             m.text(&text(r, 2)?);
             m.int(int(r, 3)?);
@@ -453,12 +472,16 @@ fn current_mac(
             .into_iter()
             .map(|(_, m)| m)
             .next(),
-        Table::DeletionRequest => {
-            request_macs(tx, key, "WHERE REQUEST_ID = ?", &[int_key(row)?.into()])?
-                .into_iter()
-                .map(|(_, m)| m)
-                .next()
-        }
+        table @ (Table::DeletionRequest | Table::FetchRequest) => request_macs(
+            tx,
+            key,
+            table,
+            "WHERE REQUEST_ID = ?",
+            &[int_key(row)?.into()],
+        )?
+        .into_iter()
+        .map(|(_, m)| m)
+        .next(),
     };
     Ok(found)
 }
@@ -618,6 +641,7 @@ pub(super) fn key_chain(tx: &mut dyn Tx) -> Result<(), StoreError> {
     for (table, limit) in [
         (Table::Escrow, ENTRY_CHUNK),
         (Table::DeletionRequest, ROW_CHUNK),
+        (Table::FetchRequest, ROW_CHUNK),
     ] {
         let mut after = i64::MIN;
         loop {
@@ -667,9 +691,10 @@ fn int_chunk(
             "WHERE ESCROW_NUMBER > ? ORDER BY ESCROW_NUMBER LIMIT ?",
             &params,
         ),
-        Table::DeletionRequest => request_macs(
+        Table::DeletionRequest | Table::FetchRequest => request_macs(
             tx,
             key,
+            table,
             "WHERE REQUEST_ID > ? ORDER BY REQUEST_ID LIMIT ?",
             &params,
         ),
@@ -913,6 +938,7 @@ fn reconcile(
     for (table, limit) in [
         (Table::Escrow, ENTRY_CHUNK),
         (Table::DeletionRequest, ROW_CHUNK),
+        (Table::FetchRequest, ROW_CHUNK),
     ] {
         let mut after = i64::MIN;
         loop {
@@ -1045,7 +1071,8 @@ mod tests {
             let kind = backend.kind();
             let store = old_database(backend);
             store.migrate().expect("migrates");
-            assert_eq!(store.schema_version().expect("version"), 2, "{kind:?}");
+            let latest = super::super::migrations(kind).last().map_or(0, |m| m.0);
+            assert_eq!(store.schema_version().expect("version"), latest, "{kind:?}");
             let store = store
                 .with_audit_key(AuditKey::load(&key_file).expect("key"))
                 .expect("keyed");
@@ -1143,6 +1170,7 @@ mod tests {
             admin: false,
             export: false,
             import: false,
+            escrow_required: false,
         };
         let ev = AuditEvent::new("test", "local", "user_add");
         assert!(matches!(

@@ -138,6 +138,15 @@ pub enum StoreError {
     /// The deletion request was already decided.
     #[error("deletion request {0} is not pending")]
     NotPending(i64),
+    /// No packet fetch request with that id.
+    #[error("no fetch request {0}")]
+    NoSuchFetchRequest(i64),
+    /// The fetch request was already decided.
+    #[error("fetch request {0} is not pending")]
+    FetchNotPending(i64),
+    /// Fetching this entry's packet needs a second admin's approval first (dual control).
+    #[error("fetching the packet of escrow entry {0} needs another admin's approval first")]
+    ApprovalNeeded(i64),
     /// The audit key file cannot be read or written.
     #[error(
         "audit key {path}: {source} (`tcvault-escrowd init` creates it; <AUDIT_KEY> in the \
@@ -380,6 +389,21 @@ fn migrations(kind: BackendKind) -> Vec<(i64, Vec<String>)> {
                 "CREATE INDEX AUDIT_KEYED ON AUDIT (SEQ) WHERE EVENT = 'audit_keyed'".to_owned(),
             ],
         ),
+        (
+            3,
+            vec![
+                // `user require-escrow`: the user's volumes must be escrowed before use.
+                "ALTER TABLE \"USER\" ADD COLUMN ESCROW_REQUIRED BIGINT NOT NULL DEFAULT 0"
+                    .to_owned(),
+                // Dual control (`FETCH_APPROVAL_SECONDS`): a packet fetch an admin asked for,
+                // approved by another admin, used once.
+                format!(
+                    "CREATE TABLE FETCH_REQUEST (REQUEST_ID {serial}, ESCROW_NUMBER BIGINT NOT NULL, \
+                 REQUESTED_BY TEXT NOT NULL, REQUESTED_AT BIGINT NOT NULL, REASON TEXT NOT NULL, \
+                 STATUS TEXT NOT NULL, DECIDED_BY TEXT NOT NULL, DECIDED_AT BIGINT NOT NULL)"
+                ),
+            ],
+        ),
     ]
 }
 
@@ -396,6 +420,9 @@ pub struct UserRecord {
     pub export: bool,
     /// May import bundles.
     pub import: bool,
+    /// `ESCROW_REQUIRED` = 1: the user's tcvault must escrow every volume they open, create
+    /// or give a new header (the client learns it at its next login, `GET /v1/account`).
+    pub escrow_required: bool,
 }
 
 impl fmt::Debug for UserRecord {
@@ -405,6 +432,7 @@ impl fmt::Debug for UserRecord {
             .field("admin", &self.admin)
             .field("export", &self.export)
             .field("import", &self.import)
+            .field("escrow_required", &self.escrow_required)
             .finish_non_exhaustive()
     }
 }
@@ -512,12 +540,12 @@ pub struct DepositOutcome {
     pub created_at: i64,
 }
 
-/// A deletion request.
+/// A request that waits for a second admin: a deletion, or a packet fetch under dual control.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeletionRequest {
     /// Request id.
     pub id: i64,
-    /// Entry to delete.
+    /// The entry to delete or fetch.
     pub number: i64,
     /// Who asked.
     pub requested_by: String,
@@ -525,7 +553,7 @@ pub struct DeletionRequest {
     pub requested_at: i64,
     /// Free text from the requester.
     pub reason: String,
-    /// `pending`, `approved`, `rejected`.
+    /// `pending`, `approved`, `rejected` (and for a fetch, `used`).
     pub status: String,
 }
 
@@ -1181,8 +1209,8 @@ impl Store {
     /// [`StoreError::UserExists`], database errors.
     pub fn add_user(&self, user: &UserRecord, actor: &AuditEvent) -> Result<(), StoreError> {
         let ev = actor.clone().detail(format!(
-            "user={} admin={} export={} import={}",
-            user.name, user.admin, user.export, user.import
+            "user={} admin={} export={} import={} escrow_required={}",
+            user.name, user.admin, user.export, user.import, user.escrow_required
         ));
         self.audited(
             &ev,
@@ -1196,7 +1224,7 @@ impl Store {
                 }
                 tx.execute(
                     "INSERT INTO \"USER\" (USER_NAME, PASSWORD_HASH, USER_ADMIN, USER_EXPORT, \
-                     USER_IMPORT, CREATED_AT) VALUES (?, ?, ?, ?, ?, ?)",
+                     USER_IMPORT, CREATED_AT, ESCROW_REQUIRED) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     &[
                         user.name.as_str().into(),
                         user.password_hash.as_str().into(),
@@ -1204,6 +1232,7 @@ impl Store {
                         user.export.into(),
                         user.import.into(),
                         now_unix().into(),
+                        user.escrow_required.into(),
                     ],
                 )?;
                 audit::created(tx, (audit::Table::User, user.name.clone()))
@@ -1271,6 +1300,22 @@ impl Store {
         self.update_user(name, "USER_IMPORT", on.into(), &ev)
     }
 
+    /// Sets or clears `ESCROW_REQUIRED`.
+    ///
+    /// # Errors
+    /// [`StoreError::NoSuchUser`], database errors.
+    pub fn set_escrow_required(
+        &self,
+        name: &str,
+        on: bool,
+        ev: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let ev = ev
+            .clone()
+            .detail(format!("user={name} escrow_required={on}"));
+        self.update_user(name, "ESCROW_REQUIRED", on.into(), &ev)
+    }
+
     /// Removes a user (their escrow entries stay).
     ///
     /// # Errors
@@ -1301,8 +1346,8 @@ impl Store {
         // Every request reads its user: on a snapshot of its own, which does not wait for the
         // deposits being committed (SQLite) and costs one round trip (PostgreSQL).
         let rows = self.backend.read(
-            "SELECT USER_NAME, PASSWORD_HASH, USER_ADMIN, USER_EXPORT, USER_IMPORT \
-             FROM \"USER\" WHERE USER_NAME = ?",
+            "SELECT USER_NAME, PASSWORD_HASH, USER_ADMIN, USER_EXPORT, USER_IMPORT, \
+             ESCROW_REQUIRED FROM \"USER\" WHERE USER_NAME = ?",
             &[name.into()],
         )?;
         rows.first().map(user_from_row).transpose()
@@ -1315,8 +1360,8 @@ impl Store {
     pub fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
         self.tx(|tx| {
             tx.query(
-                "SELECT USER_NAME, PASSWORD_HASH, USER_ADMIN, USER_EXPORT, USER_IMPORT \
-                 FROM \"USER\" ORDER BY USER_NAME",
+                "SELECT USER_NAME, PASSWORD_HASH, USER_ADMIN, USER_EXPORT, USER_IMPORT, \
+                 ESCROW_REQUIRED FROM \"USER\" ORDER BY USER_NAME",
                 &[],
             )?
             .iter()
@@ -1529,6 +1574,148 @@ impl Store {
         self.audited(ev, |tx| fetch_in(tx, number), |(e, _)| vec![e.number])
     }
 
+    /// Under dual control: fetches entry `number` for `admin` with an approval of theirs that
+    /// another admin gave at most `valid` ago, and marks that approval used (one fetch each).
+    ///
+    /// # Errors
+    /// [`StoreError::ApprovalNeeded`] (no such approval), [`StoreError::NoSuchEntry`],
+    /// database errors.
+    pub fn fetch_approved(
+        &self,
+        number: i64,
+        admin: &str,
+        valid: std::time::Duration,
+        ev: &AuditEvent,
+    ) -> Result<(EntrySummary, Vec<u8>), StoreError> {
+        let since = now_unix().saturating_sub(i64::try_from(valid.as_secs()).unwrap_or(i64::MAX));
+        self.audited(
+            ev,
+            |tx| {
+                let found = fetch_in(tx, number)?;
+                let rows = tx.query(
+                    "SELECT REQUEST_ID FROM FETCH_REQUEST WHERE ESCROW_NUMBER = ? AND \
+                     REQUESTED_BY = ? AND STATUS = 'approved' AND DECIDED_AT >= ? \
+                     ORDER BY REQUEST_ID LIMIT 1",
+                    &[number.into(), admin.into(), since.into()],
+                )?;
+                let Some(id) = rows.first().map(|r| int(r, 0)).transpose()? else {
+                    return Err(StoreError::ApprovalNeeded(number));
+                };
+                let row = (audit::Table::FetchRequest, id.to_string());
+                audit::track(tx, &[row], |tx| {
+                    tx.execute(
+                        "UPDATE FETCH_REQUEST SET STATUS = 'used' WHERE REQUEST_ID = ?",
+                        &[id.into()],
+                    )
+                })?;
+                Ok(found)
+            },
+            |(e, _)| vec![e.number],
+        )
+    }
+
+    /// An admin asks to fetch the packet of entry `number` (dual control). A pending request
+    /// of theirs for it is returned instead of a second one.
+    ///
+    /// # Errors
+    /// [`StoreError::NoSuchEntry`], database errors.
+    pub fn request_fetch(
+        &self,
+        number: i64,
+        admin: &str,
+        reason: &str,
+        ev: &AuditEvent,
+    ) -> Result<i64, StoreError> {
+        let ev = ev
+            .clone()
+            .detail(format!("reason: {}", truncate(reason, 200)));
+        self.audited(
+            &ev,
+            |tx| {
+                fetch_in(tx, number)?;
+                let existing = tx.query(
+                    "SELECT REQUEST_ID FROM FETCH_REQUEST WHERE ESCROW_NUMBER = ? \
+                     AND REQUESTED_BY = ? AND STATUS = 'pending'",
+                    &[number.into(), admin.into()],
+                )?;
+                if let Some(r) = existing.first() {
+                    return int(r, 0);
+                }
+                let rows = tx.query(
+                    "INSERT INTO FETCH_REQUEST (ESCROW_NUMBER, REQUESTED_BY, REQUESTED_AT, \
+                     REASON, STATUS, DECIDED_BY, DECIDED_AT) VALUES (?, ?, ?, ?, 'pending', '', 0) \
+                     RETURNING REQUEST_ID",
+                    &[
+                        number.into(),
+                        admin.into(),
+                        now_unix().into(),
+                        reason.into(),
+                    ],
+                )?;
+                let id = rows
+                    .first()
+                    .map(|r| int(r, 0))
+                    .ok_or_else(|| StoreError::msg("insert returned no id"))??;
+                audit::created(tx, (audit::Table::FetchRequest, id.to_string()))?;
+                Ok(id)
+            },
+            |_| vec![number],
+        )
+    }
+
+    /// Decides a pending fetch request: `approve` (not by the requester: that is the point)
+    /// or reject (anyone, the requester withdrawing it included). Returns its entry.
+    ///
+    /// # Errors
+    /// [`StoreError::NoSuchFetchRequest`], [`StoreError::FetchNotPending`],
+    /// [`StoreError::Forbidden`], database errors.
+    pub fn decide_fetch(
+        &self,
+        request_id: i64,
+        decider: &str,
+        approve: bool,
+        ev: &AuditEvent,
+    ) -> Result<i64, StoreError> {
+        let ev = ev.clone().detail(format!("request={request_id}"));
+        self.audited(
+            &ev,
+            |tx| {
+                let rows = tx.query(
+                    "SELECT ESCROW_NUMBER, REQUESTED_BY, STATUS FROM FETCH_REQUEST \
+                     WHERE REQUEST_ID = ?",
+                    &[request_id.into()],
+                )?;
+                let row = rows
+                    .first()
+                    .ok_or(StoreError::NoSuchFetchRequest(request_id))?;
+                let (number, by, status) = (int(row, 0)?, text(row, 1)?, text(row, 2)?);
+                if status != "pending" {
+                    return Err(StoreError::FetchNotPending(request_id));
+                }
+                if approve && by == decider {
+                    return Err(StoreError::Forbidden(
+                        "an admin cannot approve their own fetch request",
+                    ));
+                }
+                let row = (audit::Table::FetchRequest, request_id.to_string());
+                audit::track(tx, &[row], |tx| {
+                    tx.execute(
+                        "UPDATE FETCH_REQUEST SET STATUS = ?, DECIDED_BY = ?, DECIDED_AT = ? \
+                         WHERE REQUEST_ID = ?",
+                        &[
+                            if approve { "approved" } else { "rejected" }.into(),
+                            decider.into(),
+                            now_unix().into(),
+                            request_id.into(),
+                        ],
+                    )
+                })?;
+                Ok(number)
+            },
+            |n| vec![*n],
+        )
+    }
+
     /// Adds `salts` (lower-case hex, checked) to entry `number`: the salts of a header a
     /// restore wrote from it. Returns the entry as it is now.
     ///
@@ -1615,10 +1802,24 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub fn pending_deletions(&self) -> Result<Vec<DeletionRequest>, StoreError> {
+        self.pending_in("DELETION_REQUEST")
+    }
+
+    /// Packet fetch requests that wait for approval.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn pending_fetches(&self) -> Result<Vec<DeletionRequest>, StoreError> {
+        self.pending_in("FETCH_REQUEST")
+    }
+
+    fn pending_in(&self, table: &str) -> Result<Vec<DeletionRequest>, StoreError> {
         self.tx(|tx| {
             tx.query(
-                "SELECT REQUEST_ID, ESCROW_NUMBER, REQUESTED_BY, REQUESTED_AT, REASON, STATUS \
-                 FROM DELETION_REQUEST WHERE STATUS = 'pending' ORDER BY REQUEST_ID",
+                &format!(
+                    "SELECT REQUEST_ID, ESCROW_NUMBER, REQUESTED_BY, REQUESTED_AT, REASON, STATUS \
+                     FROM {table} WHERE STATUS = 'pending' ORDER BY REQUEST_ID"
+                ),
                 &[],
             )?
             .iter()
@@ -1789,6 +1990,7 @@ fn user_from_row(r: &Row) -> Result<UserRecord, StoreError> {
         admin: int(r, 2)? == 1,
         export: int(r, 3)? == 1,
         import: int(r, 4)? == 1,
+        escrow_required: int(r, 5)? == 1,
     })
 }
 
