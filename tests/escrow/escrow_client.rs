@@ -1843,6 +1843,25 @@ fn dual_control_needs_a_second_admin_for_each_fetch() {
     );
     assert!(open(&vol, "dual other pw").is_err());
 
+    // Nor can the packets leave in an export bundle.
+    env.add_user_with("mover", "mover pw", true, true);
+    let bundle_pw = env.secret("bundle.pw", "bundle password long enough");
+    let out = env
+        .tcvault()
+        .args(["escrow", "export", &n.to_string(), "--output"])
+        .arg(env.path("out.bundle"))
+        .arg("--bundle-password-file")
+        .arg(&bundle_pw)
+        .arg("--escrow-config")
+        .arg(&env.config)
+        .arg("--escrow-credentials")
+        .arg(env.path("mover.creds"))
+        .output()
+        .expect("run export");
+    assert!(!out.status.success(), "exported under dual control");
+    assert!(stderr(&out).contains("dual control"), "{}", stderr(&out));
+    assert!(!env.path("out.bundle").exists());
+
     let events = audit_events(&env);
     for e in ["fetch_refused", "fetch_request", "fetch_approve", "fetch"] {
         assert!(events.iter().any(|x| x == e), "{e} not in {events:?}");

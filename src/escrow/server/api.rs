@@ -925,6 +925,15 @@ async fn export(
     body: Result<Json<ExportRequest>, JsonRejection>,
 ) -> Result<Json<ExportResponse>, ApiError> {
     require(&state, &who, Right::Export).await?;
+    if state.config.fetch_approval.is_some() {
+        // A bundle carries the packets: exporting would be a fetch without the approval.
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this server is under dual control (FETCH_APPROVAL_SECONDS): exports, which carry \
+             the packets, are off",
+        ));
+    }
     let Json(b) = body?;
     if b.escrow_numbers.is_empty() || b.escrow_numbers.len() > 10_000 {
         return Err(ApiError::bad("escrow_numbers: give 1 to 10000 numbers"));
