@@ -386,18 +386,6 @@ impl FetchState {
             FetchState::Used => "used",
         }
     }
-
-    /// The state named `s`.
-    pub fn from_name(s: &str) -> Option<FetchState> {
-        [
-            FetchState::Pending,
-            FetchState::Approved,
-            FetchState::Rejected,
-            FetchState::Used,
-        ]
-        .into_iter()
-        .find(|d| d.as_str() == s)
-    }
 }
 
 /// The answer to a fetch request, approval or rejection.

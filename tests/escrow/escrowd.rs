@@ -57,6 +57,7 @@ both_backends!(
     a_deposit_failing_after_its_change_leaves_the_audit_intact,
     a_batch_stores_what_one_deposit_after_another_would,
     a_session_token_stands_for_its_user_until_the_password_changes,
+    dual_control_one_approval_serves_one_fetch,
 );
 
 // ---------- scenarios ----------
@@ -502,6 +503,93 @@ async fn nobody_locks_a_user_out_from_elsewhere(kind: Kind) {
         StatusCode::OK
     );
     s.stop().await;
+}
+
+/// Dual control on the API: a fetch without approval is 403 `approval_required`; the
+/// requester cannot approve their own request, a plain user cannot list or approve; after
+/// another admin's approval, of two fetches racing for it exactly one gets the packet; a
+/// decided request cannot be decided again; exports are off.
+async fn dual_control_one_approval_serves_one_fetch(kind: Kind) {
+    let Some(s) = start(
+        kind,
+        Options {
+            fetch_approval: Some(Duration::from_secs(600)),
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    s.add_user("alice", "alice pw", false, false, false).await;
+    s.add_user("admin1", "admin1 pw", true, true, false).await;
+    s.add_user("admin2", "admin2 pw", true, false, false).await;
+    let (_, v) = s
+        .as_user("alice")
+        .post(
+            "/v1/deposits",
+            &deposit_body(&random_hex(32), &[random_hex(64)], b"p"),
+        )
+        .await;
+    let n = v["escrow_number"].as_i64().expect("number");
+    let fetch = format!("/v1/admin/entries/{n}");
+
+    let (st, v) = s.as_user("admin1").get(&fetch).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v["error"], "approval_required", "{v}");
+    let (st, v) = s
+        .as_user("admin1")
+        .post(
+            "/v1/admin/fetch-requests",
+            &json!({"escrow_number": n, "reason": "help desk ticket 12"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let id = v["request_id"].as_i64().expect("id");
+    let (st, v) = s
+        .as_user("admin1")
+        .post("/v1/admin/fetch-requests", &json!({"escrow_number": n}))
+        .await;
+    assert_eq!(
+        (st, v["request_id"].as_i64()),
+        (StatusCode::CREATED, Some(id))
+    );
+    let (st, _) = s.as_user("alice").get("/v1/admin/fetch-requests").await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, v) = s.as_user("admin2").get("/v1/admin/fetch-requests").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["requests"][0]["reason"], "help desk ticket 12", "{v}");
+
+    let approve = format!("/v1/admin/fetch-requests/{id}/approve");
+    let (st, v) = s.as_user("admin1").post(&approve, &json!(null)).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    let (st, _) = s.as_user("alice").post(&approve, &json!(null)).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, v) = s.as_user("admin2").post(&approve, &json!(null)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "approved");
+    let (st, _) = s.as_user("admin2").post(&approve, &json!(null)).await;
+    assert_eq!(st, StatusCode::CONFLICT, "decided once");
+
+    let a = s.as_user("admin1");
+    let b = s.as_user("admin1");
+    let ((st1, _), (st2, _)) = tokio::join!(a.get(&fetch), b.get(&fetch));
+    let mut got = [st1, st2];
+    got.sort();
+    assert_eq!(
+        got,
+        [StatusCode::OK, StatusCode::FORBIDDEN],
+        "one approval, one fetch"
+    );
+
+    let (st, v) = s
+        .as_user("admin1")
+        .post(
+            "/v1/admin/export",
+            &json!({"escrow_numbers": [n], "bundle_password": "long enough pw"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
 }
 
 async fn deletion_request_and_approval(kind: Kind) {

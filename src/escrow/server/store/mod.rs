@@ -1602,12 +1602,18 @@ impl Store {
                     return Err(StoreError::ApprovalNeeded(number));
                 };
                 let row = (audit::Table::FetchRequest, id.to_string());
-                audit::track(tx, &[row], |tx| {
+                // Still approved once this transaction holds the row: of two fetches racing
+                // for one approval (several servers on one PostgreSQL), one gets it.
+                let used = audit::track(tx, &[row], |tx| {
                     tx.execute(
-                        "UPDATE FETCH_REQUEST SET STATUS = 'used' WHERE REQUEST_ID = ?",
+                        "UPDATE FETCH_REQUEST SET STATUS = 'used' WHERE REQUEST_ID = ? \
+                         AND STATUS = 'approved'",
                         &[id.into()],
                     )
                 })?;
+                if used != 1 {
+                    return Err(StoreError::ApprovalNeeded(number));
+                }
                 Ok(found)
             },
             |(e, _)| vec![e.number],
@@ -1698,10 +1704,10 @@ impl Store {
                     ));
                 }
                 let row = (audit::Table::FetchRequest, request_id.to_string());
-                audit::track(tx, &[row], |tx| {
+                let decided = audit::track(tx, &[row], |tx| {
                     tx.execute(
                         "UPDATE FETCH_REQUEST SET STATUS = ?, DECIDED_BY = ?, DECIDED_AT = ? \
-                         WHERE REQUEST_ID = ?",
+                         WHERE REQUEST_ID = ? AND STATUS = 'pending'",
                         &[
                             if approve { "approved" } else { "rejected" }.into(),
                             decider.into(),
@@ -1710,6 +1716,9 @@ impl Store {
                         ],
                     )
                 })?;
+                if decided != 1 {
+                    return Err(StoreError::FetchNotPending(request_id));
+                }
                 Ok(number)
             },
             |n| vec![*n],
