@@ -298,9 +298,28 @@ fn deletions(a: &EscrowLoginArgs) -> Result<(), CliError> {
     if a.json {
         return print_json(&list);
     }
-    if list.requests.is_empty() {
-        errln!("No pending deletion request.");
-        return Ok(());
+    let rows: Vec<_> = list
+        .requests
+        .iter()
+        .map(|r| {
+            (
+                r.request_id,
+                r.escrow_number,
+                &r.requested,
+                &r.requested_by,
+                &r.reason,
+            )
+        })
+        .collect();
+    print_requests("deletion", &rows);
+    Ok(())
+}
+
+/// A table of pending requests (id, entry, when, by whom, why), or that there are none.
+fn print_requests(what: &str, rows: &[(i64, i64, &String, &String, &String)]) {
+    if rows.is_empty() {
+        errln!("No pending {what} request.");
+        return;
     }
     outln!(
         "{:>6}  {:>8}  {:<20}  {:<16}  reason",
@@ -309,17 +328,9 @@ fn deletions(a: &EscrowLoginArgs) -> Result<(), CliError> {
         "requested",
         "by"
     );
-    for r in &list.requests {
-        outln!(
-            "{:>6}  {:>8}  {:<20}  {:<16}  {}",
-            r.request_id,
-            r.escrow_number,
-            r.requested,
-            r.requested_by,
-            r.reason
-        );
+    for (id, number, requested, by, reason) in rows {
+        outln!("{id:>6}  {number:>8}  {requested:<20}  {by:<16}  {reason}");
     }
-    Ok(())
 }
 
 fn decide(a: &EscrowDecideArgs, approve: bool) -> Result<(), CliError> {
@@ -336,27 +347,20 @@ fn fetch_requests(a: &EscrowLoginArgs) -> Result<(), CliError> {
     if a.json {
         return print_json(&list);
     }
-    if list.requests.is_empty() {
-        errln!("No pending fetch request.");
-        return Ok(());
-    }
-    outln!(
-        "{:>6}  {:>8}  {:<20}  {:<16}  reason",
-        "id",
-        "number",
-        "requested",
-        "by"
-    );
-    for r in &list.requests {
-        outln!(
-            "{:>6}  {:>8}  {:<20}  {:<16}  {}",
-            r.request_id,
-            r.escrow_number,
-            r.requested,
-            r.requested_by,
-            r.reason
-        );
-    }
+    let rows: Vec<_> = list
+        .requests
+        .iter()
+        .map(|r| {
+            (
+                r.request_id,
+                r.escrow_number,
+                &r.requested,
+                &r.requested_by,
+                &r.reason,
+            )
+        })
+        .collect();
+    print_requests("fetch", &rows);
     Ok(())
 }
 

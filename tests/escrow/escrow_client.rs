@@ -1721,29 +1721,30 @@ fn a_split_authority_key_restores_with_three_of_five_shares() {
     let pass = |i: usize| a.shares[i - 1].1.as_path();
     let audited = audit_events(&env).len();
 
-    let out = restore(&[4, 2], &[pass(4), pass(2)]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("2 key shares given, 3 are needed"),
-        "{}",
-        stderr(&out)
-    );
-
-    let out = restore(&[4, 2, 4], &[pass(4), pass(2), pass(4)]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("key share 4 is given twice"),
-        "{}",
-        stderr(&out)
-    );
-
-    let out = restore(&[4, 2, 5], &[pass(4), pass(1), pass(5)]);
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("wrong passphrase for key share 2"),
-        "{}",
-        stderr(&out)
-    );
+    for (shares, passes, code, said) in [
+        (
+            &[4, 2][..],
+            [pass(4), pass(2)].to_vec(),
+            2,
+            "2 key shares given, 3 are needed",
+        ),
+        (
+            &[4, 2, 4],
+            [pass(4), pass(2), pass(4)].to_vec(),
+            2,
+            "key share 4 is given twice",
+        ),
+        (
+            &[4, 2, 5],
+            [pass(4), pass(1), pass(5)].to_vec(),
+            3,
+            "wrong passphrase for key share 2",
+        ),
+    ] {
+        let out = restore(shares, &passes);
+        assert_eq!(out.status.code(), Some(code), "{}", stderr(&out));
+        assert!(stderr(&out).contains(said), "{}", stderr(&out));
+    }
     assert_eq!(
         audit_events(&env)[audited..],
         [] as [String; 0],

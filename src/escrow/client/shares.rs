@@ -337,14 +337,6 @@ pub fn combine(shares: &[OpenedShare]) -> Result<RsaPrivateKey, ShareError> {
 mod tests {
     use super::*;
 
-    fn quick() -> Cost {
-        Cost {
-            m_cost: 64,
-            t_cost: 1,
-            p_cost: 1,
-        }
-    }
-
     fn key() -> RsaPrivateKey {
         // The test vector's authority key: generating one would take seconds.
         let pem = include_str!("../../../tests/vectors/escrow_authority.key.pem");
@@ -372,7 +364,7 @@ mod tests {
     #[test]
     fn every_two_of_three_rebuild_the_key_and_one_does_not() {
         let key = key();
-        let shares = split(&key, 2, &passes(3), quick()).expect("split");
+        let shares = split(&key, 2, &passes(3), Cost::cheapest()).expect("split");
         assert_eq!(
             shares.iter().map(|s| s.index).collect::<Vec<_>>(),
             [1, 2, 3]
@@ -395,7 +387,7 @@ mod tests {
     #[test]
     fn three_of_five_and_the_file_round_trip() {
         let key = key();
-        let shares = split(&key, 3, &passes(5), quick()).expect("split");
+        let shares = split(&key, 3, &passes(5), Cost::cheapest()).expect("split");
         let reread: Vec<SealedShare> = shares
             .iter()
             .map(|s| SealedShare::parse(&s.to_json().expect("json")).expect("parse"))
@@ -412,7 +404,7 @@ mod tests {
     #[test]
     fn a_wrong_passphrase_a_duplicate_and_a_share_of_another_split_are_refused() {
         let key = key();
-        let shares = split(&key, 2, &passes(3), quick()).expect("split");
+        let shares = split(&key, 2, &passes(3), Cost::cheapest()).expect("split");
         assert!(matches!(
             shares[0].open(b"holder 2"),
             Err(ShareError::WrongPassphrase { index: 1 })
@@ -427,7 +419,7 @@ mod tests {
             Err(ShareError::Duplicate { index: 2 })
         ));
         // Another split of the same key: its shares do not combine with these.
-        let other = split(&key, 2, &passes(3), quick()).expect("split again");
+        let other = split(&key, 2, &passes(3), Cost::cheapest()).expect("split again");
         let mixed = vec![
             shares[0].open(b"holder 1").expect("open"),
             other[1].open(b"holder 2").expect("open"),
@@ -441,11 +433,11 @@ mod tests {
             Err(ShareError::Format(_))
         ));
         assert!(matches!(
-            split(&key, 1, &passes(3), quick()),
+            split(&key, 1, &passes(3), Cost::cheapest()),
             Err(ShareError::Parameters { .. })
         ));
         assert!(matches!(
-            split(&key, 4, &passes(3), quick()),
+            split(&key, 4, &passes(3), Cost::cheapest()),
             Err(ShareError::Parameters { .. })
         ));
         assert!(matches!(

@@ -220,7 +220,7 @@ pub(super) enum Table {
 }
 
 impl Table {
-    fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Table::User => "USER",
             Table::Escrow => "ESCROW",

@@ -1639,31 +1639,7 @@ impl Store {
             &ev,
             |tx| {
                 fetch_in(tx, number)?;
-                let existing = tx.query(
-                    "SELECT REQUEST_ID FROM FETCH_REQUEST WHERE ESCROW_NUMBER = ? \
-                     AND REQUESTED_BY = ? AND STATUS = 'pending'",
-                    &[number.into(), admin.into()],
-                )?;
-                if let Some(r) = existing.first() {
-                    return int(r, 0);
-                }
-                let rows = tx.query(
-                    "INSERT INTO FETCH_REQUEST (ESCROW_NUMBER, REQUESTED_BY, REQUESTED_AT, \
-                     REASON, STATUS, DECIDED_BY, DECIDED_AT) VALUES (?, ?, ?, ?, 'pending', '', 0) \
-                     RETURNING REQUEST_ID",
-                    &[
-                        number.into(),
-                        admin.into(),
-                        now_unix().into(),
-                        reason.into(),
-                    ],
-                )?;
-                let id = rows
-                    .first()
-                    .map(|r| int(r, 0))
-                    .ok_or_else(|| StoreError::msg("insert returned no id"))??;
-                audit::created(tx, (audit::Table::FetchRequest, id.to_string()))?;
-                Ok(id)
+                pending_or_new_request(tx, audit::Table::FetchRequest, number, admin, reason)
             },
             |_| vec![number],
         )
@@ -1781,26 +1757,7 @@ impl Store {
                         "only the depositing user or an admin may request deletion of an entry",
                     ));
                 }
-                let existing = tx.query(
-                    "SELECT REQUEST_ID FROM DELETION_REQUEST WHERE ESCROW_NUMBER = ? \
-                     AND REQUESTED_BY = ? AND STATUS = 'pending'",
-                    &[number.into(), user.into()],
-                )?;
-                if let Some(r) = existing.first() {
-                    return int(r, 0);
-                }
-                let rows = tx.query(
-                    "INSERT INTO DELETION_REQUEST (ESCROW_NUMBER, REQUESTED_BY, REQUESTED_AT, \
-                     REASON, STATUS, DECIDED_BY, DECIDED_AT) VALUES (?, ?, ?, ?, 'pending', '', 0) \
-                     RETURNING REQUEST_ID",
-                    &[number.into(), user.into(), now_unix().into(), reason.into()],
-                )?;
-                let id = rows
-                    .first()
-                    .map(|r| int(r, 0))
-                    .ok_or_else(|| StoreError::msg("insert returned no id"))??;
-                audit::created(tx, (audit::Table::DeletionRequest, id.to_string()))?;
-                Ok(id)
+                pending_or_new_request(tx, audit::Table::DeletionRequest, number, user, reason)
             },
             |_| vec![number],
         )
@@ -1811,7 +1768,7 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub fn pending_deletions(&self) -> Result<Vec<DeletionRequest>, StoreError> {
-        self.pending_in("DELETION_REQUEST")
+        self.pending_in(audit::Table::DeletionRequest)
     }
 
     /// Packet fetch requests that wait for approval.
@@ -1819,10 +1776,11 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub fn pending_fetches(&self) -> Result<Vec<DeletionRequest>, StoreError> {
-        self.pending_in("FETCH_REQUEST")
+        self.pending_in(audit::Table::FetchRequest)
     }
 
-    fn pending_in(&self, table: &str) -> Result<Vec<DeletionRequest>, StoreError> {
+    fn pending_in(&self, table: audit::Table) -> Result<Vec<DeletionRequest>, StoreError> {
+        let table = table.name();
         self.tx(|tx| {
             tx.query(
                 &format!(
@@ -1980,6 +1938,41 @@ impl Store {
             |v: &Vec<DepositOutcome>| v.iter().map(|o| o.number).collect(),
         )
     }
+}
+
+/// The pending request of `user` for entry `number` in `table` (deletions or fetches), else a
+/// new one; its id.
+fn pending_or_new_request(
+    tx: &mut dyn Tx,
+    table: audit::Table,
+    number: i64,
+    user: &str,
+    reason: &str,
+) -> Result<i64, StoreError> {
+    let name = table.name();
+    let existing = tx.query(
+        &format!(
+            "SELECT REQUEST_ID FROM {name} WHERE ESCROW_NUMBER = ? AND REQUESTED_BY = ? \
+             AND STATUS = 'pending'"
+        ),
+        &[number.into(), user.into()],
+    )?;
+    if let Some(r) = existing.first() {
+        return int(r, 0);
+    }
+    let rows = tx.query(
+        &format!(
+            "INSERT INTO {name} (ESCROW_NUMBER, REQUESTED_BY, REQUESTED_AT, REASON, STATUS, \
+             DECIDED_BY, DECIDED_AT) VALUES (?, ?, ?, ?, 'pending', '', 0) RETURNING REQUEST_ID"
+        ),
+        &[number.into(), user.into(), now_unix().into(), reason.into()],
+    )?;
+    let id = rows
+        .first()
+        .map(|r| int(r, 0))
+        .ok_or_else(|| StoreError::msg("insert returned no id"))??;
+    audit::created(tx, (table, id.to_string()))?;
+    Ok(id)
 }
 
 fn fetch_in(tx: &mut dyn Tx, number: i64) -> Result<(EntrySummary, Vec<u8>), StoreError> {
