@@ -1774,17 +1774,7 @@ fn dual_control_needs_a_second_admin_for_each_fetch() {
     let n = escrow_number(&out);
     let data = write_data(&vol, "dual pw");
     forget_password(&env, &vol, "dual pw");
-    let escrow = |user: &str, args: &[&str]| {
-        env.tcvault()
-            .arg("escrow")
-            .args(args)
-            .arg("--escrow-config")
-            .arg(&env.config)
-            .arg("--escrow-credentials")
-            .arg(env.path(&format!("{user}.creds")))
-            .output()
-            .expect("run tcvault escrow")
-    };
+    let escrow = |user: &str, args: &[&str]| env.escrow_cmd(user, args);
 
     let out = env.restore("helpdesk", &vol, Some(n), "dual new pw");
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -1847,21 +1837,21 @@ fn dual_control_needs_a_second_admin_for_each_fetch() {
     // Nor can the packets leave in an export bundle.
     env.add_user_with("mover", "mover pw", true, true);
     let bundle_pw = env.secret("bundle.pw", "bundle password long enough");
-    let out = env
-        .tcvault()
-        .args(["escrow", "export", &n.to_string(), "--output"])
-        .arg(env.path("out.bundle"))
-        .arg("--bundle-password-file")
-        .arg(&bundle_pw)
-        .arg("--escrow-config")
-        .arg(&env.config)
-        .arg("--escrow-credentials")
-        .arg(env.path("mover.creds"))
-        .output()
-        .expect("run export");
+    let bundle = env.path("out.bundle");
+    let out = env.escrow_cmd(
+        "mover",
+        &[
+            "export",
+            &n.to_string(),
+            "--output",
+            bundle.to_str().expect("UTF-8 path"),
+            "--bundle-password-file",
+            bundle_pw.to_str().expect("UTF-8 path"),
+        ],
+    );
     assert!(!out.status.success(), "exported under dual control");
     assert!(stderr(&out).contains("dual control"), "{}", stderr(&out));
-    assert!(!env.path("out.bundle").exists());
+    assert!(!bundle.exists());
 
     let events = audit_events(&env);
     for e in ["fetch_refused", "fetch_request", "fetch_approve", "fetch"] {
