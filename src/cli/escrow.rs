@@ -256,13 +256,11 @@ fn try_deposit(
                 .map_err(|e| DepositFailure::Login(format!("cannot read the password: {e}")))?;
             let password = SecretText::from_secret(password)
                 .ok_or_else(|| DepositFailure::Login("the password is not UTF-8".to_owned()))?;
-            Login {
-                user: user.trim().to_owned(),
-                password,
-            }
+            Login::new(user.trim().to_owned(), password)
         }
     };
-    if let Some(account) = deposit::account(cfg, &login)? {
+    let (login, account) = deposit::log_in(cfg, &login)?;
+    if let Some(account) = account {
         remember(cfg, &account.user, account.escrow_required);
         if account.escrow_required && required.is_none() {
             *required = Some(format!(
@@ -314,11 +312,11 @@ pub(super) fn login_from_file(path: &Path) -> Result<Login, String> {
             path.display()
         ));
     }
-    Ok(Login {
-        user: user.to_owned(),
-        password: SecretText::from_secret(SecretBytes::from_slice(password.as_bytes()))
+    Ok(Login::new(
+        user.to_owned(),
+        SecretText::from_secret(SecretBytes::from_slice(password.as_bytes()))
             .ok_or_else(|| format!("escrow credentials file {}: not UTF-8", path.display()))?,
-    })
+    ))
 }
 
 /// A secret from a file (one trailing newline removed).
@@ -664,12 +662,14 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
         Some(f) => secret_from_file(f, "admin password file")?,
         None => prompt_secret(&format!("Escrow network password of {admin}: "))?,
     };
-    let login = Login {
-        user: admin.to_owned(),
-        password: SecretText::from_secret(password)
+    let login = Login::new(
+        admin.to_owned(),
+        SecretText::from_secret(password)
             .ok_or_else(|| CliError::msg("the admin password is not UTF-8", BAD_INPUT))?,
-    };
+    );
     let client = EscrowClient::new(&cfg).map_err(client_err)?;
+    // One password check for the searches, the fetch and the salts that follow.
+    let login = client.open_session(&login).map_err(client_err)?;
 
     let mut entries =
         escrow_restore::matching_entries(&client, &login, &host).map_err(restore_err)?;

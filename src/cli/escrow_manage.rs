@@ -100,11 +100,11 @@ fn connect(a: &EscrowLoginArgs) -> Result<(EscrowClient, Login), CliError> {
                 Some(f) => secret_from_file(f, "password file")?,
                 None => prompt_secret(&format!("Escrow network password of {user}: "))?,
             };
-            Login {
+            Login::new(
                 user,
-                password: SecretText::from_secret(password)
+                SecretText::from_secret(password)
                     .ok_or_else(|| CliError::msg("the password is not UTF-8", BAD_INPUT))?,
-            }
+            )
         }
     };
     let client = EscrowClient::new(&cfg).map_err(server_err)?;

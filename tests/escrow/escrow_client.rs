@@ -1059,10 +1059,10 @@ fn decoy_salts_do_not_make_restore_overwrite_another_volume() {
     };
     let cfg = ClientConfig::load(&env.config).expect("client config");
     let client = EscrowClient::new(&cfg).expect("client");
-    let login = Login {
-        user: "alice".to_owned(),
-        password: SecretText::from_string("alice pw".to_owned()),
-    };
+    let login = Login::new(
+        "alice".to_owned(),
+        SecretText::from_string("alice pw".to_owned()),
+    );
     let ans = client.deposit(&login, &d).expect("deposit");
     assert!(
         ans.already_in_escrow,
@@ -1876,4 +1876,37 @@ fn dual_control_needs_a_second_admin_for_each_fetch() {
         problems.iter().any(|p| p.contains("fetch request")),
         "{problems:?}"
     );
+}
+
+/// The client logs in once: a session token stands for the password on the requests that
+/// follow (the account, the deposit), and a wrong password is refused at the session.
+#[test]
+fn the_client_presents_a_session_token_after_one_password_check() {
+    use tcvault::escrow::client::config::ClientConfig;
+    use tcvault::escrow::client::http::{ClientError, EscrowClient, Login};
+    use tcvault::secret::SecretText;
+    let env = Env::start();
+    let cfg = ClientConfig::load(&env.config).expect("client config");
+    let client = EscrowClient::new(&cfg).expect("client");
+    let login = Login::new(
+        "alice".to_owned(),
+        SecretText::from_string("alice pw".into()),
+    );
+    assert!(!login.has_session());
+    let session = client.open_session(&login).expect("session");
+    assert!(session.has_session());
+    // The token alone authenticates: a wrong password beside it is not looked at.
+    let mut token_only = session.clone();
+    token_only.password = SecretText::from_string("not the password".into());
+    let account = client
+        .account(&token_only)
+        .expect("account")
+        .expect("the server has the route");
+    assert_eq!(account.user, "alice");
+    assert!(!account.escrow_required);
+    let wrong = Login::new("alice".to_owned(), SecretText::from_string("wrong".into()));
+    assert!(matches!(
+        client.open_session(&wrong),
+        Err(ClientError::Refused { status: 401, .. })
+    ));
 }

@@ -87,14 +87,18 @@ pub fn authority_key(
     Ok(key)
 }
 
-/// What the server of `cfg` says of the account `login` (`None`: a server too old to say):
-/// checked before a deposit, so that a server that requires escrow of this user is known
-/// to, even when the deposit then fails.
+/// Logs in to the server of `cfg` (a session, where it offers one: the deposit then costs it
+/// no second password check) and reads what it says of the account (`None`: a server too
+/// old to say). Done before a deposit, so that a server that requires escrow of this user is
+/// known to, even when the deposit then fails.
 ///
 /// # Errors
 /// The server's errors (a wrong password included).
-pub fn account(cfg: &ClientConfig, login: &Login) -> Result<Option<Account>, DepositError> {
-    Ok(EscrowClient::new(cfg)?.account(login)?)
+pub fn log_in(cfg: &ClientConfig, login: &Login) -> Result<(Login, Option<Account>), DepositError> {
+    let client = EscrowClient::new(cfg)?;
+    let session = client.open_session(login)?;
+    let account = client.account(&session)?;
+    Ok((session, account))
 }
 
 /// Escrows the header `u`, opened from `host`, as `login` on the server of `cfg`.

@@ -45,13 +45,31 @@ pub enum ClientError {
     Setup(String),
 }
 
-/// A network user name and password (HTTP Basic over TLS).
+/// A network user name and password (HTTP Basic over TLS), and the session token that stands
+/// for the password once [`EscrowClient::open_session`] got one.
 #[derive(Clone)]
 pub struct Login {
     /// User name.
     pub user: String,
     /// Password.
     pub password: crate::secret::SecretText,
+    token: Option<SecretText>,
+}
+
+impl Login {
+    /// A login with a password, and no session yet.
+    pub fn new(user: String, password: SecretText) -> Login {
+        Login {
+            user,
+            password,
+            token: None,
+        }
+    }
+
+    /// Whether requests present a session token instead of the password.
+    pub fn has_session(&self) -> bool {
+        self.token.is_some()
+    }
 }
 
 impl std::fmt::Debug for Login {
@@ -141,11 +159,19 @@ impl EscrowClient {
             .map_err(|e| ClientError::BadAnswer(e.to_string()))
     }
 
+    /// `req` authenticated as `login`: its session token, else its password.
+    fn auth(
+        req: reqwest::blocking::RequestBuilder,
+        login: &Login,
+    ) -> reqwest::blocking::RequestBuilder {
+        match &login.token {
+            Some(t) => req.bearer_auth(t.as_str()),
+            None => req.basic_auth(&login.user, Some(login.password.as_str())),
+        }
+    }
+
     fn get<T: DeserializeOwned>(&self, login: &Login, path: &str) -> Result<T, ClientError> {
-        let req = self
-            .http
-            .get(self.url(path))
-            .basic_auth(&login.user, Some(login.password.as_str()));
+        let req = Self::auth(self.http.get(self.url(path)), login);
         Self::json(self.send(req)?)
     }
 
@@ -155,10 +181,7 @@ impl EscrowClient {
         path: &str,
         body: Option<&B>,
     ) -> Result<T, ClientError> {
-        let mut req = self
-            .http
-            .post(self.url(path))
-            .basic_auth(&login.user, Some(login.password.as_str()));
+        let mut req = Self::auth(self.http.post(self.url(path)), login);
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -171,6 +194,32 @@ impl EscrowClient {
     /// See [`ClientError`].
     pub fn authority_key(&self) -> Result<wire::AuthorityKey, ClientError> {
         Self::json(self.send(self.http.get(self.url(route::AUTHORITY_KEY)))?)
+    }
+
+    /// `POST /v1/session`: `login` with a session token, so that the requests that follow
+    /// cost the server no password check each. A server that offers no session (an older
+    /// one, or one that cannot open it now) leaves `login` with its password.
+    ///
+    /// # Errors
+    /// See [`ClientError`] (a wrong password among them).
+    pub fn open_session(&self, login: &Login) -> Result<Login, ClientError> {
+        let req = self
+            .http
+            .post(self.url(route::SESSION))
+            .basic_auth(&login.user, Some(login.password.as_str()));
+        match self.send(req) {
+            Ok(resp) => {
+                let s: wire::SessionResponse = Self::json(resp)?;
+                Ok(Login {
+                    token: Some(s.token),
+                    ..login.clone()
+                })
+            }
+            Err(ClientError::Refused {
+                status: 404 | 503, ..
+            }) => Ok(login.clone()),
+            Err(e) => Err(e),
+        }
     }
 
     /// `GET /v1/account`: the caller's account (`None` from a server without the route).
@@ -211,11 +260,7 @@ impl EscrowClient {
     /// # Errors
     /// See [`ClientError`].
     pub fn search(&self, login: &Login, q: &SearchParams) -> Result<Vec<Entry>, ClientError> {
-        let req = self
-            .http
-            .get(self.url(route::ADMIN_ENTRIES))
-            .basic_auth(&login.user, Some(login.password.as_str()))
-            .query(q);
+        let req = Self::auth(self.http.get(self.url(route::ADMIN_ENTRIES)), login).query(q);
         let l: EntryList = Self::json(self.send(req)?)?;
         Ok(l.entries)
     }
