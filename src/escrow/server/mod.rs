@@ -22,14 +22,19 @@
 //! | `POST /v1/session` | any user, with the password | 201 `{"token","user","expires_in"}`: a token that stands for the password on later requests until it expires (5 min), the password changes or the server restarts |
 //! | `POST /v1/deposits` | any user | deposit (below) |
 //! | `GET /v1/deposits` | any user | the caller's own entries `{"entries":[entry…]}` |
+//! | `GET /v1/account` | any user | `{"user","admin","escrow_required"}`: the client asks before a deposit (`user require-escrow`) |
 //! | `POST /v1/deletion-requests` | owner (or admin) | `{"escrow_number":N,"reason":"…"}` → 201 `{"request_id","escrow_number","status":"pending"}` |
 //! | `GET /v1/admin/entries?salt=&fingerprint=&user=&from=&to=&number=&limit=` | admin | search → `{"entries":[entry…]}` (newest first, `limit` ≤ 1000, default 100; dates as Unix seconds or RFC 3339) |
-//! | `GET /v1/admin/entries/{number}` | admin | one entry plus `"packet"` (base64) |
+//! | `GET /v1/admin/entries/{number}` | admin | one entry plus `"packet"` (base64); under dual control (`FETCH_APPROVAL_SECONDS`) only with an approved fetch request of the caller's, once, else 403 `approval_required` |
 //! | `POST /v1/admin/entries/{number}/salts` | admin | `{"salts":["<hex>"…]}` → the entry: records the salts a restore wrote (audited `salts_recorded`; a search hint like every salt) |
 //! | `GET /v1/admin/deletion-requests` | admin | pending requests |
 //! | `POST /v1/admin/deletion-requests/{id}/approve` | admin, not the requester | deletes the entry |
 //! | `POST /v1/admin/deletion-requests/{id}/reject` | admin | keeps the entry, closes the request |
-//! | `POST /v1/admin/export` | export right | `{"escrow_numbers":[…],"bundle_password":"…"}` → `{"bundle":"<base64>","count"}` |
+//! | `POST /v1/admin/fetch-requests` | admin | `{"escrow_number":N,"reason":"…"}` → 201 `{"request_id","escrow_number","status":"pending"}` (dual control) |
+//! | `GET /v1/admin/fetch-requests` | admin | pending fetch requests |
+//! | `POST /v1/admin/fetch-requests/{id}/approve` | admin, not the requester | the requester may fetch that packet once |
+//! | `POST /v1/admin/fetch-requests/{id}/reject` | admin | closes the request |
+//! | `POST /v1/admin/export` | export right | `{"escrow_numbers":[…],"bundle_password":"…"}` → `{"bundle":"<base64>","count"}`; refused under dual control (a bundle carries the packets) |
 //! | `POST /v1/admin/import` | import right | `{"bundle":"<base64>","bundle_password":"…"}` → `{"imported":[{"source_number","escrow_number"}],"already_present":[…]}` |
 //!
 //! "admin" means `USER_ADMIN` = 1 **and** a TCP peer address inside an `ADMIN_SUBNET_MASK`
