@@ -1585,8 +1585,9 @@ fn required_escrow_fails_the_command_until_the_deposit_is_acknowledged() {
 
 /// The server's per-user flag: escrow goes ahead under the default policy `ask` with no
 /// terminal; the client remembers the flag, so `--escrow no` is then refused and a server
-/// that cannot be reached fails the command; a wrong escrow password fails it too; once the
-/// admin clears the flag, the next login forgets it.
+/// that cannot be reached fails the command (create keeps the volume, mount mounts nothing);
+/// a wrong escrow password fails it too; once the admin clears the flag, the next login
+/// forgets it.
 #[test]
 fn a_user_the_server_requires_escrow_of_cannot_skip_it() {
     let env = Env::start();
@@ -1666,7 +1667,7 @@ fn a_user_the_server_requires_escrow_of_cannot_skip_it() {
 
     // Required again, and the server gone: the command fails, saying why.
     env.require_escrow("alice", true);
-    let (_, out) = create(&env, "again.tc", "alice.creds", &["--escrow", "yes"]);
+    let (again, out) = create(&env, "again.tc", "alice.creds", &["--escrow", "yes"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let mut env = env;
     if let Some(server) = env.server.take() {
@@ -1680,6 +1681,34 @@ fn a_user_the_server_requires_escrow_of_cannot_skip_it() {
         stderr(&out)
     );
     assert!(vol.exists(), "the created volume is kept");
+
+    // Nor is a volume mounted while the server that requires its escrow is away.
+    if !crate::common::can_mount() {
+        return;
+    }
+    let out = env
+        .tcvault()
+        .arg("mount")
+        .arg(&again)
+        .arg("--password-file")
+        .arg(&pw)
+        .args(["--pim", PIM, "--no-filesystem"])
+        .arg("--escrow-config")
+        .arg(&env.config)
+        .arg("--escrow-credentials")
+        .arg(env.path("alice.creds"))
+        .output()
+        .expect("run mount");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("requires escrow of alice's volumes"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        tcvault::mount::state::find_volume(&again).is_none(),
+        "mounted although escrow failed"
+    );
 }
 
 /// Split control: keygen wrote five shares (0600) and no whole key; `-R` with three of them
