@@ -460,15 +460,39 @@ fn a_killed_create_leaves_nothing() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn");
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    assert!(
-        child.try_wait().expect("try_wait").is_none(),
-        "create finished before the kill: the test proves nothing"
-    );
+    // Killed as soon as the fill is under way (8 MiB of the container's 512 MiB are on
+    // disk), not after a fixed time, which a fast machine could outrun.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while fill_written(child.id(), dir.path()) < 8 << 20 {
+        assert!(
+            child.try_wait().expect("try_wait").is_none(),
+            "create finished before the kill: the test proves nothing"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "create wrote nothing in 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
     child.kill().expect("SIGKILL");
     child.wait().expect("wait");
     assert!(!vol.exists(), "a half-made container stands under its name");
     assert_eq!(leftovers(dir.path()), Vec::<String>::new());
+}
+
+/// The bytes on disk of the files process `pid` has open below `dir` (named or not: the
+/// open descriptor reaches an unnamed temporary file too).
+fn fill_written(pid: u32, dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return 0;
+    };
+    fds.flatten()
+        .filter(|fd| fs::read_link(fd.path()).is_ok_and(|t| t.starts_with(dir)))
+        .filter_map(|fd| fs::metadata(fd.path()).ok())
+        .filter(fs::Metadata::is_file)
+        .map(|m| m.blocks() * 512)
+        .sum()
 }
 
 /// Where a filesystem has no unnamed files, the named temporary files carry their writer's
