@@ -779,7 +779,7 @@ pub fn write_keep_file(keep: &Path, bytes: &[u8]) -> Result<(), WriteError> {
 
 /// Writes `data` to a new file at `path` (mode 0600, via a temporary file renamed into place;
 /// an existing file is replaced only with `force`).
-fn write_new_file(path: &Path, data: &[u8], force: bool) -> Result<(), WriteError> {
+pub(crate) fn write_new_file(path: &Path, data: &[u8], force: bool) -> Result<(), WriteError> {
     use std::io::Write;
     write_file_atomically(path, force, |f| {
         f.write_all(data).map_err(io_err(path, "write failed"))

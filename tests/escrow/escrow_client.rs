@@ -306,6 +306,30 @@ impl Env {
             .expect("run restore")
     }
 
+    /// `tcvault mount VOL` (password file `pw`, escrow as alice with `config`) fails with
+    /// exit 1 saying `said`, and nothing is mounted.
+    fn mount_refused(&self, vol: &Path, pw: &Path, config: &Path, said: &str) {
+        let out = self
+            .tcvault()
+            .arg("mount")
+            .arg(vol)
+            .arg("--password-file")
+            .arg(pw)
+            .args(["--pim", PIM, "--no-filesystem"])
+            .arg("--escrow-config")
+            .arg(config)
+            .arg("--escrow-credentials")
+            .arg(self.path("alice.creds"))
+            .output()
+            .expect("run mount");
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(stderr(&out).contains(said), "{}", stderr(&out));
+        assert!(
+            tcvault::mount::state::find_volume(vol).is_none(),
+            "mounted although escrow failed"
+        );
+    }
+
     /// `tcvault -R admin TARGET` as the admin, with the authority key, old headers not kept;
     /// the caller adds the rest.
     fn restore_cmd(&self, admin: &str, target: &Path) -> Command {
@@ -1558,29 +1582,7 @@ fn required_escrow_fails_the_command_until_the_deposit_is_acknowledged() {
     if !crate::common::can_mount() {
         return;
     }
-    let out = env
-        .tcvault()
-        .arg("mount")
-        .arg(&vol)
-        .arg("--password-file")
-        .arg(&newp)
-        .args(["--pim", PIM, "--no-filesystem"])
-        .arg("--escrow-config")
-        .arg(&unreachable)
-        .arg("--escrow-credentials")
-        .arg(env.path("alice.creds"))
-        .output()
-        .expect("run mount");
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("escrow is required"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        tcvault::mount::state::find_volume(&vol).is_none(),
-        "mounted although escrow failed"
-    );
+    env.mount_refused(&vol, &newp, &unreachable, "escrow is required");
 }
 
 /// The server's per-user flag: escrow goes ahead under the default policy `ask` with no
@@ -1686,28 +1688,11 @@ fn a_user_the_server_requires_escrow_of_cannot_skip_it() {
     if !crate::common::can_mount() {
         return;
     }
-    let out = env
-        .tcvault()
-        .arg("mount")
-        .arg(&again)
-        .arg("--password-file")
-        .arg(&pw)
-        .args(["--pim", PIM, "--no-filesystem"])
-        .arg("--escrow-config")
-        .arg(&env.config)
-        .arg("--escrow-credentials")
-        .arg(env.path("alice.creds"))
-        .output()
-        .expect("run mount");
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("requires escrow of alice's volumes"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        tcvault::mount::state::find_volume(&again).is_none(),
-        "mounted although escrow failed"
+    env.mount_refused(
+        &again,
+        &pw,
+        &env.config,
+        "requires escrow of alice's volumes",
     );
 }
 

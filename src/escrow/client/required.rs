@@ -4,10 +4,9 @@
 //! The client keeps it so that once a required user's tcvault has logged in, it no longer
 //! offers to skip escrow: the file is `$XDG_STATE_HOME/tcvault/escrow-required` (by default
 //! `~/.local/state/tcvault/escrow-required`), one `SERVER<TAB>USER` line per required user,
-//! written whole (a temporary file renamed over it) with mode 0600. A later login that the
+//! written whole (`volume::write`'s temporary file renamed over it) with mode 0600. A later login that the
 //! server answers with "not required" removes the line.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The users the servers require escrow of, as this machine account last heard.
@@ -76,25 +75,19 @@ impl RequiredUsers {
     }
 
     fn save(&self) -> std::io::Result<()> {
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        use std::os::unix::fs::DirBuilderExt;
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)?;
-        let tmp = self.path.with_extension("tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        for (s, u) in &self.entries {
-            writeln!(f, "{s}\t{u}")?;
-        }
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, &self.path)
+        let text: String = self
+            .entries
+            .iter()
+            .map(|(s, u)| format!("{s}\t{u}\n"))
+            .collect();
+        crate::volume::write::write_new_file(&self.path, text.as_bytes(), true)
+            .map_err(|e| std::io::Error::other(e.to_string()))
     }
 }
 
