@@ -40,7 +40,8 @@ fn sealed() -> &'static Sealed {
             &opts(Family::TrueCrypt, SCHEMES[0]),
         )
         .expect("the crafted header opens");
-        let (_, bytes) = packet::encrypt_to(&u, "fuzz", &[key.to_public_key()]).expect("seal");
+        let (_, bytes) =
+            packet::encrypt_to(&u, "fuzz", &[key.to_public_key()], None).expect("seal");
         Sealed {
             key,
             header: u.header,

@@ -9,8 +9,7 @@ use tcvault::crypto::kdf::Prf;
 use tcvault::escrow::client::config::{ClientConfig, Policy};
 use tcvault::escrow::client::deposit::{self, DepositError};
 use tcvault::escrow::client::http::{ClientError, EscrowClient, Login};
-use tcvault::escrow::client::packet::RsaPrivateKey;
-use tcvault::escrow::client::packet::{self, PacketError};
+use tcvault::escrow::client::packet::{self, PacketError, Recovery, RsaPrivateKey};
 use tcvault::escrow::client::required::RequiredUsers;
 use tcvault::escrow::client::restore::{self as escrow_restore, Escrowed, NoProof, RestoreError};
 use tcvault::escrow::client::shares::{self, SealedShare, ShareError};
@@ -22,8 +21,9 @@ use tcvault::secret::{SecretBytes, SecretText, read_secret};
 use tcvault::volume::write::{self, WriteError};
 use tcvault::volume::{Host, SlotChoice, Volume};
 
-use super::args::RestoreOptions;
-use super::args::{EscrowArgs, EscrowPolicyArg, KeygenArgs};
+use super::args::{
+    EscrowArgs, EscrowPolicyArg, EscrowedWriteArgs, KeygenArgs, RecoverArgs, RestoreOptions,
+};
 use super::exit::{BAD_INPUT, CliError, FAILED, USAGE, WRONG_CREDENTIALS};
 use super::prompt::ask_line;
 use super::unlock::{credentials, prf_of, prompt_secret};
@@ -55,13 +55,22 @@ fn refused_no(why: &str) -> CliError {
     CliError::msg(format!("{why}: --escrow no is refused"), USAGE)
 }
 
+/// A deposit to make.
+struct Decision {
+    cfg: ClientConfig,
+    /// Why escrow is required, where it is.
+    required: Option<String>,
+    /// The user was asked on a terminal (and may be asked for a recovery passphrase).
+    asked: bool,
+}
+
 /// Whether to escrow now, with which configuration, and why escrow is required if it is;
 /// `None` means "not now" (after saying why, where the user asked for escrow).
 ///
 /// # Errors
 /// `--escrow no` where escrow is required; a configuration that cannot be read while the
 /// user asked for escrow is only said.
-fn decide(a: &EscrowArgs) -> Result<Option<(ClientConfig, Option<String>)>, CliError> {
+fn decide(a: &EscrowArgs) -> Result<Option<Decision>, CliError> {
     let cfg = match ClientConfig::discover(a.escrow_config.as_deref()) {
         Ok(Some(c)) => c,
         Ok(None) => {
@@ -85,7 +94,11 @@ fn decide(a: &EscrowArgs) -> Result<Option<(ClientConfig, Option<String>)>, CliE
         if a.escrow == Some(EscrowPolicyArg::No) {
             return Err(refused_no(&why));
         }
-        return Ok(Some((cfg, Some(why))));
+        return Ok(Some(Decision {
+            cfg,
+            required: Some(why),
+            asked: false,
+        }));
     }
     let policy = match a.escrow {
         Some(EscrowPolicyArg::Yes) => Policy::Yes,
@@ -95,7 +108,11 @@ fn decide(a: &EscrowArgs) -> Result<Option<(ClientConfig, Option<String>)>, CliE
     };
     Ok(match policy {
         Policy::No => None,
-        Policy::Yes | Policy::Require => Some((cfg, None)),
+        Policy::Yes | Policy::Require => Some(Decision {
+            cfg,
+            required: None,
+            asked: false,
+        }),
         Policy::Ask => {
             if !io::stdin().is_terminal() {
                 errln!(
@@ -106,7 +123,11 @@ fn decide(a: &EscrowArgs) -> Result<Option<(ClientConfig, Option<String>)>, CliE
             }
             match ask_line("Escrow the keys of this volume? [y/N] ") {
                 Ok(ans) if matches!(ans.trim(), "y" | "Y" | "yes" | "Yes" | "YES") => {
-                    Some((cfg, None))
+                    Some(Decision {
+                        cfg,
+                        required: None,
+                        asked: true,
+                    })
                 }
                 _ => None,
             }
@@ -119,6 +140,9 @@ fn decide(a: &EscrowArgs) -> Result<Option<(ClientConfig, Option<String>)>, CliE
 /// # Errors
 /// That refusal.
 pub fn check_allowed(a: &EscrowArgs) -> Result<(), CliError> {
+    if let Some(f) = &a.recovery_passphrase_file {
+        recovery_from_file(f)?;
+    }
     if a.escrow != Some(EscrowPolicyArg::No) {
         return Ok(());
     }
@@ -140,7 +164,7 @@ pub fn check_allowed(a: &EscrowArgs) -> Result<(), CliError> {
 #[cfg(feature = "mount")]
 pub fn offer(volume: &Path, u: &UnlockedHeader, a: &EscrowArgs) -> Result<(), CliError> {
     match decide(a)? {
-        Some((cfg, required)) => deposit(volume, u, &cfg, a, required),
+        Some(d) => deposit(volume, u, &d, a),
         None => Ok(()),
     }
 }
@@ -157,7 +181,7 @@ pub fn offer_new(
     opts: &UnlockOptions,
     a: &EscrowArgs,
 ) -> Result<(), CliError> {
-    let Some((cfg, required)) = decide(a)? else {
+    let Some(d) = decide(a)? else {
         return Ok(());
     };
     let slots = SlotChoice {
@@ -165,9 +189,9 @@ pub fn offer_new(
         ..SlotChoice::default()
     };
     match Volume::open(volume, creds, slots, opts) {
-        Ok(v) => deposit(volume, v.unlocked(), &cfg, a, required),
+        Ok(v) => deposit(volume, v.unlocked(), &d, a),
         Err(e) => not_escrowed(
-            required.as_deref(),
+            d.required.as_deref(),
             format!("cannot reopen {} for escrow: {e}", volume.display()),
         ),
     }
@@ -189,11 +213,11 @@ fn not_escrowed(required: Option<&str>, why: String) -> Result<(), CliError> {
 fn deposit(
     volume: &Path,
     u: &UnlockedHeader,
-    cfg: &ClientConfig,
+    d: &Decision,
     a: &EscrowArgs,
-    mut required: Option<String>,
 ) -> Result<(), CliError> {
-    match try_deposit(volume, u, cfg, a, &mut required) {
+    let mut required = d.required.clone();
+    match try_deposit(volume, u, d, a, &mut required) {
         Ok(d) if d.already_in_escrow => {
             noteln!(
                 "The keys of {} are already in escrow with number {}.",
@@ -234,6 +258,8 @@ enum DepositFailure {
     Library(#[from] DepositError),
     #[error("{0}")]
     Login(String),
+    #[error("{0}")]
+    Recovery(String),
     #[error(transparent)]
     Volume(#[from] tcvault::volume::VolumeError),
 }
@@ -243,10 +269,11 @@ enum DepositFailure {
 fn try_deposit(
     volume: &Path,
     u: &UnlockedHeader,
-    cfg: &ClientConfig,
+    d: &Decision,
     a: &EscrowArgs,
     required: &mut Option<String>,
 ) -> Result<deposit::Deposited, DepositFailure> {
+    let cfg = &d.cfg;
     let login = match &a.escrow_credentials {
         Some(f) => login_from_file(f).map_err(DepositFailure::Login)?,
         None => {
@@ -269,8 +296,54 @@ fn try_deposit(
             ));
         }
     }
+    let recovery = match &a.recovery_passphrase_file {
+        Some(f) => {
+            Some(recovery_from_file(f).map_err(|e| DepositFailure::Recovery(e.to_string()))?)
+        }
+        None if d.asked => {
+            ask_recovery_passphrase().map_err(|e| DepositFailure::Recovery(e.to_string()))?
+        }
+        None => None,
+    };
+    let recovery = recovery
+        .as_ref()
+        .map(|p| Recovery::new(p.expose()))
+        .transpose()
+        .map_err(|e| DepositFailure::Recovery(e.to_string()))?;
     let host = Host::open(volume)?;
-    Ok(deposit::deposit(&host, u, cfg, &login)?)
+    Ok(deposit::deposit(&host, u, cfg, &login, recovery)?)
+}
+
+/// A recovery passphrase from `path`, checked for length.
+fn recovery_from_file(path: &Path) -> Result<SecretBytes, CliError> {
+    let p = secret_from_file(path, "recovery passphrase file")?;
+    Recovery::new(p.expose()).map_err(|e| CliError::new(e, USAGE))?;
+    Ok(p)
+}
+
+/// On a terminal, after the user agreed to escrow: an optional recovery passphrase (asked
+/// twice; Enter for none), at least [`packet::MIN_RECOVERY_PASSPHRASE`] characters.
+fn ask_recovery_passphrase() -> Result<Option<SecretBytes>, CliError> {
+    let prompt = format!(
+        "Recovery passphrase, so that `tcvault recover` can reset the password without the help \
+         desk (at least {} characters; Enter: none): ",
+        packet::MIN_RECOVERY_PASSPHRASE
+    );
+    loop {
+        let a = prompt_secret(&prompt)?;
+        if a.is_empty() {
+            return Ok(None);
+        }
+        if let Err(e) = Recovery::new(a.expose()) {
+            errln!("tcvault: {e}");
+            continue;
+        }
+        if prompt_secret("Repeat the recovery passphrase: ")? != a {
+            errln!("tcvault: the two passphrases differ");
+            continue;
+        }
+        return Ok(Some(a));
+    }
 }
 
 /// Keeps what the server said of `user` for the next commands (a failure to write it is
@@ -328,8 +401,8 @@ pub(super) fn secret_from_file(path: &Path, what: &str) -> Result<SecretBytes, C
 
 pub(super) fn packet_err(e: PacketError) -> CliError {
     let code = match e {
-        PacketError::KeyTooSmall(_) => USAGE,
-        PacketError::Key(_) => WRONG_CREDENTIALS,
+        PacketError::KeyTooSmall(_) | PacketError::RecoveryTooShort(_) => USAGE,
+        PacketError::Key(_) | PacketError::WrongRecoveryPassphrase => WRONG_CREDENTIALS,
         _ => BAD_INPUT,
     };
     CliError::new(e, code)
@@ -645,12 +718,7 @@ fn print_entries(entries: &[Entry]) {
 
 /// `tcvault -R ADMIN TARGET` / `tcvault restore --admin ADMIN TARGET`.
 pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), CliError> {
-    let cfg = ClientConfig::discover(o.restore_escrow_config.as_deref())
-        .map_err(|e| CliError::new(e, BAD_INPUT))?
-        .ok_or_else(|| {
-            CliError::msg("key escrow is not configured", USAGE)
-                .hint("give --escrow-config FILE or write ~/.config/tcvault/escrow.xml")
-        })?;
+    let cfg = escrow_config(o.restore_escrow_config.as_deref())?;
     let host = Host::open(target)?;
     let is_backup = host.kind() != HostKind::Volume;
 
@@ -700,59 +768,17 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
 
     // Prove that the entry belongs to TARGET before anything is written; the salts the
     // server reports are only how the entry was found.
-    check_target(target, number, &escrowed, o.force, !o.no_keep_old_header)?;
-
-    let header = &escrowed.header;
-    let keep = if o.no_keep_old_header {
-        None
-    } else {
-        Some(
-            o.keep_old_header
-                .clone()
-                .unwrap_or_else(|| write::default_keep_path(target)),
-        )
-    };
-    let output = o.output.as_deref().filter(|_| is_backup);
-    if o.old_password {
-        let restored =
-            escrow_restore::write_as_escrowed(target, &escrowed, keep.as_deref(), output)
-                .map_err(restore_err)?;
-        said_kept(target, keep.as_deref());
-        noteln!(
-            "Restored the {} header of {} as escrowed in entry {number} (by {} on {}): the \
-             password, keyfiles and PIM of that time open it again.",
-            role_word(header),
-            restored.path.display(),
-            escrowed.entry.user,
-            escrowed.entry.created
-        );
-        said_how_to_restore(is_backup, &restored.path);
-        return Ok(());
-    }
-    let prf = match o.new_prf {
-        Some(p) => prf_of(p),
-        None => escrowed.prf.unwrap_or(Prf::Sha512),
-    };
-    let creds = credentials(
-        o.new.new_password_file.as_deref(),
-        &o.new.new_keyfiles,
-        o.new.new_pim,
-        &format!("New password for {}", target.display()),
-        true,
+    check_target(
+        target,
+        number,
+        &escrowed,
+        o.force,
+        !o.write.no_keep_old_header,
     )?;
-    let prot = Protection::for_scheme(header.family, prf, creds.pim(), escrowed.scheme)
-        .map_err(WriteError::from)?;
-    let restored = escrow_restore::write(target, &escrowed, prot, &creds, keep.as_deref(), output)
-        .map_err(restore_err)?;
-    said_kept(target, keep.as_deref());
-    noteln!(
-        "Restored the {} header of {} from escrow entry {number} (escrowed by {} on {}); it \
-         opens with the new password.",
-        role_word(header),
-        restored.path.display(),
-        escrowed.entry.user,
-        escrowed.entry.created
-    );
+    let Some((restored, _, _)) = write_escrowed(target, number, &escrowed, &o.write, is_backup)?
+    else {
+        return Ok(());
+    };
     // The next restore finds the entry by the new header's salts. Not fatal: the header is
     // written, and a search by user or date still finds the entry.
     if !restored.new_salts.is_empty() {
@@ -764,11 +790,206 @@ pub fn restore(admin: &str, target: &Path, o: &RestoreOptions) -> Result<(), Cli
             ),
         }
     }
+    said_master_key_unchanged();
+    Ok(())
+}
+
+/// Writes the header of `escrowed` (entry `number`, proven to belong to `target`) as `w`
+/// says: back as escrowed (`--old-password`: `None` is returned, nothing more to do), or
+/// under new credentials (asked for here, and returned with the header's protection), the old
+/// headers kept first unless told not to.
+fn write_escrowed(
+    target: &Path,
+    number: i64,
+    escrowed: &Escrowed,
+    w: &EscrowedWriteArgs,
+    is_backup: bool,
+) -> Result<Option<(escrow_restore::Restored, Credentials, Protection)>, CliError> {
+    let header = &escrowed.header;
+    let keep = if w.no_keep_old_header {
+        None
+    } else {
+        Some(
+            w.keep_old_header
+                .clone()
+                .unwrap_or_else(|| write::default_keep_path(target)),
+        )
+    };
+    let output = w.output.as_deref().filter(|_| is_backup);
+    if w.old_password {
+        let restored = escrow_restore::write_as_escrowed(target, escrowed, keep.as_deref(), output)
+            .map_err(restore_err)?;
+        said_kept(target, keep.as_deref());
+        noteln!(
+            "Restored the {} header of {} as escrowed in entry {number} (by {} on {}): the \
+             password, keyfiles and PIM of that time open it again.",
+            role_word(header),
+            restored.path.display(),
+            escrowed.entry.user,
+            escrowed.entry.created
+        );
+        said_how_to_restore(is_backup, &restored.path);
+        return Ok(None);
+    }
+    let prf = match w.new_prf {
+        Some(p) => prf_of(p),
+        None => escrowed.prf.unwrap_or(Prf::Sha512),
+    };
+    let creds = credentials(
+        w.new.new_password_file.as_deref(),
+        &w.new.new_keyfiles,
+        w.new.new_pim,
+        &format!("New password for {}", target.display()),
+        true,
+    )?;
+    let prot = Protection::for_scheme(header.family, prf, creds.pim(), escrowed.scheme)
+        .map_err(WriteError::from)?;
+    let restored = escrow_restore::write(target, escrowed, prot, &creds, keep.as_deref(), output)
+        .map_err(restore_err)?;
+    said_kept(target, keep.as_deref());
+    noteln!(
+        "Restored the {} header of {} from escrow entry {number} (escrowed by {} on {}); it \
+         opens with the new password.",
+        role_word(header),
+        restored.path.display(),
+        escrowed.entry.user,
+        escrowed.entry.created
+    );
     said_how_to_restore(is_backup, &restored.path);
+    Ok(Some((restored, creds, prot)))
+}
+
+/// After a restore under a new password.
+fn said_master_key_unchanged() {
     noteln!(
         "Reminder: the master key did not change. Older headers and header backups still open \
          the volume with their old passwords; to revoke them, copy the data to a new volume."
     );
+}
+
+// ---------- self-service recovery ----------
+
+/// The escrow client configuration `path` names, or the one found; an error when there is
+/// none.
+fn escrow_config(path: Option<&Path>) -> Result<ClientConfig, CliError> {
+    ClientConfig::discover(path)
+        .map_err(|e| CliError::new(e, BAD_INPUT))?
+        .ok_or_else(|| {
+            CliError::msg("key escrow is not configured", USAGE)
+                .hint("give --escrow-config FILE or write ~/.config/tcvault/escrow.xml")
+        })
+}
+
+/// The server's refusals of a recovery, with what they mean to the user.
+fn recover_client_err(e: ClientError) -> CliError {
+    let code = match &e {
+        ClientError::Refused { status: 401, .. } => WRONG_CREDENTIALS,
+        ClientError::Refused {
+            status: 404 | 409, ..
+        } => BAD_INPUT,
+        _ => FAILED,
+    };
+    CliError::new(e, code)
+}
+
+/// `tcvault recover TARGET`: the user who deposited an entry with a recovery passphrase
+/// fetches it (logged in as themselves: no admin, no authority key), opens it with the
+/// passphrase, proves that it belongs to TARGET and writes the header under a new password
+/// (or as escrowed), then escrows the new header with the same passphrase.
+pub fn recover(a: &RecoverArgs) -> Result<(), CliError> {
+    let target = a.target.as_path();
+    let cfg = escrow_config(a.escrow_config.as_deref())?;
+    let host = Host::open(target)?;
+    let is_backup = host.kind() != HostKind::Volume;
+    let login = match &a.escrow_credentials {
+        Some(f) => login_from_file(f).map_err(|m| CliError::msg(m, BAD_INPUT))?,
+        None => {
+            let user = ask_line("Escrow network user name: ")
+                .map_err(|e| CliError::msg(format!("cannot read the user name: {e}"), BAD_INPUT))?;
+            let password = prompt_secret("Escrow network password: ")?;
+            let password = SecretText::from_secret(password)
+                .ok_or_else(|| CliError::msg("the password is not UTF-8", BAD_INPUT))?;
+            Login::new(user.trim().to_owned(), password)
+        }
+    };
+    let client = EscrowClient::new(&cfg).map_err(recover_client_err)?;
+    let login = client.open_session(&login).map_err(recover_client_err)?;
+    let (matching, all) =
+        escrow_restore::own_recoverable_entries(&client, &login, &host).map_err(|e| match e {
+            RestoreError::Client(e) => recover_client_err(e),
+            other => restore_err(other),
+        })?;
+    drop(host);
+    if all.is_empty() {
+        return Err(CliError::msg(
+            format!(
+                "none of {}'s escrow entries has a recovery passphrase; nothing was written",
+                login.user
+            ),
+            BAD_INPUT,
+        )
+        .hint("ask the help desk for a restore (tcvault -R)"));
+    }
+    let entries = if matching.is_empty() {
+        errln!(
+            "None of your entries matches the salts of {} (a header backup, or a header              changed since the escrow); these are all your entries with a recovery passphrase:",
+            target.display()
+        );
+        all
+    } else {
+        errln!("Your escrow entries with a recovery passphrase:");
+        matching
+    };
+    print_entries(&entries);
+    let number = pick_entry(&entries, a.entry)?;
+    let passphrase = match &a.recovery_passphrase_file {
+        Some(f) => secret_from_file(f, "recovery passphrase file")?,
+        None => prompt_secret("Recovery passphrase: ")?,
+    };
+    let escrowed = escrow_restore::fetch_own(&client, &login, number, passphrase.expose())
+        .map_err(|e| match e {
+            RestoreError::Client(e) => recover_client_err(e),
+            other => restore_err(other),
+        })?;
+    // The same proof as the help desk's restore, and no --force: a user never writes an
+    // entry that nothing ties to the target.
+    check_target(
+        target,
+        number,
+        &escrowed,
+        false,
+        !a.write.no_keep_old_header,
+    )?;
+    let Some((restored, creds, prot)) =
+        write_escrowed(target, number, &escrowed, &a.write, is_backup)?
+    else {
+        return Ok(());
+    };
+    // Escrow the new header with the same passphrase: the entry then holds the header the
+    // volume has, and the next recovery or restore finds it by its salts. Not fatal: the
+    // header is written.
+    let slots = SlotChoice {
+        hidden: escrowed.header.is_hidden(),
+        ..SlotChoice::default()
+    };
+    let again = Volume::open(&restored.path, &creds, slots, &prot.only())
+        .map_err(|e| e.to_string())
+        .and_then(|v| {
+            let recovery = Recovery::new(passphrase.expose()).map_err(|e| e.to_string())?;
+            deposit::deposit(v.host(), v.unlocked(), &cfg, &login, Some(recovery))
+                .map_err(|e| e.to_string())
+        });
+    match again {
+        Ok(d) => noteln!(
+            "Escrowed the new header with the same recovery passphrase (escrow number {}).",
+            d.escrow_number
+        ),
+        Err(e) => errln!(
+            "tcvault: warning: the new header was not escrowed: {e}; open the volume with \
+             --escrow yes to escrow it"
+        ),
+    }
+    said_master_key_unchanged();
     Ok(())
 }
 

@@ -75,6 +75,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::RestoreHeader(a) => write::restore_header(&a),
         Command::Escrow(a) => escrow_manage::command(&a),
         Command::Restore(a) => escrow::restore(&a.admin, &a.target, &a.opts),
+        Command::Recover(a) => escrow::recover(&a),
     };
     exit_code(result)
 }

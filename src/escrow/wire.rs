@@ -50,6 +50,11 @@ pub mod route {
     /// (admin).
     pub const ADMIN_FETCH_REQUESTS: &str = "/v1/admin/fetch-requests";
 
+    /// `GET` → [`super::EntryWithPacket`] with the entry's recovery packet (the caller's own
+    /// entries only; audited as `recovery_fetch`): self-service recovery.
+    pub fn own_recovery(number: i64) -> String {
+        format!("{DEPOSITS}/{number}/recovery")
+    }
     /// `GET` → [`super::EntryWithPacket`] (admin; audited as a fetch).
     pub fn admin_entry(number: i64) -> String {
         format!("{ADMIN_ENTRIES}/{number}")
@@ -78,6 +83,8 @@ pub mod route {
 
     /// The router's patterns of the routes with a parameter.
     pub mod pattern {
+        /// [`super::own_recovery`].
+        pub const OWN_RECOVERY: &str = "/v1/deposits/{number}/recovery";
         /// [`super::admin_entry`].
         pub const ADMIN_ENTRY: &str = "/v1/admin/entries/{number}";
         /// [`super::admin_entry_salts`].
@@ -209,6 +216,9 @@ pub struct Entry {
     /// `local`, or `import:SERVER#NUMBER`.
     #[serde(default)]
     pub origin: String,
+    /// Whether the user deposited it with a recovery passphrase (`tcvault recover` works).
+    #[serde(default)]
+    pub recovery: bool,
 }
 
 /// A list of entries.
@@ -350,6 +360,10 @@ pub struct DeletionList {
 /// The [`ErrorBody::error`] of a packet fetch refused for want of a second admin's approval
 /// (HTTP 403): the client then asks for one ([`route::ADMIN_FETCH_REQUESTS`]).
 pub const APPROVAL_REQUIRED: &str = "approval_required";
+
+/// The [`ErrorBody::error`] of a recovery fetch of an entry deposited without a recovery
+/// passphrase (HTTP 409).
+pub const NO_RECOVERY: &str = "no_recovery";
 
 /// `POST /v1/admin/fetch-requests` body.
 #[derive(Clone, Debug, Serialize, Deserialize)]

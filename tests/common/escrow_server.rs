@@ -254,6 +254,8 @@ pub struct Options {
     pub name: &'static str,
     /// Dual control: `FETCH_APPROVAL_SECONDS` (`None`: off).
     pub fetch_approval: Option<std::time::Duration>,
+    /// `SELF_SERVICE_RECOVERY` (default on).
+    pub self_service_recovery: bool,
 }
 
 impl Default for Options {
@@ -265,6 +267,7 @@ impl Default for Options {
             max_body: config::DEFAULT_MAX_BODY_BYTES,
             name: "escrow-a",
             fetch_approval: None,
+            self_service_recovery: true,
         }
     }
 }
@@ -297,6 +300,7 @@ pub async fn start(kind: Kind, opts: Options) -> Option<TestServer> {
     cfg.max_body_bytes = opts.max_body;
     cfg.server_name = opts.name.to_owned();
     cfg.fetch_approval = opts.fetch_approval;
+    cfg.self_service_recovery = opts.self_service_recovery;
     let cert_pem = std::fs::read(conf_dir.join("cert.pem")).expect("cert");
     Some(serve(cfg, cert_pem, db, dir).await)
 }
@@ -513,6 +517,7 @@ pub fn new_entry(user: &str, fingerprint: &str, metadata: &str) -> NewEntry {
         authority_fingerprint: authority().1.clone(),
         metadata: metadata.to_owned(),
         packet: b"batched".to_vec(),
+        recovery: false,
         created_at: None,
         origin: "local".to_owned(),
     }

@@ -1073,7 +1073,7 @@ fn decoy_salts_do_not_make_restore_overwrite_another_volume() {
     let va = open(&a, "pw a").expect("a opens");
     let key = packet::parse_public_key(&std::fs::read_to_string(&authority().public).expect("pub"))
         .expect("public key");
-    let (meta, sealed) = packet::encrypt_to(va.unlocked(), "alice", &[key]).expect("seal");
+    let (meta, sealed) = packet::encrypt_to(va.unlocked(), "alice", &[key], None).expect("seal");
     let d = DepositRequest {
         volume_fingerprint: meta.volume_fingerprint.clone(),
         salts: vec![b_salt],
@@ -1923,4 +1923,242 @@ fn the_client_presents_a_session_token_after_one_password_check() {
         client.open_session(&wrong),
         Err(ClientError::Refused { status: 401, .. })
     ));
+}
+
+impl Env {
+    /// `tcvault recover TARGET` as `user` with the recovery passphrase file `passphrase`, the
+    /// new password `new_pw` and `extra` arguments, no terminal.
+    fn recover(
+        &self,
+        user: &str,
+        target: &Path,
+        passphrase: &Path,
+        new_pw: &str,
+        extra: &[&str],
+    ) -> Output {
+        let np = self.secret("recovered.pw", new_pw);
+        self.tcvault()
+            .arg("recover")
+            .arg(target)
+            .arg("--escrow-config")
+            .arg(&self.config)
+            .arg("--escrow-credentials")
+            .arg(self.path(&format!("{user}.creds")))
+            .arg("--recovery-passphrase-file")
+            .arg(passphrase)
+            .arg("--new-password-file")
+            .arg(&np)
+            .args(["--new-pim", PIM])
+            .args(extra)
+            .output()
+            .expect("run tcvault recover")
+    }
+}
+
+/// Self-service recovery: the user gives a recovery passphrase at the deposit and later, having
+/// lost the volume's password, resets it themselves: logged in as themselves, with no admin
+/// and no authority key, with the same proof the help desk's restore needs. A later deposit
+/// without the passphrase keeps it; another user, a wrong passphrase and an entry without one
+/// are refused with nothing written; every fetch is audited and the audit stays intact.
+#[test]
+fn a_user_recovers_their_own_volume_with_the_recovery_passphrase() {
+    let env = Env::start();
+    let passphrase = env.secret("recovery.pass", "a long recovery phrase");
+
+    // Too short: refused before anything is created.
+    let short = env.secret("short.pass", "eleven char");
+    let vol = env.path("short.tc");
+    let pw = env.secret("short.volpw", "pw short");
+    let out = env
+        .tcvault()
+        .arg("create")
+        .arg(&vol)
+        .args(["--size", "1M", "--quick", "--pim", PIM, "--password-file"])
+        .arg(&pw)
+        .arg("--escrow-config")
+        .arg(&env.config)
+        .args(["--escrow", "yes", "--escrow-credentials"])
+        .arg(env.path("alice.creds"))
+        .arg("--recovery-passphrase-file")
+        .arg(&short)
+        .output()
+        .expect("create");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("at least 12"), "{}", stderr(&out));
+    assert!(!vol.exists(), "nothing was created");
+
+    // Alice creates a volume, escrowed with a recovery passphrase.
+    let vol = env.path("mine.tc");
+    let pw = env.secret("mine.volpw", "pw one");
+    let out = env
+        .tcvault()
+        .arg("create")
+        .arg(&vol)
+        .args(["--size", "1M", "--quick", "--pim", PIM, "--password-file"])
+        .arg(&pw)
+        .arg("--escrow-config")
+        .arg(&env.config)
+        .args(["--escrow", "yes", "--escrow-credentials"])
+        .arg(env.path("alice.creds"))
+        .arg("--recovery-passphrase-file")
+        .arg(&passphrase)
+        .output()
+        .expect("create");
+    assert!(out.status.success(), "create: {}", stderr(&out));
+    let n = escrow_number(&out);
+    let data = write_data(&vol, "pw one");
+
+    // A later deposit without the passphrase (a password change that escrows again) does not
+    // take the recovery away; then the password is lost.
+    let p2 = env.secret("p2", "pw two");
+    let out = env.change_password_escrowed(&vol, &pw, &p2, "alice", true);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("already in escrow"),
+        "{}",
+        stderr(&out)
+    );
+    forget_password(&env, &vol, "pw two");
+    let before = std::fs::read(&vol).expect("read volume");
+
+    // Bob cannot recover Alice's volume: none of his entries has a passphrase, and the
+    // server answers her entry's number as no entry at all.
+    let out = env.recover(
+        "bob",
+        &vol,
+        &passphrase,
+        "bob's pw",
+        &["--entry", &n.to_string()],
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("none of bob's escrow entries"),
+        "{}",
+        stderr(&out)
+    );
+    {
+        use tcvault::escrow::client::config::ClientConfig;
+        use tcvault::escrow::client::http::{ClientError, EscrowClient, Login};
+        use tcvault::secret::SecretText;
+        let cfg = ClientConfig::load(&env.config).expect("client config");
+        let client = EscrowClient::new(&cfg).expect("client");
+        let bob = Login::new(
+            "bob".to_owned(),
+            SecretText::from_string("bob pw".to_owned()),
+        );
+        match client.fetch_recovery(&bob, n) {
+            Err(ClientError::Refused { status, .. }) => assert_eq!(status, 404),
+            other => panic!(
+                "bob fetched alice's recovery packet: {:?}",
+                other.map(|(e, _)| e)
+            ),
+        }
+    }
+
+    // A wrong passphrase: exit 3, nothing written.
+    let wrong = env.secret("wrong.pass", "a long recovery phrasE");
+    let out = env.recover(
+        "alice",
+        &vol,
+        &wrong,
+        "reset pw",
+        &["--entry", &n.to_string()],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("wrong recovery passphrase"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read(&vol).expect("read"),
+        before,
+        "nothing written"
+    );
+
+    // The right one. The recovery packet holds the header of the first deposit (the volume's
+    // header changed twice since), so the proof is the data; the old headers are kept, and
+    // the new header is escrowed again with the same passphrase.
+    let out = env.recover("alice", &vol, &passphrase, "reset pw", &[]);
+    let s = stderr(&out);
+    assert!(out.status.success(), "recover: {s}");
+    assert!(s.contains("show a ext2/3/4 filesystem"), "data proof: {s}");
+    assert!(s.contains("Saved the previous headers"), "{s}");
+    assert!(
+        s.contains(&format!("same recovery passphrase (escrow number {n})")),
+        "{s}"
+    );
+    assert_eq!(read_data(&vol, "reset pw"), data, "data unchanged");
+    assert!(backup_opens(&vol, "reset pw"));
+
+    // That deposit made the entry current: the next recovery proves it by the header copy.
+    let out = env.recover("alice", &vol, &passphrase, "second reset", &[]);
+    let s = stderr(&out);
+    assert!(out.status.success(), "recover again: {s}");
+    assert!(
+        s.contains("Your escrow entries with a recovery passphrase:"),
+        "{s}"
+    );
+    assert!(s.contains("header copy decrypts"), "header proof: {s}");
+    assert_eq!(read_data(&vol, "second reset"), data);
+
+    // Bob's own entry has no passphrase: refused, nothing written.
+    let (bvol, _) = env.create("bob.tc", "pw bob", Some("bob"));
+    let bbefore = std::fs::read(&bvol).expect("read");
+    let out = env.recover("bob", &bvol, &passphrase, "x pw", &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&bvol).expect("read"), bbefore);
+
+    let events = audit_events(&env);
+    assert_eq!(
+        events.iter().filter(|e| *e == "recovery_fetch").count(),
+        3,
+        "the wrong passphrase's fetch and both recoveries: {events:?}"
+    );
+    env.assert_audit_intact();
+}
+
+/// A server with `SELF_SERVICE_RECOVERY` 0 gives users no recovery packet: only the help
+/// desk restores.
+#[test]
+fn a_server_without_self_service_recovery_refuses_it() {
+    let env = Env::start_opts(
+        authority(),
+        Options {
+            self_service_recovery: false,
+            ..Options::default()
+        },
+    );
+    let passphrase = env.secret("recovery.pass", "a long recovery phrase");
+    let vol = env.path("mine.tc");
+    let pw = env.secret("mine.volpw", "pw one");
+    let out = env
+        .tcvault()
+        .arg("create")
+        .arg(&vol)
+        .args(["--size", "1M", "--quick", "--pim", PIM, "--password-file"])
+        .arg(&pw)
+        .arg("--escrow-config")
+        .arg(&env.config)
+        .args(["--escrow", "yes", "--escrow-credentials"])
+        .arg(env.path("alice.creds"))
+        .arg("--recovery-passphrase-file")
+        .arg(&passphrase)
+        .output()
+        .expect("create");
+    assert!(out.status.success(), "create: {}", stderr(&out));
+    let before = std::fs::read(&vol).expect("read");
+    let out = env.recover("alice", &vol, &passphrase, "reset pw", &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("does not offer self-service recovery"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read(&vol).expect("read"),
+        before,
+        "nothing written"
+    );
+    assert!(!audit_events(&env).iter().any(|e| e == "recovery_fetch"));
 }

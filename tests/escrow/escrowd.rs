@@ -58,6 +58,7 @@ both_backends!(
     a_batch_stores_what_one_deposit_after_another_would,
     a_session_token_stands_for_its_user_until_the_password_changes,
     dual_control_one_approval_serves_one_fetch,
+    recovery_packets_are_their_owners_alone_and_outlive_plain_deposits,
 );
 
 // ---------- scenarios ----------
@@ -1708,6 +1709,24 @@ fn config_parses_and_checks_networks() {
     assert_eq!(c.fetch_approval, None);
     let bad = dual.replace(">900<", ">soon<");
     assert!(Config::parse(&bad, Path::new("x.xml")).is_err());
+
+    assert!(
+        c.self_service_recovery,
+        "self-service recovery unless turned off"
+    );
+    let no_self = GOOD.replace(
+        "</TCVAULT_ESCROWD>",
+        "  <SELF_SERVICE_RECOVERY>0</SELF_SERVICE_RECOVERY>\n</TCVAULT_ESCROWD>",
+    );
+    let c = Config::parse(&no_self, Path::new("x.xml")).expect("parses");
+    assert!(!c.self_service_recovery);
+    let e = Config::parse(&no_self.replace(">0<", ">yes<"), Path::new("x.xml"))
+        .expect_err("neither 0 nor 1")
+        .to_string();
+    assert!(
+        e.contains("SELF_SERVICE_RECOVERY") && e.contains("x.xml:"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -2503,5 +2522,152 @@ async fn a_session_token_stands_for_its_user_until_the_password_changes(kind: Ki
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let report = s.db.verify().await;
     assert!(report.problems.is_empty(), "{:?}", report.problems);
+    s.stop().await;
+}
+
+/// A sealed escrow packet of a fresh volume header (keys random per call), with the recovery
+/// passphrase `recovery` as a recipient when given (at the least Argon2id cost, for speed).
+fn real_packet(recovery: Option<&[u8]>) -> Vec<u8> {
+    use tcvault::crypto::chain::ChainId;
+    use tcvault::crypto::kdf::Prf;
+    use tcvault::escrow::client::packet::{self, Recovery};
+    use tcvault::escrow::sealed::Cost;
+    use tcvault::header::kdf::Family;
+    use tcvault::header::layout::Slot;
+    use tcvault::header::seal::{self, Protection};
+    use tcvault::header::unlock::{Candidate, Credentials, UnlockOptions, unlock};
+    use tcvault::secret::Password;
+    let prot = Protection::new(Family::VeraCrypt, Prf::Sha256, 1, ChainId::Aes).expect("prot");
+    let h = seal::new_header(prot, 131_072, 1 << 20, false, 512).expect("header");
+    let pw = Password::new(b"packet pw").expect("password");
+    let creds = Credentials::new(&pw, &[], 1).expect("credentials");
+    let bytes = seal::seal(&h, prot, &creds).expect("seal");
+    let cand = Candidate {
+        slot: Slot::Normal,
+        bytes,
+    };
+    let u = unlock(&[cand], &creds, &UnlockOptions::default()).expect("unlock");
+    // The suite's authority key is small (2048 bits: quick to make), below what deposits
+    // accept; the server never looks at the key, only at the recipient list.
+    let key = {
+        use rsa::pkcs8::DecodePublicKey;
+        rsa::PublicKey::from_public_key_pem(&authority().0).expect("authority key")
+    };
+    let recovery = recovery.map(|p| Recovery {
+        passphrase: p,
+        cost: Cost {
+            m_cost: 64,
+            t_cost: 1,
+            p_cost: 1,
+        },
+    });
+    packet::encrypt_to(&u, "alice", &[key], recovery)
+        .expect("seal")
+        .1
+}
+
+/// The recovery packet route: only the entry's owner gets it (anyone else, and a number that
+/// does not exist, get the same 404); a deposit without a recovery passphrase replaces the
+/// packet but keeps the recovery packet, one with a passphrase replaces both; an entry
+/// deposited without one answers 409 `no_recovery`; the audit records each fetch and stays
+/// intact.
+async fn recovery_packets_are_their_owners_alone_and_outlive_plain_deposits(kind: Kind) {
+    let Some(s) = start(kind, Options::default()).await else {
+        return;
+    };
+    s.add_user("alice", "alice pw", false, false, false).await;
+    s.add_user("bob", "bob pw", false, false, false).await;
+    s.add_user("admin", "admin pw", true, false, false).await;
+    let fp = random_hex(32);
+    let with = real_packet(Some(b"a long recovery phrase"));
+    let plain = real_packet(None);
+    let (st, v) = s
+        .as_user("alice")
+        .post("/v1/deposits", &deposit_body(&fp, &[random_hex(64)], &with))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let n = v["escrow_number"].as_i64().expect("number");
+    let (_, v) = s.as_user("alice").get("/v1/deposits").await;
+    assert_eq!(v["entries"][0]["recovery"], true, "{v}");
+
+    let own = format!("/v1/deposits/{n}/recovery");
+    let packet_of = |v: &Value| {
+        B64.decode(v["packet"].as_str().expect("packet"))
+            .expect("b64")
+    };
+    let (st, v) = s.as_user("alice").get(&own).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(packet_of(&v), with);
+    let (st, v) = s.as_user("bob").get(&own).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+    let (st2, v2) = s.as_user("bob").get("/v1/deposits/999999/recovery").await;
+    assert_eq!((st2, &v2["error"]), (StatusCode::NOT_FOUND, &v["error"]));
+    let (st, _) = s.as_user("admin").get(&own).await;
+    assert_eq!(
+        st,
+        StatusCode::NOT_FOUND,
+        "not even an admin: it is alice's"
+    );
+
+    // A plain deposit of the same volume: already in escrow; the packet is replaced, the
+    // recovery packet kept.
+    let (st, v) = s
+        .as_user("alice")
+        .post(
+            "/v1/deposits",
+            &deposit_body(&fp, &[random_hex(64)], &plain),
+        )
+        .await;
+    assert_eq!(
+        (st, v["already_in_escrow"].as_bool()),
+        (StatusCode::OK, Some(true)),
+        "{v}"
+    );
+    let (_, v) = s
+        .as_user("admin")
+        .get(&format!("/v1/admin/entries/{n}"))
+        .await;
+    assert_eq!(packet_of(&v), plain);
+    let (_, v) = s.as_user("alice").get(&own).await;
+    assert_eq!(packet_of(&v), with, "the recovery survives");
+    // A deposit with a new passphrase replaces both.
+    let newer = real_packet(Some(b"another recovery phrase"));
+    s.as_user("alice")
+        .post(
+            "/v1/deposits",
+            &deposit_body(&fp, &[random_hex(64)], &newer),
+        )
+        .await;
+    let (_, v) = s.as_user("alice").get(&own).await;
+    assert_eq!(packet_of(&v), newer);
+
+    let (_, v) = s
+        .as_user("bob")
+        .post(
+            "/v1/deposits",
+            &deposit_body(&random_hex(32), &[random_hex(64)], &plain),
+        )
+        .await;
+    let b = v["escrow_number"].as_i64().expect("number");
+    let (st, v) = s
+        .as_user("bob")
+        .get(&format!("/v1/deposits/{b}/recovery"))
+        .await;
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (StatusCode::CONFLICT, Some("no_recovery")),
+        "{v}"
+    );
+
+    let report = s.db.verify().await;
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    // Changing the recovery packet without the key is caught like any other column.
+    s.db.exec("UPDATE ESCROW SET RECOVERY_PACKET = PACKET")
+        .await;
+    let report = s.db.verify().await;
+    assert!(
+        !report.problems.is_empty(),
+        "a swapped recovery packet went unnoticed"
+    );
     s.stop().await;
 }

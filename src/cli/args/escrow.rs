@@ -33,6 +33,11 @@ pub struct EscrowArgs {
     /// FILE instead of asking.
     #[arg(long, value_name = "FILE")]
     pub escrow_credentials: Option<PathBuf>,
+    /// Let this recovery passphrase (read from FILE; at least 12 characters) open the escrow
+    /// packet too, so that `tcvault recover` can reset the password without the help desk.
+    /// Without it, a deposit asked for on a terminal (`--escrow ask`) asks for one.
+    #[arg(long, value_name = "FILE")]
+    pub recovery_passphrase_file: Option<PathBuf>,
 }
 
 /// `tcvault escrow`.
@@ -273,6 +278,20 @@ pub struct RestoreOptions {
     /// Search up to this date (RFC 3339 or Unix seconds).
     #[arg(long, value_name = "DATE")]
     pub search_to: Option<String>,
+    /// What to write, and where the old headers go.
+    #[command(flatten)]
+    pub write: EscrowedWriteArgs,
+    /// Write even when nothing proves that the entry belongs to TARGET (no header copy of it
+    /// decrypts under the packet's header key, and its keys show no filesystem in the
+    /// volume's data): only on a terminal, after a warning and a typed confirmation, with the
+    /// old headers kept. Salts in common are never proof.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// How a header rebuilt from an escrow entry is written (`-R`, `restore`, `recover`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct EscrowedWriteArgs {
     /// The new password, keyfiles and PIM.
     #[command(flatten)]
     pub new: NewSecretArgs,
@@ -298,12 +317,31 @@ pub struct RestoreOptions {
     /// Do not save TARGET's current headers first.
     #[arg(long, conflicts_with = "keep_old_header")]
     pub no_keep_old_header: bool,
-    /// Write even when nothing proves that the entry belongs to TARGET (no header copy of it
-    /// decrypts under the packet's header key, and its keys show no filesystem in the
-    /// volume's data): only on a terminal, after a warning and a typed confirmation, with the
-    /// old headers kept. Salts in common are never proof.
-    #[arg(long)]
-    pub force: bool,
+}
+
+/// `tcvault recover TARGET`: self-service recovery with the recovery passphrase.
+#[derive(Args, Debug)]
+pub struct RecoverArgs {
+    /// A volume, or a header backup file (131,072 or 1,024 bytes).
+    #[arg(value_name = "TARGET")]
+    pub target: PathBuf,
+    /// Read the recovery passphrase (given at the deposit) from FILE instead of asking.
+    #[arg(long, value_name = "FILE")]
+    pub recovery_passphrase_file: Option<PathBuf>,
+    /// The escrow client configuration (default: ~/.config/tcvault/escrow.xml, else
+    /// /etc/tcvault/escrow.xml).
+    #[arg(long, value_name = "FILE")]
+    pub escrow_config: Option<PathBuf>,
+    /// Read your escrow network user name (first line) and password (second line) from FILE
+    /// instead of asking.
+    #[arg(long, value_name = "FILE")]
+    pub escrow_credentials: Option<PathBuf>,
+    /// Recover from this escrow number of yours without asking.
+    #[arg(long, value_name = "N")]
+    pub entry: Option<i64>,
+    /// What to write, and where the old headers go.
+    #[command(flatten)]
+    pub write: EscrowedWriteArgs,
 }
 
 /// `tcvault restore --admin ADMIN TARGET`.

@@ -92,6 +92,9 @@ pub enum Command {
     /// Help-desk restore: reset the password of a volume or header backup file from an escrow
     /// entry (also `tcvault -R ADMIN TARGET`).
     Restore(RestoreArgs),
+    /// Self-service recovery: reset the password of your own volume or header backup file
+    /// from your escrow entry, with the recovery passphrase you gave at the deposit.
+    Recover(RecoverArgs),
 }
 
 /// Options that say how to unlock a volume; shared by every command that opens one.

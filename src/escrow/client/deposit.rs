@@ -1,13 +1,13 @@
 //! The deposit workflow: after a password opened a header, seal the header (and the derived
 //! header key) to the escrow authority's public key and post it with the salts the volume
 //! shows without a password. The server never sees a key: the packet opens only with the
-//! authority's private key.
+//! authority's private key, and, where the user gave one, with their recovery passphrase.
 
 use rsa::PublicKey as RsaPublicKey;
 
 use super::config::ClientConfig;
 use super::http::{ClientError, EscrowClient, Login};
-use super::packet::{self, PacketError};
+use super::packet::{self, PacketError, Recovery};
 use super::readable_salts;
 use crate::escrow::wire::{Account, DepositRequest};
 use crate::header::UnlockedHeader;
@@ -101,7 +101,8 @@ pub fn log_in(cfg: &ClientConfig, login: &Login) -> Result<(Login, Option<Accoun
     Ok((session, account))
 }
 
-/// Escrows the header `u`, opened from `host`, as `login` on the server of `cfg`.
+/// Escrows the header `u`, opened from `host`, as `login` on the server of `cfg`; with
+/// `recovery`, the user's recovery passphrase opens the packet too (self-service recovery).
 ///
 /// # Errors
 /// See [`DepositError`].
@@ -110,12 +111,13 @@ pub fn deposit(
     u: &UnlockedHeader,
     cfg: &ClientConfig,
     login: &Login,
+    recovery: Option<Recovery<'_>>,
 ) -> Result<Deposited, DepositError> {
     let client = EscrowClient::new(cfg)?;
     let key = authority_key(cfg, &client)?;
     let salts = readable_salts(host)?;
     let (meta, sealed) =
-        packet::encrypt_to(u, &login.user, &[key]).map_err(DepositError::Packet)?;
+        packet::encrypt_to(u, &login.user, &[key], recovery).map_err(DepositError::Packet)?;
     let metadata = serde_json::to_value(&meta)
         .map_err(|e| DepositError::Packet(PacketError::Encrypt(e.to_string())))?;
     let request = DepositRequest {

@@ -270,7 +270,22 @@ impl EscrowClient {
     /// # Errors
     /// See [`ClientError`].
     pub fn fetch(&self, login: &Login, number: i64) -> Result<(Entry, Vec<u8>), ClientError> {
-        let f: EntryWithPacket = self.get(login, &route::admin_entry(number))?;
+        Self::with_packet(self.get(login, &route::admin_entry(number))?)
+    }
+
+    /// `GET /v1/deposits/{number}/recovery`: the caller's own entry and its recovery packet.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub fn fetch_recovery(
+        &self,
+        login: &Login,
+        number: i64,
+    ) -> Result<(Entry, Vec<u8>), ClientError> {
+        Self::with_packet(self.get(login, &route::own_recovery(number))?)
+    }
+
+    fn with_packet(f: EntryWithPacket) -> Result<(Entry, Vec<u8>), ClientError> {
         let bytes = B64
             .decode(f.packet.as_bytes())
             .map_err(|e| ClientError::BadAnswer(format!("packet: {e}")))?;

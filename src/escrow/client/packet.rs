@@ -35,7 +35,14 @@
 //! The associated data of AES-256-GCM is every byte before the nonce: magic, version,
 //! metadata and recipient list cannot be changed without the packet failing to open. The
 //! content key is random per packet and zeroized after use; only [`Packet::open`] (used by
-//! the restore client) decrypts.
+//! the restore client) and [`Packet::open_with_recovery`] (self-service recovery) decrypt.
+//!
+//! **Recovery recipient.** A packet may carry, besides the authority keys, one recipient that
+//! is the depositing user's recovery passphrase: its fingerprint is [`RECOVERY_RECIPIENT`]
+//! (32 ASCII bytes, never a SHA-256 of a key in practice) and its wrapped key is a
+//! passphrase-sealed envelope ([`crate::escrow::sealed`], format [`RECOVERY_FORMAT`],
+//! Argon2id at [`Cost::strong`]) of the content key, as JSON. Readers that know only RSA
+//! recipients skip it, so it needs no new packet version.
 
 use std::fmt;
 
@@ -49,6 +56,7 @@ use rsa::traits::PublicKeyParts;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::escrow::sealed::{self, Cost, SealError};
 use crate::header::format::Header;
 use crate::header::layout::{HEADER_SIZE, SALT_LEN};
 use crate::header::unlock::{DERIVED_KEY_LEN, UnlockedHeader};
@@ -69,6 +77,13 @@ pub const MAX_RECIPIENTS: usize = 16;
 /// Largest public key read. The rsa crate decodes moduli of up to 8192 bits; authority keys
 /// stay at 4096 bits at most, the limit tcvault has always read.
 pub const MAX_PUBLIC_KEY_BITS: usize = 4096;
+/// The fingerprint that marks the recovery passphrase's recipient.
+pub const RECOVERY_RECIPIENT: &[u8; 32] = b"tcvault recovery passphrase v1\0\0";
+/// The envelope format of the recovery recipient's wrapped key.
+pub const RECOVERY_FORMAT: &str = "tcvault-escrow-recovery";
+/// Shortest recovery passphrase accepted, in characters: the packet it opens is kept by the
+/// server, where whoever reads the database can guess at it offline.
+pub const MIN_RECOVERY_PASSPHRASE: usize = 12;
 const NONCE_LEN: usize = 12;
 const CONTENT_KEY_LEN: usize = 32;
 /// scrypt cost of the encrypted private key: N = 2^17, r = 8, p = 1 (128 MiB), with a 16-byte
@@ -107,6 +122,52 @@ pub enum PacketError {
     /// No random bytes or RSA failure while sealing.
     #[error("cannot seal the packet: {0}")]
     Encrypt(String),
+    /// The packet has no recovery passphrase recipient.
+    #[error("the packet was deposited without a recovery passphrase")]
+    NoRecovery,
+    /// The recovery passphrase does not open the packet's recovery recipient.
+    #[error("wrong recovery passphrase (or the escrow entry was changed)")]
+    WrongRecoveryPassphrase,
+    /// A recovery passphrase shorter than [`MIN_RECOVERY_PASSPHRASE`] characters.
+    #[error(
+        "the recovery passphrase has {0} characters; at least {MIN_RECOVERY_PASSPHRASE} are \
+         required"
+    )]
+    RecoveryTooShort(usize),
+}
+
+/// A recovery passphrase and the cost of its key derivation.
+#[derive(Clone, Copy)]
+pub struct Recovery<'a> {
+    /// The passphrase (at least [`MIN_RECOVERY_PASSPHRASE`] characters).
+    pub passphrase: &'a [u8],
+    /// Argon2id cost ([`Cost::strong`] for every real deposit).
+    pub cost: Cost,
+}
+
+impl fmt::Debug for Recovery<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recovery")
+            .field("cost", &self.cost)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Recovery<'a> {
+    /// `passphrase` at [`Cost::strong`], checked for length.
+    ///
+    /// # Errors
+    /// [`PacketError::RecoveryTooShort`].
+    pub fn new(passphrase: &'a [u8]) -> Result<Recovery<'a>, PacketError> {
+        let chars = String::from_utf8_lossy(passphrase).chars().count();
+        if chars < MIN_RECOVERY_PASSPHRASE {
+            return Err(PacketError::RecoveryTooShort(chars));
+        }
+        Ok(Recovery {
+            passphrase,
+            cost: Cost::strong(),
+        })
+    }
 }
 
 /// The packet's clear metadata (bound to the ciphertext as associated data).
@@ -304,26 +365,31 @@ fn now_unix() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Seals the header `u` opened into a packet for `recipients`, recording `user`.
+/// Seals the header `u` opened into a packet for `recipients` (and the user's `recovery`
+/// passphrase, when given), recording `user`.
 ///
 /// # Errors
-/// No recipients, too many, or a failure of the random generator or RSA.
+/// No recipients, too many, or a failure of the random generator, RSA or key derivation.
 pub fn encrypt_to(
     u: &UnlockedHeader,
     user: &str,
     recipients: &[RsaPublicKey],
+    recovery: Option<Recovery<'_>>,
 ) -> Result<(Metadata, Vec<u8>), PacketError> {
-    encrypt_as(PACKET_VERSION, u, user, recipients)
+    encrypt_as(PACKET_VERSION, u, user, recipients, recovery)
 }
 
-/// [`seal`] in packet format `version` (1: without the header key; tests of old packets).
+/// [`encrypt_to`] in packet format `version` (1: without the header key; tests of old
+/// packets).
 fn encrypt_as(
     version: u16,
     u: &UnlockedHeader,
     user: &str,
     recipients: &[RsaPublicKey],
+    recovery: Option<Recovery<'_>>,
 ) -> Result<(Metadata, Vec<u8>), PacketError> {
-    if recipients.is_empty() || recipients.len() > MAX_RECIPIENTS {
+    if recipients.is_empty() || recipients.len() + usize::from(recovery.is_some()) > MAX_RECIPIENTS
+    {
         return Err(PacketError::Encrypt(format!(
             "{} recipients (1 to {MAX_RECIPIENTS} allowed)",
             recipients.len()
@@ -358,14 +424,28 @@ fn encrypt_as(
     out.extend_from_slice(&version.to_be_bytes());
     out.extend_from_slice(&u32::try_from(meta.len()).unwrap_or(u32::MAX).to_be_bytes());
     out.extend_from_slice(&meta);
-    out.extend_from_slice(&u16::try_from(recipients.len()).unwrap_or(0).to_be_bytes());
+    let count = recipients.len() + usize::from(recovery.is_some());
+    out.extend_from_slice(&u16::try_from(count).unwrap_or(0).to_be_bytes());
+    let mut push = |fp: &[u8; 32], wrapped: &[u8]| -> Result<(), PacketError> {
+        let w = u16::try_from(wrapped.len())
+            .map_err(|_| PacketError::Encrypt("a wrapped key is too long".into()))?;
+        out.extend_from_slice(fp);
+        out.extend_from_slice(&w.to_be_bytes());
+        out.extend_from_slice(wrapped);
+        Ok(())
+    };
     for (r, fp) in recipients.iter().zip(&fps) {
         let wrapped = r
             .oaep_encrypt_with_rng::<Sha256, _>(&mut SysRng, key.expose())
             .map_err(|e| PacketError::Encrypt(format!("RSA-OAEP: {e}")))?;
-        out.extend_from_slice(fp);
-        out.extend_from_slice(&u16::try_from(wrapped.len()).unwrap_or(0).to_be_bytes());
-        out.extend_from_slice(&wrapped);
+        push(fp, &wrapped)?;
+    }
+    if let Some(r) = recovery {
+        let envelope = sealed::seal(RECOVERY_FORMAT, key.expose(), r.passphrase, r.cost)
+            .map_err(|e| PacketError::Encrypt(e.to_string()))?;
+        let json =
+            serde_json::to_vec(&envelope).map_err(|e| PacketError::Encrypt(e.to_string()))?;
+        push(RECOVERY_RECIPIENT, &json)?;
     }
     let aad_len = out.len();
     let mut nonce = [0u8; NONCE_LEN];
@@ -471,15 +551,44 @@ impl Packet {
         })
     }
 
-    /// The recipients' key fingerprints, hex.
+    /// The recipients' key fingerprints, hex (the authority keys; not the recovery
+    /// passphrase).
     pub fn recipients(&self) -> Vec<String> {
         self.recipients
             .iter()
+            .filter(|(f, _)| f != RECOVERY_RECIPIENT)
             .map(|(f, _)| hex::encode(f))
             .collect()
     }
 
-    /// The packet's format version (1 or 2).
+    /// Whether the depositing user's recovery passphrase opens the packet too.
+    pub fn has_recovery(&self) -> bool {
+        self.recipients.iter().any(|(f, _)| f == RECOVERY_RECIPIENT)
+    }
+
+    /// Decrypts the packet with the user's recovery passphrase, as [`Packet::open_all`] does
+    /// with the authority key.
+    ///
+    /// # Errors
+    /// [`PacketError::NoRecovery`], [`PacketError::WrongRecoveryPassphrase`] (a changed
+    /// envelope looks the same), [`PacketError::Malformed`] for an envelope that is not one
+    /// or asks for a key derivation out of range, and the errors of [`Packet::open_all`].
+    pub fn open_with_recovery(&self, passphrase: &[u8]) -> Result<Opened, PacketError> {
+        let (_, wrapped) = self
+            .recipients
+            .iter()
+            .find(|(f, _)| f == RECOVERY_RECIPIENT)
+            .ok_or(PacketError::NoRecovery)?;
+        let envelope: sealed::Envelope = serde_json::from_slice(wrapped)
+            .map_err(|e| PacketError::Malformed(format!("recovery recipient: {e}")))?;
+        let ck = sealed::open(&envelope, RECOVERY_FORMAT, passphrase).map_err(|e| match e {
+            SealError::Open => PacketError::WrongRecoveryPassphrase,
+            other => PacketError::Malformed(format!("recovery recipient: {other}")),
+        })?;
+        self.open_content(&ck)
+    }
+
+    /// The packet's format version (1 to 3).
     pub fn version(&self) -> u16 {
         self.version
     }
@@ -513,6 +622,11 @@ impl Packet {
             key.oaep_decrypt_with_rng::<Sha256, _>(&mut SysRng, wrapped)
                 .map_err(|_| PacketError::Decrypt)?,
         );
+        self.open_content(&ck)
+    }
+
+    /// Decrypts the payload under the content key `ck` and checks it against the metadata.
+    fn open_content(&self, ck: &SecretBytes) -> Result<Opened, PacketError> {
         let cipher = Aes256Gcm::new_from_slice(ck.expose()).map_err(|_| PacketError::Decrypt)?;
         let nonce = <&Nonce<Aes256Gcm>>::try_from(&self.bytes[self.aad_len..][..NONCE_LEN])
             .map_err(|_| PacketError::Decrypt)?;
@@ -597,7 +711,8 @@ mod tests {
     fn round_trip_and_tampering() {
         let u = unlocked();
         let public = key().to_public_key();
-        let (meta, bytes) = encrypt_to(&u, "alice", std::slice::from_ref(&public)).expect("seal");
+        let (meta, bytes) =
+            encrypt_to(&u, "alice", std::slice::from_ref(&public), None).expect("seal");
         assert_eq!(meta.volume_fingerprint, volume_fingerprint(&u));
         assert_eq!(meta.chain, "Serpent-AES");
         let p = Packet::parse(&bytes).expect("parse");
@@ -613,7 +728,8 @@ mod tests {
         );
         assert_eq!(all.salt, Some(u.salt), "the header's salt comes back");
         // Version 2 packets carry the key but no salt.
-        let (_, v2) = encrypt_as(2, &u, "alice", std::slice::from_ref(&public)).expect("seal");
+        let (_, v2) =
+            encrypt_as(2, &u, "alice", std::slice::from_ref(&public), None).expect("seal");
         let v2 = Packet::parse(&v2)
             .expect("parse v2")
             .open_all(key())
@@ -639,12 +755,77 @@ mod tests {
         assert!(Packet::parse(&bytes[..bytes.len() - 1]).is_err());
     }
 
+    /// A packet with a recovery recipient opens with the authority key and with the passphrase
+    /// alike; a wrong passphrase, a packet without one, a short passphrase and a changed
+    /// recovery recipient are each told apart from success.
+    #[test]
+    fn the_recovery_passphrase_opens_the_packet_as_the_authority_key_does() {
+        let u = unlocked();
+        let public = key().to_public_key();
+        let recovery = Recovery {
+            passphrase: b"correct horse battery",
+            cost: Cost::cheapest(),
+        };
+        let (meta, bytes) =
+            encrypt_to(&u, "alice", std::slice::from_ref(&public), Some(recovery)).expect("seal");
+        let p = Packet::parse(&bytes).expect("parse");
+        assert!(p.has_recovery());
+        assert_eq!(p.recipients(), meta.authority_fingerprints, "RSA keys only");
+        let by_key = p.open_all(key()).expect("the authority key opens it");
+        let by_pass = p
+            .open_with_recovery(b"correct horse battery")
+            .expect("the passphrase opens it");
+        assert_eq!(by_pass.header, u.header);
+        assert_eq!(by_key.header, by_pass.header);
+        assert_eq!(by_pass.salt, Some(u.salt));
+        assert_eq!(
+            by_pass.header_key.as_ref().map(SecretBytes::expose),
+            Some(u.header_key().expose())
+        );
+        assert!(matches!(
+            p.open_with_recovery(b"correct horse batterY"),
+            Err(PacketError::WrongRecoveryPassphrase)
+        ));
+        // A changed envelope (its cost) is caught like a wrong passphrase.
+        let at = bytes
+            .windows(8)
+            .position(|w| w == b"\"m_cost\"")
+            .expect("the envelope is in the packet");
+        let mut t = bytes.clone();
+        let digit = t[at..].iter().position(u8::is_ascii_digit).expect("digit") + at;
+        t[digit] = if t[digit] == b'9' { b'8' } else { t[digit] + 1 };
+        assert!(matches!(
+            Packet::parse(&t)
+                .expect("parses")
+                .open_with_recovery(b"correct horse battery"),
+            Err(PacketError::WrongRecoveryPassphrase)
+        ));
+        assert!(
+            Packet::parse(&t).expect("parses").open_all(key()).is_err(),
+            "the recipient list is associated data"
+        );
+
+        let (_, plain) =
+            encrypt_to(&u, "alice", std::slice::from_ref(&public), None).expect("seal");
+        let p = Packet::parse(&plain).expect("parse");
+        assert!(!p.has_recovery());
+        assert!(matches!(
+            p.open_with_recovery(b"correct horse battery"),
+            Err(PacketError::NoRecovery)
+        ));
+        assert!(matches!(
+            Recovery::new(b"eleven char"),
+            Err(PacketError::RecoveryTooShort(11))
+        ));
+        assert!(Recovery::new("twelve chärs".as_bytes()).is_ok());
+    }
+
     #[test]
     fn version_1_packets_still_open_without_a_header_key() {
         let u = unlocked();
         let public = key().to_public_key();
         let (meta, bytes) =
-            encrypt_as(1, &u, "alice", std::slice::from_ref(&public)).expect("seal");
+            encrypt_as(1, &u, "alice", std::slice::from_ref(&public), None).expect("seal");
         assert_eq!(meta.packet_version, 1);
         let p = Packet::parse(&bytes).expect("parse v1");
         assert_eq!(p.version(), 1);

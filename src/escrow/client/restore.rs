@@ -7,6 +7,11 @@
 //! opens it again. The prompts, the choice among entries and the `--force` confirmation are the
 //! command line's.
 //!
+//! Self-service recovery (`tcvault recover`) is the same workflow for the user who deposited
+//! an entry with a recovery passphrase: [`own_recoverable_entries`] and [`fetch_own`] (their own
+//! entry's recovery packet, opened with the passphrase) take the place of the admin's search
+//! and fetch; the proof and the writing are the same.
+//!
 //! Before a header rebuilt from an escrow packet is written, [`prove`] must show that the
 //! packet belongs to the target. The salts the escrow server reports for an entry are only a
 //! search hint: salts are readable from any volume without its password, so anyone can post
@@ -33,7 +38,7 @@ use std::path::{Path, PathBuf};
 use rsa::PrivateKey as RsaPrivateKey;
 
 use super::http::{ClientError, EscrowClient, Login};
-use super::packet::{Packet, PacketError};
+use super::packet::{Opened, Packet, PacketError};
 use super::readable_salts;
 use crate::crypto::kdf::Prf;
 use crate::crypto::scheme::{Scheme, SectorCipher};
@@ -318,11 +323,61 @@ pub fn fetch(
     key: &RsaPrivateKey,
 ) -> Result<Escrowed, RestoreError> {
     let (entry, bytes) = client.fetch(login, number)?;
-    let packet = Packet::parse(&bytes)?;
+    escrowed(entry, &bytes, |p| p.open_all(key))
+}
+
+/// Self-service recovery: fetches the recovery packet of the caller's own entry `number`
+/// (the server audits it) and opens it with the recovery `passphrase`.
+///
+/// # Errors
+/// See [`RestoreError`]; [`PacketError::WrongRecoveryPassphrase`] in
+/// [`RestoreError::Packet`] for a wrong passphrase.
+pub fn fetch_own(
+    client: &EscrowClient,
+    login: &Login,
+    number: i64,
+    passphrase: &[u8],
+) -> Result<Escrowed, RestoreError> {
+    let (entry, bytes) = client.fetch_recovery(login, number)?;
+    escrowed(entry, &bytes, |p| p.open_with_recovery(passphrase))
+}
+
+/// The user's own entries with a recovery passphrase whose recorded salts `target` still
+/// shows (a search hint only: see [`prove`]), and all of their entries with one.
+///
+/// # Errors
+/// The server's errors, or the target's.
+pub fn own_recoverable_entries(
+    client: &EscrowClient,
+    login: &Login,
+    target: &Host,
+) -> Result<(Vec<Entry>, Vec<Entry>), RestoreError> {
+    let salts: Vec<String> = readable_salts(target)?.iter().map(hex::encode).collect();
+    let all: Vec<Entry> = client
+        .own_entries(login)?
+        .into_iter()
+        .filter(|e| e.recovery)
+        .collect();
+    let matching = all
+        .iter()
+        .filter(|e| e.salts.iter().any(|s| salts.contains(s)))
+        .cloned()
+        .collect();
+    Ok((matching, all))
+}
+
+/// The packet `bytes` of `entry`, checked against it and opened with `open`.
+fn escrowed(
+    entry: Entry,
+    bytes: &[u8],
+    open: impl FnOnce(&Packet) -> Result<Opened, PacketError>,
+) -> Result<Escrowed, RestoreError> {
+    let number = entry.escrow_number;
+    let packet = Packet::parse(bytes)?;
     if packet.metadata.volume_fingerprint != entry.volume_fingerprint {
         return Err(RestoreError::EntryMismatch { number });
     }
-    let opened = packet.open_all(key)?;
+    let opened = open(&packet)?;
     let scheme =
         Scheme::from_id(&packet.metadata.chain).ok_or_else(|| RestoreError::UnknownChain {
             number,
@@ -486,6 +541,7 @@ mod tests {
                 authority_fingerprint: String::new(),
                 metadata: serde_json::Value::Null,
                 origin: "local".into(),
+                recovery: false,
             },
             header: u.header.clone(),
             scheme: u.scheme,

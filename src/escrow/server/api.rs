@@ -28,6 +28,7 @@ use super::bundle::{self, BundleContent, BundleEntry, BundleError};
 use super::config::Config;
 use super::store::{
     AuditEvent, EntrySummary, NewEntry, SearchQuery, Store, StoreError, UserRecord, now_unix,
+    packet_has_recovery,
 };
 use crate::escrow::wire::{
     self, API_VERSION, Account, DeletionList, DeletionRequestBody, DeletionState, DeletionStatus,
@@ -171,6 +172,14 @@ impl From<StoreError> for ApiError {
                     "this server requires a second admin's approval before the packet of entry \
                      {n} is fetched: ask for it (POST {}) and have another admin approve it",
                     route::ADMIN_FETCH_REQUESTS
+                ),
+            ),
+            StoreError::NoRecovery(n) => Self::new(
+                StatusCode::CONFLICT,
+                wire::NO_RECOVERY,
+                format!(
+                    "escrow entry {n} was deposited without a recovery passphrase: only the help \
+                     desk can restore it"
                 ),
             ),
             other => {
@@ -490,6 +499,7 @@ fn entry_wire(e: &EntrySummary) -> Entry {
         authority_fingerprint: e.authority_fingerprint.clone(),
         metadata: serde_json::from_str(&e.metadata).unwrap_or(Json_::Null),
         origin: e.origin.clone(),
+        recovery: e.recovery,
     }
 }
 
@@ -571,6 +581,7 @@ pub fn validate_deposit(
         salts,
         authority_fingerprint,
         metadata,
+        recovery: packet_has_recovery(&packet),
         packet,
         created_at: None,
         origin: "local".to_owned(),
@@ -618,6 +629,31 @@ async fn own_entries(
     let name = who.user.name.clone();
     let entries = blocking(&state, move |s| s.own_entries(&name)).await?;
     Ok(entry_list(&entries))
+}
+
+/// Self-service recovery: the caller's own entry with its recovery packet. Another user's
+/// entry is answered as no entry (404), so that numbers reveal nothing.
+async fn own_recovery(
+    State(state): State<Shared>,
+    who: Authed,
+    number: Result<Path<i64>, PathRejection>,
+) -> Result<Json<EntryWithPacket>, ApiError> {
+    if !state.config.self_service_recovery {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this server does not offer self-service recovery (SELF_SERVICE_RECOVERY is 0); \
+             ask the help desk for a restore",
+        ));
+    }
+    let Path(number) = number.map_err(|r| ApiError::bad(r.body_text()))?;
+    let ev = who.event("recovery_fetch");
+    let user = who.user.name.clone();
+    let (entry, packet) = blocking(&state, move |s| s.fetch_recovery(number, &user, &ev)).await?;
+    Ok(Json(EntryWithPacket {
+        entry: entry_wire(&entry),
+        packet: B64.encode(packet),
+    }))
 }
 
 async fn search(
@@ -1007,6 +1043,9 @@ async fn import(
             .collect::<Result<Vec<_>, _>>()?;
         salts.sort();
         salts.dedup();
+        let packet = B64
+            .decode(e.packet.as_bytes())
+            .map_err(|_| ApiError::bad("bundle packet is not base64"))?;
         entries.push(NewEntry {
             user: e.user.clone(),
             volume_fingerprint: parse_hex(&e.volume_fingerprint, "bundle fingerprint", 16, 64)?,
@@ -1018,9 +1057,8 @@ async fn import(
                 32,
             )?,
             metadata,
-            packet: B64
-                .decode(e.packet.as_bytes())
-                .map_err(|_| ApiError::bad("bundle packet is not base64"))?,
+            recovery: packet_has_recovery(&packet),
+            packet,
             created_at: Some(e.created_at),
             origin: format!("import:{}#{}", content.origin, e.source_number),
         });
@@ -1093,6 +1131,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(route::DEPOSITS, post(deposit).get(own_entries))
         .route(route::SESSION, post(open_session))
         .route(route::ACCOUNT, get(account))
+        .route(route::pattern::OWN_RECOVERY, get(own_recovery))
         .route(route::DELETION_REQUESTS, post(request_deletion))
         .route(route::ADMIN_ENTRIES, get(search))
         .route(route::pattern::ADMIN_ENTRY, get(fetch))

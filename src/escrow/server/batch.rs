@@ -158,6 +158,7 @@ mod tests {
             authority_fingerprint: "ab".repeat(32),
             metadata: "{}".to_owned(),
             packet: vec![1, 2, 3],
+            recovery: false,
             created_at: None,
             origin: "local".to_owned(),
         }

@@ -18,6 +18,7 @@
 //!   <MAX_BODY_BYTES>1048576</MAX_BODY_BYTES>               <!-- optional -->
 //!   <SERVER_NAME>escrow1.example.org</SERVER_NAME>         <!-- optional, names exports -->
 //!   <FETCH_APPROVAL_SECONDS>3600</FETCH_APPROVAL_SECONDS>  <!-- optional: dual control -->
+//!   <SELF_SERVICE_RECOVERY>1</SELF_SERVICE_RECOVERY>      <!-- optional, this default -->
 //! </TCVAULT_ESCROWD>
 //! ```
 //!
@@ -26,7 +27,9 @@
 //! 0600, written by `init`); it must not be stored in the database, whose tampering it exposes.
 //! `FETCH_APPROVAL_SECONDS` turns on dual control: an admin fetches a packet (for a restore)
 //! only with a fetch request another admin approved at most that many seconds before, once
-//! per approval; absent or 0, an admin alone may fetch.
+//! per approval; absent or 0, an admin alone may fetch. `SELF_SERVICE_RECOVERY` 0 stops users
+//! from fetching the recovery packets of their own entries (`tcvault recover`); 1, the
+//! default, allows it.
 //! Unknown, missing, repeated and malformed elements are errors that name their line.
 
 use std::fs;
@@ -90,6 +93,8 @@ pub struct Config {
     /// Dual control: how long a second admin's approval of a packet fetch stays usable
     /// (`None`: an admin alone may fetch).
     pub fetch_approval: Option<Duration>,
+    /// Users may fetch the recovery packets of their own entries (`SELF_SERVICE_RECOVERY`).
+    pub self_service_recovery: bool,
 }
 
 /// Configuration errors, each naming the file and, where there is one, the line.
@@ -174,6 +179,7 @@ const TOP: &[&str] = &[
     "MAX_BODY_BYTES",
     "SERVER_NAME",
     "FETCH_APPROVAL_SECONDS",
+    "SELF_SERVICE_RECOVERY",
 ];
 const THROTTLE: &[&str] = &["MAX_FAILURES", "WINDOW_SECONDS", "LOCKOUT_SECONDS"];
 const ROOT: &str = "TCVAULT_ESCROWD";
@@ -504,6 +510,20 @@ impl Config {
             0,
         )?;
 
+        let self_service_recovery = match p.one(root, &kids, "SELF_SERVICE_RECOVERY", false)? {
+            None => true,
+            Some((v, _)) if v == "1" => true,
+            Some((v, _)) if v == "0" => false,
+            Some((v, line)) => {
+                return Err(invalid_at(
+                    path,
+                    line,
+                    "SELF_SERVICE_RECOVERY",
+                    format!("{v:?} is neither 0 nor 1"),
+                ));
+            }
+        };
+
         Ok(Config {
             listen: SocketAddr::new(ip, port),
             tls_certificate: resolve(&cert),
@@ -516,6 +536,7 @@ impl Config {
             max_body_bytes,
             server_name,
             fetch_approval: (fetch_approval > 0).then(|| Duration::from_secs(fetch_approval)),
+            self_service_recovery,
         })
     }
 
@@ -689,6 +710,9 @@ pub fn init_listen(
   <!-- Dual control: a packet fetch (a restore) needs another admin's approval, usable once
        within this many seconds. 0 = an admin alone may fetch. -->
   <FETCH_APPROVAL_SECONDS>0</FETCH_APPROVAL_SECONDS>
+  <!-- Users may fetch their own entries' recovery packets (`tcvault recover`): they open only
+       with the recovery passphrase the user gave at the deposit. 0 = only admins restore. -->
+  <SELF_SERVICE_RECOVERY>1</SELF_SERVICE_RECOVERY>
 </TCVAULT_ESCROWD>
 "#
     );

@@ -22,6 +22,7 @@
 //! | `POST /v1/session` | any user, with the password | 201 `{"token","user","expires_in"}`: a token that stands for the password on later requests until it expires (5 min), the password changes or the server restarts |
 //! | `POST /v1/deposits` | any user | deposit (below) |
 //! | `GET /v1/deposits` | any user | the caller's own entries `{"entries":[entry…]}` |
+//! | `GET /v1/deposits/{n}/recovery` | the entry's owner | `{"entry","packet"}`: the recovery packet (self-service recovery; 404 for anyone else, 409 `no_recovery`, 403 when `SELF_SERVICE_RECOVERY` is 0) |
 //! | `GET /v1/account` | any user | `{"user","admin","escrow_required"}`: the client asks before a deposit (`user require-escrow`) |
 //! | `POST /v1/deletion-requests` | owner (or admin) | `{"escrow_number":N,"reason":"…"}` → 201 `{"request_id","escrow_number","status":"pending"}` |
 //! | `GET /v1/admin/entries?salt=&fingerprint=&user=&from=&to=&number=&limit=` | admin | search → `{"entries":[entry…]}` (newest first, `limit` ≤ 1000, default 100; dates as Unix seconds or RFC 3339) |

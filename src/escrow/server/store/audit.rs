@@ -306,7 +306,8 @@ pub(super) fn key_of(tx: &mut dyn Tx) -> Result<Arc<AuditKey>, StoreError> {
 const USER_SELECT: &str = "SELECT USER_NAME, PASSWORD_HASH, USER_ADMIN, USER_EXPORT, \
                            USER_IMPORT, CREATED_AT, ESCROW_REQUIRED FROM \"USER\"";
 const ENTRY_SELECT: &str = "SELECT ESCROW_NUMBER, CREATED_AT, USER_NAME, VOLUME_FINGERPRINT, \
-                            AUTHORITY_FINGERPRINT, METADATA, PACKET, ORIGIN FROM ESCROW";
+                            AUTHORITY_FINGERPRINT, METADATA, PACKET, ORIGIN, RECOVERY_PACKET \
+                            FROM ESCROW";
 /// The columns of both request tables (deletions, fetches), which have the same shape.
 const REQUEST_COLUMNS: &str = "REQUEST_ID, ESCROW_NUMBER, REQUESTED_BY, REQUESTED_AT, REASON, \
                                STATUS, DECIDED_BY, DECIDED_AT";
@@ -368,6 +369,11 @@ fn entry_macs(
                 Some(Value::Bytes(b)) => b.as_slice(),
                 _ => return Err(StoreError::Corrupt { column: 6 }),
             };
+            let recovery_packet = match r.get(8) {
+                Some(Value::Bytes(b)) => Some(b.as_slice()),
+                Some(Value::Null) => None,
+                _ => return Err(StoreError::Corrupt { column: 8 }),
+            };
             let mac = entry_mac(
                 key,
                 &EntryColumns {
@@ -379,6 +385,7 @@ fn entry_macs(
                     metadata: &text(r, 5)?,
                     packet,
                     origin: &text(r, 7)?,
+                    recovery_packet,
                 },
                 salts.remove(&number).unwrap_or_default(),
             );
@@ -397,6 +404,8 @@ pub(super) struct EntryColumns<'a> {
     pub metadata: &'a str,
     pub packet: &'a [u8],
     pub origin: &'a str,
+    /// `RECOVERY_PACKET`, where set.
+    pub recovery_packet: Option<&'a [u8]>,
 }
 
 /// The MAC of an escrow entry holding `e` and the set of `salts` (in any order, without
@@ -419,6 +428,11 @@ pub(super) fn entry_mac(key: &AuditKey, e: &EntryColumns<'_>, mut salts: Vec<Str
     m.int(salts.len() as i64);
     for salt in &salts {
         m.text(salt);
+    }
+    // Added later: covered only where set, so the MACs of older rows stay valid.
+    if let Some(r) = e.recovery_packet {
+        m.text("recovery");
+        m.bytes(r);
     }
     m.finish()
 }

@@ -147,6 +147,9 @@ pub enum StoreError {
     /// Fetching this entry's packet needs a second admin's approval first (dual control).
     #[error("fetching the packet of escrow entry {0} needs another admin's approval first")]
     ApprovalNeeded(i64),
+    /// The entry was deposited without a recovery passphrase.
+    #[error("escrow entry {0} was deposited without a recovery passphrase")]
+    NoRecovery(i64),
     /// The audit key file cannot be read or written.
     #[error(
         "audit key {path}: {source} (`tcvault-escrowd init` creates it; <AUDIT_KEY> in the \
@@ -404,6 +407,15 @@ fn migrations(kind: BackendKind) -> Vec<(i64, Vec<String>)> {
                 ),
             ],
         ),
+        (
+            4,
+            vec![
+                // Self-service recovery: the newest packet the user deposited with a recovery
+                // passphrase (NULL: never), kept apart from PACKET, which a deposit without
+                // one replaces.
+                format!("ALTER TABLE ESCROW ADD COLUMN RECOVERY_PACKET {blob}"),
+            ],
+        ),
     ]
 }
 
@@ -487,6 +499,15 @@ pub struct NewEntry {
     pub created_at: Option<i64>,
     /// Where the entry came from (`local` or `import:<server>#<number>`).
     pub origin: String,
+    /// The packet has a recovery passphrase recipient ([`packet_has_recovery`]): it is kept
+    /// as the entry's recovery packet too.
+    pub recovery: bool,
+}
+
+/// Whether `packet` parses as an escrow packet with a recovery passphrase recipient. The
+/// server keeps packets opaque otherwise; one that does not parse has none.
+pub fn packet_has_recovery(packet: &[u8]) -> bool {
+    crate::escrow::client::packet::Packet::parse(packet).is_ok_and(|p| p.has_recovery())
 }
 
 /// An escrow entry without its packet.
@@ -508,6 +529,8 @@ pub struct EntrySummary {
     pub metadata: String,
     /// `local` or where it was imported from.
     pub origin: String,
+    /// Whether the user deposited it with a recovery passphrase (self-service recovery).
+    pub recovery: bool,
 }
 
 /// Search criteria; all given criteria must match.
@@ -708,7 +731,8 @@ fn append_audit(tx: &mut dyn Tx, ev: &AuditEvent, numbers: &[i64]) -> Result<(),
 }
 
 const ENTRY_COLUMNS: &str = "ESCROW_NUMBER, CREATED_AT, USER_NAME, VOLUME_FINGERPRINT, \
-                             AUTHORITY_FINGERPRINT, METADATA, ORIGIN";
+                             AUTHORITY_FINGERPRINT, METADATA, ORIGIN, \
+                             CAST(CASE WHEN RECOVERY_PACKET IS NULL THEN 0 ELSE 1 END AS BIGINT)";
 
 fn entry_from_row(tx: &mut dyn Tx, row: &Row) -> Result<EntrySummary, StoreError> {
     let number = int(row, 0)?;
@@ -728,6 +752,7 @@ fn entry_from_row(tx: &mut dyn Tx, row: &Row) -> Result<EntrySummary, StoreError
         authority_fingerprint: text(row, 4)?,
         metadata: text(row, 5)?,
         origin: text(row, 6)?,
+        recovery: int(row, 7)? == 1,
         salts,
     })
 }
@@ -765,6 +790,9 @@ fn insert_or_find(tx: &mut dyn Tx, e: &NewEntry) -> Result<DepositOutcome, Store
     if let Some(row) = rows.first() {
         let number = int(row, 0)?;
         add_salts(tx, number, &e.salts)?;
+        if e.recovery {
+            keep_as_recovery(tx, number)?;
+        }
         audit::created(tx, (audit::Table::Escrow, number.to_string()))?;
         return Ok(DepositOutcome {
             number,
@@ -773,6 +801,16 @@ fn insert_or_find(tx: &mut dyn Tx, e: &NewEntry) -> Result<DepositOutcome, Store
         });
     }
     merge_existing(tx, e)
+}
+
+/// Keeps the packet of entry `number` as its recovery packet too (its recipients include the
+/// user's recovery passphrase).
+fn keep_as_recovery(tx: &mut dyn Tx, number: i64) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE ESCROW SET RECOVERY_PACKET = PACKET WHERE ESCROW_NUMBER = ?",
+        &[number.into()],
+    )?;
+    Ok(())
 }
 
 /// The same user's existing entry for `e`'s volume fingerprint, with `e`'s new salts added
@@ -809,7 +847,9 @@ fn merge_existing(tx: &mut dyn Tx, e: &NewEntry) -> Result<DepositOutcome, Store
         .collect();
     // A deposit (not an import: `created_at` is its own date there, and an older bundle must not
     // undo a newer deposit) replaces the packet: the newest header is the one the volume and
-    // its later backups hold, and a restore proves an entry against exactly that header.
+    // its later backups hold, and a restore proves an entry against exactly that header. The
+    // recovery packet is replaced only by a deposit that has a recovery passphrase: one
+    // without (a mount that escrows again) must not take the user's recovery away.
     let newer_packet = e.created_at.is_none();
     if !new.is_empty() || newer_packet {
         // The salts and the packet are part of the entry's MAC.
@@ -826,6 +866,9 @@ fn merge_existing(tx: &mut dyn Tx, e: &NewEntry) -> Result<DepositOutcome, Store
                         outcome.number.into(),
                     ],
                 )?;
+                if e.recovery {
+                    keep_as_recovery(tx, outcome.number)?;
+                }
             }
             add_salts(tx, outcome.number, &new)
         })?;
@@ -938,6 +981,9 @@ fn deposit_rows(
     for ((entry, ev), salts) in batch.iter().zip(new_salts) {
         let out = match (salts, number_of(entry)) {
             (Some(salts), Some(number)) => {
+                if entry.recovery {
+                    keep_as_recovery(tx, number)?;
+                }
                 let created_at = entry.created_at.unwrap_or(now);
                 let columns = audit::EntryColumns {
                     number,
@@ -948,6 +994,7 @@ fn deposit_rows(
                     metadata: &entry.metadata,
                     packet: &entry.packet,
                     origin: &entry.origin,
+                    recovery_packet: entry.recovery.then_some(&entry.packet[..]),
                 };
                 audit::created_entry(tx, &columns, salts)?;
                 DepositOutcome {
@@ -1574,6 +1621,39 @@ impl Store {
         self.audited(ev, |tx| fetch_in(tx, number), |(e, _)| vec![e.number])
     }
 
+    /// Self-service recovery: the recovery packet of entry `number`, which `user` deposited
+    /// (audited). Another user's entry is answered as no entry at all.
+    ///
+    /// # Errors
+    /// [`StoreError::NoSuchEntry`] (none, or not `user`'s: not audited as a fetch),
+    /// [`StoreError::NoRecovery`], database errors.
+    pub fn fetch_recovery(
+        &self,
+        number: i64,
+        user: &str,
+        ev: &AuditEvent,
+    ) -> Result<(EntrySummary, Vec<u8>), StoreError> {
+        self.audited(
+            ev,
+            |tx| {
+                let rows = tx.query(
+                    &format!(
+                        "SELECT {ENTRY_COLUMNS}, RECOVERY_PACKET FROM ESCROW \
+                         WHERE ESCROW_NUMBER = ? AND USER_NAME = ?"
+                    ),
+                    &[number.into(), user.into()],
+                )?;
+                let row = rows.first().ok_or(StoreError::NoSuchEntry(number))?;
+                let packet = match row.get(8) {
+                    Some(Value::Bytes(b)) => b.clone(),
+                    _ => return Err(StoreError::NoRecovery(number)),
+                };
+                Ok((entry_from_row(tx, row)?, packet))
+            },
+            |(e, _)| vec![e.number],
+        )
+    }
+
     /// Under dual control: fetches entry `number` for `admin` with an approval of theirs that
     /// another admin gave at most `valid` ago, and marks that approval used (one fetch each).
     ///
@@ -1981,7 +2061,7 @@ fn fetch_in(tx: &mut dyn Tx, number: i64) -> Result<(EntrySummary, Vec<u8>), Sto
         &[number.into()],
     )?;
     let row = rows.first().ok_or(StoreError::NoSuchEntry(number))?;
-    let packet = bytes(row, 7)?;
+    let packet = bytes(row, 8)?;
     Ok((entry_from_row(tx, row)?, packet))
 }
 
