@@ -256,6 +256,8 @@ pub struct Options {
     pub fetch_approval: Option<std::time::Duration>,
     /// `SELF_SERVICE_RECOVERY` (default on).
     pub self_service_recovery: bool,
+    /// `<LDAP>` (default none).
+    pub ldap: Option<config::LdapConfig>,
 }
 
 impl Default for Options {
@@ -268,6 +270,7 @@ impl Default for Options {
             name: "escrow-a",
             fetch_approval: None,
             self_service_recovery: true,
+            ldap: None,
         }
     }
 }
@@ -301,6 +304,7 @@ pub async fn start(kind: Kind, opts: Options) -> Option<TestServer> {
     cfg.server_name = opts.name.to_owned();
     cfg.fetch_approval = opts.fetch_approval;
     cfg.self_service_recovery = opts.self_service_recovery;
+    cfg.ldap = opts.ldap;
     let cert_pem = std::fs::read(conf_dir.join("cert.pem")).expect("cert");
     Some(serve(cfg, cert_pem, db, dir).await)
 }

@@ -2162,3 +2162,55 @@ fn a_server_without_self_service_recovery_refuses_it() {
     );
     assert!(!audit_events(&env).iter().any(|e| e == "recovery_fetch"));
 }
+
+/// The whole workflow with directory accounts: a user of the LDAP directory escrows a volume
+/// with `tcvault create` (the server offers directory users no session: the client goes on with
+/// the password), a member of the directory's admin group restores it with `-R`, a plain
+/// directory user cannot.
+#[test]
+fn directory_users_escrow_and_a_directory_admin_restores() {
+    let Some(dir) = crate::ldap::slapd() else {
+        return;
+    };
+    let env = Env::start_opts(
+        authority(),
+        Options {
+            ldap: Some(crate::ldap::ldap_config(&dir, crate::ldap::template())),
+            ..Options::default()
+        },
+    );
+    for (user, pw) in [("lara", "lara pw"), ("ada", "ada pw")] {
+        std::fs::write(
+            env.path(&format!("{user}.creds")),
+            format!("{user}\n{pw}\n"),
+        )
+        .expect("creds");
+        std::fs::write(env.path(&format!("{user}.pw")), format!("{pw}\n")).expect("pw");
+    }
+    let (vol, out) = env.create("dir.tc", "pw one", Some("lara"));
+    assert!(
+        stderr(&out).contains("Escrowed the keys"),
+        "{}",
+        stderr(&out)
+    );
+    let n = escrow_number(&out);
+    let data = write_data(&vol, "pw one");
+    forget_password(&env, &vol, "pw one");
+
+    let out = env.restore("lara", &vol, Some(n), "reset pw");
+    assert!(
+        !out.status.success(),
+        "a directory user who is no admin cannot restore"
+    );
+    assert!(stderr(&out).contains("403"), "{}", stderr(&out));
+
+    let out = env.restore("ada", &vol, Some(n), "reset pw");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("escrowed by lara"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(read_data(&vol, "reset pw"), data);
+    env.assert_audit_intact();
+}

@@ -9,3 +9,4 @@ mod demo;
 mod escrow_client;
 mod escrowd;
 mod kill_test;
+mod ldap;

@@ -1,6 +1,7 @@
 //! The JSON API under `/v1/` (see the module docs of [`super`] for the request shapes).
 //!
-//! Authentication is HTTP Basic (network user name and password) on every request, over TLS.
+//! Authentication is HTTP Basic (network user name and password) on every request, over TLS,
+//! checked against the local user table, else (with `<LDAP>`) by the directory.
 //! Admin routes additionally need `USER_ADMIN` = 1 *and* a TCP peer address inside one of the
 //! `ADMIN_SUBNET_MASK` networks; export and import need their own rights and the same networks.
 
@@ -26,6 +27,7 @@ use super::authority::AuthorityKey;
 use super::batch::DepositQueue;
 use super::bundle::{self, BundleContent, BundleEntry, BundleError};
 use super::config::Config;
+use super::ldap::{Directory, DirectoryLogin};
 use super::store::{
     AuditEvent, EntrySummary, NewEntry, SearchQuery, Store, StoreError, UserRecord, now_unix,
     packet_has_recovery,
@@ -58,6 +60,8 @@ pub struct AppState {
     pub config: Config,
     /// Failed-login bookkeeping.
     pub throttle: Throttle,
+    /// The LDAP directory that checks the logins of user names not in the local table.
+    pub directory: Option<Directory>,
     /// The authority public key.
     pub authority: AuthorityKey,
     /// Password checks: the verified-credential cache, one Argon2id run per credential at a
@@ -242,6 +246,8 @@ pub struct Authed {
     peer: SocketAddr,
     /// Authenticated by a session token rather than the password.
     by_token: bool,
+    /// Authenticated by the LDAP directory (no local account).
+    by_directory: bool,
 }
 
 impl Authed {
@@ -309,7 +315,98 @@ async fn session_user(
         user,
         peer,
         by_token: true,
+        by_directory: false,
     })
+}
+
+/// A login of `name`, who has no local account, checked by the LDAP directory: throttled and
+/// audited as every login; the user is an admin when the directory says they are in the admin
+/// group. User names are kept in lower case, as the directory compares them.
+async fn directory_login(
+    parts: &Parts,
+    state: &Shared,
+    directory: &Directory,
+    peer: SocketAddr,
+    name: &str,
+    password: &SecretBytes,
+) -> Result<Authed, ApiError> {
+    let attempt = match state.throttle.begin(name, peer.ip()).await {
+        Ok(a) => a,
+        Err(wait) => {
+            let ev = AuditEvent::new(name, &peer.to_string(), "login_failure")
+                .detail("refused: too many failed logins");
+            blocking(state, move |s| s.record(&ev, &[])).await?;
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "throttled",
+                format!(
+                    "too many failed logins for this user or address; try again in {} s",
+                    wait.as_secs().max(1)
+                ),
+            );
+            e.retry_after = Some(wait);
+            return Err(e);
+        }
+    };
+    let refused = |detail: &'static str, message: &'static str| {
+        let ev = AuditEvent::new(name, &peer.to_string(), "login_failure").detail(detail);
+        (
+            ev,
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message),
+        )
+    };
+    let (ev, err) = match directory.login(name, password.expose()).await {
+        Ok(DirectoryLogin::Accepted { admin, .. }) => {
+            attempt.succeeded();
+            let user = UserRecord {
+                name: name.to_lowercase(),
+                password_hash: String::new(),
+                admin,
+                export: false,
+                import: false,
+                escrow_required: false,
+            };
+            if let Some(slot) = parts.extensions.get::<LogUser>()
+                && let Ok(mut g) = slot.0.lock()
+            {
+                *g = Some(user.name.clone());
+            }
+            return Ok(Authed {
+                user,
+                peer,
+                by_token: false,
+                by_directory: true,
+            });
+        }
+        Ok(DirectoryLogin::Refused) => {
+            attempt.failed();
+            refused(
+                "ldap: wrong user name or password",
+                "wrong user name or password",
+            )
+        }
+        Ok(DirectoryLogin::Disabled) => {
+            attempt.failed();
+            refused("ldap: account disabled", "this account is disabled")
+        }
+        Err(e) => {
+            // Counted as a failure: an outage must not open a way around the throttle.
+            attempt.failed();
+            log_line(&e.to_string());
+            let ev = AuditEvent::new(name, &peer.to_string(), "login_failure")
+                .detail("ldap: the directory cannot be reached");
+            (
+                ev,
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the directory that checks logins cannot be reached; try again later",
+                ),
+            )
+        }
+    };
+    blocking(state, move |s| s.record(&ev, &[])).await?;
+    Err(err)
 }
 
 /// `POST /v1/session`: a session token for the caller, who logged in with the password.
@@ -319,6 +416,16 @@ async fn open_session(State(state): State<Shared>, who: Authed) -> Result<Respon
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "a session is opened with the password (HTTP Basic), not with another session",
+        ));
+    }
+    if who.by_directory {
+        // The directory may disable the account or change its groups at any time: its users
+        // log in with each request.
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "sessions are for local accounts; a directory (LDAP) user sends the password with \
+             each request",
         ));
     }
     let token = state
@@ -367,6 +474,11 @@ impl FromRequestParts<Shared> for Authed {
         }
         let lookup = name.clone();
         let stored = blocking(state, move |s| s.user(&lookup)).await?;
+        if stored.is_none()
+            && let Some(directory) = &state.directory
+        {
+            return directory_login(parts, state, directory, peer, &name, &password).await;
+        }
         let hash = stored.as_ref().map(|u| u.password_hash.as_str());
         let login = state
             .verifier
@@ -403,6 +515,7 @@ impl FromRequestParts<Shared> for Authed {
                     user,
                     peer,
                     by_token: false,
+                    by_directory: false,
                 })
             }
             None => {

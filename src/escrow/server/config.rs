@@ -19,6 +19,17 @@
 //!   <SERVER_NAME>escrow1.example.org</SERVER_NAME>         <!-- optional, names exports -->
 //!   <FETCH_APPROVAL_SECONDS>3600</FETCH_APPROVAL_SECONDS>  <!-- optional: dual control -->
 //!   <SELF_SERVICE_RECOVERY>1</SELF_SERVICE_RECOVERY>      <!-- optional, this default -->
+//!   <LDAP>                                                 <!-- optional: directory logins -->
+//!     <URL>ldaps://ldap.example.org</URL>                  <!-- or ldap://… with STARTTLS 1 -->
+//!     <STARTTLS>0</STARTTLS>
+//!     <CA_CERTIFICATE>ldap-ca.pem</CA_CERTIFICATE>         <!-- required with TLS -->
+//!     <BIND_DN>uid={user},ou=people,dc=example,dc=org</BIND_DN>
+//!     <!-- or: <SEARCH_BASE>, <SEARCH_FILTER>(uid={user})</SEARCH_FILTER>, and optionally
+//!          <SEARCH_BIND_DN> with <SEARCH_BIND_PASSWORD_FILE> -->
+//!     <ENABLED_FILTER>(!(employeeType=disabled))</ENABLED_FILTER>   <!-- optional -->
+//!     <ADMIN_GROUP>cn=escrow-admins,ou=groups,dc=example,dc=org</ADMIN_GROUP> <!-- optional -->
+//!     <TIMEOUT_SECONDS>10</TIMEOUT_SECONDS>
+//!   </LDAP>
 //! </TCVAULT_ESCROWD>
 //! ```
 //!
@@ -38,6 +49,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
+
+pub use super::ldap::{LdapConfig, UserLookup};
 
 /// Login throttling: after `max_failures` failed logins within `window` for one user name or one
 /// peer address, further attempts for it are refused for `lockout`.
@@ -95,6 +108,8 @@ pub struct Config {
     pub fetch_approval: Option<Duration>,
     /// Users may fetch the recovery packets of their own entries (`SELF_SERVICE_RECOVERY`).
     pub self_service_recovery: bool,
+    /// LDAP / Active Directory logins for user names not in the local table (`<LDAP>`).
+    pub ldap: Option<LdapConfig>,
 }
 
 /// Configuration errors, each naming the file and, where there is one, the line.
@@ -180,6 +195,20 @@ const TOP: &[&str] = &[
     "SERVER_NAME",
     "FETCH_APPROVAL_SECONDS",
     "SELF_SERVICE_RECOVERY",
+    "LDAP",
+];
+const LDAP: &[&str] = &[
+    "URL",
+    "STARTTLS",
+    "CA_CERTIFICATE",
+    "BIND_DN",
+    "SEARCH_BASE",
+    "SEARCH_FILTER",
+    "SEARCH_BIND_DN",
+    "SEARCH_BIND_PASSWORD_FILE",
+    "ENABLED_FILTER",
+    "ADMIN_GROUP",
+    "TIMEOUT_SECONDS",
 ];
 const THROTTLE: &[&str] = &["MAX_FAILURES", "WINDOW_SECONDS", "LOCKOUT_SECONDS"];
 const ROOT: &str = "TCVAULT_ESCROWD";
@@ -524,6 +553,19 @@ impl Config {
             }
         };
 
+        let mut ldaps = kids.iter().filter(|k| k.tag_name().name() == "LDAP");
+        let first_ldap = ldaps.next().copied();
+        if let Some(second) = ldaps.next() {
+            return Err(ConfigError::Duplicate {
+                path: path.to_owned(),
+                line: p.line(*second),
+                element: "LDAP".to_owned(),
+            });
+        }
+        let ldap = first_ldap
+            .map(|node| parse_ldap(&p, node, &resolve))
+            .transpose()?;
+
         Ok(Config {
             listen: SocketAddr::new(ip, port),
             tls_certificate: resolve(&cert),
@@ -537,6 +579,7 @@ impl Config {
             server_name,
             fetch_approval: (fetch_approval > 0).then(|| Duration::from_secs(fetch_approval)),
             self_service_recovery,
+            ldap,
         })
     }
 
@@ -546,6 +589,121 @@ impl Config {
         let ip = ip.to_canonical();
         self.admin_networks.iter().any(|n| n.contains(&ip))
     }
+}
+
+/// The `<LDAP>` element.
+fn parse_ldap<'a, 'i>(
+    p: &Parser<'a, 'i>,
+    node: roxmltree::Node<'a, 'i>,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Result<LdapConfig, ConfigError> {
+    let kids = p.children(node, LDAP)?;
+    let get = |name: &str| p.one(node, &kids, name, false);
+    let flag = |name: &str| -> Result<bool, ConfigError> {
+        match get(name)? {
+            None => Ok(false),
+            Some((v, _)) if v == "1" => Ok(true),
+            Some((v, _)) if v == "0" => Ok(false),
+            Some((v, line)) => Err(invalid_at(
+                p.path,
+                line,
+                name,
+                format!("{v:?} is neither 0 nor 1"),
+            )),
+        }
+    };
+    let (url, url_line) = p.one(node, &kids, "URL", true)?.unwrap_or_default();
+    let starttls = flag("STARTTLS")?;
+    let tls = url.starts_with("ldaps://") || starttls;
+    let host = url
+        .strip_prefix("ldaps://")
+        .or_else(|| url.strip_prefix("ldap://"))
+        .ok_or_else(|| invalid_at(p.path, url_line, "URL", "use ldaps://HOST or ldap://HOST"))?;
+    let host = host.split('/').next().unwrap_or("");
+    let name = if let Some(v6) = host.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    let loopback = name == "localhost" || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if starttls && url.starts_with("ldaps://") {
+        return Err(invalid_at(
+            p.path,
+            url_line,
+            "STARTTLS",
+            "an ldaps:// URL is TLS already",
+        ));
+    }
+    if !tls && !loopback {
+        return Err(invalid_at(
+            p.path,
+            url_line,
+            "URL",
+            "passwords would cross the network in the clear: use ldaps:// or \
+             <STARTTLS>1</STARTTLS> (plain ldap:// only to a loopback address)",
+        ));
+    }
+    let ca_certificate = get("CA_CERTIFICATE")?.map(|(s, _)| resolve(&s));
+    if tls && ca_certificate.is_none() {
+        return Err(ConfigError::Missing {
+            path: p.path.to_owned(),
+            line: p.line(node),
+            parent: "LDAP".to_owned(),
+            element: "CA_CERTIFICATE".to_owned(),
+        });
+    }
+    let with_user = |name: &str, v: Option<(String, u32)>| -> Result<Option<String>, ConfigError> {
+        match v {
+            Some((s, line)) if !s.contains("{user}") => Err(invalid_at(
+                p.path,
+                line,
+                name,
+                "must contain {user}, where the user name goes",
+            )),
+            other => Ok(other.map(|(s, _)| s)),
+        }
+    };
+    let template = with_user("BIND_DN", get("BIND_DN")?)?;
+    let base = get("SEARCH_BASE")?;
+    let filter = with_user("SEARCH_FILTER", get("SEARCH_FILTER")?)?;
+    let bind_dn = get("SEARCH_BIND_DN")?;
+    let bind_pw = get("SEARCH_BIND_PASSWORD_FILE")?;
+    let lookup = match (template, base, filter) {
+        (Some(t), None, None) if bind_dn.is_none() && bind_pw.is_none() => UserLookup::Template(t),
+        (None, Some((base, _)), Some(filter)) => UserLookup::Search {
+            base,
+            filter,
+            bind: match (bind_dn, bind_pw) {
+                (None, None) => None,
+                (Some((dn, _)), Some((file, _))) => Some((dn, resolve(&file))),
+                _ => {
+                    return Err(p.invalid(
+                        node,
+                        "LDAP",
+                        "SEARCH_BIND_DN and SEARCH_BIND_PASSWORD_FILE go together",
+                    ));
+                }
+            },
+        },
+        _ => {
+            return Err(p.invalid(
+                node,
+                "LDAP",
+                "give BIND_DN (a template with {user}), or SEARCH_BASE with SEARCH_FILTER \
+                 (and optionally SEARCH_BIND_DN with SEARCH_BIND_PASSWORD_FILE)",
+            ));
+        }
+    };
+    let timeout = number(p.path, get("TIMEOUT_SECONDS")?, "TIMEOUT_SECONDS", 10u64, 1)?;
+    Ok(LdapConfig {
+        url,
+        starttls,
+        ca_certificate,
+        lookup,
+        enabled_filter: get("ENABLED_FILTER")?.map(|(s, _)| s),
+        admin_group: get("ADMIN_GROUP")?.map(|(s, _)| s),
+        timeout: Duration::from_secs(timeout),
+    })
 }
 
 /// `10.0.0.0/8`, `fd00::/8`, or a bare address (a /32 or /128).

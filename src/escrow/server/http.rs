@@ -1,6 +1,7 @@
 //! The HTTPS listener: TLS (rustls, ring provider) in front of HTTP/1.1 connections, the TCP
 //! peer address handed to the API, and a graceful stop that lets running requests finish.
 
+use super::ldap::{Directory, DirectoryError};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -49,6 +50,9 @@ pub enum ServerError {
     /// The database could not be opened or migrated.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The `<LDAP>` files (CA certificate, search account password) are unusable.
+    #[error("LDAP: {0}")]
+    Directory(#[from] DirectoryError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -111,6 +115,7 @@ impl Server {
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
         let tls = tls_config(&config.tls_certificate, &config.tls_key)?;
         let authority = AuthorityKey::load(&config.authority_public_key)?;
+        let directory = config.ldap.as_ref().map(Directory::new).transpose()?;
         let url = config.database_url.clone();
         let audit_key = config.audit_key.clone();
         let store = tokio::task::spawn_blocking(move || {
@@ -140,6 +145,7 @@ impl Server {
             verifier: Verifier::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
             deposits,
             sessions: Default::default(),
+            directory,
         });
         Ok(Server {
             listener,

@@ -14,6 +14,9 @@
 //! large, 429 throttled with `Retry-After`). Authenticated routes take HTTP Basic credentials
 //! (the network user name and password) on every request, or a session token
 //! (`Authorization: Bearer`, from `POST /v1/session`: [`auth::Sessions`]); TLS is mandatory.
+//! A user name missing from the local user table is checked by the LDAP directory where
+//! `<LDAP>` configures one ([`ldap`]; such users get no session: 503, and the client sends the
+//! password with each request).
 //!
 //! | Method and path | Who | What |
 //! |---|---|---|
@@ -104,6 +107,7 @@ pub mod batch;
 pub mod bundle;
 pub mod config;
 pub mod http;
+pub mod ldap;
 pub mod store;
 
 pub use config::{Config, ConfigError};
