@@ -258,6 +258,8 @@ pub struct Options {
     pub self_service_recovery: bool,
     /// `<LDAP>` (default none).
     pub ldap: Option<config::LdapConfig>,
+    /// `<UPSTREAM>` (default none).
+    pub upstream: Option<config::UpstreamConfig>,
 }
 
 impl Default for Options {
@@ -271,6 +273,7 @@ impl Default for Options {
             fetch_approval: None,
             self_service_recovery: true,
             ldap: None,
+            upstream: None,
         }
     }
 }
@@ -305,6 +308,7 @@ pub async fn start(kind: Kind, opts: Options) -> Option<TestServer> {
     cfg.fetch_approval = opts.fetch_approval;
     cfg.self_service_recovery = opts.self_service_recovery;
     cfg.ldap = opts.ldap;
+    cfg.upstream = opts.upstream;
     let cert_pem = std::fs::read(conf_dir.join("cert.pem")).expect("cert");
     Some(serve(cfg, cert_pem, db, dir).await)
 }
@@ -449,10 +453,36 @@ impl TestServer {
 
     /// Stops this server and starts a new one on the same database and configuration (another
     /// port), as after a restart of the service.
-    pub async fn restart(mut self) -> TestServer {
-        self.halt().await;
+    pub async fn restart(self) -> TestServer {
+        self.restart_at(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .await
+    }
+
+    /// As [`TestServer::restart`], listening on the same address again (servers that push
+    /// to it find it there).
+    pub async fn restart_in_place(self) -> TestServer {
+        let addr = self.addr;
+        self.restart_at(addr).await
+    }
+
+    /// A second server on this one's database and configuration, at once, on another port
+    /// (several servers sharing one PostgreSQL).
+    pub async fn twin(&self) -> TestServer {
         let mut cfg = self.config.clone();
         cfg.listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        serve(
+            cfg,
+            self.cert_pem.clone(),
+            self.db.clone(),
+            private_tempdir(),
+        )
+        .await
+    }
+
+    async fn restart_at(mut self, listen: SocketAddr) -> TestServer {
+        self.halt().await;
+        let mut cfg = self.config.clone();
+        cfg.listen = listen;
         let TestServer {
             cert_pem, db, _dir, ..
         } = self;

@@ -2671,3 +2671,263 @@ async fn recovery_packets_are_their_owners_alone_and_outlive_plain_deposits(kind
     );
     s.stop().await;
 }
+
+/// The number of audit rows of `event` in an SQLite server's database.
+async fn audit_count(s: &TestServer, event: &str) -> i64 {
+    let url = s.db.url();
+    let event = event.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let db = rusqlite::Connection::open(url.strip_prefix("sqlite:").expect("SQLite"))
+            .expect("open the database");
+        db.query_row(
+            "SELECT COUNT(*) FROM AUDIT WHERE EVENT = ?1",
+            [&event],
+            |r| r.get::<_, i64>(0),
+        )
+        .expect("count")
+    })
+    .await
+    .expect("count")
+}
+
+/// Polls `f` every 100 ms until it holds, for at most 30 s.
+async fn eventually<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    while !f().await {
+        assert!(std::time::Instant::now() < until, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A branch server pushes its entries to its upstream (`<UPSTREAM>`): they arrive with their
+/// salts and the very packets, so a restore there finds them; a push the upstream refuses is
+/// tried again later; restarts of either side lose and repeat nothing; a push sent again
+/// (the branch forgot it was acknowledged) stores nothing twice. Both audits stay intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_reach_the_upstream_once_whatever_restarts() {
+    let Some(hq) = start(
+        Kind::Sqlite,
+        Options {
+            name: "hq",
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        panic!("an SQLite server always starts");
+    };
+    // The branch's account there, at first without the import right.
+    hq.add_user("branch1", "branch1 pw", false, false, false)
+        .await;
+    hq.add_user("hqadmin", "hqadmin pw", true, false, false)
+        .await;
+    let dir = private_tempdir();
+    let ca = dir.path().join("hq-ca.pem");
+    std::fs::write(&ca, &hq.cert_pem).expect("ca");
+    let pw = dir.path().join("upstream.pw");
+    std::fs::write(&pw, "branch1 pw\n").expect("pw");
+    let Some(branch) = start(
+        Kind::Sqlite,
+        Options {
+            name: "branch",
+            upstream: Some(config::UpstreamConfig {
+                url: hq.url(""),
+                ca_certificate: ca.clone(),
+                user: "branch1".to_owned(),
+                password_file: pw.clone(),
+                interval: Duration::from_secs(1),
+            }),
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        panic!("an SQLite server always starts");
+    };
+    branch
+        .add_user("alice", "alice pw", false, false, false)
+        .await;
+    branch
+        .add_user("admin", "admin pw", true, false, false)
+        .await;
+    let salts: Vec<String> = (0..3).map(|_| random_hex(64)).collect();
+    let deposit = |i: usize| {
+        deposit_body(
+            &random_hex(32),
+            &[salts[i].clone()],
+            format!("packet {i}").as_bytes(),
+        )
+    };
+    for i in 0..2 {
+        let (st, v) = branch
+            .as_user("alice")
+            .post("/v1/deposits", &deposit(i))
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+    }
+    let found = |salt: &str| {
+        let path = format!("/v1/admin/entries?salt={salt}");
+        let hq = &hq;
+        async move {
+            let (st, v) = hq.get("hqadmin", "hqadmin pw", &path).await;
+            assert_eq!(st, StatusCode::OK, "{v}");
+            v["entries"].as_array().map_or(0, Vec::len)
+        }
+    };
+
+    // Refused (no import right): nothing arrives, and nothing is marked as pushed.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(found(&salts[0]).await, 0);
+    assert_eq!(audit_count(&branch, "upstream_push").await, 0);
+    hq.db
+        .store()
+        .await
+        .set_import("branch1", true, &AuditEvent::new("test", "local", "rights"))
+        .expect("grant import");
+    eventually("the first two entries arrive", || async {
+        found(&salts[0]).await == 1 && found(&salts[1]).await == 1
+    })
+    .await;
+
+    // What arrived is what the branch holds: user, salts, the packet itself.
+    let (_, there) = hq
+        .get(
+            "hqadmin",
+            "hqadmin pw",
+            &format!("/v1/admin/entries?salt={}", salts[1]),
+        )
+        .await;
+    let n_hq = there["entries"][0]["escrow_number"]
+        .as_i64()
+        .expect("number");
+    assert_eq!(there["entries"][0]["user"], "alice");
+    assert!(
+        there["entries"][0]["origin"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("import:branch#"),
+        "{there}"
+    );
+    let (_, fetched) = hq
+        .get(
+            "hqadmin",
+            "hqadmin pw",
+            &format!("/v1/admin/entries/{n_hq}"),
+        )
+        .await;
+    assert_eq!(
+        B64.decode(fetched["packet"].as_str().expect("packet"))
+            .expect("b64"),
+        b"packet 1"
+    );
+
+    // Both sides restart; the third entry still arrives, the first two are not sent again.
+    let pushes = audit_count(&branch, "upstream_push").await;
+    let hq = hq.restart_in_place().await;
+    let branch = branch.restart().await;
+    let (st, _) = branch
+        .as_user("alice")
+        .post("/v1/deposits", &deposit(2))
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let found = |salt: &str| {
+        let path = format!("/v1/admin/entries?salt={salt}");
+        let hq = &hq;
+        async move {
+            let (_, v) = hq.get("hqadmin", "hqadmin pw", &path).await;
+            v["entries"].as_array().map_or(0, Vec::len)
+        }
+    };
+    eventually("the third entry arrives after the restarts", || async {
+        found(&salts[2]).await == 1
+    })
+    .await;
+    let (_, all) = hq
+        .get("hqadmin", "hqadmin pw", "/v1/admin/entries?user=alice")
+        .await;
+    assert_eq!(all["entries"].as_array().map(Vec::len), Some(3), "{all}");
+    assert_eq!(
+        audit_count(&branch, "upstream_push").await,
+        pushes + 1,
+        "only the new entry"
+    );
+
+    // The branch forgets what was acknowledged (as if it died before recording it): all three
+    // go again, and the upstream keeps one of each.
+    branch
+        .db
+        .exec("UPDATE UPSTREAM_PUSH SET LAST_NUMBER = 0")
+        .await;
+    eventually("the repeated push is acknowledged", || async {
+        audit_count(&branch, "upstream_push").await == pushes + 2
+    })
+    .await;
+    let (_, all) = hq
+        .get("hqadmin", "hqadmin pw", "/v1/admin/entries?user=alice")
+        .await;
+    assert_eq!(
+        all["entries"].as_array().map(Vec::len),
+        Some(3),
+        "nothing twice: {all}"
+    );
+    assert!(hq.db.verify().await.problems.is_empty());
+    assert!(branch.db.verify().await.problems.is_empty());
+    branch.stop().await;
+    hq.stop().await;
+}
+
+/// Two servers on one PostgreSQL database at once share their entries: deposits made through
+/// both at the same time get distinct numbers, each server lists and fetches the other's, and
+/// the one audit chain stays intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_one_postgres_share_entries() {
+    let Some(a) = start(Kind::Postgres, Options::default()).await else {
+        return;
+    };
+    let b = a.twin().await;
+    a.add_user("alice", "alice pw", false, false, false).await;
+    a.add_user("admin", "admin pw", true, false, false).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        for s in [a.url(""), b.url("")] {
+            let client = a.client();
+            tasks.spawn(async move {
+                let r = client
+                    .post(format!("{s}/v1/deposits"))
+                    .basic_auth("alice", Some("alice pw"))
+                    .json(&deposit_body(
+                        &random_hex(32),
+                        &[random_hex(64)],
+                        format!("p{i}").as_bytes(),
+                    ))
+                    .send()
+                    .await
+                    .expect("deposit");
+                assert_eq!(r.status(), StatusCode::CREATED);
+                r.json::<Value>().await.expect("json")["escrow_number"]
+                    .as_i64()
+                    .expect("number")
+            });
+        }
+    }
+    let mut numbers = tasks.join_all().await;
+    numbers.sort_unstable();
+    numbers.dedup();
+    assert_eq!(numbers.len(), 40, "distinct numbers across both servers");
+    for s in [&a, &b] {
+        let (_, v) = s.as_user("alice").get("/v1/deposits").await;
+        assert_eq!(v["entries"].as_array().map(Vec::len), Some(40), "{v}");
+    }
+    let (st, v) = b
+        .as_user("admin")
+        .get(&format!("/v1/admin/entries/{}", numbers[0]))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(a.db.verify().await.problems.is_empty());
+    b.stop().await;
+    a.stop().await;
+}

@@ -25,11 +25,11 @@ use serde_json::Value as Json_;
 use super::auth::{Login, Sessions, Throttle, Verifier};
 use super::authority::AuthorityKey;
 use super::batch::DepositQueue;
-use super::bundle::{self, BundleContent, BundleEntry, BundleError};
+use super::bundle::{self, BundleContent, BundleError};
 use super::config::Config;
 use super::ldap::{Directory, DirectoryLogin};
 use super::store::{
-    AuditEvent, EntrySummary, NewEntry, SearchQuery, Store, StoreError, UserRecord, now_unix,
+    AuditEvent, EntrySummary, NewEntry, SearchQuery, Store, StoreError, UserRecord,
     packet_has_recovery,
 };
 use crate::escrow::wire::{
@@ -1093,23 +1093,7 @@ async fn export(
     let ev = who.event("export");
     let numbers = b.escrow_numbers.clone();
     let rows = blocking(&state, move |s| s.export(&numbers, &ev)).await?;
-    let content = BundleContent {
-        origin: state.config.server_name.clone(),
-        exported_at: now_unix(),
-        entries: rows
-            .iter()
-            .map(|(e, p)| BundleEntry {
-                source_number: e.number,
-                created_at: e.created_at,
-                user: e.user.clone(),
-                volume_fingerprint: e.volume_fingerprint.clone(),
-                salts: e.salts.clone(),
-                authority_fingerprint: e.authority_fingerprint.clone(),
-                metadata: serde_json::from_str(&e.metadata).unwrap_or(Json_::Null),
-                packet: B64.encode(p),
-            })
-            .collect(),
-    };
+    let content = BundleContent::of(&state.config.server_name, &rows);
     let count = content.entries.len();
     let sealed =
         tokio::task::spawn_blocking(move || bundle::encrypt(&content, b.bundle_password.expose()))

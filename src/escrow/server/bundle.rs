@@ -6,6 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+
+use super::store::{EntrySummary, now_unix};
 use crate::escrow::sealed::{self, Cost, Envelope, SealError};
 
 /// The bundle's `format` value.
@@ -52,6 +56,29 @@ pub struct BundleEntry {
     pub metadata: serde_json::Value,
     /// The packet, base64.
     pub packet: String,
+}
+
+impl BundleContent {
+    /// A bundle of `rows` (entries with their packets) from the server named `origin`, made now.
+    pub fn of(origin: &str, rows: &[(EntrySummary, Vec<u8>)]) -> BundleContent {
+        BundleContent {
+            origin: origin.to_owned(),
+            exported_at: now_unix(),
+            entries: rows
+                .iter()
+                .map(|(e, p)| BundleEntry {
+                    source_number: e.number,
+                    created_at: e.created_at,
+                    user: e.user.clone(),
+                    volume_fingerprint: e.volume_fingerprint.clone(),
+                    salts: e.salts.clone(),
+                    authority_fingerprint: e.authority_fingerprint.clone(),
+                    metadata: serde_json::from_str(&e.metadata).unwrap_or(serde_json::Value::Null),
+                    packet: B64.encode(p),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// What a bundle holds once opened.

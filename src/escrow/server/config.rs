@@ -30,6 +30,13 @@
 //!     <ADMIN_GROUP>cn=escrow-admins,ou=groups,dc=example,dc=org</ADMIN_GROUP> <!-- optional -->
 //!     <TIMEOUT_SECONDS>10</TIMEOUT_SECONDS>
 //!   </LDAP>
+//!   <UPSTREAM>                                             <!-- optional: push entries up -->
+//!     <URL>https://escrow-hq.example.org:8443</URL>
+//!     <CA_CERTIFICATE>hq-ca.pem</CA_CERTIFICATE>
+//!     <USER>branch-1</USER>                                <!-- import right there -->
+//!     <PASSWORD_FILE>upstream.pw</PASSWORD_FILE>
+//!     <INTERVAL_SECONDS>60</INTERVAL_SECONDS>
+//!   </UPSTREAM>
 //! </TCVAULT_ESCROWD>
 //! ```
 //!
@@ -51,6 +58,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 pub use super::ldap::{LdapConfig, UserLookup};
+pub use super::upstream::UpstreamConfig;
 
 /// Login throttling: after `max_failures` failed logins within `window` for one user name or one
 /// peer address, further attempts for it are refused for `lockout`.
@@ -110,6 +118,8 @@ pub struct Config {
     pub self_service_recovery: bool,
     /// LDAP / Active Directory logins for user names not in the local table (`<LDAP>`).
     pub ldap: Option<LdapConfig>,
+    /// The server new entries are pushed to (`<UPSTREAM>`).
+    pub upstream: Option<UpstreamConfig>,
 }
 
 /// Configuration errors, each naming the file and, where there is one, the line.
@@ -196,6 +206,14 @@ const TOP: &[&str] = &[
     "FETCH_APPROVAL_SECONDS",
     "SELF_SERVICE_RECOVERY",
     "LDAP",
+    "UPSTREAM",
+];
+const UPSTREAM: &[&str] = &[
+    "URL",
+    "CA_CERTIFICATE",
+    "USER",
+    "PASSWORD_FILE",
+    "INTERVAL_SECONDS",
 ];
 const LDAP: &[&str] = &[
     "URL",
@@ -565,6 +583,48 @@ impl Config {
         let ldap = first_ldap
             .map(|node| parse_ldap(&p, node, &resolve))
             .transpose()?;
+        let mut ups = kids.iter().filter(|k| k.tag_name().name() == "UPSTREAM");
+        let first_up = ups.next().copied();
+        if let Some(second) = ups.next() {
+            return Err(ConfigError::Duplicate {
+                path: path.to_owned(),
+                line: p.line(*second),
+                element: "UPSTREAM".to_owned(),
+            });
+        }
+        let upstream = match first_up {
+            None => None,
+            Some(node) => {
+                let uk = p.children(node, UPSTREAM)?;
+                let (url, line) = p.one(node, &uk, "URL", true)?.unwrap_or_default();
+                if !url.starts_with("https://") {
+                    return Err(invalid_at(
+                        path,
+                        line,
+                        "URL",
+                        "the upstream is an https:// URL",
+                    ));
+                }
+                let file = |name: &str| -> Result<PathBuf, ConfigError> {
+                    Ok(resolve(
+                        &p.one(node, &uk, name, true)?.unwrap_or_default().0,
+                    ))
+                };
+                Some(UpstreamConfig {
+                    url,
+                    ca_certificate: file("CA_CERTIFICATE")?,
+                    user: p.one(node, &uk, "USER", true)?.unwrap_or_default().0,
+                    password_file: file("PASSWORD_FILE")?,
+                    interval: Duration::from_secs(number(
+                        path,
+                        p.one(node, &uk, "INTERVAL_SECONDS", false)?,
+                        "INTERVAL_SECONDS",
+                        60u64,
+                        1,
+                    )?),
+                })
+            }
+        };
 
         Ok(Config {
             listen: SocketAddr::new(ip, port),
@@ -580,6 +640,7 @@ impl Config {
             fetch_approval: (fetch_approval > 0).then(|| Duration::from_secs(fetch_approval)),
             self_service_recovery,
             ldap,
+            upstream,
         })
     }
 

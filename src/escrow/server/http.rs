@@ -2,6 +2,7 @@
 //! peer address handed to the API, and a graceful stop that lets running requests finish.
 
 use super::ldap::{Directory, DirectoryError};
+use super::upstream::{Upstream, UpstreamConfig, UpstreamError};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -53,6 +54,9 @@ pub enum ServerError {
     /// The `<LDAP>` files (CA certificate, search account password) are unusable.
     #[error("LDAP: {0}")]
     Directory(#[from] DirectoryError),
+    /// The `<UPSTREAM>` files are unusable.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -116,6 +120,13 @@ impl Server {
         let tls = tls_config(&config.tls_certificate, &config.tls_key)?;
         let authority = AuthorityKey::load(&config.authority_public_key)?;
         let directory = config.ldap.as_ref().map(Directory::new).transpose()?;
+        if let Some(up) = config.upstream.clone() {
+            // Checked here, so that a wrong file stops the start; the pusher makes its own
+            // (its blocking HTTP client lives on its own thread).
+            tokio::task::spawn_blocking(move || Upstream::new(&up).map(drop))
+                .await
+                .map_err(|e| UpstreamError::Setup(format!("check failed: {e}")))??;
+        }
         let url = config.database_url.clone();
         let audit_key = config.audit_key.clone();
         let store = tokio::task::spawn_blocking(move || {
@@ -173,6 +184,12 @@ impl Server {
         let app = router(self.state.clone());
         let graceful = GracefulShutdown::new();
         log_line(&format!("listening on https://{}", self.local_addr));
+        let pusher = self
+            .state
+            .config
+            .upstream
+            .clone()
+            .map(|up| start_pusher(&self.state, up));
         tokio::pin!(shutdown);
         loop {
             let accepted = tokio::select! {
@@ -219,6 +236,10 @@ impl Server {
             });
         }
         drop(self.listener);
+        if let Some((stop, thread)) = pusher {
+            drop(stop);
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
         log_line("stopping: waiting for running requests");
         if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
             .await
@@ -228,4 +249,42 @@ impl Server {
         }
         log_line("stopped");
     }
+}
+
+/// Starts the thread that pushes entries to the upstream every interval (the first push one
+/// interval after the start); it stops when the returned sender is dropped, after the push
+/// under way.
+fn start_pusher(
+    state: &Arc<AppState>,
+    cfg: UpstreamConfig,
+) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let store = state.store.clone();
+    let name = state.config.server_name.clone();
+    let thread = std::thread::spawn(move || {
+        let up = match Upstream::new(&cfg) {
+            Ok(u) => u,
+            Err(e) => {
+                log_line(&format!("no pushes to the upstream: {e}"));
+                return;
+            }
+        };
+        log_line(&format!(
+            "pushing new entries to {} every {} s",
+            up.url(),
+            up.interval().as_secs()
+        ));
+        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            stopped.recv_timeout(up.interval())
+        {
+            match up.push_all(&store, &name) {
+                Ok(0) => {}
+                Ok(n) => log_line(&format!("pushed {n} entries to {}", up.url())),
+                Err(e) => log_line(&format!(
+                    "push to the upstream failed (tried again later): {e}"
+                )),
+            }
+        }
+    });
+    (stop, thread)
 }

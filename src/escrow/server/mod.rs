@@ -109,6 +109,7 @@ pub mod config;
 pub mod http;
 pub mod ldap;
 pub mod store;
+pub mod upstream;
 
 pub use config::{Config, ConfigError};
 pub use http::{Server, ServerError};

@@ -416,6 +416,14 @@ fn migrations(kind: BackendKind) -> Vec<(i64, Vec<String>)> {
                 format!("ALTER TABLE ESCROW ADD COLUMN RECOVERY_PACKET {blob}"),
             ],
         ),
+        (
+            5,
+            vec![
+                // `<UPSTREAM>`: per upstream URL, the newest escrow number it acknowledged.
+                "CREATE TABLE UPSTREAM_PUSH (UPSTREAM TEXT PRIMARY KEY, LAST_NUMBER BIGINT NOT NULL)"
+                    .to_owned(),
+            ],
+        ),
     ]
 }
 
@@ -1998,6 +2006,73 @@ impl Store {
             ev,
             |tx| numbers.iter().map(|n| fetch_in(tx, *n)).collect(),
             |v: &Vec<(EntrySummary, Vec<u8>)>| v.iter().map(|(e, _)| e.number).collect(),
+        )
+    }
+
+    /// Up to `limit` entries numbered after `after`, with their packets, in number order (what
+    /// a push to the upstream server sends; audited when the upstream acknowledged it, by
+    /// [`Store::record_push`]).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn entries_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(EntrySummary, Vec<u8>)>, StoreError> {
+        self.tx(|tx| {
+            let rows = tx.query(
+                &format!(
+                    "SELECT {ENTRY_COLUMNS}, PACKET FROM ESCROW WHERE ESCROW_NUMBER > ? \
+                     ORDER BY ESCROW_NUMBER LIMIT ?"
+                ),
+                &[after.into(), limit.into()],
+            )?;
+            rows.iter()
+                .map(|r| Ok((entry_from_row(tx, r)?, bytes(r, 8)?)))
+                .collect()
+        })
+    }
+
+    /// The newest escrow number `upstream` acknowledged (0: none yet).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn push_cursor(&self, upstream: &str) -> Result<i64, StoreError> {
+        self.tx(|tx| {
+            let rows = tx.query(
+                "SELECT LAST_NUMBER FROM UPSTREAM_PUSH WHERE UPSTREAM = ?",
+                &[upstream.into()],
+            )?;
+            rows.first().map_or(Ok(0), |r| int(r, 0))
+        })
+    }
+
+    /// Records that `upstream` acknowledged the entries `numbers` (the newest of them
+    /// `last`): the cursor moves forward (never back), and the push is audited.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn record_push(
+        &self,
+        upstream: &str,
+        last: i64,
+        numbers: &[i64],
+        ev: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        self.audited(
+            ev,
+            |tx| {
+                tx.execute(
+                    "INSERT INTO UPSTREAM_PUSH (UPSTREAM, LAST_NUMBER) VALUES (?, ?) \
+                     ON CONFLICT (UPSTREAM) DO UPDATE SET LAST_NUMBER = \
+                     CASE WHEN excluded.LAST_NUMBER > UPSTREAM_PUSH.LAST_NUMBER \
+                     THEN excluded.LAST_NUMBER ELSE UPSTREAM_PUSH.LAST_NUMBER END",
+                    &[upstream.into(), last.into()],
+                )?;
+                Ok(())
+            },
+            |()| numbers.to_vec(),
         )
     }
 
