@@ -1926,6 +1926,24 @@ fn the_client_presents_a_session_token_after_one_password_check() {
 }
 
 impl Env {
+    /// `tcvault create VOL` (1 MiB, password file `pw`) escrowed as alice with the recovery
+    /// passphrase file `passphrase`, no terminal.
+    fn create_recoverable(&self, vol: &Path, pw: &Path, passphrase: &Path) -> Output {
+        self.tcvault()
+            .arg("create")
+            .arg(vol)
+            .args(["--size", "1M", "--quick", "--pim", PIM, "--password-file"])
+            .arg(pw)
+            .arg("--escrow-config")
+            .arg(&self.config)
+            .args(["--escrow", "yes", "--escrow-credentials"])
+            .arg(self.path("alice.creds"))
+            .arg("--recovery-passphrase-file")
+            .arg(passphrase)
+            .output()
+            .expect("create")
+    }
+
     /// `tcvault recover TARGET` as `user` with the recovery passphrase file `passphrase`, the
     /// new password `new_pw` and `extra` arguments, no terminal.
     fn recover(
@@ -1969,20 +1987,7 @@ fn a_user_recovers_their_own_volume_with_the_recovery_passphrase() {
     let short = env.secret("short.pass", "eleven char");
     let vol = env.path("short.tc");
     let pw = env.secret("short.volpw", "pw short");
-    let out = env
-        .tcvault()
-        .arg("create")
-        .arg(&vol)
-        .args(["--size", "1M", "--quick", "--pim", PIM, "--password-file"])
-        .arg(&pw)
-        .arg("--escrow-config")
-        .arg(&env.config)
-        .args(["--escrow", "yes", "--escrow-credentials"])
-        .arg(env.path("alice.creds"))
-        .arg("--recovery-passphrase-file")
-        .arg(&short)
-        .output()
-        .expect("create");
+    let out = env.create_recoverable(&vol, &pw, &short);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("at least 12"), "{}", stderr(&out));
     assert!(!vol.exists(), "nothing was created");
@@ -1990,20 +1995,7 @@ fn a_user_recovers_their_own_volume_with_the_recovery_passphrase() {
     // Alice creates a volume, escrowed with a recovery passphrase.
     let vol = env.path("mine.tc");
     let pw = env.secret("mine.volpw", "pw one");
-    let out = env
-        .tcvault()
-        .arg("create")
-        .arg(&vol)
-        .args(["--size", "1M", "--quick", "--pim", PIM, "--password-file"])
-        .arg(&pw)
-        .arg("--escrow-config")
-        .arg(&env.config)
-        .args(["--escrow", "yes", "--escrow-credentials"])
-        .arg(env.path("alice.creds"))
-        .arg("--recovery-passphrase-file")
-        .arg(&passphrase)
-        .output()
-        .expect("create");
+    let out = env.create_recoverable(&vol, &pw, &passphrase);
     assert!(out.status.success(), "create: {}", stderr(&out));
     let n = escrow_number(&out);
     let data = write_data(&vol, "pw one");
@@ -2132,20 +2124,7 @@ fn a_server_without_self_service_recovery_refuses_it() {
     let passphrase = env.secret("recovery.pass", "a long recovery phrase");
     let vol = env.path("mine.tc");
     let pw = env.secret("mine.volpw", "pw one");
-    let out = env
-        .tcvault()
-        .arg("create")
-        .arg(&vol)
-        .args(["--size", "1M", "--quick", "--pim", PIM, "--password-file"])
-        .arg(&pw)
-        .arg("--escrow-config")
-        .arg(&env.config)
-        .args(["--escrow", "yes", "--escrow-credentials"])
-        .arg(env.path("alice.creds"))
-        .arg("--recovery-passphrase-file")
-        .arg(&passphrase)
-        .output()
-        .expect("create");
+    let out = env.create_recoverable(&vol, &pw, &passphrase);
     assert!(out.status.success(), "create: {}", stderr(&out));
     let before = std::fs::read(&vol).expect("read");
     let out = env.recover("alice", &vol, &passphrase, "reset pw", &[]);

@@ -319,6 +319,26 @@ async fn session_user(
     })
 }
 
+/// A login of `name` refused for `wait` by the throttle, audited (a failure to audit it is
+/// the answer then).
+async fn throttled(state: &Shared, name: &str, peer: SocketAddr, wait: Duration) -> ApiError {
+    let ev = AuditEvent::new(name, &peer.to_string(), "login_failure")
+        .detail("refused: too many failed logins");
+    if let Err(e) = blocking(state, move |s| s.record(&ev, &[])).await {
+        return e;
+    }
+    let mut e = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "throttled",
+        format!(
+            "too many failed logins for this user or address; try again in {} s",
+            wait.as_secs().max(1)
+        ),
+    );
+    e.retry_after = Some(wait);
+    e
+}
+
 /// A login of `name`, who has no local account, checked by the LDAP directory: throttled and
 /// audited as every login; the user is an admin when the directory says they are in the admin
 /// group. User names are kept in lower case, as the directory compares them.
@@ -332,21 +352,7 @@ async fn directory_login(
 ) -> Result<Authed, ApiError> {
     let attempt = match state.throttle.begin(name, peer.ip()).await {
         Ok(a) => a,
-        Err(wait) => {
-            let ev = AuditEvent::new(name, &peer.to_string(), "login_failure")
-                .detail("refused: too many failed logins");
-            blocking(state, move |s| s.record(&ev, &[])).await?;
-            let mut e = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "throttled",
-                format!(
-                    "too many failed logins for this user or address; try again in {} s",
-                    wait.as_secs().max(1)
-                ),
-            );
-            e.retry_after = Some(wait);
-            return Err(e);
-        }
+        Err(wait) => return Err(throttled(state, name, peer, wait).await),
     };
     let refused = |detail: &'static str, message: &'static str| {
         let ev = AuditEvent::new(name, &peer.to_string(), "login_failure").detail(detail);
@@ -488,21 +494,7 @@ impl FromRequestParts<Shared> for Authed {
         let user = match login {
             Login::Accepted => stored,
             Login::Refused => None,
-            Login::Throttled(wait) => {
-                let ev = AuditEvent::new(&name, &peer.to_string(), "login_failure")
-                    .detail("refused: too many failed logins");
-                blocking(state, move |s| s.record(&ev, &[])).await?;
-                let mut e = ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "throttled",
-                    format!(
-                        "too many failed logins for this user or address; try again in {} s",
-                        wait.as_secs().max(1)
-                    ),
-                );
-                e.retry_after = Some(wait);
-                return Err(e);
-            }
+            Login::Throttled(wait) => return Err(throttled(state, &name, peer, wait).await),
         };
         match user {
             Some(user) => {
