@@ -336,11 +336,15 @@ fn make_cases(dir: &Path) -> Vec<Case> {
             .arg("restore-header")
             .arg("--file")
             .arg(&backup)
+            .arg("--keep-old-header")
+            .arg(dir.join("vc-restored.old-headers"))
             .args(restored.unlock_args(dir))
             .arg(&vol),
     );
     fs::remove_file(&other_pw).expect("cannot write the guest disk's files");
-    fs::remove_file(&backup).expect("cannot write the guest disk's files");
+    for file in [backup, dir.join("vc-restored.old-headers")] {
+        fs::remove_file(file).expect("cannot write the guest disk's files");
+    }
     cases.push(restored);
     cases
 }
